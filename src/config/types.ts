@@ -1,0 +1,91 @@
+/*
+ * config/types.ts - the shape of a validated configuration.
+ *
+ * Exports: Config and its parts, Action, HandoffMode, ProxyIn, HostPort.
+ * Durations are milliseconds (numbers) once validated; the YAML spells them
+ * as "6s", "300ms", "1d". The defaults, units and docs of every key live in
+ * config/schema.ts; this file is only the contract other rooms compile against.
+ */
+
+/** What to do with a client that fails a test (postscreen's three actions). */
+export type Action = 'ignore' | 'enforce' | 'drop';
+
+/** How the backend learns the real client address. */
+export type HandoffMode = 'xclient' | 'proxy-v1' | 'proxy-v2' | 'none';
+
+/** Which PROXY protocol a listener expects from its (trusted) upstream. */
+export type ProxyIn = 'none' | 'v1' | 'v2' | 'any';
+
+export interface HostPort {
+  /** Literal IP address (IPv4 or IPv6, no brackets), or "sink" for the built-in sink backend. */
+  host: string;
+  port: number;
+}
+
+export interface ListenConfig {
+  address: HostPort;
+  /** PROXY protocol expected on this listener; 'none' means clients connect directly. */
+  proxy_protocol: ProxyIn;
+  /** CIDRs allowed to send a PROXY header; others are closed. */
+  trusted_proxies: string[];
+}
+
+export interface Config {
+  /** Name in the 220 banner and in replies. */
+  hostname: string;
+  /** Text after the hostname in the banner, default "ESMTP". */
+  banner: string;
+  listen: ListenConfig[];
+  limits: {
+    /** Global connection limit (postscreen: process_limit / max_connections). */
+    max_connections: number;
+    /** Per-client-address concurrent connections; 0 = unlimited. */
+    max_per_client: number;
+    /** listen(2) backlog. */
+    backlog: number;
+    /** Time allowed to receive a PROXY header. */
+    proxy_timeout: number;
+  };
+  access: {
+    /** Path of the access list file, or null for none. */
+    list: string | null;
+    /** Action for a `reject` entry (postscreen_denylist_action). */
+    action: Action;
+  };
+  pregreet: {
+    enable: boolean;
+    /** postscreen_greet_wait. */
+    wait: number;
+    action: Action;
+    /** How long a pass is remembered (postscreen_greet_ttl). */
+    ttl: number;
+  };
+  dummy: {
+    /** Total time to receive one command (postscreen_command_time_limit). */
+    command_time_limit: number;
+    /** Commands per dummy session (postscreen_command_count_limit). */
+    command_count_limit: number;
+    /** Longest accepted command line in bytes, CRLF included (line_length_limit). */
+    line_length_limit: number;
+  };
+  cache: {
+    /** Entries held in memory (LRU). */
+    max_entries: number;
+    /** Snapshot file for restarts, or null. */
+    snapshot: string | null;
+    /** Snapshot interval. */
+    snapshot_interval: number;
+  };
+  backend: {
+    address: HostPort;
+    handoff: HandoffMode;
+    connect_timeout: number;
+    handshake_timeout: number;
+  };
+  /** Time proxied sessions get to finish after SIGTERM. */
+  drain_timeout: number;
+  log: {
+    format: 'json' | 'postscreen';
+    level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  };
+}

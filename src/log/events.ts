@@ -1,0 +1,43 @@
+/*
+ * log/events.ts - the names of every log event: the monitoring interface.
+ *
+ * Exports: EV (event name constants), EventName.
+ * Every decision is one pino line with `event` set to one of these, plus
+ * `client` and `port` when a client is involved. The README's log event
+ * reference lists each with a "Translation:" line; keep both in step.
+ */
+export const EV = {
+  // Lifecycle of the process
+  STARTED: 'STARTED',          // fields: listen[], backend, handoff, pid
+  STOPPING: 'STOPPING',        // fields: signal, open (sessions still open), drain_ms
+  STOPPED: 'STOPPED',          // fields: forced (sessions cut at drain timeout)
+  ACCEPT_ERROR: 'ACCEPT ERROR',// fields: code (EMFILE, ENFILE, ...), listener; accept loop goes on
+  CONFIG_ERROR: 'CONFIG ERROR',// fields: key, value, message
+  // One connection
+  CONNECT: 'CONNECT',                  // client, port, local, local_port
+  ALL_PORTS_BUSY: 'ALL PORTS BUSY',    // client, port, count
+  TOO_MANY_CONNECTIONS: 'TOO MANY CONNECTIONS', // client, port, count
+  PROXY_FAIL: 'PROXY FAIL',            // peer, reason (malformed, timeout, untrusted)
+  ALLOWLISTED: 'ALLOWLISTED',          // client, port, entry
+  DENYLISTED: 'DENYLISTED',            // client, port, entry, action
+  PASS_OLD: 'PASS OLD',
+  PASS_NEW: 'PASS NEW',
+  PREGREET: 'PREGREET',                // bytes, after_ms, sample (escaped), action
+  HANGUP: 'HANGUP',                    // after_ms, phase
+  DNSBL: 'DNSBL',
+  COMMAND_PIPELINING: 'COMMAND PIPELINING',
+  NON_SMTP_COMMAND: 'NON-SMTP COMMAND',
+  BARE_NEWLINE: 'BARE NEWLINE',
+  COMMAND_TIME_LIMIT: 'COMMAND TIME LIMIT',
+  COMMAND_COUNT_LIMIT: 'COMMAND COUNT LIMIT',
+  COMMAND_LENGTH_LIMIT: 'COMMAND LENGTH LIMIT',
+  GREYLIST: 'GREYLIST',
+  NOQUEUE: 'NOQUEUE',                  // reply, helo, from, to, reason
+  HANDOFF: 'HANDOFF',                  // backend, mode, verdict
+  BACKEND_FAIL: 'BACKEND FAIL',        // backend, stage (connect, handshake, xclient), reason
+  DISCONNECT: 'DISCONNECT',            // duration_ms, bytes_in, bytes_out, phase
+  STRESS: 'STRESS',
+  CACHE: 'CACHE',                      // op (load, save, error), entries, file
+} as const;
+
+export type EventName = (typeof EV)[keyof typeof EV];
