@@ -9,6 +9,7 @@
 export const EV = {
   // Lifecycle of the process
   STARTED: 'STARTED',          // fields: listen[], backend, handoff, pid
+  START_FAILED: 'START FAILED',// fields: code, message (a port in use, an unreadable access list)
   STOPPING: 'STOPPING',        // fields: signal, open (sessions still open), drain_ms
   STOPPED: 'STOPPED',          // fields: forced (sessions cut at drain timeout)
   ACCEPT_ERROR: 'ACCEPT ERROR',// fields: code (EMFILE, ENFILE, ...), listener; accept loop goes on

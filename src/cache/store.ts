@@ -1,0 +1,54 @@
+/*
+ * cache/store.ts - the verdict store contract and its versioned record codec.
+ *
+ * Exports: VerdictRecord, VerdictStore, newRecord(), encodeRecord(), decodeRecord(),
+ *          allPassed().
+ * A record is one pass-until time (epoch ms, 0 = none) per row of session/flags.ts.
+ * Text form (snapshot file, later Redis): "1:<t0>;<t1>;..." where 1 is the
+ * version; fewer fields than rows read as 0 (postscreen's psc_parse_tests does
+ * the same), more fields than rows are ignored (a newer writer).
+ */
+import { TEST_COUNT } from '../session/flags.js';
+import { ScreenError } from '../util/errors.js';
+
+export type VerdictRecord = Float64Array;
+
+export interface VerdictStore {
+  /** Synchronous read of the memory tier; undefined when the client is unknown. */
+  get(client: string): VerdictRecord | undefined;
+  set(client: string, rec: VerdictRecord): void;
+  delete(client: string): void;
+  readonly size: number;
+  entries(): IterableIterator<[string, VerdictRecord]>;
+}
+
+export function newRecord(): VerdictRecord {
+  return new Float64Array(TEST_COUNT);
+}
+
+export function encodeRecord(rec: VerdictRecord): string {
+  let s = '1:';
+  for (let i = 0; i < rec.length; i++) {
+    if (i > 0) s += ';';
+    s += rec[i] === 0 ? '0' : String(rec[i]);
+  }
+  return s;
+}
+
+export function decodeRecord(text: string): VerdictRecord {
+  if (!text.startsWith('1:')) throw new ScreenError('SCR_ERR_CACHE', `unknown cache record version in "${text.slice(0, 20)}"`, { value: text.slice(0, 40) });
+  const rec = newRecord();
+  const fields = text.slice(2).split(';');
+  for (let i = 0; i < TEST_COUNT && i < fields.length; i++) {
+    const f = fields[i] as string;
+    if (!/^\d{1,15}$/.test(f)) throw new ScreenError('SCR_ERR_CACHE', `bad cache record field ${i} "${f.slice(0, 20)}"`, { value: text.slice(0, 40) });
+    rec[i] = Number(f);
+  }
+  return rec;
+}
+
+/** True when every test in `enabled` (indexes) has a pass that has not expired at `now`. */
+export function allPassed(rec: VerdictRecord, enabled: readonly number[], now: number): boolean {
+  for (const i of enabled) if (!((rec[i] ?? 0) > now)) return false;
+  return enabled.length > 0;
+}

@@ -1,0 +1,109 @@
+/*
+ * checks/access.ts - permanent CIDR allow/deny list (postscreen_access_list).
+ *
+ * Exports:
+ *   AccessAction                        'permit' | 'reject' | 'dunno'
+ *   AccessMatch                         { action, entry (CIDR as written), line }
+ *   AccessList                          match(addr), size, source
+ *   parseAccessList(text, source?)      parse list text; throws ScreenError SCR_ERR_ACCESS_LIST
+ *   loadAccessList(path)                read a file synchronously (config time) and parse it
+ *
+ * Format: one `CIDR ACTION` per line, ACTION permit|reject|dunno (any case), `#` starts a
+ * comment (whole line or trailing), blank lines ignored, fields separated by spaces or tabs.
+ * First match wins over all entries (IPv4 and IPv6), as in postscreen: `dunno` stops the search
+ * with no verdict, so it shadows every later entry that would match the same client.
+ * Pure: parse and match only, no sockets, no logging.
+ */
+import { readFileSync } from 'node:fs';
+import { CidrMatcher, parseCidr, type Cidr, type ParsedAddress } from '../net/cidr.js';
+import { ScreenError } from '../util/errors.js';
+
+export type AccessAction = 'permit' | 'reject' | 'dunno';
+
+export interface AccessMatch {
+  readonly action: AccessAction;
+  /** The CIDR text as written in the list. */
+  readonly entry: string;
+  /** 1-based line number in the source. */
+  readonly line: number;
+}
+
+const ACTIONS: ReadonlyMap<string, AccessAction> = new Map([
+  ['permit', 'permit'],
+  ['reject', 'reject'],
+  ['dunno', 'dunno'],
+]);
+
+/** A parsed access list. Lookups allocate nothing; matches are shared frozen records. */
+export class AccessList {
+  readonly #matcher: CidrMatcher<AccessMatch>;
+  /** Where the list came from (file path or '<inline>'), for log fields. */
+  readonly source: string;
+
+  constructor(source: string, matcher: CidrMatcher<AccessMatch>) {
+    this.source = source;
+    this.#matcher = matcher;
+  }
+
+  /** The first entry containing addr, or undefined (also for text that is not an address). */
+  match(addr: string | ParsedAddress): AccessMatch | undefined {
+    return this.#matcher.match(addr);
+  }
+
+  /** Number of entries. */
+  get size(): number {
+    return this.#matcher.size;
+  }
+}
+
+function listError(source: string, line: number, value: string, why: string): ScreenError {
+  return new ScreenError('SCR_ERR_ACCESS_LIST', `${source}:${line}: ${why}`, { file: source, line, value });
+}
+
+/** Parses access list text. Errors name the source, the line and the offending text. */
+export function parseAccessList(text: string, source = '<inline>'): AccessList {
+  const matcher = new CidrMatcher<AccessMatch>();
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    let raw = lines[i] ?? '';
+    if (raw.endsWith('\r')) raw = raw.slice(0, -1);
+    const hash = raw.indexOf('#');
+    const body = (hash >= 0 ? raw.slice(0, hash) : raw).replace(/^[ \t]+|[ \t]+$/g, '');
+    if (body === '') continue;
+    const fields = body.split(/[ \t]+/);
+    const cidrText = fields[0] ?? '';
+    if (fields.length !== 2) {
+      throw listError(source, lineNo, body,
+        `expected "CIDR ACTION" (ACTION permit, reject or dunno), got "${body}"`);
+    }
+    const actionText = fields[1] ?? '';
+    const action = ACTIONS.get(actionText.toLowerCase());
+    if (action === undefined) {
+      throw listError(source, lineNo, actionText,
+        `unknown action "${actionText}" for "${cidrText}"; use permit, reject or dunno`);
+    }
+    let cidr: Cidr;
+    try {
+      cidr = parseCidr(cidrText);
+    } catch (err) {
+      const why = err instanceof ScreenError ? err.message : String(err);
+      throw listError(source, lineNo, cidrText, why);
+    }
+    matcher.add(cidr, Object.freeze({ action, entry: cidrText, line: lineNo }));
+  }
+  return new AccessList(source, matcher);
+}
+
+/** Reads and parses an access list file (synchronously: config time only). */
+export function loadAccessList(path: string): AccessList {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    throw new ScreenError('SCR_ERR_ACCESS_LIST', `${path}: cannot read access list (${code})`,
+      { file: path, value: path, cause: code });
+  }
+  return parseAccessList(text, path);
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+/*
+ * cli.ts - the `smtpscreen` command: run | check-config | demo | help | version.
+ *
+ * Exports: main().
+ * Exit codes: 0 ok; 1 bad configuration or usage (the message names the key
+ * or flag and the value); 2 start-up failure (a port in use, an unreadable
+ * access list). SIGTERM/SIGINT: stop accepting, drain, exit 0. 
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, helpText } from './cli/args.js';
+import { applyOverrides, formatConfig, loadConfig } from './config/load.js';
+import type { Config } from './config/types.js';
+import { createLogger } from './log/logger.js';
+import { EV } from './log/events.js';
+import { startScreener } from './server/screener.js';
+import { runDemo } from './demo.js';
+import { ScreenError } from './util/errors.js';
+
+function version(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const p of [join(here, '..', '..', 'package.json'), join(here, '..', 'package.json')]) {
+    try {
+      return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
+    } catch {
+      /* try the next layout */
+    }
+  }
+  return 'unknown';
+}
+
+function configFrom(file: string | undefined, overrides: Parameters<typeof applyOverrides>[1]): Config {
+  return applyOverrides(loadConfig(file), overrides);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    if (err instanceof ScreenError) {
+      process.stderr.write(`smtpscreen: ${err.message}\n${'\n'}Try 'smtpscreen --help'.\n`);
+      return 1;
+    }
+    throw err;
+  }
+  switch (args.command) {
+    case 'help':
+      process.stdout.write(helpText());
+      return 0;
+    case 'version':
+      process.stdout.write(`smtpscreen ${version()}\n`);
+      return 0;
+    case 'check-config': {
+      let cfg: Config;
+      try {
+        cfg = configFrom(args.config, args.overrides);
+      } catch (err) {
+        if (err instanceof ScreenError) {
+          process.stderr.write(`smtpscreen: ${err.message}\n`);
+          return 1;
+        }
+        throw err;
+      }
+      process.stdout.write(formatConfig(cfg));
+      return 0;
+    }
+    case 'demo': {
+      const cfg = configFrom(args.config, args.overrides);
+      await runDemo(cfg, { zombies: 300, hangups: 50, clients: 100, greetWaitMs: 1000, out: (l) => process.stdout.write(l + '\n') });
+      return 0;
+    }
+    case 'run':
+      return run(args.config, args.overrides);
+  }
+}
+
+async function run(file: string | undefined, overrides: Parameters<typeof applyOverrides>[1]): Promise<number> {
+  let cfg: Config;
+  try {
+    cfg = configFrom(file, overrides);
+  } catch (err) {
+    if (err instanceof ScreenError) {
+      process.stderr.write(`smtpscreen: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const logger = createLogger({ format: cfg.log.format, level: cfg.log.level });
+  let scr;
+  try {
+    scr = await startScreener(cfg, { logger });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const code = err instanceof ScreenError ? err.code : e.code;
+    logger.fatal({ event: EV.START_FAILED, code, message: e.message });
+    logger.flush();
+    process.stderr.write(`smtpscreen: cannot start: ${e.message}\n`);
+    return 2;
+  }
+  return new Promise<number>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      void scr.close(undefined, signal).then(() => {
+        logger.flush();
+        resolve(0);
+      });
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
+
+const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1]);
+if (isMain) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+      if (code === 0 || code === 1) setImmediate(() => process.exit(code));
+    },
+    (err: unknown) => {
+      process.stderr.write(`smtpscreen: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(2);
+    },
+  );
+}

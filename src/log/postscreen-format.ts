@@ -1,0 +1,181 @@
+/*
+ * log/postscreen-format.ts - log events -> postscreen(8) syslog message text.
+ *
+ * Exports: formatPostscreen(ev), formatDelay(ms).
+ * The text is what postscreen puts after "postscreen[pid]: ", so that
+ * fail2ban filters and log summarisers written for postscreen keep matching:
+ *   CONNECT from [192.0.2.1]:5678 to [127.0.0.1]:25
+ *   PREGREET 11 after 0.21 from [192.0.2.1]:5678: EHLO foo\r\n
+ *   HANGUP after 2.1 from [192.0.2.1]:5678 in tests after SMTP handshake
+ *   NOQUEUE: reject: RCPT from [192.0.2.1]:5678: 550 5.7.1 ...; from=<a>, to=<b>, proto=ESMTP, helo=<h>
+ * Events postscreen has no line for (HANDOFF, BACKEND FAIL, ...) get a line in
+ * the same spirit; an unknown event gets "NAME key=value ...". A missing field
+ * never throws: it renders as "unknown" (addresses) or is left out.
+ * Client text arrives escaped (smtp/escape.ts); as a last guard any raw
+ * control character left is shown as '?', like Postfix's printable().
+ */
+import { EV } from './events.js';
+
+type Ev = Record<string, unknown>;
+
+/** Fields that belong to the log record, not to the event. */
+const RECORD_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'event', 'v']);
+
+function str(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return JSON.stringify(v);
+}
+
+function num(v: unknown): number | undefined {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** `[addr]:port`, as postscreen's PSC_CLIENT_ADDR_PORT. */
+function addr(host: unknown, port: unknown): string {
+  return `[${str(host) ?? 'unknown'}]:${str(port) ?? 'unknown'}`;
+}
+
+/**
+ * formatDelay - elapsed time as postscreen prints it: two significant digits,
+ * at most three decimals, no trailing zeros ("0.21", "2.1", "17", "0.005").
+ */
+export function formatDelay(ms: number): string {
+  if (!Number.isFinite(ms) || ms <= 0) return '0';
+  if (ms >= 10_000) return String(Math.round(ms / 1000));
+  const decimals = ms >= 1000 ? 1 : ms >= 100 ? 2 : 3;
+  const s = (ms / 1000).toFixed(decimals);
+  return s.includes('.') ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
+}
+
+function after(ev: Ev): string {
+  const ms = num(ev['after_ms']);
+  return ms === undefined ? 'unknown' : formatDelay(ms);
+}
+
+// Our phase names -> postscreen's test group names in HANGUP lines.
+const PHASE_TEXT: Readonly<Record<string, string>> = {
+  early: 'tests before SMTP handshake',
+  pregreet: 'tests before SMTP handshake',
+  greet: 'tests before SMTP handshake',
+  dnsbl: 'tests before SMTP handshake',
+  deep: 'tests after SMTP handshake',
+  dummy: 'tests after SMTP handshake',
+  smtp: 'tests after SMTP handshake',
+};
+
+function kv(ev: Ev, skip: ReadonlySet<string> = RECORD_FIELDS): string {
+  let out = '';
+  for (const [k, v] of Object.entries(ev)) {
+    if (skip.has(k) || v === undefined) continue;
+    let s = str(v) ?? 'null';
+    if (s === '' || /[\s"=]/.test(s)) s = JSON.stringify(s);
+    out += ` ${k}=${s}`;
+  }
+  return out;
+}
+
+/** ` after CMD` when the phase (last command) is known. */
+function afterCmd(ev: Ev): string {
+  const p = str(ev['phase']);
+  return p !== undefined ? ` after ${p}` : '';
+}
+
+/** `: sample` when there is one. */
+function sample(ev: Ev): string {
+  const s = str(ev['sample']);
+  return s !== undefined ? `: ${s}` : '';
+}
+
+/** The Postfix smtpd "whatsup" tail: "; from=<a>, to=<b>, proto=ESMTP, helo=<h>" with what is known. */
+function envelope(ev: Ev): string {
+  const parts: string[] = [];
+  const from = str(ev['from']);
+  const to = str(ev['to']);
+  const helo = str(ev['helo']);
+  if (from !== undefined) parts.push(`from=<${from}>`);
+  if (to !== undefined) parts.push(`to=<${to}>`);
+  parts.push(`proto=${str(ev['proto']) ?? (helo === undefined ? 'SMTP' : 'ESMTP')}`);
+  if (helo !== undefined) parts.push(`helo=<${helo}>`);
+  return `; ${parts.join(', ')}`;
+}
+
+type Render = (ev: Ev, a: string) => string;
+
+const RENDER: Readonly<Record<string, Render>> = {
+  [EV.CONNECT]: (ev, a) => `CONNECT from ${a} to ${addr(ev['local'], ev['local_port'])}`,
+  [EV.PASS_NEW]: (_ev, a) => `PASS NEW ${a}`,
+  [EV.PASS_OLD]: (_ev, a) => `PASS OLD ${a}`,
+  [EV.ALLOWLISTED]: (_ev, a) => `ALLOWLISTED ${a}`,
+  [EV.DENYLISTED]: (_ev, a) => `DENYLISTED ${a}`,
+  [EV.PREGREET]: (ev, a) => `PREGREET ${str(ev['bytes']) ?? 'unknown'} after ${after(ev)} from ${a}${sample(ev)}`,
+  [EV.HANGUP]: (ev, a) => {
+    const p = str(ev['phase']);
+    return `HANGUP after ${after(ev)} from ${a} in ${p === undefined ? 'tests' : PHASE_TEXT[p] ?? p}`;
+  },
+  [EV.DNSBL]: (ev, a) => `DNSBL rank ${str(ev['score'] ?? ev['rank'] ?? ev['count']) ?? 'unknown'} for ${a}`,
+  [EV.COMMAND_PIPELINING]: (ev, a) => `COMMAND PIPELINING from ${a}${afterCmd(ev)}${sample(ev)}`,
+  [EV.NON_SMTP_COMMAND]: (ev, a) => `NON-SMTP COMMAND from ${a}${afterCmd(ev)}${sample(ev)}`,
+  [EV.BARE_NEWLINE]: (ev, a) => `BARE NEWLINE from ${a}${afterCmd(ev)}`,
+  [EV.COMMAND_TIME_LIMIT]: (ev, a) => `COMMAND TIME LIMIT from ${a}${afterCmd(ev)}`,
+  [EV.COMMAND_COUNT_LIMIT]: (ev, a) => `COMMAND COUNT LIMIT from ${a}${afterCmd(ev)}`,
+  [EV.COMMAND_LENGTH_LIMIT]: (ev, a) => `COMMAND LENGTH LIMIT from ${a}${afterCmd(ev)}`,
+  [EV.NOQUEUE]: (ev, a) => {
+    const cmd = str(ev['phase']) ?? 'RCPT';
+    const reply = str(ev['reply']) ?? str(ev['reason']) ?? 'rejected';
+    return `NOQUEUE: reject: ${cmd} from ${a}: ${reply}${envelope(ev)}`;
+  },
+  [EV.GREYLIST]: (ev, a) => `GREYLIST ${a}${ev['reason'] !== undefined ? `: ${str(ev['reason'])}` : ''}`,
+  [EV.DISCONNECT]: (_ev, a) => `DISCONNECT ${a}`,
+  [EV.ALL_PORTS_BUSY]: (_ev, a) => `NOQUEUE: reject: CONNECT from ${a}: all server ports busy`,
+  [EV.TOO_MANY_CONNECTIONS]: (_ev, a) => `NOQUEUE: reject: CONNECT from ${a}: too many connections`,
+  [EV.HANDOFF]: (ev, a) =>
+    `HANDOFF ${a} to ${str(ev['backend']) ?? 'unknown'}` +
+    ` (${[str(ev['mode']), str(ev['verdict'])].filter((x) => x !== undefined).join(', ') || 'unknown'})`,
+  [EV.BACKEND_FAIL]: (ev, a) =>
+    `BACKEND FAIL ${str(ev['backend']) ?? 'unknown'} at ${str(ev['stage']) ?? 'unknown'} for ${a}` +
+    `${ev['reason'] !== undefined ? `: ${str(ev['reason'])}` : ''}`,
+  [EV.PROXY_FAIL]: (ev) =>
+    `PROXY FAIL from [${str(ev['peer']) ?? str(ev['client']) ?? 'unknown'}]: ${str(ev['reason']) ?? 'unknown'}`,
+  [EV.STRESS]: (ev) => {
+    const s = str(ev['state'] ?? ev['action']);
+    const leaving = s === 'leave' || s === 'off' || s === 'false' || s === 'leaving';
+    return `${leaving ? 'leaving' : 'entering'} STRESS mode with ${str(ev['count'] ?? ev['open']) ?? 'unknown'} connections`;
+  },
+  [EV.CACHE]: (ev) => `cache ${str(ev['file']) ?? 'memory'} ${str(ev['op']) ?? 'unknown'}:` +
+    `${ev['entries'] !== undefined ? ` entries=${str(ev['entries'])}` : ''}` +
+    `${ev['reason'] !== undefined ? ` ${str(ev['reason'])}` : ''}`,
+  [EV.STARTED]: (ev) => {
+    const l = ev['listen'];
+    const listen = Array.isArray(l) ? l.map((x) => str(x)).join(',') : str(l) ?? 'unknown';
+    return `daemon started -- listen=${listen} backend=${str(ev['backend']) ?? 'unknown'} handoff=${str(ev['handoff']) ?? 'unknown'}`;
+  },
+  [EV.STOPPING]: (ev) => `terminating on signal ${str(ev['signal']) ?? 'unknown'}` +
+    `${ev['open'] !== undefined ? `, draining ${str(ev['open'])} sessions` : ''}` +
+    `${num(ev['drain_ms']) !== undefined ? ` for up to ${formatDelay(num(ev['drain_ms']) ?? 0)}s` : ''}`,
+  [EV.STOPPED]: (ev) => `stopped${ev['forced'] === true || (num(ev['forced']) ?? 0) > 0 ? ` (forced: ${str(ev['forced'])})` : ''}`,
+  [EV.ACCEPT_ERROR]: (ev) => `accept on ${str(ev['listener']) ?? 'unknown'}: ${str(ev['code']) ?? 'unknown'}`,
+  [EV.CONFIG_ERROR]: (ev) => `configuration error: ${str(ev['message']) ?? `${str(ev['key']) ?? 'unknown'}=${str(ev['value']) ?? ''}`}`,
+};
+
+// XXX Last guard against log injection: a raw CR/LF would start a forged syslog line.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/g;
+
+/** formatPostscreen - the postscreen-style message text for one event record (no time/program prefix). */
+export function formatPostscreen(ev: Record<string, unknown>): string {
+  const name = str(ev['event']);
+  const render = name !== undefined ? RENDER[name] : undefined;
+  let text: string;
+  try {
+    if (render !== undefined) text = render(ev, addr(ev['client'], ev['port']));
+    else if (name !== undefined) text = `${name}${kv(ev)}`;
+    else text = `${str(ev['msg']) ?? ''}${kv(ev)}`.trimStart();
+  } catch {
+    // A field JSON cannot render (a cycle, a BigInt inside an object): say so rather than lose the line.
+    text = `${name ?? 'EVENT'} (fields not renderable)`;
+  }
+  return text.replace(CONTROL, '?');
+}

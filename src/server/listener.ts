@@ -1,0 +1,180 @@
+/*
+ * server/listener.ts - accept connections: global limit, PROXY protocol in, EMFILE.
+ *
+ * Exports: startListener(), Listener.
+ * Over the global limit a client gets "421 4.3.2 All server ports are busy"
+ * and costs nothing more. On listeners with proxy_protocol set, only peers in
+ * trusted_proxies may connect, and their header must arrive within
+ * limits.proxy_timeout; the address it carries is the client from then on.
+ * An accept error (EMFILE, ENFILE) is logged at most once a second with a
+ * count, and the accept loop goes on (libuv keeps the listening socket).
+ */
+import { createServer, type Server } from 'node:net';
+import type { ListenConfig } from '../config/types.js';
+import { EV } from '../log/events.js';
+import { CidrMatcher, normalizeAddress } from '../net/cidr.js';
+import { decodeProxyHeader } from '../net/proxy-protocol.js';
+import { ScreenError } from '../util/errors.js';
+import type { Ctx, ScreenSocket } from '../session/state.js';
+import { startSession } from '../session/machine.js';
+import { endSocket, onSocketError } from '../session/close.js';
+
+export interface Listener {
+  server: Server;
+  cfg: ListenConfig;
+  /** "host:port" actually bound. */
+  address: string;
+}
+
+interface ListenerState {
+  ctx: Ctx;
+  cfg: ListenConfig;
+  trusted: CidrMatcher<true> | null;
+  name: string;
+  acceptErrors: number;
+  lastAcceptLog: number;
+}
+
+const kListener = Symbol('smtpscreen.listener');
+const kProxy = Symbol('smtpscreen.proxy');
+type LServer = Server & { [kListener]?: ListenerState };
+interface ProxyState {
+  ls: ListenerState;
+  buf: Buffer;
+}
+type PSocket = ScreenSocket & { [kProxy]?: ProxyState | undefined };
+
+export function startListener(ctx: Ctx, cfg: ListenConfig): Promise<Listener> {
+  const server = createServer({ allowHalfOpen: true, noDelay: true }) as LServer;
+  let trusted: CidrMatcher<true> | null = null;
+  if (cfg.proxy_protocol !== 'none') {
+    trusted = new CidrMatcher<true>();
+    for (const c of cfg.trusted_proxies) trusted.add(c, true);
+  }
+  const ls: ListenerState = { ctx, cfg, trusted, name: '', acceptErrors: 0, lastAcceptLog: 0 };
+  server[kListener] = ls;
+  server.on('connection', onConnection);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: cfg.address.host, port: cfg.address.port, backlog: ctx.config.limits.backlog }, () => {
+      server.removeListener('error', reject);
+      server.on('error', onServerError);
+      const a = server.address();
+      const port = typeof a === 'object' && a !== null ? a.port : cfg.address.port;
+      const host = cfg.address.host.includes(':') ? `[${cfg.address.host}]` : cfg.address.host;
+      ls.name = `${host}:${port}`;
+      resolve({ server, cfg, address: ls.name });
+    });
+  });
+}
+
+function onServerError(this: LServer, err: NodeJS.ErrnoException): void {
+  const ls = this[kListener];
+  if (ls === undefined) return;
+  ls.acceptErrors++;
+  const now = Date.now();
+  if (now - ls.lastAcceptLog >= 1000) {
+    ls.ctx.log.error({ event: EV.ACCEPT_ERROR, code: err.code ?? 'unknown', message: err.message, listener: ls.name, count: ls.acceptErrors });
+    ls.lastAcceptLog = now;
+    ls.acceptErrors = 0;
+  }
+}
+
+function onConnection(this: LServer, socket: PSocket): void {
+  const ls = this[kListener] as ListenerState;
+  const ctx = ls.ctx;
+  socket.on('error', onSocketError);
+  if (ctx.draining) {
+    socket.destroy();
+    return;
+  }
+  const peer = peerAddress(socket);
+  const peerPort = socket.remotePort ?? 0;
+  if (ctx.sessions.size + ctx.pendingProxy >= ctx.config.limits.max_connections) {
+    const c = ctx.counters;
+    c[EV.ALL_PORTS_BUSY] = (c[EV.ALL_PORTS_BUSY] ?? 0) + 1;
+    ctx.log.info({ event: EV.ALL_PORTS_BUSY, client: peer, port: peerPort, count: ctx.sessions.size });
+    endSocket(socket, ctx.replies.allPortsBusy);
+    return;
+  }
+  if (ls.trusted === null) {
+    startSession(ctx, socket, peer, peerPort);
+    return;
+  }
+  if (ls.trusted.match(peer) === undefined) {
+    proxyFail(ctx, socket, peer, peerPort, 'untrusted', ls.name);
+    return;
+  }
+  ctx.pendingProxy++;
+  socket[kProxy] = { ls, buf: Buffer.alloc(0) };
+  socket.on('data', onProxyData);
+  socket.setTimeout(ctx.config.limits.proxy_timeout);
+  socket.on('timeout', onProxyTimeout);
+  socket.once('close', onProxyClose);
+}
+
+/** The peer left before its header was complete: release the slot. */
+function onProxyClose(this: PSocket): void {
+  proxyDone(this);
+}
+
+/** The peer's address in canonical text (IPv4-mapped IPv6 as dotted quad). */
+function peerAddress(socket: PSocket): string {
+  const raw = socket.remoteAddress ?? '';
+  return normalizeAddress(raw) ?? raw;
+}
+
+function proxyFail(ctx: Ctx, socket: PSocket, peer: string, port: number, reason: string, listener: string): void {
+  const c = ctx.counters;
+  c[EV.PROXY_FAIL] = (c[EV.PROXY_FAIL] ?? 0) + 1;
+  ctx.log.warn({ event: EV.PROXY_FAIL, peer, port, reason, listener });
+  socket.destroy();
+}
+
+function proxyDone(socket: PSocket): ProxyState | undefined {
+  const st = socket[kProxy];
+  if (st === undefined) return undefined;
+  socket[kProxy] = undefined;
+  st.ls.ctx.pendingProxy--;
+  socket.removeListener('data', onProxyData);
+  socket.removeListener('timeout', onProxyTimeout);
+  socket.setTimeout(0);
+  return st;
+}
+
+function onProxyTimeout(this: PSocket): void {
+  const st = proxyDone(this);
+  if (st === undefined) return;
+  proxyFail(st.ls.ctx, this, peerAddress(this), this.remotePort ?? 0, 'timeout', st.ls.name);
+}
+
+function onProxyData(this: PSocket, chunk: Buffer): void {
+  const st = this[kProxy];
+  if (st === undefined) return;
+  const buf = st.buf.length === 0 ? chunk : Buffer.concat([st.buf, chunk]);
+  let d;
+  try {
+    d = decodeProxyHeader(buf, st.ls.cfg.proxy_protocol === 'none' ? 'any' : st.ls.cfg.proxy_protocol);
+  } catch (err) {
+    proxyDone(this);
+    const reason = err instanceof ScreenError ? `malformed: ${err.message}` : 'malformed';
+    proxyFail(st.ls.ctx, this, peerAddress(this), this.remotePort ?? 0, reason, st.ls.name);
+    return;
+  }
+  if (d.status === 'incomplete') {
+    st.buf = buf;
+    return;
+  }
+  proxyDone(this);
+  const h = d.header;
+  let client = peerAddress(this);
+  let port = this.remotePort ?? 0;
+  if (h.command === 'PROXY' && h.srcAddr !== undefined) {
+    client = normalizeAddress(h.srcAddr) ?? h.srcAddr;
+    port = h.srcPort ?? 0;
+  }
+  const rest = buf.subarray(d.consumed);
+  this.pause();
+  if (rest.length > 0) this.unshift(rest);
+  startSession(st.ls.ctx, this, client, port);
+}

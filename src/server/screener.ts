@@ -1,0 +1,120 @@
+/*
+ * server/screener.ts - wires the rooms together: init order, listeners, drain.
+ *
+ * Exports: startScreener(), Screener, ScreenerOptions.
+ * Init order: access list (a bad file fails start-up, naming file and line) →
+ * verdict store → replies → built-in sink if the backend is "sink" → listeners
+ * → STARTED. close() stops accepting, ends sessions still being screened with
+ * a 421, lets spliced sessions finish for up to drain_timeout, then cuts the rest.
+ */
+import type { Logger } from 'pino';
+import type { Config, HostPort } from '../config/types.js';
+import { EV } from '../log/events.js';
+import { MemoryStore } from '../cache/memory.js';
+import type { VerdictStore } from '../cache/store.js';
+import { loadAccessList } from '../checks/access.js';
+import { makeReplies } from '../smtp/replies.js';
+import { TestIndex } from '../session/flags.js';
+import type { Ctx } from '../session/state.js';
+import { closeWith } from '../session/close.js';
+import { startListener, type Listener } from './listener.js';
+import { startSink, type Sink } from '../handoff/sink.js';
+
+export interface ScreenerOptions {
+  logger: Logger;
+  /** A store to use instead of a new memory store (tests, shared tiers). */
+  store?: VerdictStore;
+}
+
+export interface Screener {
+  readonly ctx: Ctx;
+  /** "host:port" of every listener, as bound. */
+  readonly addresses: string[];
+  readonly sink: Sink | null;
+  /** Stop accepting, drain, close. Resolves to the number of sessions cut at the deadline. */
+  close(drainMs?: number, signal?: string): Promise<number>;
+}
+
+export async function startScreener(config: Config, opts: ScreenerOptions): Promise<Screener> {
+  const log = opts.logger;
+  const access = config.access.list === null ? null : loadAccessList(config.access.list);
+  const store = opts.store ?? new MemoryStore(config.cache.max_entries);
+  const enabled: number[] = [];
+  if (config.pregreet.enable) enabled.push(TestIndex.pregreet);
+  let sink: Sink | null = null;
+  let backend: HostPort = config.backend.address;
+  if (backend.host === 'sink') {
+    sink = await startSink('127.0.0.1', backend.port);
+    backend = { host: sink.host, port: sink.port };
+  }
+  const ctx: Ctx = {
+    config,
+    log,
+    store,
+    access,
+    replies: makeReplies(config.hostname, config.banner),
+    enabled,
+    backend,
+    sessions: new Set(),
+    perClient: new Map(),
+    draining: false,
+    pendingProxy: 0,
+    counters: {},
+  };
+  const listeners: Listener[] = [];
+  try {
+    for (const l of config.listen) listeners.push(await startListener(ctx, l));
+  } catch (err) {
+    for (const l of listeners) l.server.close();
+    await sink?.close();
+    throw err;
+  }
+  const addresses = listeners.map((l) => l.address);
+  log.info({
+    event: EV.STARTED,
+    listen: addresses,
+    backend: `${backend.host}:${backend.port}`,
+    handoff: config.backend.handoff,
+    pid: process.pid,
+  });
+
+  let closing: Promise<number> | null = null;
+  const close = (drainMs = config.drain_timeout, signal = 'close'): Promise<number> => {
+    closing ??= drain(ctx, listeners, sink, drainMs, signal);
+    return closing;
+  };
+  return { ctx, addresses, sink, close };
+}
+
+async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs: number, signal: string): Promise<number> {
+  ctx.draining = true;
+  for (const l of listeners) l.server.close();
+  // Sessions still being screened are told to come back later; spliced ones may finish.
+  for (const s of ctx.sessions) {
+    if (s.phase !== 'splice' && s.phase !== 'handoff') closeWith(s, ctx.replies.serviceUnavailable);
+  }
+  ctx.log.info({ event: EV.STOPPING, signal, open: ctx.sessions.size, drain_ms: drainMs });
+  let forced = 0;
+  if (ctx.sessions.size > 0) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        forced = ctx.sessions.size;
+        for (const s of ctx.sessions) {
+          s.backendSock?.destroy();
+          s.socket.destroy();
+        }
+        resolve();
+      }, drainMs);
+      ctx.onSessionEnd = () => {
+        if (ctx.sessions.size === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+    });
+  }
+  await Promise.all(listeners.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
+  await sink?.close();
+  ctx.log.info({ event: EV.STOPPED, forced });
+  return forced;
+}

@@ -1,0 +1,98 @@
+/*
+ * session/close.ts - the ways a session ends: reply-and-close, hangup, final accounting.
+ *
+ * Exports: closeWith(), endSocket(), finish(), onClientClose(), onSocketError().
+ * finish() runs once per session, from the client socket's 'close' event: it
+ * releases the counters, stops timers, tears down the backend and logs
+ * DISCONNECT. A hangup before the handoff is logged as HANGUP, never as a
+ * test failure (postscreen's psc_hangup_event).
+ */
+import type { Socket } from 'node:net';
+import { EV } from '../log/events.js';
+import { kSession, type ScreenSocket, type Session } from './state.js';
+
+/** How long a socket we finished writing to may stay half-open before we cut it. */
+export const LINGER_MS = 2000;
+
+function destroyOnTimeout(this: Socket): void {
+  this.destroy();
+}
+
+/** Write a last reply, half-close, and destroy the socket if the peer lingers. */
+export function endSocket(sock: Socket, text: string | null): void {
+  if (sock.destroyed) return;
+  if (text !== null && sock.writable) sock.end(text);
+  else sock.end();
+  sock.setTimeout(LINGER_MS);
+  sock.once('timeout', destroyOnTimeout);
+}
+
+/** The screener ends the session with a reply (521, 421, ...). */
+export function closeWith(s: Session, text: string | null): void {
+  if (s.closed) return;
+  s.closed = true;
+  s.clearTimer();
+  s.reader?.stop();
+  s.socket.removeAllListeners('data');
+  endSocket(s.socket, text);
+}
+
+/** 'error' on any socket we own: network outcomes (ECONNRESET, EPIPE) are expected. 'close' follows. */
+export function onSocketError(this: ScreenSocket, err: NodeJS.ErrnoException): void {
+  const s = this[kSession];
+  if (s !== undefined && s.ctx.log.isLevelEnabled('debug')) {
+    s.ctx.log.debug({ event: 'SOCKET ERROR', client: s.client, port: s.port, code: err.code, phase: s.phase });
+  }
+}
+
+/**
+ * The client half-closed. Before the splice that is a hangup (the socket
+ * allows half-open only so that a spliced session can finish its last reply):
+ * log it and close our side too. In the splice, pipe() forwards the FIN.
+ */
+export function onClientEnd(this: ScreenSocket): void {
+  const s = this[kSession];
+  if (s === undefined || s.phase === 'splice' || s.phase === 'closed') return;
+  if (!s.closed) {
+    s.event(EV.HANGUP, { after_ms: Date.now() - s.started, phase: s.phase });
+    s.closed = true;
+    s.clearTimer();
+    s.reader?.stop();
+  }
+  this.destroy();
+}
+
+/** The client socket is fully closed: account for the session once. */
+export function onClientClose(this: ScreenSocket): void {
+  const s = this[kSession];
+  if (s === undefined || s.phase === 'closed') return;
+  const phase = s.phase;
+  if (!s.closed && (phase === 'pregreet' || phase === 'dummy' || phase === 'handoff')) {
+    s.event(EV.HANGUP, { after_ms: Date.now() - s.started, phase });
+  }
+  s.closed = true;
+  finish(s, phase);
+}
+
+export function finish(s: Session, phase: string): void {
+  s.phase = 'closed';
+  s.clearTimer();
+  s.reader?.stop();
+  const ctx = s.ctx;
+  ctx.sessions.delete(s);
+  if (s.counted) {
+    const n = (ctx.perClient.get(s.client) ?? 1) - 1;
+    if (n <= 0) ctx.perClient.delete(s.client);
+    else ctx.perClient.set(s.client, n);
+    s.counted = false;
+  }
+  const b = s.backendSock;
+  if (b !== null && !b.destroyed) b.destroy();
+  s.event(EV.DISCONNECT, {
+    duration_ms: Date.now() - s.started,
+    bytes_in: s.socket.bytesRead,
+    bytes_out: s.socket.bytesWritten,
+    phase,
+  });
+  ctx.onSessionEnd?.();
+}

@@ -1,0 +1,131 @@
+/*
+ * session/machine.ts - one connection from accept to verdict:
+ *   limits → access list → verdict cache → pregreet wait → conclude.
+ *
+ * Exports: startSession().
+ * The listener calls startSession() once the client address is known (after
+ * any PROXY header). Handlers are module-level and find the Session through
+ * the socket; every timer and socket event first checks `closed`
+ * (late events return early).
+ */
+import { EV } from '../log/events.js';
+import { TestIndex } from './flags.js';
+import { allPassed } from '../cache/store.js';
+import { applyAction } from '../checks/check.js';
+import { PregreetProbe, pregreetResult } from '../checks/pregreet.js';
+import { Session, kSession, type Ctx, type ScreenSocket } from './state.js';
+import { closeWith, endSocket, onClientClose, onClientEnd, onSocketError } from './close.js';
+import { conclude } from './conclude.js';
+import { handoff } from '../handoff/splice.js';
+
+const PREGREET = TestIndex.pregreet;
+
+/**
+ * A connection whose client address is known. `socket` has its 'error'
+ * handler already; data may be buffered in it (paused) when a PROXY header
+ * was followed by early bytes.
+ */
+export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, port: number): void {
+  const cfg = ctx.config;
+  const max = cfg.limits.max_per_client;
+  const count = (ctx.perClient.get(client) ?? 0) + 1;
+  if (max > 0 && count > max) {
+    const c = ctx.counters;
+    c[EV.TOO_MANY_CONNECTIONS] = (c[EV.TOO_MANY_CONNECTIONS] ?? 0) + 1;
+    ctx.log.info({ event: EV.TOO_MANY_CONNECTIONS, client, port, count: count - 1 });
+    endSocket(socket, ctx.replies.tooManyConnections);
+    return;
+  }
+  ctx.perClient.set(client, count);
+  const s = new Session(ctx, socket, client, port);
+  s.counted = true;
+  ctx.sessions.add(s);
+  socket.on('close', onClientClose);
+  socket.on('end', onClientEnd);
+  s.event(EV.CONNECT, { local: s.local, local_port: s.localPort });
+
+  // 1. Permanent access list: first match wins.
+  const hit = ctx.access?.match(client);
+  if (hit !== undefined) {
+    if (hit.action === 'permit') {
+      s.event(EV.ALLOWLISTED, { entry: hit.entry });
+      s.verdict = 'allowlisted';
+      handoff(s);
+      return;
+    }
+    if (hit.action === 'reject') {
+      const action = cfg.access.action;
+      s.event(EV.DENYLISTED, { entry: hit.entry, action });
+      switch (applyAction(action)) {
+        case 'drop':
+          closeWith(s, ctx.replies.dropFor('denylist'));
+          return;
+        case 'enforce':
+          s.rejectReply = ctx.replies.reject('denylist');
+          s.rejectReason = 'denylist';
+          break;
+        case 'continue':
+          s.ignoredFail = true;
+          break;
+      }
+    }
+  }
+
+  // 2. Verdict cache: every enabled test passed and not expired → PASS OLD.
+  const now = Date.now();
+  const rec = ctx.store.get(client);
+  if (rec !== undefined) s.record = rec;
+  if (s.rejectReply === null && !s.ignoredFail && rec !== undefined && allPassed(rec, ctx.enabled, now)) {
+    s.event(EV.PASS_OLD);
+    s.verdict = 'old';
+    handoff(s);
+    return;
+  }
+
+  // 3. Tests during the greet wait.
+  if (!cfg.pregreet.enable) {
+    queueMicrotask(() => conclude(s));
+    return;
+  }
+  s.phase = 'pregreet';
+  s.pregreet = new PregreetProbe();
+  socket.write(ctx.replies.teaser);
+  s.teaserSent = true;
+  socket.on('data', onEarlyData);
+  socket.resume();
+  s.timer = setTimeout(onGreetWaitEnd, cfg.pregreet.wait, s);
+}
+
+/** Bytes before the greet wait is over: a pregreet. The first chunk decides; the rest is counted. */
+function onEarlyData(this: ScreenSocket, chunk: Buffer): void {
+  const s = this[kSession];
+  if (s === undefined || s.closed || s.pregreet === null) return;
+  if (!s.pregreet.record(chunk, Date.now())) return;
+  const action = s.ctx.config.pregreet.action;
+  const r = pregreetResult(s.pregreet, s.started);
+  s.event(EV.PREGREET, { ...r.fields, action });
+  if (s.record !== null) s.record[PREGREET] = 0;
+  switch (applyAction(action)) {
+    case 'drop':
+      closeWith(s, s.ctx.replies.dropFor('pregreet'));
+      return;
+    case 'enforce':
+      if (s.rejectReply === null) {
+        s.rejectReply = s.ctx.replies.reject('pregreet');
+        s.rejectReason = 'pregreet';
+      }
+      return;
+    case 'continue':
+      s.ignoredFail = true;
+      return;
+  }
+}
+
+function onGreetWaitEnd(s: Session): void {
+  s.timer = null;
+  if (s.closed) return;
+  s.socket.removeListener('data', onEarlyData);
+  conclude(s);
+}
+
+export { onSocketError };

@@ -1,0 +1,107 @@
+/*
+ * session/state.ts - the Session record (one per accepted connection) and the
+ * shared screener context.
+ *
+ * Exports: Session, Ctx, Phase.
+ * The Session is the sole owner of the client socket, the backend socket and
+ * the session timer. Handlers elsewhere are module-level functions that find
+ * their Session through the socket's `kSession` slot, so no closure is made
+ * per connection.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config, HostPort } from '../config/types.js';
+import type { VerdictStore, VerdictRecord } from '../cache/store.js';
+import type { AccessList } from '../checks/access.js';
+import type { Replies } from '../smtp/replies.js';
+import type { DummyEngine } from '../smtp/dummy-engine.js';
+import type { LineReader } from '../smtp/line-reader.js';
+import type { PregreetProbe } from '../checks/pregreet.js';
+
+export type Phase = 'proxy' | 'pregreet' | 'dummy' | 'handoff' | 'splice' | 'closed';
+
+export const kSession = Symbol('smtpscreen.session');
+
+export interface ScreenSocket extends Socket {
+  [kSession]?: Session;
+}
+
+/** Shared by all sessions of one screener: configuration, tiers, counters. */
+export interface Ctx {
+  config: Config;
+  log: Logger;
+  store: VerdictStore;
+  access: AccessList | null;
+  replies: Replies;
+  /** Test indexes (session/flags.ts) that are enabled: PASS OLD needs all of them. */
+  enabled: number[];
+  /** Backend actually used (the built-in sink's port is known only once it listens). */
+  backend: HostPort;
+  sessions: Set<Session>;
+  perClient: Map<string, number>;
+  draining: boolean;
+  /** Connections still reading their PROXY header (they count against the global limit). */
+  pendingProxy: number;
+  /** Counters for `stats` and the demo. */
+  counters: Record<string, number>;
+  /** Called after a session is accounted for (the drain watches it). */
+  onSessionEnd?: () => void;
+}
+
+export class Session {
+  readonly ctx: Ctx;
+  readonly socket: ScreenSocket;
+  client: string;
+  port: number;
+  readonly local: string;
+  readonly localPort: number;
+  readonly started: number;
+  phase: Phase;
+  closed = false;
+  /** Counted in ctx.perClient under `client`. */
+  counted = false;
+  timer: NodeJS.Timeout | null = null;
+  teaserSent = false;
+  /** Cache record read at connect (or a new one); written back by conclude(). */
+  record: VerdictRecord | null = null;
+  /** The first enforced failure: the 550 reply the dummy engine gives at RCPT. */
+  rejectReply: string | null = null;
+  rejectReason = '';
+  /** A test failed with `ignore`: hand over, but record no pass. */
+  ignoredFail = false;
+  pregreet: PregreetProbe | null = null;
+  reader: LineReader | null = null;
+  engine: DummyEngine | null = null;
+  backendSock: ScreenSocket | null = null;
+  /** Verdict name for HANDOFF: allowlisted, old, new, ignored. */
+  verdict = '';
+  /** Bytes read from the client before handoff that must reach the backend. */
+  pending: Buffer | null = null;
+
+  constructor(ctx: Ctx, socket: ScreenSocket, client: string, port: number) {
+    this.ctx = ctx;
+    this.socket = socket;
+    this.client = client;
+    this.port = port;
+    this.local = socket.localAddress ?? '';
+    this.localPort = socket.localPort ?? 0;
+    this.started = Date.now();
+    this.phase = 'proxy';
+    socket[kSession] = this;
+  }
+
+  /** Log one event with the session's identity fields. */
+  event(event: string, fields?: Record<string, unknown>): void {
+    const c = this.ctx.counters;
+    c[event] = (c[event] ?? 0) + 1;
+    if (fields === undefined) this.ctx.log.info({ event, client: this.client, port: this.port });
+    else this.ctx.log.info({ event, client: this.client, port: this.port, ...fields });
+  }
+
+  clearTimer(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+}

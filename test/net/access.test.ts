@@ -1,0 +1,99 @@
+/*
+ * test/net/access.test.ts - checks/access.ts: list syntax, first-match-wins, dunno, errors.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadAccessList, parseAccessList } from '../../src/checks/access.js';
+import { ScreenError } from '../../src/util/errors.js';
+
+const LIST = [
+  '# postscreen_access_list style',
+  '',
+  '192.168.1.1        permit   # the relay',
+  '192.168.1.0/24\tdunno',
+  '192.168.0.0/16     reject',
+  '\t10.0.0.0/8 PERMIT',
+  '2001:db8::/32      Reject',
+  '2001:db8:1::/48    permit   # shadowed by the /32 above',
+  '   # indented comment',
+  '0.0.0.0/0          dunno',
+  '127.0.0.1          reject   # shadowed by 0/0 dunno',
+].join('\r\n');
+
+test('access list: first match wins, dunno shadows', () => {
+  const list = parseAccessList(LIST, 'fixtures/access.cidr');
+  assert.equal(list.size, 8);
+  assert.equal(list.source, 'fixtures/access.cidr');
+  const cases: Array<{ addr: string; action: string | undefined; entry?: string; line?: number }> = [
+    { addr: '192.168.1.1', action: 'permit', entry: '192.168.1.1', line: 3 },
+    { addr: '::ffff:192.168.1.1', action: 'permit', entry: '192.168.1.1', line: 3 },
+    { addr: '192.168.1.2', action: 'dunno', entry: '192.168.1.0/24', line: 4 },
+    { addr: '192.168.2.2', action: 'reject', entry: '192.168.0.0/16', line: 5 },
+    { addr: '10.20.30.40', action: 'permit', entry: '10.0.0.0/8', line: 6 },
+    { addr: '2001:db8:1::25', action: 'reject', entry: '2001:db8::/32', line: 7 },
+    { addr: '127.0.0.1', action: 'dunno', entry: '0.0.0.0/0', line: 10 },
+    { addr: '2001:db9::1', action: undefined },
+    { addr: 'garbage', action: undefined },
+  ];
+  for (const c of cases) {
+    const m = list.match(c.addr);
+    assert.equal(m?.action, c.action, c.addr);
+    if (c.action !== undefined) {
+      assert.equal(m?.entry, c.entry, c.addr);
+      assert.equal(m?.line, c.line, c.addr);
+    }
+  }
+});
+
+test('access list: empty text and comment-only text give an empty list', () => {
+  for (const text of ['', '\n\n', '# only\n  # comments\n\t\n']) {
+    const list = parseAccessList(text);
+    assert.equal(list.size, 0);
+    assert.equal(list.match('1.2.3.4'), undefined);
+  }
+});
+
+test('access list errors: SCR_ERR_ACCESS_LIST with file, line and value', () => {
+  const cases: Array<{ label: string; text: string; line: number; value: string }> = [
+    { label: 'unknown action', text: '1.2.3.4 allow', line: 1, value: 'allow' },
+    { label: 'missing action', text: '# x\n1.2.3.4', line: 2, value: '1.2.3.4' },
+    { label: 'extra field', text: '1.2.3.4 permit now', line: 1, value: '1.2.3.4 permit now' },
+    { label: 'bad cidr', text: '\n\n1.2.3.300/24 reject', line: 3, value: '1.2.3.300/24' },
+    { label: 'host bits set', text: '1.2.3.4/24 reject', line: 1, value: '1.2.3.4/24' },
+    { label: 'bad prefix', text: '2001:db8::/129 permit', line: 1, value: '2001:db8::/129' },
+    { label: 'action glued to comment', text: '1.2.3.4 permit#ok\n1.2.3.5 rejected', line: 2, value: 'rejected' },
+  ];
+  for (const c of cases) {
+    assert.throws(() => parseAccessList(c.text, 'acl.txt'), (err: unknown) => {
+      assert.ok(err instanceof ScreenError, c.label);
+      assert.equal(err.code, 'SCR_ERR_ACCESS_LIST', c.label);
+      assert.equal(err.details['file'], 'acl.txt', c.label);
+      assert.equal(err.details['line'], c.line, c.label);
+      assert.equal(err.details['value'], c.value, c.label);
+      return true;
+    }, c.label);
+  }
+});
+
+test('loadAccessList reads a file; a missing file is SCR_ERR_ACCESS_LIST', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smtpscreen-access-'));
+  try {
+    const path = join(dir, 'access.cidr');
+    writeFileSync(path, '10.0.0.0/8 permit\n::1 reject\n');
+    const list = loadAccessList(path);
+    assert.equal(list.source, path);
+    assert.equal(list.match('10.1.1.1')?.action, 'permit');
+    assert.equal(list.match('::1')?.action, 'reject');
+    assert.throws(() => loadAccessList(join(dir, 'missing.cidr')), (err: unknown) => {
+      assert.ok(err instanceof ScreenError);
+      assert.equal(err.code, 'SCR_ERR_ACCESS_LIST');
+      assert.equal(err.details['cause'], 'ENOENT');
+      return true;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,256 @@
+/*
+ * test/net/cidr.test.ts - parseAddress, normalizeAddress, parseCidr, CidrMatcher.
+ * Tables first, then fast-check properties against Node's net.isIP and ip-address, then a
+ * 100,000-prefix load.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isIP } from 'node:net';
+import fc from 'fast-check';
+import { Address6 } from 'ip-address';
+import { CidrMatcher, formatCidr, normalizeAddress, parseAddress, parseCidr, type Cidr } from '../../src/net/cidr.js';
+import { ScreenError } from '../../src/util/errors.js';
+
+test('parseAddress / normalizeAddress table', () => {
+  const cases: Array<{ input: string; family: 4 | 6 | null; canonical: string | null }> = [
+    { input: '1.2.3.4', family: 4, canonical: '1.2.3.4' },
+    { input: '0.0.0.0', family: 4, canonical: '0.0.0.0' },
+    { input: '255.255.255.255', family: 4, canonical: '255.255.255.255' },
+    { input: '::ffff:1.2.3.4', family: 4, canonical: '1.2.3.4' },
+    { input: '::FFFF:0102:0304', family: 4, canonical: '1.2.3.4' },
+    { input: '::1', family: 6, canonical: '::1' },
+    { input: '::', family: 6, canonical: '::' },
+    { input: '2001:DB8:0:0:1:0:0:1', family: 6, canonical: '2001:db8::1:0:0:1' },
+    { input: '2001:0db8:0000:0000:0000:0000:0000:0001', family: 6, canonical: '2001:db8::1' },
+    { input: '1:0:1:1:1:1:1:1', family: 6, canonical: '1:0:1:1:1:1:1:1' },
+    { input: '1:2:3:4:5:6:7::', family: 6, canonical: '1:2:3:4:5:6:7:0' },
+    { input: '::1.2.3.4', family: 6, canonical: '::102:304' },
+    { input: 'fe80::1:2', family: 6, canonical: 'fe80::1:2' },
+    { input: '', family: null, canonical: null },
+    { input: '1.2.3', family: null, canonical: null },
+    { input: '1.2.3.4.5', family: null, canonical: null },
+    { input: '01.2.3.4', family: null, canonical: null },
+    { input: '256.1.1.1', family: null, canonical: null },
+    { input: '1.2.3.4 ', family: null, canonical: null },
+    { input: '1::2::3', family: null, canonical: null },
+    { input: '1:2:3:4:5:6:7:8:9', family: null, canonical: null },
+    { input: '1::2:3:4:5:6:7:8', family: null, canonical: null },
+    { input: '12345::', family: null, canonical: null },
+    { input: ':1', family: null, canonical: null },
+    { input: '1:', family: null, canonical: null },
+    { input: ':::', family: null, canonical: null },
+    { input: 'fe80::1%eth0', family: null, canonical: null },
+    { input: 'g::1', family: null, canonical: null },
+  ];
+  for (const c of cases) {
+    const p = parseAddress(c.input);
+    assert.equal(p === null ? null : p.family, c.family, `family of ${JSON.stringify(c.input)}`);
+    assert.equal(normalizeAddress(c.input), c.canonical, `canonical of ${JSON.stringify(c.input)}`);
+  }
+});
+
+test('parseCidr table', () => {
+  const cases: Array<{ input: string; family: 4 | 6; prefix: number; canonical: string }> = [
+    { input: '1.2.3.0/24', family: 4, prefix: 24, canonical: '1.2.3.0/24' },
+    { input: '1.2.3.4', family: 4, prefix: 32, canonical: '1.2.3.4/32' },
+    { input: '0.0.0.0/0', family: 4, prefix: 0, canonical: '0.0.0.0/0' },
+    { input: '2001:db8::/32', family: 6, prefix: 32, canonical: '2001:db8::/32' },
+    { input: '::1', family: 6, prefix: 128, canonical: '::1/128' },
+    { input: '::/0', family: 6, prefix: 0, canonical: '::/0' },
+    { input: '::ffff:10.0.0.0/104', family: 4, prefix: 8, canonical: '10.0.0.0/8' },
+    { input: '  10.0.0.0/8 ', family: 4, prefix: 8, canonical: '10.0.0.0/8' },
+  ];
+  for (const c of cases) {
+    const cidr = parseCidr(c.input);
+    assert.equal(cidr.family, c.family, c.input);
+    assert.equal(cidr.prefix, c.prefix, c.input);
+    assert.equal(formatCidr(cidr), c.canonical, c.input);
+  }
+});
+
+test('parseCidr rejects bad text with SCR_ERR_CIDR naming the value', () => {
+  const cases: Array<{ input: string; suggest?: string }> = [
+    { input: '1.2.3.4/24', suggest: '1.2.3.0/24' },
+    { input: '2001:db8::1/32', suggest: '2001:db8::/32' },
+    { input: '1.2.3.0/33' },
+    { input: '::/129' },
+    { input: '1.2.3.0/' },
+    { input: '1.2.3.0/x' },
+    { input: '1.2.3.0/-1' },
+    { input: 'example.com' },
+    { input: '' },
+    { input: '1.2.3.0/24/8' },
+  ];
+  for (const c of cases) {
+    assert.throws(() => parseCidr(c.input), (err: unknown) => {
+      assert.ok(err instanceof ScreenError);
+      assert.equal(err.code, 'SCR_ERR_CIDR');
+      assert.equal(err.details['value'], c.input.trim());
+      if (c.suggest !== undefined) assert.equal(err.details['suggest'], c.suggest);
+      return true;
+    }, c.input);
+  }
+});
+
+test('CidrMatcher: first match wins, not longest prefix', () => {
+  const m = CidrMatcher.fromList<string>([
+    ['10.0.0.0/8', 'wide'],
+    ['10.1.0.0/16', 'narrow-later'],
+    ['2001:db8::/32', 'v6'],
+    ['2001:db8:1::/48', 'v6-narrow-later'],
+    ['192.168.1.1', 'host'],
+    ['::/0', 'v6-any'],
+  ]);
+  const cases: Array<{ addr: string; want: string | undefined }> = [
+    { addr: '10.1.2.3', want: 'wide' },
+    { addr: '10.255.0.1', want: 'wide' },
+    { addr: '::ffff:10.1.2.3', want: 'wide' },
+    { addr: '11.0.0.1', want: undefined },
+    { addr: '192.168.1.1', want: 'host' },
+    { addr: '192.168.1.2', want: undefined },
+    { addr: '2001:db8:1::5', want: 'v6' },
+    { addr: '2001:db9::1', want: 'v6-any' },
+    { addr: 'not an address', want: undefined },
+  ];
+  for (const c of cases) assert.equal(m.match(c.addr), c.want, c.addr);
+  assert.equal(m.size, 6);
+  const parsed = parseAddress('10.9.9.9');
+  assert.ok(parsed);
+  assert.equal(m.match(parsed), 'wide');
+  // A later, narrower entry wins only where no earlier entry contains the address.
+  const n = CidrMatcher.fromList<number>([['10.1.0.0/16', 1], ['10.0.0.0/8', 2]]);
+  assert.equal(n.match('10.1.0.1'), 1);
+  assert.equal(n.match('10.2.0.1'), 2);
+});
+
+/* Random addresses as text, in the forms Node and configs produce plus mutations. */
+const v6Text = fc.oneof(fc.ipV6(), fc.ipV6().map((s) => s.toUpperCase()));
+const addrText = fc.oneof(
+  fc.ipV4(),
+  v6Text,
+  fc.ipV4().map((s) => `::ffff:${s}`),
+  fc.ipV4Extended(),
+  fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF:.x '.split('')), maxLength: 46 }),
+  // Structured near-misses: 1..10 groups of 0..5 hex digits, maybe one "::", maybe an IPv4 tail.
+  fc.tuple(
+    fc.array(fc.string({ unit: fc.constantFrom(...'0f9aF'.split('')), maxLength: 5 }), { minLength: 1, maxLength: 10 }),
+    fc.integer({ min: -1, max: 10 }),
+    fc.option(fc.ipV4(), { nil: undefined }),
+  ).map(([g, gap, v4]) => {
+    const parts = v4 === undefined ? g : [...g, v4];
+    return gap < 0 || gap > parts.length ? parts.join(':') : `${parts.slice(0, gap).join(':')}::${parts.slice(gap).join(':')}`;
+  }),
+  fc.tuple(fc.ipV6(), fc.nat(60), fc.constantFrom(':', '.', '', '0', '::', 'f')).map(([s, at, ins]) => s.slice(0, at) + ins + s.slice(at)),
+);
+
+test('property: parseAddress agrees with net.isIP, normalizeAddress with ip-address', () => {
+  fc.assert(fc.property(addrText, (s) => {
+    const p = parseAddress(s);
+    const node = isIP(s);
+    assert.equal(p !== null, node !== 0, `validity of ${JSON.stringify(s)}`);
+    if (p === null) return;
+    const canonical = normalizeAddress(s);
+    if (node === 4) {
+      assert.equal(p.family, 4);
+      assert.equal(canonical, s);
+    } else {
+      const a6 = new Address6(s);
+      const big = a6.bigInt();
+      const mapped = big >> 32n === 0xffffn;
+      if (mapped) {
+        const v = Number(big & 0xffffffffn);
+        assert.equal(canonical, `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`);
+      } else {
+        assert.equal(canonical, a6.correctForm());
+      }
+      assert.equal(p.family, mapped ? 4 : 6);
+    }
+    // The canonical form parses to the same address.
+    assert.deepEqual(parseAddress(canonical ?? ''), p);
+  }), { numRuns: 5000 });
+});
+
+/** Reference: does cidr contain the (valid) address text? */
+function naiveContains(c: Cidr, addr: string): boolean {
+  const p = parseAddress(addr);
+  if (p === null || p.family !== c.family) return false;
+  const a = [p.w0, p.w1, p.w2, p.w3];
+  const n = [c.w0, c.w1, c.w2, c.w3];
+  for (let k = 0; k < 4; k++) {
+    const bits = Math.max(0, Math.min(32, c.prefix - 32 * k));
+    const mask = bits === 0 ? 0 : bits === 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
+    if ((((a[k] ?? 0) & mask) >>> 0) !== (n[k] ?? 0)) return false;
+  }
+  return true;
+}
+
+function maskedCidr(addr: string, len: number): string {
+  const p = parseAddress(addr);
+  if (p === null) throw new Error(`bad generated address ${addr}`);
+  const max = p.family === 4 ? 32 : 128;
+  const prefix = Math.min(len, max);
+  const words = [p.w0, p.w1, p.w2, p.w3].map((w, k) => {
+    const bits = Math.max(0, Math.min(32, prefix - 32 * k));
+    return bits === 0 ? 0 : ((w & (bits === 32 ? 0xffffffff : (0xffffffff << (32 - bits)))) >>> 0);
+  });
+  const c: Cidr = { family: p.family, w0: words[0] ?? 0, w1: words[1] ?? 0, w2: words[2] ?? 0, w3: words[3] ?? 0, prefix, text: '' };
+  return formatCidr(c);
+}
+
+test('property: CidrMatcher agrees with a linear first-match scan', () => {
+  // Small address space so prefixes overlap often.
+  const octet = fc.constantFrom(0, 1, 10, 128, 255);
+  const v4 = fc.tuple(octet, octet, octet, octet).map((o) => o.join('.'));
+  const v6 = fc.oneof(
+    fc.constantFrom('::', '::1', '2001:db8::', '2001:db8::1', '2001:db8:1::1', '2001:db8:8000::', '2001:db9::', 'fe80::1', 'ffff::ffff'),
+    fc.ipV6(),
+  );
+  const addr = fc.oneof(v4, v6);
+  const entry = fc.tuple(addr, fc.integer({ min: 0, max: 128 })).map(([a, len]) => maskedCidr(a, len));
+  fc.assert(fc.property(fc.array(entry, { maxLength: 40 }), fc.array(addr, { minLength: 1, maxLength: 20 }), (entries, probes) => {
+    const cidrs = entries.map((e) => parseCidr(e));
+    const m = new CidrMatcher<number>();
+    cidrs.forEach((c, i) => m.add(c, i));
+    for (const probe of probes) {
+      const want = cidrs.findIndex((c) => naiveContains(c, probe));
+      assert.equal(m.match(probe), want < 0 ? undefined : want, `${probe} in ${entries.join(',')}`);
+    }
+  }), { numRuns: 500 });
+});
+
+test('100,000 IPv4 prefixes load and match like a linear scan', () => {
+  let seed = 0x12345678;
+  const rand = (): number => {
+    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+    return seed >>> 0;
+  };
+  const m = new CidrMatcher<number>();
+  const nets: Array<{ net: number; mask: number }> = [];
+  for (let i = 0; i < 100_000; i++) {
+    const len = 8 + (rand() % 25);
+    const mask = (0xffffffff << (32 - len)) >>> 0;
+    const net = (rand() & mask) >>> 0;
+    const text = `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${len}`;
+    m.add(text, i);
+    nets.push({ net, mask });
+  }
+  assert.equal(m.size, 100_000);
+  const probes: string[] = [];
+  const wants: Array<number | undefined> = [];
+  for (let i = 0; i < 300; i++) {
+    // Half the probes fall inside a known prefix, half are random.
+    const pick = nets[rand() % nets.length];
+    const a = i % 2 === 0 && pick ? ((pick.net | (rand() & ~pick.mask)) >>> 0) : rand();
+    probes.push(`${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`);
+    const idx = nets.findIndex((n) => ((a & n.mask) >>> 0) === n.net);
+    wants.push(idx < 0 ? undefined : idx);
+  }
+  probes.forEach((p, i) => assert.equal(m.match(p), wants[i], p));
+  // Generous bound: 1e5 lookups should take well under a second even on a slow CI box.
+  const t0 = process.hrtime.bigint();
+  let hits = 0;
+  for (let i = 0; i < 100_000; i++) if (m.match(probes[i % probes.length] ?? '') !== undefined) hits++;
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  assert.ok(hits > 0);
+  assert.ok(ms < 2000, `100k lookups took ${ms} ms`);
+});
