@@ -17,6 +17,7 @@ import { makeReplies } from '../smtp/replies.js';
 import { TestIndex } from '../session/flags.js';
 import type { Ctx } from '../session/state.js';
 import { closeWith } from '../session/close.js';
+import { loadSnapshot, saveSnapshot, type SnapshotResult } from '../cache/snapshot.js';
 import { startListener, type Listener } from './listener.js';
 import { startSink, type Sink } from '../handoff/sink.js';
 
@@ -61,6 +62,11 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     pendingProxy: 0,
     counters: {},
   };
+  const snapFile = config.cache.snapshot;
+  if (snapFile !== null) {
+    const r = await loadSnapshot(store, snapFile);
+    logSnapshot(ctx, 'load', snapFile, r);
+  }
   const listeners: Listener[] = [];
   try {
     for (const l of config.listen) listeners.push(await startListener(ctx, l));
@@ -78,9 +84,28 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     pid: process.pid,
   });
 
+  let snapTimer: NodeJS.Timeout | null = null;
+  let saving = false;
+  if (snapFile !== null) {
+    snapTimer = setInterval(() => {
+      if (saving) return;
+      saving = true;
+      void saveSnapshot(store, snapFile).then((r) => {
+        saving = false;
+        logSnapshot(ctx, 'save', snapFile, r);
+      });
+    }, config.cache.snapshot_interval);
+    snapTimer.unref();
+  }
+
   let closing: Promise<number> | null = null;
   const close = (drainMs = config.drain_timeout, signal = 'close'): Promise<number> => {
-    closing ??= drain(ctx, listeners, sink, drainMs, signal);
+    closing ??= drain(ctx, listeners, sink, drainMs, signal).then(async (forced) => {
+      if (snapTimer !== null) clearInterval(snapTimer);
+      if (snapFile !== null) logSnapshot(ctx, 'save', snapFile, await saveSnapshot(store, snapFile));
+      ctx.log.info({ event: EV.STOPPED, forced });
+      return forced;
+    });
     return closing;
   };
   return { ctx, addresses, sink, close };
@@ -115,6 +140,12 @@ async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs
   }
   await Promise.all(listeners.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
   await sink?.close();
-  ctx.log.info({ event: EV.STOPPED, forced });
   return forced;
+}
+
+function logSnapshot(ctx: Ctx, op: 'load' | 'save', file: string, r: SnapshotResult): void {
+  const c = ctx.counters;
+  c[EV.CACHE] = (c[EV.CACHE] ?? 0) + 1;
+  if (r.ok) ctx.log.info({ event: EV.CACHE, op, file, entries: r.entries, skipped: r.skipped, expired: r.expired });
+  else ctx.log.error({ event: EV.CACHE, op: 'error', during: op, file, error: r.error, set_aside: r.setAside });
 }

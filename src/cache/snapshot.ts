@@ -1,0 +1,124 @@
+/*
+ * cache/snapshot.ts - crash-safe file snapshot of the verdict store, so that a
+ * restart does not re-screen every client.
+ *
+ * Exports: saveSnapshot(), loadSnapshot(), SNAPSHOT_HEADER.
+ * Format: a header line "smtpscreen-cache 1", then one "<client> <record>"
+ * line per entry, the record in cache/store.ts's text form. Save writes a
+ * temp file in the same directory, fsyncs it, renames it over the old one and
+ * fsyncs the directory: a crash leaves the old snapshot or the new one, never
+ * half of one. Load skips expired entries; a corrupt line is skipped and
+ * counted; a file with a bad header is set aside as <file>.corrupt-<time>
+ * and the screener starts empty. Neither ever throws: errors are returned for
+ * the CACHE log event.
+ */
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { dirname, basename, join } from 'node:path';
+import { decodeRecord, encodeRecord, type VerdictStore } from './store.js';
+import { normalizeAddress } from '../net/cidr.js';
+
+export const SNAPSHOT_HEADER = 'smtpscreen-cache 1';
+const BATCH_BYTES = 64 * 1024;
+
+export interface SnapshotResult {
+  ok: boolean;
+  entries: number;
+  /** Lines skipped as corrupt (load) . */
+  skipped: number;
+  expired: number;
+  error?: string;
+  /** Where a corrupt file was moved. */
+  setAside?: string;
+}
+
+function liveAt(rec: Float64Array, now: number): boolean {
+  for (let i = 0; i < rec.length; i++) if ((rec[i] ?? 0) > now) return true;
+  return false;
+}
+
+export async function saveSnapshot(store: VerdictStore, file: string, now = Date.now()): Promise<SnapshotResult> {
+  const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}`);
+  let entries = 0;
+  let expired = 0;
+  let fh;
+  try {
+    fh = await open(tmp, 'w', 0o600);
+    let batch = SNAPSHOT_HEADER + '\n';
+    for (const [client, rec] of store.entries()) {
+      if (!liveAt(rec, now)) {
+        expired++;
+        continue;
+      }
+      batch += `${client} ${encodeRecord(rec)}\n`;
+      entries++;
+      if (batch.length >= BATCH_BYTES) {
+        await fh.write(batch);
+        batch = '';
+      }
+    }
+    if (batch.length > 0) await fh.write(batch);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await rename(tmp, file);
+    const dir = await open(dirname(file), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    return { ok: true, entries, skipped: 0, expired };
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    return { ok: false, entries, skipped: 0, expired, error: (err as Error).message };
+  }
+}
+
+export async function loadSnapshot(store: VerdictStore, file: string, now = Date.now()): Promise<SnapshotResult> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    // No snapshot yet is the normal first start.
+    if (e.code === 'ENOENT') return { ok: true, entries: 0, skipped: 0, expired: 0 };
+    return { ok: false, entries: 0, skipped: 0, expired: 0, error: e.message };
+  }
+  const nl = text.indexOf('\n');
+  const header = nl < 0 ? text : text.slice(0, nl);
+  if (header !== SNAPSHOT_HEADER) {
+    const setAside = `${file}.corrupt-${now}`;
+    await rename(file, setAside).catch(() => undefined);
+    return { ok: false, entries: 0, skipped: 0, expired: 0, error: `bad snapshot header ${JSON.stringify(header.slice(0, 40))}`, setAside };
+  }
+  let entries = 0;
+  let skipped = 0;
+  let expired = 0;
+  let pos = nl + 1;
+  while (pos < text.length) {
+    let end = text.indexOf('\n', pos);
+    if (end < 0) end = text.length;
+    const line = text.slice(pos, end);
+    pos = end + 1;
+    if (line.length === 0) continue;
+    const sp = line.indexOf(' ');
+    const client = sp > 0 ? line.slice(0, sp) : '';
+    if (sp <= 0 || normalizeAddress(client) !== client) {
+      skipped++;
+      continue;
+    }
+    try {
+      const rec = decodeRecord(line.slice(sp + 1));
+      if (!liveAt(rec, now)) {
+        expired++;
+        continue;
+      }
+      store.set(client, rec);
+      entries++;
+    } catch {
+      skipped++;
+    }
+  }
+  return { ok: true, entries, skipped, expired };
+}

@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryStore } from '../../src/cache/memory.js';
+import { newRecord, encodeRecord, decodeRecord, allPassed } from '../../src/cache/store.js';
+import { loadSnapshot, saveSnapshot, SNAPSHOT_HEADER } from '../../src/cache/snapshot.js';
+import { TestIndex, TEST_COUNT } from '../../src/session/flags.js';
+
+const NOW = 1_800_000_000_000;
+
+test('record codec: round trip, short records read as never-passed, bad input is SCR_ERR_CACHE', () => {
+  const r = newRecord();
+  r[TestIndex.pregreet] = NOW + 1000;
+  assert.deepEqual([...decodeRecord(encodeRecord(r))], [...r]);
+  const short = decodeRecord(`1:${NOW + 5}`);
+  assert.equal(short.length, TEST_COUNT);
+  assert.equal(short[TestIndex.pregreet], NOW + 5);
+  assert.equal(short[TestIndex.dnsbl], 0);
+  // a newer writer's extra rows are ignored
+  assert.equal(decodeRecord(`1:${'1;'.repeat(TEST_COUNT + 3)}1`).length, TEST_COUNT);
+  for (const bad of ['', '2:1;2', '1:abc', '1:-5', '1:1e5', 'x']) {
+    assert.throws(() => decodeRecord(bad), { code: 'SCR_ERR_CACHE' }, `input ${JSON.stringify(bad)}`);
+  }
+});
+
+test('allPassed: every enabled test must have an unexpired pass', () => {
+  const r = newRecord();
+  const enabled = [TestIndex.pregreet, TestIndex.dnsbl];
+  r[TestIndex.pregreet] = NOW + 10;
+  assert.equal(allPassed(r, enabled, NOW), false, 'dnsbl never passed');
+  r[TestIndex.dnsbl] = NOW + 10;
+  assert.equal(allPassed(r, enabled, NOW), true);
+  assert.equal(allPassed(r, enabled, NOW + 10), false, 'expired at the pass-until time');
+  assert.equal(allPassed(r, [], NOW), false, 'no enabled tests: nothing to be old for');
+});
+
+test('snapshot: save then load restores live entries and drops expired ones', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'scr-snap-'));
+  const file = join(dir, 'cache');
+  const a = new MemoryStore(100);
+  const live = newRecord();
+  live[TestIndex.pregreet] = NOW + 60_000;
+  const dead = newRecord();
+  dead[TestIndex.pregreet] = NOW - 1;
+  a.set('127.0.0.77', live);
+  a.set('2001:db8::1', live);
+  a.set('127.0.0.78', dead);
+  const saved = await saveSnapshot(a, file, NOW);
+  assert.deepEqual({ ok: saved.ok, entries: saved.entries, expired: saved.expired }, { ok: true, entries: 2, expired: 1 });
+  assert.deepEqual(readdirSync(dir), ['cache'], 'no temp file left behind');
+  const b = new MemoryStore(100);
+  const loaded = await loadSnapshot(b, file, NOW);
+  assert.equal(loaded.entries, 2);
+  assert.equal(b.get('127.0.0.77')?.[TestIndex.pregreet], NOW + 60_000);
+  assert.equal(b.get('127.0.0.78'), undefined);
+});
+
+test('snapshot: corrupt lines are skipped and counted; a bad header sets the file aside', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'scr-snap-'));
+  const file = join(dir, 'cache');
+  writeFileSync(file, `${SNAPSHOT_HEADER}\n127.0.0.1 1:${NOW + 9}\ngarbage\n127.0.0.2 1:xyz\nnot-an-ip 1:${NOW + 9}\n\u0000\u0001\n127.0.0.3 1:${NOW + 9}`);
+  const s = new MemoryStore(10);
+  const r = await loadSnapshot(s, file, NOW);
+  assert.deepEqual({ ok: r.ok, entries: r.entries, skipped: r.skipped }, { ok: true, entries: 2, skipped: 4 });
+  assert.ok(s.get('127.0.0.3'));
+
+  writeFileSync(file, 'not a snapshot\n127.0.0.1 1:5\n');
+  const s2 = new MemoryStore(10);
+  const r2 = await loadSnapshot(s2, file, NOW);
+  assert.equal(r2.ok, false);
+  assert.equal(s2.size, 0);
+  assert.ok(r2.setAside !== undefined && existsSync(r2.setAside));
+  assert.equal(existsSync(file), false);
+  assert.match(readFileSync(r2.setAside, 'utf8'), /^not a snapshot/);
+});
+
+test('snapshot: a missing file is a normal first start; an unwritable path is an error result, not a throw', async () => {
+  const s = new MemoryStore(10);
+  const r = await loadSnapshot(s, '/nonexistent-dir-scr/cache', NOW);
+  assert.deepEqual({ ok: r.ok, entries: r.entries }, { ok: true, entries: 0 });
+  const w = await saveSnapshot(s, '/nonexistent-dir-scr/cache', NOW);
+  assert.equal(w.ok, false);
+  assert.ok(typeof w.error === 'string' && w.error.length > 0);
+});
