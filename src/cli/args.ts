@@ -34,7 +34,7 @@ interface FlagSpec {
 export const COMMANDS: ReadonlyArray<readonly [Command, string]> = [
   ['run', 'screen connections and hand clean clients to the backend (default with --config)'],
   ['check-config', 'validate the configuration (and flags) and exit: 0 ok, 1 errors'],
-  ['demo', 'run on loopback with the built-in sink backend and postscreen-style logs'],
+  ['demo', 'run a self-contained demonstration on loopback'],
   ['help', 'print this help'],
   ['version', 'print the version'],
 ];

@@ -12,9 +12,9 @@
  * i.e. relative to the working directory, as the flags are.
  */
 import { readFileSync } from 'node:fs';
-import { parseDocument, stringify } from 'yaml';
+import { LineCounter, parseDocument, stringify } from 'yaml';
 import { ScreenError } from '../util/errors.js';
-import { configToRaw, validateConfig, type ConfigIssue } from './schema.js';
+import { configToRaw, setPath, validateConfig, type ConfigIssue } from './schema.js';
 import type { Config } from './types.js';
 
 /** Command-line values, as typed; validated by applyOverrides(). */
@@ -41,14 +41,15 @@ export const OVERRIDE_FLAGS: Readonly<Record<keyof Overrides, { flag: string; ke
 
 /** parseConfigText - YAML text to Config; `source` (a file name) prefixes every message. */
 export function parseConfigText(text: string, source: string): Config {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
   const err = doc.errors[0];
   if (err !== undefined) {
-    const pos = err.linePos?.[0];
-    const at = pos !== undefined ? `${source}:${pos.line}:${pos.col}` : source;
+    const pos = lineCounter.linePos(err.pos[0]);
+    const at = `${source}:${pos.line}:${pos.col}`;
     const what = err.message.split('\n')[0] ?? err.message;
     throw new ScreenError('SCR_ERR_CONFIG', `${at}: YAML syntax error: ${what}`, {
-      file: source, line: pos?.line, column: pos?.col, yaml: err.code, errors: doc.errors.length,
+      file: source, line: pos.line, column: pos.col, yaml: err.code, errors: doc.errors.length,
     });
   }
   let raw: unknown;
@@ -74,16 +75,6 @@ export function loadConfig(path?: string): Config {
   return parseConfigText(text, path);
 }
 
-function setRaw(raw: Record<string, unknown>, key: string, value: unknown): void {
-  const parts = key.split('.');
-  let o = raw;
-  for (const p of parts.slice(0, -1)) {
-    const next = o[p];
-    o = typeof next === 'object' && next !== null ? (next as Record<string, unknown>) : (o[p] = {});
-  }
-  o[parts[parts.length - 1] as string] = value;
-}
-
 /**
  * applyOverrides - cfg with the flags' values applied, validated again.
  * --listen replaces the whole listen list (plain listeners, no PROXY protocol).
@@ -96,7 +87,7 @@ export function applyOverrides(cfg: Config, o: Overrides): Config {
     if (value === undefined) continue;
     const { flag, key } = OVERRIDE_FLAGS[name];
     used.push({ flag, key });
-    setRaw(raw, key, value);
+    setPath(raw, key, value);
   }
   if (used.length === 0) return cfg;
   try {

@@ -4,7 +4,7 @@
  *
  * Exports: SCHEMA (the table), KeySpec, KeyType, ConfigIssue, RENAMED,
  *   specFor(key), defaultText(spec), defaultConfig(), validateConfig(raw, source?),
- *   configToRaw(cfg), parseHostPort(text, opts?), formatHostPort(hp).
+ *   configToRaw(cfg), parseHostPort(text, opts?), formatHostPort(hp), setPath(obj, path, v).
  * SCHEMA is the single source: the validator, the defaults, the README's
  * reference table and the example config are all read from it. Rows for the
  * elements of a list are keyed "listen[].address"; errors name the concrete
@@ -179,16 +179,13 @@ export function defaultText(spec: KeySpec): string {
   return typeof raw === 'string' ? raw : JSON.stringify(raw);
 }
 
-function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+/** setPath - obj.a.b = value for path "a.b", creating the sections on the way. */
+export function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
   const parts = path.split('.');
+  const last = parts.pop() as string;
   let o = obj;
-  for (let i = 0; i < parts.length - 1; i++) {
-    const p = parts[i] as string;
-    const next = o[p];
-    if (typeof next === 'object' && next !== null) o = next as Record<string, unknown>;
-    else o = o[p] = {};
-  }
-  o[parts[parts.length - 1] as string] = value;
+  for (const p of parts) o = isMapping(o[p]) ? (o[p] as Record<string, unknown>) : (o[p] = {});
+  o[last] = value;
 }
 
 function getPath(obj: unknown, path: string): unknown {
@@ -232,7 +229,8 @@ function hostPortOf(text: string, sinkOk: boolean): HostPort | string {
     }
   }
   const port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
-  const lo = host === 'sink' ? 0 : 1;
+  // Port 0 on a listener asks the kernel for a free port (tests, the demo; STARTED logs the real one).
+  const lo = host === 'sink' || !sinkOk ? 0 : 1;
   if (!(port >= lo && port <= 65535)) return `port must be ${lo}..65535`;
   return { host, port };
 }

@@ -164,22 +164,34 @@ function formatV4(w: number): string {
   return `${w >>> 24}.${(w >>> 16) & 255}.${(w >>> 8) & 255}.${w & 255}`;
 }
 
+const fmt = new Int32Array(8);
+
 /** Canonical text: dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run of 2+ as "::"). */
 export function formatAddress(a: ParsedAddress): string {
   if (a.family === 4) return formatV4(a.w0);
-  const g = [a.w0 >>> 16, a.w0 & 0xffff, a.w1 >>> 16, a.w1 & 0xffff, a.w2 >>> 16, a.w2 & 0xffff, a.w3 >>> 16, a.w3 & 0xffff];
+  fmt[0] = a.w0 >>> 16; fmt[1] = a.w0 & 0xffff; fmt[2] = a.w1 >>> 16; fmt[3] = a.w1 & 0xffff;
+  fmt[4] = a.w2 >>> 16; fmt[5] = a.w2 & 0xffff; fmt[6] = a.w3 >>> 16; fmt[7] = a.w3 & 0xffff;
+  // Longest run of zero groups, first one on a tie, only if 2 or more long (RFC 5952 4.2).
   let bestAt = -1;
   let bestLen = 1;
   for (let k = 0; k < 8;) {
-    if (g[k] !== 0) { k++; continue; }
+    if (fmt[k] !== 0) { k++; continue; }
     let e = k;
-    while (e < 8 && g[e] === 0) e++;
+    while (e < 8 && fmt[e] === 0) e++;
     if (e - k > bestLen) { bestAt = k; bestLen = e - k; }
     k = e;
   }
-  const hex = (from: number, to: number): string => g.slice(from, to).map((x) => x.toString(16)).join(':');
-  if (bestAt < 0) return hex(0, 8);
-  return `${hex(0, bestAt)}::${hex(bestAt + bestLen, 8)}`;
+  let out = '';
+  for (let k = 0; k < 8; k++) {
+    if (k === bestAt) {
+      out += '::';
+      k += bestLen - 1;
+      continue;
+    }
+    if (k > 0 && k !== bestAt + bestLen) out += ':';
+    out += (fmt[k] ?? 0).toString(16);
+  }
+  return out;
 }
 
 /** Canonical text form of a client address (cache and per-client keys); null if invalid. */

@@ -16,7 +16,7 @@
  * buffer is a prefix of a header that may still be valid; the caller bounds the wait with a timer.
  * Addresses in a decoded header are canonical text (normalizeAddress): ::ffff:a.b.c.d is a.b.c.d.
  */
-import { formatAddress, normalizeAddress, parseAddressInto } from './cidr.js';
+import { formatAddress, parseAddressInto } from './cidr.js';
 import { ScreenError } from '../util/errors.js';
 
 export type ProxyAllow = 'v1' | 'v2' | 'any';
@@ -98,8 +98,9 @@ const v1Words = new Uint32Array(4);
 
 function parseV1Addr(text: string, v6: boolean): string {
   // TCP4 takes dotted quads only, TCP6 IPv6 text only.
-  if (text.includes(':') !== v6 || parseAddressInto(text, v1Words) === 0) throw fail('bad address', text);
-  return normalizeAddress(text) ?? text;
+  const family = text.includes(':') === v6 ? parseAddressInto(text, v1Words) : 0;
+  if (family === 0) throw fail('bad address', text);
+  return formatAddress({ family, w0: v1Words[0] ?? 0, w1: v1Words[1] ?? 0, w2: v1Words[2] ?? 0, w3: v1Words[3] ?? 0 });
 }
 
 function decodeV1(buf: Buffer): ProxyDecode {
@@ -144,10 +145,14 @@ function v4Text(buf: Buffer, at: number): string {
   return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
 }
 
+/** 16 bytes at `at` as canonical text; v4-mapped becomes a dotted quad. */
 function v6Text(buf: Buffer, at: number): string {
-  let s = '';
-  for (let k = 0; k < 8; k++) s += (k ? ':' : '') + buf.readUInt16BE(at + 2 * k).toString(16);
-  return normalizeAddress(s) ?? s;
+  const w0 = buf.readUInt32BE(at);
+  const w1 = buf.readUInt32BE(at + 4);
+  const w2 = buf.readUInt32BE(at + 8);
+  const w3 = buf.readUInt32BE(at + 12);
+  if (w0 === 0 && w1 === 0 && w2 === 0xffff) return formatAddress({ family: 4, w0: w3, w1: 0, w2: 0, w3: 0 });
+  return formatAddress({ family: 6, w0, w1, w2, w3 });
 }
 
 function decodeV2(buf: Buffer, maxV2Length: number): ProxyDecode {

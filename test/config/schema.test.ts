@@ -1,0 +1,290 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import os from 'node:os';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { SCHEMA, validateConfig, defaultConfig, configToRaw, parseHostPort, defaultText } from '../../src/config/schema.js';
+import { loadConfig, applyOverrides, formatConfig, parseConfigText } from '../../src/config/load.js';
+import { ScreenError } from '../../src/util/errors.js';
+
+const EXAMPLE = fileURLToPath(new URL('../../../fixtures/smtpscreen.example.yaml', import.meta.url));
+
+function configError(fn: () => unknown): ScreenError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof ScreenError, String(e));
+    assert.equal(e.code, 'SCR_ERR_CONFIG');
+    return e;
+  }
+  assert.fail('expected SCR_ERR_CONFIG');
+}
+
+test('defaults: empty, null and {} give the documented defaults', () => {
+  for (const raw of [undefined, null, {}]) {
+    const c = validateConfig(raw);
+    assert.equal(c.hostname, os.hostname());
+    assert.equal(c.banner, 'ESMTP');
+    assert.deepEqual(c.listen, [{ address: { host: '127.0.0.1', port: 2525 }, proxy_protocol: 'none', trusted_proxies: [] }]);
+    assert.deepEqual(c.limits, { max_connections: 19000, max_per_client: 50, backlog: 4096, proxy_timeout: 5000 });
+    assert.deepEqual(c.access, { list: null, action: 'enforce' });
+    assert.deepEqual(c.pregreet, { enable: true, wait: 6000, action: 'enforce', ttl: 86_400_000 });
+    assert.deepEqual(c.dummy, { command_time_limit: 300_000, command_count_limit: 20, line_length_limit: 2048 });
+    assert.deepEqual(c.cache, { max_entries: 1_000_000, snapshot: null, snapshot_interval: 60_000 });
+    assert.deepEqual(c.backend, {
+      address: { host: '127.0.0.1', port: 10025 }, handoff: 'xclient', connect_timeout: 10_000, handshake_timeout: 30_000,
+    });
+    assert.equal(c.drain_timeout, 30_000);
+    assert.deepEqual(c.log, { format: 'json', level: 'info' });
+  }
+});
+
+test('defaults are fresh copies (mutating one config does not leak into the next)', () => {
+  const a = defaultConfig();
+  a.listen[0]?.trusted_proxies.push('10.0.0.0/8');
+  assert.deepEqual(defaultConfig().listen[0]?.trusted_proxies, []);
+});
+
+test('every schema row has a doc, and every postscreen name has its default', () => {
+  for (const s of SCHEMA) {
+    assert.ok(s.doc.length > 0, s.key);
+    assert.equal(s.postscreen === null, s.postscreenDefault === null, s.key);
+    assert.ok(typeof defaultText(s) === 'string', s.key);
+  }
+});
+
+test('deep merge: a partial section keeps the other defaults', () => {
+  const c = validateConfig({ pregreet: { wait: '2s' }, backend: { address: '[::1]:25' }, dummy: null });
+  assert.equal(c.pregreet.wait, 2000);
+  assert.equal(c.pregreet.action, 'enforce');
+  assert.equal(c.pregreet.ttl, 86_400_000);
+  assert.deepEqual(c.backend.address, { host: '::1', port: 25 });
+  assert.equal(c.backend.handoff, 'xclient');
+  assert.equal(c.dummy.command_count_limit, 20);
+});
+
+test('listen: strings, mappings, IPv6, trusted proxies', () => {
+  const c = validateConfig({
+    listen: ['0.0.0.0:25', { address: '[2001:db8::1]:25', proxy_protocol: 'v2', trusted_proxies: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.7'] }],
+  });
+  assert.deepEqual(c.listen, [
+    { address: { host: '0.0.0.0', port: 25 }, proxy_protocol: 'none', trusted_proxies: [] },
+    { address: { host: '2001:db8::1', port: 25 }, proxy_protocol: 'v2', trusted_proxies: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.7'] },
+  ]);
+});
+
+test('backend may be the built-in sink', () => {
+  assert.deepEqual(validateConfig({ backend: { address: 'sink:0' } }).backend.address, { host: 'sink', port: 0 });
+});
+
+// Each kind of bad input -> SCR_ERR_CONFIG naming the key path.
+const BAD: Array<{ label: string; raw: unknown; key: string }> = [
+  { label: 'top level is not a mapping', raw: ['a'], key: '(top)' },
+  { label: 'unknown top-level key', raw: { hostnme: 'x' }, key: 'hostnme' },
+  { label: 'unknown nested key', raw: { pregreet: { wiat: '6s' } }, key: 'pregreet.wiat' },
+  { label: 'section is not a mapping', raw: { pregreet: 5 }, key: 'pregreet' },
+  { label: 'bad duration', raw: { pregreet: { wait: '6x' } }, key: 'pregreet.wait' },
+  { label: 'duration of wrong type', raw: { pregreet: { ttl: true } }, key: 'pregreet.ttl' },
+  { label: 'duration below minimum', raw: { cache: { snapshot_interval: '10ms' } }, key: 'cache.snapshot_interval' },
+  { label: 'int is a string', raw: { limits: { max_connections: '100' } }, key: 'limits.max_connections' },
+  { label: 'int is a fraction', raw: { limits: { max_per_client: 1.5 } }, key: 'limits.max_per_client' },
+  { label: 'int below minimum', raw: { limits: { max_per_client: -1 } }, key: 'limits.max_per_client' },
+  { label: 'int above maximum', raw: { limits: { backlog: 100000 } }, key: 'limits.backlog' },
+  { label: 'line length below RFC minimum', raw: { dummy: { line_length_limit: 100 } }, key: 'dummy.line_length_limit' },
+  { label: 'bool as yes', raw: { pregreet: { enable: 'yes' } }, key: 'pregreet.enable' },
+  { label: 'enum value', raw: { pregreet: { action: 'reject' } }, key: 'pregreet.action' },
+  { label: 'enum value for handoff', raw: { backend: { handoff: 'proxy' } }, key: 'backend.handoff' },
+  { label: 'log level', raw: { log: { level: 'verbose' } }, key: 'log.level' },
+  { label: 'string with CRLF', raw: { banner: 'ESMTP\r\n250 forged' }, key: 'banner' },
+  { label: 'empty hostname', raw: { hostname: '' }, key: 'hostname' },
+  { label: 'null for a non-nullable path-like key', raw: { hostname: null }, key: 'hostname' },
+  { label: 'path of wrong type', raw: { access: { list: 5 } }, key: 'access.list' },
+  { label: 'backend without port', raw: { backend: { address: '127.0.0.1' } }, key: 'backend.address' },
+  { label: 'backend host name', raw: { backend: { address: 'localhost:25' } }, key: 'backend.address' },
+  { label: 'backend port 0', raw: { backend: { address: '127.0.0.1:0' } }, key: 'backend.address' },
+  { label: 'listen port out of range', raw: { listen: ['127.0.0.1:65536'] }, key: 'listen[0].address' },
+  { label: 'backend port too big', raw: { backend: { address: '127.0.0.1:65536' } }, key: 'backend.address' },
+  { label: 'IPv6 without brackets', raw: { backend: { address: '::1:25' } }, key: 'backend.address' },
+  { label: 'bad IPv6 in brackets', raw: { backend: { address: '[::g]:25' } }, key: 'backend.address' },
+  { label: 'bad IPv4', raw: { backend: { address: '1.2.3.256:25' } }, key: 'backend.address' },
+  { label: 'address as number', raw: { backend: { address: 25 } }, key: 'backend.address' },
+  { label: 'sink as listener', raw: { listen: ['sink:0'] }, key: 'listen[0].address' },
+  { label: 'listen empty', raw: { listen: [] }, key: 'listen' },
+  { label: 'listen not a list', raw: { listen: '127.0.0.1:25' }, key: 'listen' },
+  { label: 'listen element bad address', raw: { listen: ['127.0.0.1:25', '127.0.0.1:x'] }, key: 'listen[1].address' },
+  { label: 'listen element without address', raw: { listen: [{ proxy_protocol: 'v1' }] }, key: 'listen[0].address' },
+  { label: 'listen element unknown key', raw: { listen: [{ address: '127.0.0.1:25', proxy: 'v1' }] }, key: 'listen[0].proxy' },
+  { label: 'listen element bad proxy_protocol', raw: { listen: [{ address: '127.0.0.1:25', proxy_protocol: 'v3' }] }, key: 'listen[0].proxy_protocol' },
+  { label: 'bad CIDR in trusted_proxies', raw: { listen: [{ address: '127.0.0.1:25', proxy_protocol: 'v1', trusted_proxies: ['10.0.0.0/8', '10.0.0.0/33'] }] }, key: 'listen[0].trusted_proxies[1]' },
+  { label: 'CIDR with host bits', raw: { listen: [{ address: '127.0.0.1:25', proxy_protocol: 'v1', trusted_proxies: ['10.1.2.3/8'] }] }, key: 'listen[0].trusted_proxies[0]' },
+  { label: 'CIDR not an address', raw: { listen: [{ address: '127.0.0.1:25', proxy_protocol: 'v1', trusted_proxies: ['lb.example'] }] }, key: 'listen[0].trusted_proxies[0]' },
+  { label: 'IPv6 CIDR prefix too long', raw: { listen: [{ address: '127.0.0.1:25', proxy_protocol: 'v1', trusted_proxies: ['::/129'] }] }, key: 'listen[0].trusted_proxies[0]' },
+  { label: 'trusted_proxies not a list', raw: { listen: [{ address: '127.0.0.1:25', trusted_proxies: '10.0.0.0/8' }] }, key: 'listen[0].trusted_proxies' },
+  { label: 'PROXY protocol with nobody trusted', raw: { listen: [{ address: '127.0.0.1:25', proxy_protocol: 'any' }] }, key: 'listen[0].trusted_proxies' },
+  { label: 'same listener twice', raw: { listen: ['127.0.0.1:25', '127.0.0.1:25'] }, key: 'listen[1].address' },
+];
+
+for (const c of BAD) {
+  test(`validateConfig rejects: ${c.label} -> ${c.key}`, () => {
+    const e = configError(() => validateConfig(c.raw, 'test.yaml'));
+    assert.equal(e.details['key'], c.key);
+    assert.equal(e.details['source'], 'test.yaml');
+    assert.ok(e.message.includes(c.key), e.message);
+    assert.ok(e.message.startsWith('test.yaml: '), e.message);
+  });
+}
+
+test('the error message names the value', () => {
+  const e = configError(() => validateConfig({ pregreet: { wait: '6x' } }));
+  assert.ok(e.message.includes('"6x"'), e.message);
+  assert.equal(e.details['value'], '6x');
+});
+
+const SUGGEST: Array<{ raw: unknown; want: string }> = [
+  { raw: { pregreet: { wiat: '6s' } }, want: 'pregreet.wait' },
+  { raw: { pregreet: { enabled: true } }, want: 'pregreet.enable' },
+  { raw: { wait: '6s' }, want: 'pregreet.wait' },
+  { raw: { backnd: {} }, want: 'backend' },
+  { raw: { limits: { max_conections: 5 } }, want: 'limits.max_connections' },
+  { raw: { postscreen_greet_wait: '6s' }, want: 'pregreet.wait' },
+  { raw: { listen: [{ adress: '127.0.0.1:25' }] }, want: 'address' },
+];
+
+for (const c of SUGGEST) {
+  test(`unknown key suggests "${c.want}"`, () => {
+    const e = configError(() => validateConfig(c.raw));
+    const issues = e.details['errors'] as Array<{ key: string; message: string }>;
+    assert.ok(issues.some((i) => i.message.includes(`"${c.want}"`)), JSON.stringify(issues));
+  });
+}
+
+test('all errors are collected into one', () => {
+  const e = configError(() => validateConfig({
+    hostnme: 'x', pregreet: { wait: '6x', action: 'nope' }, listen: [{ address: '1.2.3.4:70000', trusted_proxies: ['x'] }],
+  }));
+  const keys = (e.details['errors'] as Array<{ key: string }>).map((i) => i.key);
+  assert.deepEqual(keys.sort(), ['hostnme', 'listen[0].address', 'listen[0].trusted_proxies[0]', 'pregreet.action', 'pregreet.wait']);
+  assert.equal(e.details['key'], 'hostnme');
+  for (const k of keys) assert.ok(e.message.includes(k), k);
+});
+
+test('parseHostPort', () => {
+  assert.deepEqual(parseHostPort('192.0.2.1:25'), { host: '192.0.2.1', port: 25 });
+  assert.deepEqual(parseHostPort('[::1]:2525'), { host: '::1', port: 2525 });
+  assert.deepEqual(parseHostPort('sink:0', { sink: true }), { host: 'sink', port: 0 });
+  assert.throws(() => parseHostPort('sink:0'), { code: 'SCR_ERR_CONFIG' });
+});
+
+test('configToRaw round-trips through validateConfig', () => {
+  const c = validateConfig({
+    listen: [{ address: '[::1]:25', proxy_protocol: 'v1', trusted_proxies: ['::1'] }],
+    pregreet: { wait: '1500ms' }, access: { list: '/etc/acl' }, backend: { address: 'sink:0' },
+  });
+  const raw = configToRaw(c);
+  assert.equal((raw['pregreet'] as Record<string, unknown>)['wait'], '1500ms');
+  assert.deepEqual(validateConfig(raw), c);
+});
+
+// ---- load.ts -------------------------------------------------------------------
+
+test('loadConfig() with no path gives the defaults', () => {
+  assert.deepEqual(loadConfig(), validateConfig({}));
+});
+
+test('the example config validates, shows every key, and differs from the defaults only where it says', () => {
+  const c = loadConfig(EXAMPLE);
+  assert.deepEqual(c.backend.address, { host: 'sink', port: 0 });
+  assert.deepEqual(c.listen[0]?.address, { host: '127.0.0.1', port: 2525 });
+  const d = defaultConfig();
+  assert.deepEqual({ ...c, hostname: d.hostname, backend: { ...c.backend, address: d.backend.address } }, d);
+  const flat = (o: unknown, p = ''): string[] => (typeof o === 'object' && o !== null && !Array.isArray(o)
+    ? Object.entries(o).flatMap(([k, v]) => flat(v, p === '' ? k : `${p}.${k}`)) : [p]);
+  const inFile = new Set(flat(parse(readFileSync(EXAMPLE, 'utf8'))));
+  for (const s of SCHEMA) if (!s.key.includes('[]')) assert.ok(inFile.has(s.key), `example lacks ${s.key}`);
+});
+
+test('YAML syntax error names file, line and column', () => {
+  const e = configError(() => parseConfigText('pregreet:\n  wait: 6s\n  action: [enforce\n', 'bad.yaml'));
+  assert.match(e.message, /^bad\.yaml:\d+:\d+: /);
+  assert.equal(e.details['file'], 'bad.yaml');
+  assert.equal(typeof e.details['line'], 'number');
+  assert.equal(typeof e.details['column'], 'number');
+});
+
+test('duplicate YAML keys are an error', () => {
+  const e = configError(() => parseConfigText('banner: a\nbanner: b\n', 'dup.yaml'));
+  assert.match(e.message, /^dup\.yaml:2:1: /);
+});
+
+test('a missing file names the file', () => {
+  const e = configError(() => loadConfig('/nonexistent/smtpscreen.yaml'));
+  assert.equal(e.details['file'], '/nonexistent/smtpscreen.yaml');
+  assert.equal(e.details['code'], 'ENOENT');
+});
+
+test('loadConfig reads a file and names it in value errors', () => {
+  const dir = mkdtempSync(join(os.tmpdir(), 'smtpscreen-'));
+  const f = join(dir, 'c.yaml');
+  writeFileSync(f, '# comment\npregreet:\n  wait: 2s\n');
+  assert.equal(loadConfig(f).pregreet.wait, 2000);
+  writeFileSync(f, 'pregreet:\n  wait: 2x\n');
+  const e = configError(() => loadConfig(f));
+  assert.ok(e.message.startsWith(`${f}: pregreet.wait`), e.message);
+});
+
+test('applyOverrides sets each flag and re-validates', () => {
+  const c = applyOverrides(validateConfig({}), {
+    listen: ['0.0.0.0:25', '[::]:25'], backend: '127.0.0.1:10026', handoff: 'proxy-v1', accessList: 'acl.cidr',
+    greetWait: '2s', greetAction: 'drop', logFormat: 'postscreen',
+  });
+  assert.deepEqual(c.listen.map((l) => l.address), [{ host: '0.0.0.0', port: 25 }, { host: '::', port: 25 }]);
+  assert.deepEqual(c.backend.address, { host: '127.0.0.1', port: 10026 });
+  assert.equal(c.backend.handoff, 'proxy-v1');
+  assert.equal(c.access.list, 'acl.cidr');
+  assert.equal(c.pregreet.wait, 2000);
+  assert.equal(c.pregreet.action, 'drop');
+  assert.equal(c.log.format, 'postscreen');
+});
+
+test('applyOverrides with nothing returns the config unchanged', () => {
+  const c = validateConfig({});
+  assert.equal(applyOverrides(c, {}), c);
+});
+
+const FLAG_ERRORS: Array<{ o: Record<string, unknown>; flag: string; key: string }> = [
+  { o: { greetWait: '6x' }, flag: '--greet-wait', key: 'pregreet.wait' },
+  { o: { greetAction: 'reject' }, flag: '--greet-action', key: 'pregreet.action' },
+  { o: { handoff: 'smtp' }, flag: '--handoff', key: 'backend.handoff' },
+  { o: { backend: 'localhost:25' }, flag: '--backend', key: 'backend.address' },
+  { o: { listen: ['127.0.0.1:25', '::1:25'] }, flag: '--listen', key: 'listen[1].address' },
+  { o: { logFormat: 'syslog' }, flag: '--log-format', key: 'log.format' },
+];
+
+for (const c of FLAG_ERRORS) {
+  test(`override error names the flag: ${c.flag}`, () => {
+    const e = configError(() => applyOverrides(validateConfig({}), c.o));
+    assert.ok(e.message.startsWith(`${c.flag}: `), e.message);
+    assert.equal(e.details['flag'], c.flag);
+    assert.equal(e.details['key'], c.key);
+  });
+}
+
+test('--greet-wait message reads as the brief says', () => {
+  const e = configError(() => applyOverrides(validateConfig({}), { greetWait: '6x' }));
+  assert.ok(e.message.startsWith('--greet-wait: bad duration "6x"'), e.message);
+});
+
+test('formatConfig prints YAML that loads back to the same config', () => {
+  const c = applyOverrides(loadConfig(EXAMPLE), { greetWait: '1500ms' });
+  const text = formatConfig(c);
+  assert.match(text, /wait: 1500ms/);
+  assert.match(text, /ttl: 1d/);
+  assert.match(text, /address: sink:0/);
+  assert.deepEqual(parseConfigText(text, 'printed'), c);
+});
+
+test('listen port 0 asks for an ephemeral port (tests, demo)', () => {
+  assert.deepEqual(validateConfig({ listen: ['127.0.0.1:0'] }).listen[0]?.address, { host: '127.0.0.1', port: 0 });
+});
