@@ -13,7 +13,6 @@ export const EV = {
   STOPPING: 'STOPPING',        // fields: signal, open (sessions still open), drain_ms
   STOPPED: 'STOPPED',          // fields: forced (sessions cut at drain timeout)
   ACCEPT_ERROR: 'ACCEPT ERROR',// fields: code (EMFILE, ENFILE, ...), listener; accept loop goes on
-  CONFIG_ERROR: 'CONFIG ERROR',// fields: key, value, message
   // One connection
   CONNECT: 'CONNECT',                  // client, port, local, local_port
   ALL_PORTS_BUSY: 'ALL PORTS BUSY',    // client, port, count

@@ -157,7 +157,6 @@ const RENDER: Readonly<Record<string, Render>> = {
     `${num(ev['drain_ms']) !== undefined ? ` for up to ${formatDelay(num(ev['drain_ms']) ?? 0)}s` : ''}`,
   [EV.STOPPED]: (ev) => `stopped${ev['forced'] === true || (num(ev['forced']) ?? 0) > 0 ? ` (forced: ${str(ev['forced'])})` : ''}`,
   [EV.ACCEPT_ERROR]: (ev) => `accept on ${str(ev['listener']) ?? 'unknown'}: ${str(ev['code']) ?? 'unknown'}`,
-  [EV.CONFIG_ERROR]: (ev) => `configuration error: ${str(ev['message']) ?? `${str(ev['key']) ?? 'unknown'}=${str(ev['value']) ?? ''}`}`,
 };
 
 // XXX Last guard against log injection: a raw CR/LF would start a forged syslog line.

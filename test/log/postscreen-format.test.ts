@@ -49,8 +49,6 @@ const CASES: Array<{ ev: Record<string, unknown>; line: string }> = [
   { ev: { event: EV.STOPPED, forced: 2 }, line: 'stopped (forced: 2)' },
   { ev: { event: EV.STOPPED, forced: 0 }, line: 'stopped' },
   { ev: { event: EV.ACCEPT_ERROR, code: 'EMFILE', listener: '0.0.0.0:25' }, line: 'accept on 0.0.0.0:25: EMFILE' },
-  { ev: { event: EV.CONFIG_ERROR, key: 'pregreet.wait', value: '6x', message: 'pregreet.wait: bad duration "6x"' },
-    line: 'configuration error: pregreet.wait: bad duration "6x"' },
   // Unknown events and plain messages: generic key=value rendering.
   { ev: { event: 'SOMETHING NEW', level: 30, time: 1, ...C, note: 'two words' },
     line: 'SOMETHING NEW client=192.0.2.1 port=5678 note="two words"' },

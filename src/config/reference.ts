@@ -1,0 +1,56 @@
+/*
+ * config/reference.ts - the README's configuration tables, generated from SCHEMA.
+ *
+ * Exports: configReferenceMarkdown(), postscreenDifferencesMarkdown(),
+ *          README_MARKERS, renderReadmeSections().
+ * `npm run docs` rewrites the parts of README.md between the markers; a unit
+ * test fails when README.md and SCHEMA disagree, so the docs cannot rot.
+ */
+import { SCHEMA, defaultText, type KeySpec } from './schema.js';
+
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+function typeText(spec: KeySpec): string {
+  if (spec.type === 'enum' && spec.values !== undefined) return spec.values.join(' \\| ');
+  return spec.type;
+}
+
+export function configReferenceMarkdown(): string {
+  const rows = ['| key | type | default | unit | stress | what it does |', '|---|---|---|---|---|---|'];
+  for (const s of SCHEMA) {
+    rows.push(`| \`${s.key}\` | ${typeText(s)} | \`${cell(defaultText(s))}\` | ${s.unit ?? ''} | ${s.stress ?? '-'} | ${cell(s.doc)} |`);
+  }
+  return rows.join('\n');
+}
+
+export function postscreenDifferencesMarkdown(): string {
+  const rows = ['| smtpscreen key | our default | postscreen parameter | postscreen default | why we differ |', '|---|---|---|---|---|'];
+  for (const s of SCHEMA) {
+    if (s.note === undefined) continue;
+    rows.push(`| \`${s.key}\` | \`${cell(defaultText(s))}\` | ${cell(s.postscreen ?? '-')} | ${cell(s.postscreenDefault ?? '-')} | ${cell(s.note)} |`);
+  }
+  return rows.join('\n');
+}
+
+export const README_MARKERS = {
+  config: ['<!-- config-reference:start -->', '<!-- config-reference:end -->'],
+  differences: ['<!-- postscreen-differences:start -->', '<!-- postscreen-differences:end -->'],
+} as const;
+
+/** README text with both generated sections replaced; throws if a marker is missing. */
+export function renderReadmeSections(readme: string): string {
+  let out = readme;
+  const parts: Array<[readonly [string, string], string]> = [
+    [README_MARKERS.config, configReferenceMarkdown()],
+    [README_MARKERS.differences, postscreenDifferencesMarkdown()],
+  ];
+  for (const [[start, end], body] of parts) {
+    const a = out.indexOf(start);
+    const b = out.indexOf(end);
+    if (a < 0 || b < a) throw new Error(`README.md lacks the markers ${start} ... ${end}`);
+    out = out.slice(0, a + start.length) + '\n' + body + '\n' + out.slice(b);
+  }
+  return out;
+}
