@@ -41,6 +41,8 @@ export function handoff(s: Session): void {
   const bs = connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true }) as ScreenSocket;
   bs[kSession] = s;
   s.backendSock = bs;
+  ctx.backends++;
+  bs.once('close', onBackendGone);
   bs.on('error', onBackendError);
   bs.on('close', onBackendClose);
   bs.on('connect', onBackendConnect);
@@ -166,6 +168,12 @@ function onBackendError(this: ScreenSocket, err: NodeJS.ErrnoException): void {
     return;
   }
   onSocketError.call(this, err);
+}
+
+/** Every backend socket's descriptor is released exactly once. */
+function onBackendGone(this: ScreenSocket): void {
+  const s = this[kSession];
+  if (s !== undefined) s.ctx.backends--;
 }
 
 function onBackendClose(this: ScreenSocket): void {

@@ -18,6 +18,7 @@ import { ScreenError } from '../util/errors.js';
 import type { Ctx, ScreenSocket } from '../session/state.js';
 import { startSession } from '../session/machine.js';
 import { endSocket, onSocketError } from '../session/close.js';
+import { FD_RESERVE } from './fdlimit.js';
 
 export interface Listener {
   server: Server;
@@ -70,11 +71,17 @@ export function startListener(ctx: Ctx, cfg: ListenConfig): Promise<Listener> {
 
 function onServerError(this: LServer, err: NodeJS.ErrnoException): void {
   const ls = this[kListener];
-  if (ls === undefined) return;
+  if (ls !== undefined) acceptError(ls, err.code ?? 'unknown', err.message);
+}
+
+/** Log an accept problem at most once a second per listener, with the count since the last line. */
+function acceptError(ls: ListenerState, code: string, message: string): void {
   ls.acceptErrors++;
   const now = Date.now();
   if (now - ls.lastAcceptLog >= 1000) {
-    ls.ctx.log.error({ event: EV.ACCEPT_ERROR, code: err.code ?? 'unknown', message: err.message, listener: ls.name, count: ls.acceptErrors });
+    const c = ls.ctx.counters;
+    c[EV.ACCEPT_ERROR] = (c[EV.ACCEPT_ERROR] ?? 0) + 1;
+    ls.ctx.log.error({ event: EV.ACCEPT_ERROR, code, message, listener: ls.name, count: ls.acceptErrors });
     ls.lastAcceptLog = now;
     ls.acceptErrors = 0;
   }
@@ -90,10 +97,13 @@ function onConnection(this: LServer, socket: PSocket): void {
   }
   const peer = peerAddress(socket);
   const peerPort = socket.remotePort ?? 0;
-  if (ctx.sessions.size + ctx.pendingProxy >= ctx.config.limits.max_connections) {
+  const open = ctx.sessions.size + ctx.pendingProxy;
+  const fdsFull = ctx.fdLimit !== null && open + ctx.backends + FD_RESERVE >= ctx.fdLimit;
+  if (open >= ctx.config.limits.max_connections || fdsFull) {
     const c = ctx.counters;
     c[EV.ALL_PORTS_BUSY] = (c[EV.ALL_PORTS_BUSY] ?? 0) + 1;
-    ctx.log.info({ event: EV.ALL_PORTS_BUSY, client: peer, port: peerPort, count: ctx.sessions.size });
+    ctx.log.info({ event: EV.ALL_PORTS_BUSY, client: peer, port: peerPort, count: open, limit: fdsFull ? 'fds' : 'connections' });
+    if (fdsFull) acceptError(ls, 'EMFILE', `file descriptor limit ${ctx.fdLimit} nearly reached (${FD_RESERVE} kept in reserve)`);
     endSocket(socket, ctx.replies.allPortsBusy);
     return;
   }

@@ -19,6 +19,7 @@ import type { Ctx } from '../session/state.js';
 import { closeWith } from '../session/close.js';
 import { loadSnapshot, saveSnapshot, type SnapshotResult } from '../cache/snapshot.js';
 import { startListener, type Listener } from './listener.js';
+import { FD_RESERVE, readFdLimit } from './fdlimit.js';
 import { startSink, type Sink } from '../handoff/sink.js';
 
 export interface ScreenerOptions {
@@ -60,6 +61,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     perClient: new Map(),
     draining: false,
     pendingProxy: 0,
+    backends: 0,
+    fdLimit: readFdLimit(),
     counters: {},
   };
   const snapFile = config.cache.snapshot;
@@ -76,13 +79,19 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     throw err;
   }
   const addresses = listeners.map((l) => l.address);
-  log.info({
+  const started: Record<string, unknown> = {
     event: EV.STARTED,
     listen: addresses,
     backend: `${backend.host}:${backend.port}`,
     handoff: config.backend.handoff,
     pid: process.pid,
-  });
+    fd_limit: ctx.fdLimit,
+  };
+  if (ctx.fdLimit !== null && config.limits.max_connections > ctx.fdLimit - FD_RESERVE) {
+    started['warning'] = `limits.max_connections ${config.limits.max_connections} is above the file descriptor limit ` +
+      `${ctx.fdLimit} minus ${FD_RESERVE} reserved: the descriptor limit applies first`;
+    log.warn(started);
+  } else log.info(started);
 
   let snapTimer: NodeJS.Timeout | null = null;
   let saving = false;

@@ -42,6 +42,10 @@ export interface Ctx {
   draining: boolean;
   /** Connections still reading their PROXY header (they count against the global limit). */
   pendingProxy: number;
+  /** Backend sockets open (each costs a file descriptor). */
+  backends: number;
+  /** Soft RLIMIT_NOFILE, or null when unknown (see server/fdlimit.ts). */
+  fdLimit: number | null;
   /** Counters for `stats` and the demo. */
   counters: Record<string, number>;
   /** Called after a session is accounted for (the drain watches it). */
