@@ -25,6 +25,7 @@
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { freePorts } from './ports.js';
 
@@ -170,6 +171,15 @@ function groupMembers(pgid: number): number[] {
   return out;
 }
 
+/** True when `port` on 127.0.0.1 can be bound right now. */
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ host: HOST, port, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function readPid(file: string): number | null {
@@ -249,7 +259,9 @@ function mainCf(dir: string, extra: Record<string, string>): string {
     mail_owner: 'postfix',
     setgid_group: 'postdrop',
     inet_interfaces: HOST,
-    inet_protocols: 'ipv4',
+    // 'all' although it listens on 127.0.0.1 only: with 'ipv4' smtpd refuses XCLIENT ADDR=IPV6:...
+    // ("501 5.5.4 Bad ADDR syntax"), and the screener hands over IPv6 clients too.
+    inet_protocols: 'all',
     // Postfix >= 3.4 logs to a file through postlogd (no syslog daemon here);
     // maillog_file must start with one of maillog_file_prefixes or `postfix check` fails.
     maillog_file: `${dir}/maillog`,
@@ -338,7 +350,14 @@ export async function startPostfix(opts: PostfixOptions = {}): Promise<PostfixIn
       ]);
 
       backdate(etc);
-      const started = await run(postfix, ['-c', etc, 'start']);
+      // postfix(1) prints its fatal errors only to a terminal (or to the mail log once
+      // postlogd runs): start it on a pty with script(1) so that they are captured.
+      const script = findExecutable('script');
+      const started =
+        script !== null
+          ? await run(script, ['-qec', `${postfix} -c ${etc} start`, '/dev/null'])
+          : await run(postfix, ['-c', etc, 'start']);
+      started.stdout = started.stdout.replace(/\r\n/g, '\n');
       const log = path.join(dir, 'maillog');
       const readLog = () => {
         try {
@@ -349,13 +368,18 @@ export async function startPostfix(opts: PostfixOptions = {}): Promise<PostfixIn
       };
       if (started.code !== 0) {
         const text = readLog();
+        // master(8) cannot report a failed bind anywhere (it has no tty and postlogd is
+        // not up yet): "mail system startup failed" is all there is. Probe the ports.
+        const busy: number[] = [];
+        for (const p of [xclientPort, proxyPort, plainPort]) if (!(await canBind(p))) busy.push(p);
         lastError = new Error(
-          `postfix -c ${etc} start failed (exit ${started.code})\n` +
-            `${started.stdout}${started.stderr}\n--- ${log} (tail) ---\n${tail(text)}`,
+          `postfix -c ${etc} start failed (exit ${started.code})` +
+            (busy.length > 0 ? ` - port(s) ${busy.join(', ')} taken by another process meanwhile` : '') +
+            `\n${started.stdout}${started.stderr}\n--- ${log} (tail) ---\n${tail(text)}`,
         );
         killNow(entry);
         live.delete(entry);
-        if (/Address already in use/.test(text) && attempt < 3) continue;
+        if (busy.length > 0 && attempt < 3) continue;
         throw lastError;
       }
 

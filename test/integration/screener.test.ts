@@ -96,6 +96,24 @@ describe('screener in front of Postfix', () => {
     });
   }
 
+  test('IPv6: a listener on [::1] next to an IPv4 one; Postfix learns the IPv6 client through XCLIENT', async () => {
+    await withScreener(cfg({ listen: ['127.0.0.1:0', '[::1]:0'] }), async (s) => {
+      assert.equal(s.listen.length, 2);
+      assert.match(s.listen[1] ?? '', /^\[::1\]:\d+$/);
+      const c = await connectClient('::1', portOf(s, 1), '::1');
+      await c.readUntil(/^220 .*Postfix/m, 8000);
+      c.write('EHLO v6.test\r\n');
+      await c.readUntil(/^250 /m, 5000);
+      c.write('MAIL FROM:<v6@example.test>\r\n');
+      await c.readUntil(/^250 /m, 5000);
+      c.write('QUIT\r\n');
+      await c.closed;
+      const h = await s.waitForEvent((e) => e['event'] === 'HANDOFF' && e['client'] === '::1');
+      assert.equal(h['verdict'], 'new');
+      await pf.waitForLog(/connect from unknown\[::1\]/);
+    });
+  });
+
   test('pregreet enforce: the early talker gets 550 at RCPT, the envelope is logged, Postfix never sees it', async () => {
     await withScreener(cfg(), async (s) => {
       const addr = '127.0.1.10';
