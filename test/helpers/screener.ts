@@ -13,6 +13,7 @@
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import fs from 'node:fs';
+import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -72,9 +73,11 @@ export function repoRoot(): string {
 }
 
 const running = new Set<ChildProcessByStdio<null, Readable, Readable>>();
+/** Temp config directories not removed yet (also those of children that exited on their own). */
+const tempDirs = new Set<string>();
 let hooked = false;
 
-/** SIGKILL every screener child still running (synchronous; safe in after() and on exit). */
+/** SIGKILL every screener child still running and remove its temp config (synchronous; safe in after() and on exit). */
 export function killAllScreeners(): void {
   for (const p of running) {
     if (p.exitCode === null && p.signalCode === null) {
@@ -86,6 +89,8 @@ export function killAllScreeners(): void {
     }
   }
   running.clear();
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
 }
 
 function hook(): void {
@@ -130,6 +135,13 @@ export async function startScreener(
     env: { ...process.env, ...(opts.env ?? {}) },
   });
   running.add(proc);
+  if (opts.keepDir !== true) tempDirs.add(dir);
+  // A screener a test forgot to stop must not keep the test process alive (the
+  // test file would never end): unref it; the 'exit' hook then SIGKILLs it.
+  // Every wait in this helper holds a timer, so the loop stays up while a test waits.
+  proc.unref();
+  (proc.stdout as unknown as Socket).unref(); // stdio pipes are net.Sockets
+  (proc.stderr as unknown as Socket).unref();
 
   const events: ScreenerEvent[] = [];
   const stdoutNoise: string[] = [];
@@ -231,7 +243,10 @@ export async function startScreener(
       await exited;
       clearTimeout(t);
     }
-    if (opts.keepDir !== true) fs.rmSync(dir, { recursive: true, force: true });
+    if (opts.keepDir !== true) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      tempDirs.delete(dir);
+    }
     return exitCode;
   };
 
