@@ -17,7 +17,7 @@ import { decodeProxyHeader } from '../net/proxy-protocol.js';
 import { ScreenError } from '../util/errors.js';
 import type { Ctx, ScreenSocket } from '../session/state.js';
 import { startSession } from '../session/machine.js';
-import { endSocket, onSocketError } from '../session/close.js';
+import { refuse, refusedOpen, onSocketError } from '../session/close.js';
 import { FD_RESERVE } from './fdlimit.js';
 
 export interface Listener {
@@ -98,13 +98,13 @@ function onConnection(this: LServer, socket: PSocket): void {
   const peer = peerAddress(socket);
   const peerPort = socket.remotePort ?? 0;
   const open = ctx.sessions.size + ctx.pendingProxy;
-  const fdsFull = ctx.fdLimit !== null && open + ctx.backends + FD_RESERVE >= ctx.fdLimit;
+  const fdsFull = ctx.fdLimit !== null && open + ctx.backends + refusedOpen() + FD_RESERVE >= ctx.fdLimit;
   if (open >= ctx.config.limits.max_connections || fdsFull) {
     const c = ctx.counters;
     c[EV.ALL_PORTS_BUSY] = (c[EV.ALL_PORTS_BUSY] ?? 0) + 1;
     ctx.log.info({ event: EV.ALL_PORTS_BUSY, client: peer, port: peerPort, count: open, limit: fdsFull ? 'fds' : 'connections' });
     if (fdsFull) acceptError(ls, 'EMFILE', `file descriptor limit ${ctx.fdLimit} nearly reached (${FD_RESERVE} kept in reserve)`);
-    endSocket(socket, ctx.replies.allPortsBusy);
+    refuse(socket, ctx.replies.allPortsBusy);
     return;
   }
   if (ls.trusted === null) {

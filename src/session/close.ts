@@ -1,7 +1,8 @@
 /*
  * session/close.ts - the ways a session ends: reply-and-close, hangup, final accounting.
  *
- * Exports: closeWith(), endSocket(), finish(), onClientClose(), onSocketError().
+ * Exports: closeWith(), endSocket(), refuse(), refusedOpen(), finish(),
+ *          onClientClose(), onClientEnd(), onSocketError().
  * finish() runs once per session, from the client socket's 'close' event: it
  * releases the counters, stops timers, tears down the backend and logs
  * DISCONNECT. A hangup before the handoff is logged as HANGUP, never as a
@@ -14,17 +15,44 @@ import { kSession, type ScreenSocket, type Session } from './state.js';
 /** How long a socket we finished writing to may stay half-open before we cut it. */
 export const LINGER_MS = 2000;
 
-function destroyOnTimeout(this: Socket): void {
-  this.destroy();
+function destroyLater(sock: Socket): void {
+  sock.destroy();
 }
 
-/** Write a last reply, half-close, and destroy the socket if the peer lingers. */
+/**
+ * Write a last reply, half-close, and destroy the socket LINGER_MS later if
+ * the peer has not closed by then. A hard timer, not the idle timeout: a peer
+ * that keeps sending must not keep the socket alive. Incoming bytes are read
+ * and dropped meanwhile, so that closing does not turn into a reset that
+ * could destroy the reply before the client reads it.
+ */
 export function endSocket(sock: Socket, text: string | null): void {
   if (sock.destroyed) return;
+  sock.removeAllListeners('data');
+  sock.resume();
   if (text !== null && sock.writable) sock.end(text);
   else sock.end();
-  sock.setTimeout(LINGER_MS);
-  sock.once('timeout', destroyOnTimeout);
+  const t = setTimeout(destroyLater, LINGER_MS, sock);
+  t.unref();
+  sock.once('close', clearTimeout.bind(null, t));
+}
+
+/** Sockets refused at accept (busy, too many connections) that have not closed yet: they hold descriptors too. */
+let refused = 0;
+
+function onRefusedClose(): void {
+  refused--;
+}
+
+/** Refuse a connection that never became a session: one reply, then close. */
+export function refuse(sock: Socket, text: string): void {
+  refused++;
+  sock.once('close', onRefusedClose);
+  endSocket(sock, text);
+}
+
+export function refusedOpen(): number {
+  return refused;
 }
 
 /** The screener ends the session with a reply (521, 421, ...). */

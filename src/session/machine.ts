@@ -14,7 +14,7 @@ import { allPassed } from '../cache/store.js';
 import { applyAction } from '../checks/check.js';
 import { PregreetProbe, pregreetResult } from '../checks/pregreet.js';
 import { Session, kSession, type Ctx, type ScreenSocket } from './state.js';
-import { closeWith, endSocket, onClientClose, onClientEnd, onSocketError } from './close.js';
+import { closeWith, refuse, onClientClose, onClientEnd, onSocketError } from './close.js';
 import { conclude } from './conclude.js';
 import { handoff } from '../handoff/splice.js';
 
@@ -33,7 +33,7 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
     const c = ctx.counters;
     c[EV.TOO_MANY_CONNECTIONS] = (c[EV.TOO_MANY_CONNECTIONS] ?? 0) + 1;
     ctx.log.info({ event: EV.TOO_MANY_CONNECTIONS, client, port, count: count - 1 });
-    endSocket(socket, ctx.replies.tooManyConnections);
+    refuse(socket, ctx.replies.tooManyConnections);
     return;
   }
   ctx.perClient.set(client, count);

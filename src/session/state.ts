@@ -79,8 +79,6 @@ export class Session {
   backendSock: ScreenSocket | null = null;
   /** Verdict name for HANDOFF: allowlisted, old, new, ignored. */
   verdict = '';
-  /** Bytes read from the client before handoff that must reach the backend. */
-  pending: Buffer | null = null;
 
   constructor(ctx: Ctx, socket: ScreenSocket, client: string, port: number) {
     this.ctx = ctx;
