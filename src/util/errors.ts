@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'SCR_ERR_PROXY'         // malformed PROXY protocol header
   | 'SCR_ERR_SMTP_REPLY'    // malformed SMTP reply from a backend
   | 'SCR_ERR_CACHE'         // corrupt cache record or snapshot
+  | 'SCR_ERR_DNS_PACKET'    // malformed DNS packet (from the network) or unencodable name
+  | 'SCR_ERR_DNSBL_SITE'    // bad DNSBL site specification
   | 'SCR_ERR_USAGE';        // bad command line
 
 export class ScreenError extends Error {
