@@ -19,9 +19,11 @@ import { Address4, Address6 } from 'ip-address';
 import { ScreenError } from '../util/errors.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import type { Config, HostPort, ListenConfig } from './types.js';
+import { parseSite } from '../checks/dnsbl-site.js';
 
 export type KeyType =
-  | 'duration' | 'int' | 'string' | 'bool' | 'enum' | 'hostport' | 'cidr-list' | 'path' | 'listen-list';
+  | 'duration' | 'int' | 'string' | 'bool' | 'enum' | 'hostport' | 'cidr-list' | 'path' | 'listen-list'
+  | 'site-list' | 'hostport-list' | 'string-map' | 'ip' | 'probe-map';
 
 export interface KeySpec {
   /** Dotted path; "listen[].x" for a field of each listen element. */
@@ -107,6 +109,61 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'pregreet.ttl', type: 'duration', default: 86_400_000, min: 0, unit: 'ms',
     doc: 'How long a pregreet pass is remembered for a client address.',
     postscreen: 'postscreen_greet_ttl', postscreenDefault: '1d' },
+  { key: 'dnsbl.sites', type: 'site-list', default: [],
+    doc: 'DNSBL/DNSWL sites in postscreen syntax: domain[=filter][*weight], e.g. "zen.spamhaus.org=127.0.0.[2..11]*3"; empty disables the test.',
+    postscreen: 'postscreen_dnsbl_sites', postscreenDefault: '(empty)' },
+  { key: 'dnsbl.threshold', type: 'int', default: 1, unit: 'score',
+    doc: 'A client whose summed weight reaches this fails the DNSBL test.',
+    postscreen: 'postscreen_dnsbl_threshold', postscreenDefault: '1' },
+  { key: 'dnsbl.allowlist_threshold', type: 'int', default: 0, max: 0, unit: 'score',
+    doc: 'When negative: a client whose score is at or below it passes every test at once (no greet wait). 0 disables.',
+    postscreen: 'postscreen_dnsbl_allowlist_threshold', postscreenDefault: '0' },
+  { key: 'dnsbl.action', type: 'enum', values: ACTIONS, default: 'enforce',
+    doc: 'Action for a client that fails the DNSBL test.',
+    postscreen: 'postscreen_dnsbl_action', postscreenDefault: 'ignore',
+    note: 'listing sites is an explicit operator decision; enforce logs the envelope and refuses at RCPT' },
+  { key: 'dnsbl.timeout', type: 'duration', default: 10_000, min: 1, unit: 'ms',
+    doc: 'Deadline of one site lookup; an answer still missing when the greet wait ends counts as not listed.',
+    postscreen: 'postscreen_dnsbl_timeout', postscreenDefault: '10s' },
+  { key: 'dnsbl.ttl_min', type: 'duration', default: 60_000, min: 0, unit: 'ms',
+    doc: 'Lower bound of the DNSBL pass TTL (taken from the DNS answers).',
+    postscreen: 'postscreen_dnsbl_min_ttl', postscreenDefault: '60s' },
+  { key: 'dnsbl.ttl_max', type: 'duration', default: 3_600_000, min: 0, unit: 'ms',
+    doc: 'Upper bound of the DNSBL pass TTL.', postscreen: 'postscreen_dnsbl_max_ttl', postscreenDefault: '1h' },
+  { key: 'dnsbl.slow_warning', type: 'duration', default: 2000, min: 1, unit: 'ms',
+    doc: 'A site answering slower than this is logged (DNSBL WARNING, reason slow; at most once a minute per site).',
+    postscreen: null, postscreenDefault: null },
+  { key: 'dnsbl.txt', type: 'bool', default: false,
+    doc: 'Look up the TXT record of the listing site and append it to the reject text.', postscreen: null, postscreenDefault: null },
+  { key: 'dnsbl.reply_map', type: 'string-map', default: {},
+    doc: 'Site domain -> name shown in reject texts (hides a paid feed\'s key), e.g. {"key.zen.dq.spamhaus.net": "zen.spamhaus.org"}.',
+    postscreen: 'postscreen_dnsbl_reply_map', postscreenDefault: '(empty)' },
+  { key: 'dnsbl.health.enable', type: 'bool', default: true,
+    doc: 'Probe each site periodically with its test entries; a failing site is suspended (weight 0) until it recovers.',
+    postscreen: null, postscreenDefault: null, note: 'postscreen has no site health: a broken list silently stops or starts listing everyone' },
+  { key: 'dnsbl.health.interval', type: 'duration', default: 300_000, min: 100, unit: 'ms',
+    doc: 'Time between probes of one site.', postscreen: null, postscreenDefault: null },
+  { key: 'dnsbl.health.listed', type: 'ip', default: '127.0.0.2',
+    doc: 'Test address every site must list (RFC 5782).', postscreen: null, postscreenDefault: null },
+  { key: 'dnsbl.health.unlisted', type: 'ip', default: '127.0.0.1',
+    doc: 'Test address no site may list (RFC 5782).', postscreen: null, postscreenDefault: null },
+  { key: 'dnsbl.health.error_limit', type: 'int', default: 5, min: 1, unit: 'answers',
+    doc: 'Consecutive lookup errors (timeout, SERVFAIL, reserved error answers) that suspend a site.', postscreen: null, postscreenDefault: null },
+  { key: 'dnsbl.health.sites', type: 'probe-map', default: {},
+    doc: 'Per-site test addresses: {domain: {listed: ADDR, unlisted: ADDR}}.', postscreen: null, postscreenDefault: null },
+  { key: 'resolver.servers', type: 'hostport-list', default: [],
+    doc: 'DNS servers for DNSBL lookups ("ADDR:PORT"); empty: the nameservers of /etc/resolv.conf.',
+    postscreen: null, postscreenDefault: null, note: 'postscreen asks dnsblog(8) processes through the system resolver; we run our own UDP resolver in-process' },
+  { key: 'resolver.timeout', type: 'duration', default: 1000, min: 1, unit: 'ms',
+    doc: 'Time for one try at one server.', postscreen: null, postscreenDefault: null },
+  { key: 'resolver.tries', type: 'int', default: 3, min: 1, max: 20, unit: 'tries',
+    doc: 'Tries per lookup, over the servers in turn.', postscreen: null, postscreenDefault: null },
+  { key: 'resolver.cache_max', type: 'int', default: 100_000, min: 0, unit: 'entries',
+    doc: 'DNS answers cached (positive and negative).', postscreen: null, postscreenDefault: null },
+  { key: 'resolver.min_ttl', type: 'duration', default: 60_000, min: 0, unit: 'ms',
+    doc: 'Lower bound of the TTL of cached answers.', postscreen: null, postscreenDefault: null },
+  { key: 'resolver.max_ttl', type: 'duration', default: 3_600_000, min: 0, unit: 'ms',
+    doc: 'Upper bound of the TTL of cached answers.', postscreen: null, postscreenDefault: null },
   { key: 'dummy.command_time_limit', type: 'duration', default: 300_000, min: 1, unit: 'ms',
     doc: 'Total time to receive one command in the dummy SMTP engine.',
     postscreen: 'postscreen_command_time_limit', postscreenDefault: '${stress?{10}:{300}}s' },
@@ -329,6 +386,57 @@ function convert(spec: KeySpec, v: unknown, key: string, is: Issues): unknown {
     }
     case 'listen-list':
       return convertListen(v, key, is);
+    case 'site-list': {
+      if (!Array.isArray(v)) return is.add(key, v, `want a list of DNSBL sites, got ${show(v)}`);
+      const before = is.list.length;
+      const out = v.map((x, i) => {
+        if (typeof x !== 'string') return is.add(`${key}[${i}]`, x, `want a site string like "zen.spamhaus.org*2", got ${show(x)}`);
+        try {
+          parseSite(x);
+          return x.trim();
+        } catch (err) {
+          return is.add(`${key}[${i}]`, x, (err as Error).message);
+        }
+      });
+      return is.list.length === before ? out : INVALID;
+    }
+    case 'hostport-list': {
+      if (!Array.isArray(v)) return is.add(key, v, `want a list of "ADDRESS:PORT", got ${show(v)}`);
+      const before = is.list.length;
+      const out = v.map((x, i) => {
+        const hp = typeof x === 'string' ? hostPortOf(x.trim(), false) : 'want a string';
+        return typeof hp === 'string' ? is.add(`${key}[${i}]`, x, `bad address ${show(x)}: ${hp}`) : hp;
+      });
+      return is.list.length === before ? out : INVALID;
+    }
+    case 'string-map': {
+      if (!isMapping(v)) return is.add(key, v, `want a mapping of names, got ${show(v)}`);
+      const out: Record<string, string> = {};
+      const before = is.list.length;
+      for (const [k, x] of Object.entries(v)) {
+        if (typeof x !== 'string' || x === '' || /[\x00-\x20\x7f]/.test(x)) is.add(`${key}.${k}`, x, `want one printable word, got ${show(x)}`);
+        else out[k.toLowerCase()] = x;
+      }
+      return is.list.length === before ? out : INVALID;
+    }
+    case 'ip':
+      return typeof v === 'string' && net.isIP(v) !== 0 ? v : is.add(key, v, `want an IPv4 or IPv6 address, got ${show(v)}`);
+    case 'probe-map': {
+      if (!isMapping(v)) return is.add(key, v, `want {domain: {listed: ADDR, unlisted: ADDR}}, got ${show(v)}`);
+      const out: Record<string, { listed: string; unlisted: string }> = {};
+      const before = is.list.length;
+      for (const [k, x] of Object.entries(v)) {
+        if (!isMapping(x)) { is.add(`${key}.${k}`, x, `want {listed: ADDR, unlisted: ADDR}, got ${show(x)}`); continue; }
+        for (const f of Object.keys(x)) if (f !== 'listed' && f !== 'unlisted') is.add(`${key}.${k}.${f}`, x[f], 'unknown key (want listed or unlisted)');
+        const listed = x['listed'] ?? '127.0.0.2';
+        const unlisted = x['unlisted'] ?? '127.0.0.1';
+        for (const [f, a] of [['listed', listed], ['unlisted', unlisted]] as const) {
+          if (typeof a !== 'string' || net.isIP(a) === 0) is.add(`${key}.${k}.${f}`, a, `want an IPv4 or IPv6 address, got ${show(a)}`);
+        }
+        out[k.toLowerCase()] = { listed: String(listed), unlisted: String(unlisted) };
+      }
+      return is.list.length === before ? out : INVALID;
+    }
     default: {
       const never: never = spec.type;
       throw new Error(`schema: unknown key type ${String(never)}`);
@@ -449,6 +557,8 @@ function renderValue(spec: KeySpec, v: unknown): unknown {
         address: formatHostPort(l.address), proxy_protocol: l.proxy_protocol, trusted_proxies: [...l.trusted_proxies],
       }));
     case 'cidr-list': return [...(v as string[])];
+    case 'site-list': return [...(v as string[])];
+    case 'hostport-list': return (v as HostPort[]).map(formatHostPort);
     default: return v;
   }
 }

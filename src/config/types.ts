@@ -60,6 +60,49 @@ export interface Config {
     /** How long a pass is remembered (postscreen_greet_ttl). */
     ttl: number;
   };
+  dnsbl: {
+    /** Sites in postscreen's syntax (checks/dnsbl-site.ts); empty disables the test. */
+    sites: string[];
+    /** Score at or above which the client fails (postscreen_dnsbl_threshold). */
+    threshold: number;
+    /** Score at or below which (when negative) the client passes at once (postscreen_dnsbl_allowlist_threshold). */
+    allowlist_threshold: number;
+    action: Action;
+    /** Deadline of one site's lookup (postscreen_dnsbl_timeout). */
+    timeout: number;
+    /** The pass TTL is the DNS answers' TTL clamped to these (postscreen_dnsbl_min_ttl/max_ttl). */
+    ttl_min: number;
+    ttl_max: number;
+    /** A site slower than this is logged (DNSBL WARNING slow). */
+    slow_warning: number;
+    /** Look up TXT of the listing site for the reject text. */
+    txt: boolean;
+    /** Site domain -> public name used in reject texts (postscreen_dnsbl_reply_map). */
+    reply_map: Record<string, string>;
+    health: {
+      enable: boolean;
+      interval: number;
+      /** Address every site must list (its test entry). */
+      listed: string;
+      /** Address no site may list. */
+      unlisted: string;
+      /** Consecutive error answers that suspend a site. */
+      error_limit: number;
+      /** Per-site probe addresses: domain -> { listed, unlisted }. */
+      sites: Record<string, { listed: string; unlisted: string }>;
+    };
+  };
+  resolver: {
+    /** Empty: the nameservers of /etc/resolv.conf. */
+    servers: HostPort[];
+    /** Per try. */
+    timeout: number;
+    tries: number;
+    cache_max: number;
+    /** Answer TTL clamp, ms. */
+    min_ttl: number;
+    max_ttl: number;
+  };
   dummy: {
     /** Total time to receive one command (postscreen_command_time_limit). */
     command_time_limit: number;

@@ -62,5 +62,6 @@ export type LookupResult =
 /** What checks/dnsbl.ts needs from a resolver (fakes implement it in unit tests). */
 export interface DnsLookup {
   /** Never rejects; ends by the resolver's own deadline with an error result at worst. */
-  lookup(name: string, type: LookupType): Promise<LookupResult>;
+  /** `fresh`: bypass the answer cache (site health probes). */
+  lookup(name: string, type: LookupType, fresh?: boolean): Promise<LookupResult>;
 }

@@ -24,7 +24,9 @@ export const EV = {
   PASS_NEW: 'PASS NEW',
   PREGREET: 'PREGREET',                // bytes, after_ms, sample (escaped), action
   HANGUP: 'HANGUP',                    // after_ms, phase
-  DNSBL: 'DNSBL',
+  DNSBL: 'DNSBL',                      // score, hits [{site, weight, records}], action, lookup_ms, late
+  DNSBL_SITE: 'DNSBL SITE',            // site, state (suspended, resumed), reason
+  DNSBL_WARNING: 'DNSBL WARNING',      // site, reason (error-answer, slow), value, lookup_ms
   COMMAND_PIPELINING: 'COMMAND PIPELINING',
   NON_SMTP_COMMAND: 'NON-SMTP COMMAND',
   BARE_NEWLINE: 'BARE NEWLINE',

@@ -54,6 +54,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     log,
     store,
     access,
+    dnsbl: null,
     replies: makeReplies(config.hostname, config.banner),
     enabled,
     backend,

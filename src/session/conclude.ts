@@ -3,22 +3,66 @@
  *
  * Exports: conclude().
  * Only here are passes written to the cache and PASS NEW logged (postscreen's
- * psc_conclude). A client with an enforced failure goes to the dummy engine,
- * which rejects it at RCPT; a client that passed, or failed only tests set to
- * `ignore`, is handed over to the backend.
+ * psc_conclude). The DNSBL score is read here, when the greet wait ends:
+ * lookups still pending count as not listed. A client with an enforced
+ * failure goes to the dummy engine, which rejects it at RCPT; a client that
+ * passed, or failed only tests set to `ignore`, is handed over.
  */
 import { EV } from '../log/events.js';
 import { TestIndex } from './flags.js';
 import { newRecord } from '../cache/store.js';
+import { applyAction } from '../checks/check.js';
+import { dnsblReply } from '../smtp/replies.js';
+import type { DnsblSummary } from '../checks/dnsbl.js';
 import type { Session } from './state.js';
 import { handoff } from '../handoff/splice.js';
 import { enterDummy } from './dummy.js';
+import { closeWith } from './close.js';
 
 const PREGREET = TestIndex.pregreet;
+const DNSBL = TestIndex.dnsbl;
+
+/** Apply the DNSBL verdict; false when the session was dropped. */
+function dnsblVerdict(s: Session): DnsblSummary | null {
+  const dnsbl = s.ctx.dnsbl;
+  const q = s.dnsbl;
+  if (dnsbl === null || q === null) return null;
+  q.cancel();
+  const sum = dnsbl.summary(q);
+  if (!dnsbl.failed(sum)) return sum;
+  const action = s.ctx.config.dnsbl.action;
+  const site = dnsbl.replySite(sum);
+  const txt = q.txt.get(sum.hits.find((h) => (s.ctx.config.dnsbl.reply_map[h.site] ?? h.site) === site)?.site ?? '') ?? '';
+  s.event(EV.DNSBL, { score: sum.score, hits: sum.hits, action, lookup_ms: sum.lookupMs, late: sum.late });
+  if (s.record !== null) s.record[DNSBL] = 0;
+  switch (applyAction(action)) {
+    case 'drop':
+      closeWith(s, withTxt(dnsblReply(521, s.client, site), txt));
+      return sum;
+    case 'enforce':
+      if (s.rejectReply === null) {
+        s.rejectReply = withTxt(dnsblReply(550, s.client, site), txt);
+        s.rejectReason = 'dnsbl';
+      }
+      return sum;
+    case 'continue':
+      s.ignoredFail = true;
+      return sum;
+  }
+}
+
+/** Append a listing's TXT text to a reply, printable ASCII only, bounded. */
+function withTxt(reply: string, txt: string): string {
+  if (txt === '') return reply;
+  const clean = txt.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+  return `${reply.slice(0, -2)}; ${clean}\r\n`;
+}
 
 export function conclude(s: Session): void {
   if (s.closed) return;
   const ctx = s.ctx;
+  const dnsbl = dnsblVerdict(s);
+  if (s.closed) return;
   if (s.rejectReply !== null) {
     enterDummy(s);
     return;
@@ -36,12 +80,18 @@ export function conclude(s: Session): void {
   }
   const now = Date.now();
   const rec = s.record ?? newRecord();
-  if (ctx.config.pregreet.enable && s.pregreet !== null && !s.pregreet.failed) {
-    rec[PREGREET] = now + ctx.config.pregreet.ttl;
+  if (s.dnsblAllowlisted && dnsbl !== null) {
+    // postscreen: an allowlisted score completes every test, with the DNSBL TTL.
+    for (const i of ctx.enabled) rec[i] = now + dnsbl.ttlMs;
+  } else {
+    if (ctx.config.pregreet.enable && s.pregreet !== null && !s.pregreet.failed) rec[PREGREET] = now + ctx.config.pregreet.ttl;
+    // A DNSBL pass is remembered only when every site answered.
+    if (dnsbl !== null && dnsbl.complete) rec[DNSBL] = now + dnsbl.ttlMs;
   }
   s.record = rec;
   ctx.store.set(s.client, rec);
-  s.event(EV.PASS_NEW);
-  s.verdict = 'new';
+  if (dnsbl === null) s.event(EV.PASS_NEW);
+  else s.event(EV.PASS_NEW, { dnsbl_score: dnsbl.score, ...(dnsbl.late.length > 0 ? { dnsbl_late: dnsbl.late } : {}), ...(s.dnsblAllowlisted ? { allowlisted: true } : {}) });
+  s.verdict = s.dnsblAllowlisted ? 'dnsbl-allowlisted' : 'new';
   handoff(s);
 }

@@ -14,11 +14,13 @@ import { allPassed } from '../cache/store.js';
 import { applyAction } from '../checks/check.js';
 import { PregreetProbe, pregreetResult } from '../checks/pregreet.js';
 import { Session, kSession, type Ctx, type ScreenSocket } from './state.js';
+import type { DnsblQuery } from '../checks/dnsbl.js';
 import { closeWith, refuse, onClientClose, onClientEnd, onSocketError } from './close.js';
 import { conclude } from './conclude.js';
 import { handoff } from '../handoff/splice.js';
 
 const PREGREET = TestIndex.pregreet;
+const DNSBL = TestIndex.dnsbl;
 
 /**
  * A connection whose client address is known. `socket` has its 'error'
@@ -28,7 +30,7 @@ const PREGREET = TestIndex.pregreet;
 export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, port: number): void {
   const cfg = ctx.config;
   const max = cfg.limits.max_per_client;
-  const count = (ctx.perClient.get(client) ?? 0) + 1;
+  const count = max > 0 ? (ctx.perClient.get(client) ?? 0) + 1 : 0;
   if (max > 0 && count > max) {
     const c = ctx.counters;
     c[EV.TOO_MANY_CONNECTIONS] = (c[EV.TOO_MANY_CONNECTIONS] ?? 0) + 1;
@@ -36,9 +38,11 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
     refuse(socket, ctx.replies.tooManyConnections);
     return;
   }
-  ctx.perClient.set(client, count);
   const s = new Session(ctx, socket, client, port);
-  s.counted = true;
+  if (max > 0) {
+    ctx.perClient.set(client, count);
+    s.counted = true;
+  }
   ctx.sessions.add(s);
   socket.on('close', onClientClose);
   socket.on('end', onClientEnd);
@@ -82,9 +86,18 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
     return;
   }
 
-  // 3. Tests during the greet wait.
+  // 3. Tests during the greet wait. DNSBL lookups start now, unless a DNSBL pass is still valid.
+  if (ctx.dnsbl !== null && !((rec?.[DNSBL] ?? 0) > now)) {
+    s.dnsbl = ctx.dnsbl.start(client, s, onDnsblDone);
+  }
   if (!cfg.pregreet.enable) {
-    queueMicrotask(() => conclude(s));
+    if (s.dnsbl === null) {
+      queueMicrotask(() => conclude(s));
+      return;
+    }
+    // No teaser: wait for the lookups alone, bounded by the lookup deadline.
+    s.phase = 'pregreet';
+    s.timer = setTimeout(onGreetWaitEnd, cfg.dnsbl.timeout, s);
     return;
   }
   s.phase = 'pregreet';
@@ -119,6 +132,18 @@ function onEarlyData(this: ScreenSocket, chunk: Buffer): void {
       s.ignoredFail = true;
       return;
   }
+}
+
+/** Every DNSBL answer is in. A score at or below the allowlist threshold ends the wait now. */
+function onDnsblDone(s: Session, q: DnsblQuery): void {
+  if (s.closed || s.phase !== 'pregreet' || s.dnsbl !== q) return;
+  const dnsbl = s.ctx.dnsbl;
+  if (dnsbl === null || !dnsbl.allowlisted(dnsbl.summary(q))) return;
+  if (s.pregreet?.failed === true || s.rejectReply !== null || s.ignoredFail) return;
+  s.dnsblAllowlisted = true;
+  s.clearTimer();
+  s.socket.removeListener('data', onEarlyData);
+  conclude(s);
 }
 
 function onGreetWaitEnd(s: Session): void {

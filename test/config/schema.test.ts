@@ -199,7 +199,7 @@ test('the example config validates, shows every key, and differs from the defaul
   assert.deepEqual(c.listen[0]?.address, { host: '127.0.0.1', port: 2525 });
   const d = defaultConfig();
   assert.deepEqual({ ...c, hostname: d.hostname, backend: { ...c.backend, address: d.backend.address } }, d);
-  const flat = (o: unknown, p = ''): string[] => (typeof o === 'object' && o !== null && !Array.isArray(o)
+  const flat = (o: unknown, p = ''): string[] => (typeof o === 'object' && o !== null && !Array.isArray(o) && Object.keys(o).length > 0
     ? Object.entries(o).flatMap(([k, v]) => flat(v, p === '' ? k : `${p}.${k}`)) : [p]);
   const inFile = new Set(flat(parse(readFileSync(EXAMPLE, 'utf8'))));
   for (const s of SCHEMA) if (!s.key.includes('[]')) assert.ok(inFile.has(s.key), `example lacks ${s.key}`);

@@ -1,0 +1,166 @@
+/*
+ * bench/load/options.ts - the load generator's command line.
+ *
+ * Exports: Options, Scenario, SCENARIOS, parseOptions(argv), usage().
+ * Durations are written as the screener's config writes them ("300ms", "6s", "5m").
+ * Defaults depend on the scenario where a single default would be wrong
+ * (the greet wait: long for idle zombies, short for clients that must pass).
+ */
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../../src/util/duration.js';
+import type { HostPort } from './protocol.js';
+
+export const SCENARIOS = ['idle', 'pregreet', 'legit'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+export interface Options {
+  scenarios: Scenario[];
+  target: HostPort | null;
+  targetPid: number | null;
+  direct: HostPort | null;
+  /** Zombies: idle (default 19000), pregreet (5000), legit's held zombies (18000). */
+  count: number | null;
+  clients: number;
+  durationMs: number;
+  holdMs: number;
+  /** pregreet.wait for pregreet and legit (default 1s). */
+  greetWaitMs: number | null;
+  /** pregreet.wait for idle (default: longer than the run). */
+  idleWaitMs: number | null;
+  action: 'enforce' | 'drop';
+  rate: number;
+  pending: number;
+  perWorker: number;
+  minWorkers: number;
+  concurrency: number;
+  maxConnections: number;
+  logLevel: string;
+  backend: 'sink' | 'process';
+  serverNodeArgs: string[];
+  traceGc: boolean;
+  addrBase: [number, number];
+  out: string | null;
+  keep: boolean;
+  quiet: boolean;
+}
+
+export function usage(): string {
+  return `usage: npm run bench:load -- [options]   (node dist/bench/load/zombie.js)
+
+  --scenario idle|pregreet|legit|all   what to run (default idle)
+  --count N            zombies: idle 19000, pregreet 5000, legit (held meanwhile) 18000
+  --clients M          legit: well-behaved clients timed (default 200)
+  --duration D         upper bound for each scenario, e.g. 120s (default 180s)
+  --hold D             idle: how long the zombies are held once connected (default 30s:
+                       V8 gives back the heap grown during the ramp ~15 s after it)
+  --greet-wait D       screener pregreet.wait for pregreet and legit (default 1s)
+  --idle-wait D        screener pregreet.wait for idle (default: duration + 60s, at least 300s)
+  --action enforce|drop  screener pregreet.action for the pregreet scenario (default enforce)
+  --rate N             pregreet: connects per second, all workers (default 1000; 0 = no pace)
+  --pending K          connects not yet greeted by the server, all workers (default 500)
+  --per-worker N       sockets per worker process (default 9000; fd limit 20000 each)
+  --workers N          at least N zombie worker processes (default 1)
+  --concurrency C      legit: cached/direct clients timed at a time (default 1)
+  --max-connections N  screener limits.max_connections (default 19500)
+  --log-level L        screener log.level (default warn)
+  --backend sink|process  screener backend: the built-in sink in the screener's
+                       process (default) or the sink in its own process (as a real smtpd)
+  --server-node-args="A B"  extra node flags for the screener (e.g. --server-node-args=--cpu-prof;
+                       write it with "=": the value starts with a dash)
+  --no-gc-trace        do not run the screener with --trace-gc (which gives the heap
+                       used after each GC, hence heap per connection)
+  --target HOST:PORT   load this SMTP server instead of starting the screener
+  --target-pid PID     its PID, to read RSS, CPU and fds from /proc
+  --direct HOST:PORT   legit with --target: the backend to time directly
+  --addr-base A.B      zombies come from 127.A.B.1 upward (default 10.0); legit clients
+                       from 127.(A+100).0.1 upward
+  --out FILE           JSON result (default bench/results/load-<scenario>.json)
+  --keep               keep the screener's temp dir (config, log, profiles)
+  --quiet              no progress on stderr
+`;
+}
+
+function hostPort(flag: string, v: string): HostPort {
+  const i = v.lastIndexOf(':');
+  const port = Number(v.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${flag}: want HOST:PORT, got "${v}"`);
+  return { host: v.slice(0, i).replace(/^\[|\]$/g, ''), port };
+}
+
+function int(flag: string, v: string | undefined, dflt: number, min = 0): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${flag}: want an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
+function ms(flag: string, v: string | undefined, dflt: number | null): number | null {
+  if (v === undefined) return dflt;
+  try {
+    return parseDuration(v);
+  } catch {
+    throw new Error(`${flag}: want a duration such as 300ms, 10s, 2m; got "${v}"`);
+  }
+}
+
+export function parseOptions(argv: string[]): Options & { help: boolean } {
+  const { values: v } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      scenario: { type: 'string' }, count: { type: 'string' }, clients: { type: 'string' },
+      duration: { type: 'string' }, hold: { type: 'string' }, 'greet-wait': { type: 'string' },
+      'idle-wait': { type: 'string' }, action: { type: 'string' }, rate: { type: 'string' },
+      pending: { type: 'string' }, 'per-worker': { type: 'string' }, workers: { type: 'string' },
+      concurrency: { type: 'string' }, 'max-connections': { type: 'string' }, 'log-level': { type: 'string' },
+      backend: { type: 'string' }, 'server-node-args': { type: 'string' }, target: { type: 'string' },
+      'target-pid': { type: 'string' }, direct: { type: 'string' }, 'addr-base': { type: 'string' },
+      'no-gc-trace': { type: 'boolean' }, out: { type: 'string' }, keep: { type: 'boolean' }, quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' }, role: { type: 'string' }, 'exit-by': { type: 'string' },
+    },
+  });
+  const sc = v.scenario ?? 'idle';
+  const scenarios: Scenario[] = sc === 'all' ? [...SCENARIOS] : (SCENARIOS as readonly string[]).includes(sc) ? [sc as Scenario] : [];
+  if (scenarios.length === 0) throw new Error(`--scenario: want idle, pregreet, legit or all; got "${sc}"`);
+  const action = v.action ?? 'enforce';
+  if (action !== 'enforce' && action !== 'drop') throw new Error(`--action: want enforce or drop, got "${action}"`);
+  const backend = v.backend ?? 'sink';
+  if (backend !== 'sink' && backend !== 'process') throw new Error(`--backend: want sink or process, got "${backend}"`);
+  const base = (v['addr-base'] ?? '10.0').split('.').map(Number);
+  const [a, b] = base;
+  if (base.length !== 2 || a === undefined || b === undefined || !(a >= 1 && a <= 150) || !(b >= 0 && b <= 255)) {
+    throw new Error(`--addr-base: want A.B with A in 1..150 and B in 0..255, got "${v['addr-base']}"`);
+  }
+  const count = v.count === undefined ? null : int('--count', v.count, 0, 1);
+  const perWorker = int('--per-worker', v['per-worker'], 9000, 1);
+  if (perWorker > 19_000) throw new Error('--per-worker: at most 19000 (each worker has a 20,000-fd limit)');
+  return {
+    help: v.help === true,
+    scenarios,
+    target: v.target === undefined ? null : hostPort('--target', v.target),
+    targetPid: v['target-pid'] === undefined ? null : int('--target-pid', v['target-pid'], 0, 1),
+    direct: v.direct === undefined ? null : hostPort('--direct', v.direct),
+    count,
+    clients: int('--clients', v.clients, 200, 1),
+    durationMs: ms('--duration', v.duration, 180_000) as number,
+    holdMs: ms('--hold', v.hold, 30_000) as number,
+    greetWaitMs: ms('--greet-wait', v['greet-wait'], null),
+    idleWaitMs: ms('--idle-wait', v['idle-wait'], null),
+    action,
+    rate: int('--rate', v.rate, 1000),
+    pending: int('--pending', v.pending, 500, 1),
+    perWorker,
+    minWorkers: int('--workers', v.workers, 1, 1),
+    concurrency: int('--concurrency', v.concurrency, 1, 1),
+    maxConnections: int('--max-connections', v['max-connections'], 19_500, 1),
+    logLevel: v['log-level'] ?? 'warn',
+    backend,
+    serverNodeArgs: (v['server-node-args'] ?? '').split(/\s+/).filter((x) => x !== ''),
+    traceGc: v['no-gc-trace'] !== true,
+    addrBase: [a, b],
+    out: v.out ?? null,
+    keep: v.keep === true,
+    quiet: v.quiet === true,
+  };
+}

@@ -1,0 +1,287 @@
+/*
+ * checks/dnsbl.ts - the DNSBL test: weighted blocklist and allowlist sites,
+ * score, thresholds, reply text, and site health. No UDP here: lookups go
+ * through an injected DnsLookup, reverse names through an injected function.
+ *
+ * Exports: Dnsbl, DnsblQuery, DnsblOptions, DnsblHit, DnsblSummary.
+ * One query per client connection: start() launches one lookup per distinct
+ * domain (sites sharing a domain share its answer); each answer adds the
+ * weight of every site of that domain whose filter matches. The session reads
+ * the summary when the greet wait ends: lookups still pending count as not
+ * listed (fail-open) and are named in `late`.
+ * Site health (postscreen has none): each domain is probed with its test
+ * entries; a domain that fails the probe, or gives error_limit errors in a
+ * row, is suspended: its weight counts as zero and it is not even asked,
+ * until a probe passes again. A dead list never rejects anybody.
+ */
+import type { DnsLookup, LookupResult } from '../dns/types.js';
+import { filterMatches, isReservedErrorAnswer, parseSite, type DnsblSite } from './dnsbl-site.js';
+
+export interface DnsblOptions {
+  threshold: number;
+  allowlistThreshold: number;
+  ttlMinMs: number;
+  ttlMaxMs: number;
+  slowWarningMs: number;
+  txt: boolean;
+  replyMap: Record<string, string>;
+  health: {
+    enable: boolean;
+    intervalMs: number;
+    listed: string;
+    unlisted: string;
+    errorLimit: number;
+    sites: Record<string, { listed: string; unlisted: string }>;
+  };
+}
+
+export interface DnsblHit {
+  site: string;
+  weight: number;
+  records: string[];
+}
+
+export interface DnsblSummary {
+  score: number;
+  hits: DnsblHit[];
+  /** Every lookup answered (or its domain is suspended). */
+  complete: boolean;
+  /** Domains whose answer had not arrived. */
+  late: string[];
+  /** Pass TTL from the answers, clamped; ms. */
+  ttlMs: number;
+  /** ms from start to the last answer. */
+  lookupMs: number;
+}
+
+export type Emit = (event: string, fields: Record<string, unknown>) => void;
+export type ReverseFn = (addr: string, zone: string) => string | null;
+
+interface Domain {
+  readonly domain: string;
+  readonly sites: DnsblSite[];
+  suspended: boolean;
+  errors: number;
+  lastSlowWarn: number;
+  lastErrorWarn: number;
+  probeListed: string;
+  probeUnlisted: string;
+  probing: boolean;
+}
+
+const WARN_EVERY_MS = 60_000;
+
+export class DnsblQuery {
+  readonly client: string;
+  readonly started: number;
+  pending = 0;
+  score = 0;
+  hits: DnsblHit[] = [];
+  lateDomains: Set<string> = new Set();
+  ttlSec = Infinity;
+  lastAnswer = 0;
+  cancelled = false;
+  /** TXT texts by domain, when dnsbl.txt is on. */
+  txt = new Map<string, string>();
+  constructor(client: string, started: number) {
+    this.client = client;
+    this.started = started;
+  }
+  cancel(): void {
+    this.cancelled = true;
+  }
+}
+
+export class Dnsbl {
+  readonly opts: DnsblOptions;
+  readonly domains: Domain[];
+  readonly #lookup: DnsLookup;
+  readonly #reverse: ReverseFn;
+  readonly #emit: Emit;
+  readonly #now: () => number;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(sites: string[], opts: DnsblOptions, lookup: DnsLookup, reverse: ReverseFn, emit: Emit, now: () => number = Date.now) {
+    this.opts = opts;
+    this.#lookup = lookup;
+    this.#reverse = reverse;
+    this.#emit = emit;
+    this.#now = now;
+    const byDomain = new Map<string, Domain>();
+    for (const spec of sites) {
+      const site = parseSite(spec);
+      let d = byDomain.get(site.domain);
+      if (d === undefined) {
+        const p = opts.health.sites[site.domain];
+        d = {
+          domain: site.domain, sites: [], suspended: false, errors: 0, lastSlowWarn: 0, lastErrorWarn: 0,
+          probeListed: p?.listed ?? opts.health.listed, probeUnlisted: p?.unlisted ?? opts.health.unlisted, probing: false,
+        };
+        byDomain.set(site.domain, d);
+      }
+      d.sites.push(site);
+    }
+    this.domains = [...byDomain.values()];
+  }
+
+  get enabled(): boolean {
+    return this.domains.length > 0;
+  }
+
+  /**
+   * Start the lookups for one client. `onDone(owner, q)` runs once, after the
+   * last answer, never synchronously. Returns null when there is nothing to
+   * ask (every domain suspended, or an address that cannot be reversed).
+   */
+  start<T>(client: string, owner: T, onDone: (owner: T, q: DnsblQuery) => void): DnsblQuery | null {
+    const q = new DnsblQuery(client, this.#now());
+    for (const d of this.domains) {
+      if (d.suspended) continue;
+      const name = this.#reverse(client, d.domain);
+      if (name === null) return null;
+      q.pending++;
+      q.lateDomains.add(d.domain);
+      void this.#lookup.lookup(name, 'A').then((r) => {
+        this.#answer(q, d, name, r);
+        if (--q.pending === 0 && !q.cancelled) onDone(owner, q);
+      });
+    }
+    return q.pending === 0 ? null : q;
+  }
+
+  #answer(q: DnsblQuery, d: Domain, name: string, r: LookupResult): void {
+    const now = this.#now();
+    q.lateDomains.delete(d.domain);
+    q.lastAnswer = now;
+    const elapsed = now - q.started;
+    if (elapsed > this.opts.slowWarningMs && now - d.lastSlowWarn >= WARN_EVERY_MS) {
+      d.lastSlowWarn = now;
+      this.#emit('DNSBL WARNING', { site: d.domain, reason: 'slow', lookup_ms: elapsed });
+    }
+    if (r.status === 'error') {
+      this.#error(d, r.error);
+      return;
+    }
+    if (r.ttl < q.ttlSec) q.ttlSec = r.ttl;
+    if (r.status !== 'ok') {
+      d.errors = 0;
+      return;
+    }
+    let reserved: string | null = null;
+    for (const site of d.sites) {
+      let matched: string[] | null = null;
+      for (const a of r.records) {
+        if (isReservedErrorAnswer(a)) reserved = a;
+        else if (filterMatches(site, a)) (matched ??= []).push(a);
+      }
+      if (matched !== null) {
+        q.score += site.weight;
+        q.hits.push({ site: site.domain, weight: site.weight, records: matched });
+        if (this.opts.txt && site.weight > 0 && !q.txt.has(d.domain)) {
+          q.txt.set(d.domain, '');
+          void this.#lookup.lookup(name, 'TXT').then((t) => {
+            if (t.status === 'ok' && t.records[0] !== undefined) q.txt.set(d.domain, t.records[0]);
+          });
+        }
+      }
+    }
+    if (reserved !== null) {
+      if (now - d.lastErrorWarn >= WARN_EVERY_MS) {
+        d.lastErrorWarn = now;
+        this.#emit('DNSBL WARNING', { site: d.domain, reason: 'error-answer', value: reserved });
+      }
+      this.#error(d, `error answer ${reserved}`);
+    } else d.errors = 0;
+  }
+
+  #error(d: Domain, why: string): void {
+    d.errors++;
+    if (!d.suspended && d.errors >= this.opts.health.errorLimit) this.#suspend(d, `${d.errors} errors in a row, last: ${why}`);
+  }
+
+  #suspend(d: Domain, reason: string): void {
+    if (d.suspended) return;
+    d.suspended = true;
+    this.#emit('DNSBL SITE', { site: d.domain, state: 'suspended', reason });
+  }
+
+  #resume(d: Domain): void {
+    d.errors = 0;
+    if (!d.suspended) return;
+    d.suspended = false;
+    this.#emit('DNSBL SITE', { site: d.domain, state: 'resumed', reason: 'probe passed' });
+  }
+
+  /** The score and hits so far, for the verdict at the end of the greet wait. */
+  summary(q: DnsblQuery): DnsblSummary {
+    const ttlSec = q.ttlSec === Infinity ? this.opts.ttlMaxMs / 1000 : q.ttlSec;
+    const ttlMs = Math.min(this.opts.ttlMaxMs, Math.max(this.opts.ttlMinMs, ttlSec * 1000));
+    return {
+      score: q.score,
+      hits: q.hits,
+      complete: q.pending === 0,
+      late: [...q.lateDomains],
+      ttlMs,
+      lookupMs: (q.lastAnswer === 0 ? this.#now() : q.lastAnswer) - q.started,
+    };
+  }
+
+  failed(s: DnsblSummary): boolean {
+    return s.score >= this.opts.threshold;
+  }
+
+  allowlisted(s: DnsblSummary): boolean {
+    return this.opts.allowlistThreshold < 0 && s.complete && s.score <= this.opts.allowlistThreshold;
+  }
+
+  /** The name in the reject text: the listing site with the highest weight, through reply_map. */
+  replySite(s: DnsblSummary): string {
+    let best: DnsblHit | null = null;
+    for (const h of s.hits) if (h.weight > 0 && (best === null || h.weight > best.weight)) best = h;
+    const site = best?.site ?? this.domains[0]?.domain ?? 'dnsbl';
+    return this.opts.replyMap[site] ?? site;
+  }
+
+  // ---- site health ---------------------------------------------------------
+
+  startHealth(): void {
+    if (!this.opts.health.enable || this.#timer !== null || this.domains.length === 0) return;
+    this.probeAll();
+    this.#timer = setInterval(() => this.probeAll(), this.opts.health.intervalMs);
+    this.#timer.unref();
+  }
+
+  stopHealth(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** Probe every domain once (test entries, bypassing the cache). Resolves when all have answered. */
+  async probeAll(): Promise<void> {
+    await Promise.all(this.domains.map((d) => this.#probe(d)));
+  }
+
+  async #probe(d: Domain): Promise<void> {
+    if (d.probing) return;
+    d.probing = true;
+    try {
+      const yes = this.#reverse(d.probeListed, d.domain);
+      const no = this.#reverse(d.probeUnlisted, d.domain);
+      if (yes === null || no === null) return;
+      const [a, b] = await Promise.all([this.#lookup.lookup(yes, 'A', true), this.#lookup.lookup(no, 'A', true)]);
+      const listed = a.status === 'ok' && a.records.some((r) => !isReservedErrorAnswer(r));
+      const notListed = b.status === 'nxdomain' || b.status === 'nodata';
+      if (listed && notListed) this.#resume(d);
+      else if (!listed) this.#suspend(d, `test entry ${d.probeListed} not listed (${describe(a)})`);
+      else this.#suspend(d, `test entry ${d.probeUnlisted} listed (${describe(b)})`);
+    } finally {
+      d.probing = false;
+    }
+  }
+}
+
+function describe(r: LookupResult): string {
+  if (r.status === 'ok') return r.records.join(',');
+  if (r.status === 'error') return r.error;
+  return r.status;
+}

@@ -1,0 +1,118 @@
+/*
+ * test/bench/zombie-smoke.test.ts - the zombie load generator (bench/load/zombie.ts)
+ * at a tiny size: each scenario runs, stops by itself within a bound, and
+ * writes a JSON result whose figures are numbers. No performance thresholds:
+ * the counts checked are correctness (20 zombies held, 20 bots screened).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ZOMBIE = join(here, '..', '..', 'bench', 'load', 'zombie.js');
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  ms: number;
+  stderr: string;
+  killed: boolean;
+}
+
+/** Run the generator; SIGKILL it (by its PID) if it outlives boundMs. */
+function runZombie(args: string[], boundMs: number): Promise<Run> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, [ZOMBIE, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let killed = false;
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    const t = setTimeout(() => { killed = true; child.kill('SIGKILL'); }, boundMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(t);
+      resolve({ code, signal, ms: Date.now() - t0, stderr, killed });
+    });
+  });
+}
+
+type Json = Record<string, unknown>;
+
+function at(obj: unknown, path: string): unknown {
+  let o = obj;
+  for (const p of path.split('.')) o = typeof o === 'object' && o !== null ? (o as Json)[p] : undefined;
+  return o;
+}
+
+const TINY = ['--count', '20', '--clients', '5', '--hold', '1s', '--duration', '20s', '--greet-wait', '300ms', '--quiet'];
+
+const CASES: ReadonlyArray<{
+  scenario: string;
+  /** Figures that must be finite numbers. */
+  numbers: readonly string[];
+  /** Figures with an exact value (counts, not performance). */
+  exact: Readonly<Record<string, number>>;
+}> = [
+  {
+    scenario: 'idle',
+    numbers: [
+      'zombies_held_client', 'server_sockets_held', 'server_established', 'ramp_s', 'ramp_conn_per_s',
+      'before_rss_kb', 'held_rss_kb', 'rss_per_conn_bytes', 'rss_ramp_per_conn_bytes', 'server_cpu_pct_holding',
+      'server_cpu_us_per_accept', 'before_fds', 'held_fds', 'generator_cpu_ms',
+    ],
+    exact: { zombies_requested: 20, zombies_held_client: 20, server_sockets_held: 20, refused: 0, failed: 0 },
+  },
+  {
+    scenario: 'pregreet',
+    numbers: [
+      'screened', 'screened_per_s', 'span_s', 'server_cpu_ms', 'server_cpu_ms_per_conn', 'server_cpu_pct_avg',
+      'verdict_latency_ms.p50', 'verdict_latency_ms.p99', 'verdict_latency_ms.max', 'before_rss_kb',
+    ],
+    exact: { zombies_requested: 20, screened: 20, passed: 0, failed: 0 },
+  },
+  {
+    scenario: 'legit',
+    numbers: [
+      'zombies_held_client', 'server_sockets_held', 'rss_per_conn_bytes', 'new_ms.p50', 'new_ms.p99',
+      'cached_ms.p50', 'cached_ms.p90', 'cached_ms.p99', 'cached_ms.max', 'direct_ms.p99',
+      'added_ms.p50', 'added_ms.p90', 'added_ms.p99', 'added_ms.max', 'added_by_percentile_ms.p99', 'server_cpu_pct_timing',
+    ],
+    exact: { zombies_requested: 20, zombies_held_client: 20, 'new_ms.n': 5, 'cached_ms.n': 5, 'direct_ms.n': 5, 'added_ms.n': 5 },
+  },
+];
+
+for (const c of CASES) {
+  test(`zombie load generator: ${c.scenario} at a tiny size stops by itself and writes numbers`, { timeout: 90_000 }, async () => {
+    const dir = mkdtempSync(join(os.tmpdir(), 'zombie-smoke-'));
+    try {
+      const out = join(dir, `load-${c.scenario}.json`);
+      const r = await runZombie(['--scenario', c.scenario, ...TINY, '--out', out], 60_000);
+      assert.equal(r.killed, false, `still running after 60 s:\n${r.stderr}`);
+      assert.equal(r.code, 0, `exit ${r.code} ${r.signal}:\n${r.stderr}`);
+      const doc = JSON.parse(readFileSync(out, 'utf8')) as Json;
+      for (const k of ['machine.cpus', 'machine.totalmem_mb']) assert.equal(typeof at(doc, k), 'number', k);
+      assert.equal(typeof at(doc, 'machine.node'), 'string');
+      assert.deepEqual(at(doc, 'options.scenarios'), [c.scenario]);
+      const s = at(doc, `scenarios.${c.scenario}`);
+      const notes = at(s, 'notes');
+      assert.ok(Array.isArray(notes) && notes.length > 0, 'notes say what limited the figures');
+      for (const k of c.numbers) {
+        const v = at(s, `figures.${k}`);
+        assert.ok(typeof v === 'number' && Number.isFinite(v), `figures.${k} = ${JSON.stringify(v)}`);
+      }
+      for (const [k, want] of Object.entries(c.exact)) assert.equal(at(s, `figures.${k}`), want, `figures.${k}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test('zombie load generator: bad options exit 1 at once', { timeout: 20_000 }, async () => {
+  for (const args of [['--scenario', 'nope'], ['--count', '-3'], ['--per-worker', '50000'], ['--duration', '6x']]) {
+    const r = await runZombie(args, 10_000);
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+  }
+});
