@@ -57,8 +57,8 @@ export function encodeQuery(id: number, name: string, qtype: number, out?: Buffe
   const size = 12 + len + 2 + 4;
   const b = out !== undefined && out.length >= size ? out : Buffer.allocUnsafe(size);
   b.writeUInt16BE(id, 0);
-  b[2] = 0x01; b[3] = 0x00; // RD
-  b[4] = 0; b[5] = 1; b[6] = 0; b[7] = 0; b[8] = 0; b[9] = 0; b[10] = 0; b[11] = 0;
+  b.writeUInt32BE(0x01000001, 2); // RD, qdcount 1
+  b.writeUInt32BE(0, 6); b.writeUInt16BE(0, 10);
   let lenAt = 12;
   let p = 13;
   for (let i = 0; i <= len; i++) {
@@ -141,9 +141,7 @@ function readRecord(buf: Buffer, off: number, out: DnsRecord[] | null): number {
   const name = readName(buf, off, buf.length);
   const p = nameEnd;
   if (p + 10 > buf.length) fail('truncated record');
-  const type = buf.readUInt16BE(p);
-  const cls = buf.readUInt16BE(p + 2);
-  const rawTtl = buf.readUInt32BE(p + 4);
+  const type = buf.readUInt16BE(p), cls = buf.readUInt16BE(p + 2), rawTtl = buf.readUInt32BE(p + 4);
   const rd = p + 10;
   const rdEnd = rd + buf.readUInt16BE(p + 8);
   if (rdEnd > buf.length) fail('truncated record');
@@ -281,14 +279,8 @@ export function negativeTtl(msg: DnsMessage): number | null {
 
 /* Begin code used by tests and the fake responder only: clarity over speed. */
 
-export interface ResponseRecord {
-  /** Presentation text: \DDD and \X escapes allowed; '' or '.' is the root. */
-  name: string;
-  type: number;
-  ttl: number;
-  /** As DnsRecord.data; SOA: 'mname rname serial refresh retry expire minimum'; unknown types: raw latin1 rdata. */
-  data: string;
-}
+/** name: presentation text (\DDD and \X escapes; '' or '.' is the root). data: as DnsRecord.data; unknown types: raw latin1 rdata. */
+export interface ResponseRecord { name: string; type: number; ttl: number; data: string }
 
 export interface ResponseOptions {
   id: number;
@@ -340,8 +332,8 @@ class Writer {
   readonly names: Map<string, number> | null;
   constructor(compress: boolean) { this.names = compress ? new Map() : null; }
   room(n: number): void { if (this.p + n > this.buf.length) fail('response too long'); }
-  u16(v: number): void { this.room(2); this.buf.writeUInt16BE(v & 0xffff, this.p); this.p += 2; }
-  u32(v: number): void { this.room(4); this.buf.writeUInt32BE(v >>> 0, this.p); this.p += 4; }
+  u16(v: number): void { this.bytes(Buffer.from([(v >>> 8) & 255, v & 255])); }
+  u32(v: number): void { this.u16(v >>> 16); this.u16(v); }
   bytes(b: Buffer): void { this.room(b.length); b.copy(this.buf, this.p); this.p += b.length; }
   name(text: string): void {
     const labels = labelsOf(text);
@@ -351,8 +343,7 @@ class Writer {
       if (at !== undefined) { this.u16(0xc000 | at); return; }
       if (this.names !== null && this.p < 0x4000) this.names.set(key, this.p);
       const l = labels[i] ?? Buffer.alloc(0);
-      this.bytes(Buffer.from([l.length]));
-      this.bytes(l);
+      this.bytes(Buffer.concat([Buffer.from([l.length]), l]));
     }
     this.bytes(Buffer.from([0]));
   }
@@ -377,8 +368,7 @@ function writeData(w: Writer, r: ResponseRecord): void {
       let i = 0;
       do {
         const chunk = b.subarray(i, i + 255);
-        w.bytes(Buffer.from([chunk.length]));
-        w.bytes(chunk);
+        w.bytes(Buffer.concat([Buffer.from([chunk.length]), chunk]));
         i += 255;
       } while (i < b.length);
       return;
@@ -386,8 +376,7 @@ function writeData(w: Writer, r: ResponseRecord): void {
     case T_SOA: {
       const f = r.data.split(' ');
       if (f.length !== 7) fail('bad-data');
-      w.name(f[0] ?? '');
-      w.name(f[1] ?? '');
+      w.name(f[0] ?? ''); w.name(f[1] ?? '');
       for (const x of f.slice(2)) {
         const v = Number(x);
         if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) fail('bad-data');

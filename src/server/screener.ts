@@ -20,6 +20,10 @@ import { closeWith } from '../session/close.js';
 import { loadSnapshot, saveSnapshot, type SnapshotResult } from '../cache/snapshot.js';
 import { startListener, type Listener } from './listener.js';
 import { FD_RESERVE, readFdLimit } from './fdlimit.js';
+import { Dnsbl } from '../checks/dnsbl.js';
+import { Resolver } from '../dns/resolver.js';
+import { reverseName } from '../dns/reverse.js';
+import { ScreenError } from '../util/errors.js';
 import { startSink, type Sink } from '../handoff/sink.js';
 
 export interface ScreenerOptions {
@@ -43,6 +47,9 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const store = opts.store ?? new MemoryStore(config.cache.max_entries);
   const enabled: number[] = [];
   if (config.pregreet.enable) enabled.push(TestIndex.pregreet);
+  const counters: Record<string, number> = {};
+  const { dnsbl, resolver } = makeDnsbl(config, log, counters);
+  if (dnsbl !== null) enabled.push(TestIndex.dnsbl);
   let sink: Sink | null = null;
   let backend: HostPort = config.backend.address;
   if (backend.host === 'sink') {
@@ -54,7 +61,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     log,
     store,
     access,
-    dnsbl: null,
+    dnsbl,
     replies: makeReplies(config.hostname, config.banner),
     enabled,
     backend,
@@ -64,7 +71,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     pendingProxy: 0,
     backends: 0,
     fdLimit: readFdLimit(),
-    counters: {},
+    counters,
   };
   const snapFile = config.cache.snapshot;
   if (snapFile !== null) {
@@ -94,6 +101,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     log.warn(started);
   } else log.info(started);
 
+  dnsbl?.startHealth();
   let snapTimer: NodeJS.Timeout | null = null;
   let saving = false;
   if (snapFile !== null) {
@@ -112,6 +120,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const close = (drainMs = config.drain_timeout, signal = 'close'): Promise<number> => {
     closing ??= drain(ctx, listeners, sink, drainMs, signal).then(async (forced) => {
       if (snapTimer !== null) clearInterval(snapTimer);
+      dnsbl?.stopHealth();
+      await resolver?.close();
       if (snapFile !== null) logSnapshot(ctx, 'save', snapFile, await saveSnapshot(store, snapFile));
       ctx.log.info({ event: EV.STOPPED, forced });
       return forced;
@@ -151,6 +161,35 @@ async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs
   await Promise.all(listeners.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
   await sink?.close();
   return forced;
+}
+
+/** The DNSBL test and its resolver, or nulls when no sites are configured. */
+function makeDnsbl(config: Config, log: Logger, counters: Record<string, number>): { dnsbl: Dnsbl | null; resolver: Resolver | null } {
+  const d = config.dnsbl;
+  if (d.sites.length === 0) return { dnsbl: null, resolver: null };
+  const r = config.resolver;
+  const servers = r.servers.length > 0 ? r.servers : Resolver.fromResolvConf();
+  if (servers.length === 0) {
+    throw new ScreenError('SCR_ERR_CONFIG', 'resolver.servers is empty and /etc/resolv.conf names no nameserver: DNSBL lookups have nowhere to go', { key: 'resolver.servers', value: [] });
+  }
+  const resolver = new Resolver({
+    servers, timeoutMs: r.timeout, tries: r.tries, deadlineMs: d.timeout,
+    minTtl: r.min_ttl / 1000, maxTtl: r.max_ttl / 1000, cacheMax: r.cache_max,
+  });
+  const emit = (event: string, fields: Record<string, unknown>): void => {
+    counters[event] = (counters[event] ?? 0) + 1;
+    if (event === EV.DNSBL_SITE && fields['state'] === 'resumed') log.info({ event, ...fields });
+    else log.warn({ event, ...fields });
+  };
+  const dnsbl = new Dnsbl(d.sites, {
+    threshold: d.threshold, allowlistThreshold: d.allowlist_threshold, ttlMinMs: d.ttl_min, ttlMaxMs: d.ttl_max,
+    slowWarningMs: d.slow_warning, txt: d.txt, replyMap: d.reply_map,
+    health: {
+      enable: d.health.enable, intervalMs: d.health.interval, listed: d.health.listed, unlisted: d.health.unlisted,
+      errorLimit: d.health.error_limit, sites: d.health.sites,
+    },
+  }, resolver, reverseName, emit);
+  return { dnsbl, resolver };
 }
 
 function logSnapshot(ctx: Ctx, op: 'load' | 'save', file: string, r: SnapshotResult): void {
