@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/setup-test-deps.sh - install the real programs the integration tests
 # run against (Debian/Ubuntu): postfix (private test instances, see
-# test/helpers/postfix.ts), swaks (SMTP client), openssl (test certificates).
+# test/helpers/postfix.ts), swaks (SMTP client), openssl (test certificates),
+# rbldnsd (DNSBL zones served from fixtures/dnsbl/, see test/helpers/rbldnsd.ts)
+# and bind9-dnsutils (dig, for looking at those zones by hand).
 #
 # Idempotent and non-interactive: installs only what is missing, runs
 # `apt-get update` only when an install fails without it. Postfix is preseeded
@@ -11,7 +13,9 @@
 # Needs root for installing (uses `sudo -n` when not root).
 set -euo pipefail
 
-PKGS=(postfix swaks openssl)
+PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils)
+# The program each package provides (checked on systems without dpkg).
+declare -A CMD_OF=([bind9-dnsutils]=dig)
 say() { printf 'setup-test-deps: %s\n' "$*"; }
 
 installed() { # package name -> 0 when dpkg has it installed
@@ -21,10 +25,10 @@ installed() { # package name -> 0 when dpkg has it installed
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${PKGS[@]}"; do
-    PATH="$PATH:/usr/sbin:/sbin" command -v "$p" >/dev/null 2>&1 || missing+=("$p")
+    PATH="$PATH:/usr/sbin:/sbin" command -v "${CMD_OF[$p]:-$p}" >/dev/null 2>&1 || missing+=("$p")
   done
   if ((${#missing[@]} == 0)); then
-    say "not a Debian system, but postfix, swaks and openssl are on PATH: nothing to do"
+    say "not a Debian system, but postfix, swaks, openssl, rbldnsd and dig are on PATH: nothing to do"
     exit 0
   fi
   say "ERROR: not a Debian system (no dpkg-query/apt-get); install these yourself: ${missing[*]}" >&2
@@ -102,3 +106,5 @@ if [[ $(id -u) -ne 0 ]]; then
   say "note: the integration tests start private Postfix instances and must run as root"
 fi
 say "postfix $(PATH="$PATH:/usr/sbin:/sbin" postconf -dh mail_version 2>/dev/null || echo '?'), $(swaks --version 2>/dev/null | head -1 || echo 'swaks ?'), $(openssl version 2>/dev/null || echo 'openssl ?')"
+# rbldnsd has no --version: its usage text (exit 1) starts with the version.
+say "$(PATH="$PATH:/usr/sbin:/sbin" rbldnsd -h 2>&1 | head -1 || true), $(dig -v 2>&1 | head -1 || echo 'dig ?')"

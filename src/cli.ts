@@ -17,6 +17,7 @@ import { createLogger } from './log/logger.js';
 import { EV } from './log/events.js';
 import { startScreener } from './server/screener.js';
 import { runDemo } from './demo.js';
+import { explain } from './explain.js';
 import { ScreenError } from './util/errors.js';
 
 function version(): string {
@@ -74,6 +75,19 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'run':
       return run(args.config, args.overrides);
+    case 'explain': {
+      let cfg: Config;
+      try {
+        cfg = configFrom(args.config, args.overrides);
+      } catch (err) {
+        if (err instanceof ScreenError) {
+          process.stderr.write(`smtpscreen: ${err.message}\n`);
+          return 1;
+        }
+        throw err;
+      }
+      return explain(cfg, String(args.extra['address']), (l) => process.stdout.write(l + '\n'));
+    }
   }
 }
 

@@ -12,7 +12,7 @@
 import { ScreenError } from '../util/errors.js';
 import type { Overrides } from '../config/load.js';
 
-export type Command = 'run' | 'check-config' | 'demo' | 'help' | 'version';
+export type Command = 'run' | 'check-config' | 'demo' | 'explain' | 'help' | 'version';
 
 export interface ParsedArgs {
   command: Command;
@@ -34,6 +34,7 @@ interface FlagSpec {
 export const COMMANDS: ReadonlyArray<readonly [Command, string]> = [
   ['run', 'screen connections and hand clean clients to the backend (default with --config)'],
   ['check-config', 'validate the configuration (and flags) and exit: 0 ok, 1 errors'],
+  ['explain', 'explain ADDRESS: what the access list, the cache and each DNSBL site say about it, and the verdict'],
   ['demo', 'run a self-contained demonstration on loopback'],
   ['help', 'print this help'],
   ['version', 'print the version'],
@@ -49,13 +50,21 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'greet-wait', arg: 'DURATION', override: 'greetWait', doc: 'pregreet wait, e.g. 6s (postscreen_greet_wait)' },
   { name: 'greet-action', arg: 'ignore|enforce|drop', override: 'greetAction', doc: 'action for early talkers (postscreen_greet_action)' },
   { name: 'log-format', arg: 'json|postscreen', override: 'logFormat', doc: 'NDJSON events or postscreen-style syslog lines' },
+  { name: 'dnsbl', arg: 'SITE', override: 'dnsbl', repeat: true, commands: ['run', 'check-config', 'explain'],
+    doc: 'DNSBL site in postscreen syntax, e.g. zen.spamhaus.org=127.0.0.[2..11]*3 (repeatable; replaces dnsbl.sites)' },
+  { name: 'dnsbl-threshold', arg: 'N', override: 'dnsblThreshold', commands: ['run', 'check-config', 'explain'],
+    doc: 'score at which a client fails the DNSBL test (postscreen_dnsbl_threshold)' },
+  { name: 'dnsbl-action', arg: 'ignore|enforce|drop', override: 'dnsblAction', commands: ['run', 'check-config', 'explain'],
+    doc: 'action for a client that fails the DNSBL test (postscreen_dnsbl_action)' },
+  { name: 'resolver', arg: 'ADDR:PORT', override: 'resolver', repeat: true, commands: ['run', 'check-config', 'explain'],
+    doc: 'DNS server for DNSBL lookups (repeatable; default: /etc/resolv.conf)' },
   { name: 'print-config', arg: null, commands: ['check-config'], doc: 'print the effective configuration as YAML' },
   { name: 'help', arg: null, commands: ['run', 'check-config', 'demo', 'help', 'version'], doc: 'print this help (also -h)' },
   { name: 'version', arg: null, commands: ['run', 'check-config', 'demo', 'help', 'version'], doc: 'print the version' },
 ];
 
 const BY_NAME = new Map(FLAGS.map((f) => [f.name, f]));
-const DEFAULT_COMMANDS: readonly Command[] = ['run', 'check-config', 'demo'];
+const DEFAULT_COMMANDS: readonly Command[] = ['run', 'check-config', 'demo', 'explain'];
 
 function usage(message: string, details: Record<string, unknown> = {}): ScreenError {
   return new ScreenError('SCR_ERR_USAGE', `${message} (see smtpscreen --help)`, details);
@@ -68,6 +77,7 @@ function isCommand(word: string): word is Command {
 /** parseArgs - argv (without node and script) to a command and its options. */
 export function parseArgs(argv: string[]): ParsedArgs {
   let command: Command | undefined;
+  let address: string | undefined;
   const values = new Map<string, Array<string | true>>();
   for (let i = 0; i < argv.length; i++) {
     const tok = argv[i] as string;
@@ -75,6 +85,10 @@ export function parseArgs(argv: string[]): ParsedArgs {
     if (tok === '--') throw usage('unexpected "--"');
     if (!tok.startsWith('--')) {
       if (tok.startsWith('-')) throw usage(`unknown flag "${tok}"`, { flag: tok });
+      if (command === 'explain' && address === undefined) {
+        address = tok;
+        continue;
+      }
       if (command !== undefined) throw usage(`unexpected argument "${tok}"`, { argument: tok });
       if (!isCommand(tok)) throw usage(`unknown command "${tok}"`, { command: tok });
       command = tok;
@@ -117,11 +131,15 @@ export function parseArgs(argv: string[]): ParsedArgs {
     }
     const first = list[0] as string | true;
     if (name === 'config') out.config = first as string;
-    else if (spec.override === 'listen') out.overrides.listen = list as string[];
+    else if (spec.override === 'listen' || spec.override === 'dnsbl' || spec.override === 'resolver') out.overrides[spec.override] = list as string[];
     else if (spec.override !== undefined) out.overrides[spec.override] = first as string;
     else out.extra[name] = first;
   }
   if (cmd === 'check-config' && out.config === undefined) throw usage('check-config needs --config FILE', { command: cmd });
+  if (cmd === 'explain') {
+    if (address === undefined) throw usage('explain needs an ADDRESS', { command: cmd });
+    out.extra['address'] = address;
+  }
   return out;
 }
 
@@ -131,6 +149,7 @@ export function helpText(): string {
   const lines = [
     'usage: smtpscreen [run] [--config FILE] [flags]',
     '       smtpscreen check-config --config FILE [--print-config] [flags]',
+    '       smtpscreen explain ADDRESS [--config FILE] [flags]',
     '       smtpscreen demo [flags]',
     '       smtpscreen --help | --version',
     '',

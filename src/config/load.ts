@@ -26,6 +26,10 @@ export interface Overrides {
   greetWait?: string;
   greetAction?: string;
   logFormat?: string;
+  dnsbl?: string[];
+  dnsblThreshold?: string;
+  dnsblAction?: string;
+  resolver?: string[];
 }
 
 /** Each override: its flag, and the config key it sets (errors on that key are reported under the flag). */
@@ -37,6 +41,10 @@ export const OVERRIDE_FLAGS: Readonly<Record<keyof Overrides, { flag: string; ke
   greetWait: { flag: '--greet-wait', key: 'pregreet.wait' },
   greetAction: { flag: '--greet-action', key: 'pregreet.action' },
   logFormat: { flag: '--log-format', key: 'log.format' },
+  dnsbl: { flag: '--dnsbl', key: 'dnsbl.sites' },
+  dnsblThreshold: { flag: '--dnsbl-threshold', key: 'dnsbl.threshold' },
+  dnsblAction: { flag: '--dnsbl-action', key: 'dnsbl.action' },
+  resolver: { flag: '--resolver', key: 'resolver.servers' },
 };
 
 /** parseConfigText - YAML text to Config; `source` (a file name) prefixes every message. */
@@ -87,7 +95,8 @@ export function applyOverrides(cfg: Config, o: Overrides): Config {
     if (value === undefined) continue;
     const { flag, key } = OVERRIDE_FLAGS[name];
     used.push({ flag, key });
-    setPath(raw, key, value);
+    // Integers arrive as text from the command line; the validator wants numbers.
+    setPath(raw, key, typeof value === 'string' && /^[+-]?\d{1,9}$/.test(value) && key === 'dnsbl.threshold' ? Number(value) : value);
   }
   if (used.length === 0) return cfg;
   try {

@@ -158,7 +158,7 @@ export const SCHEMA: readonly KeySpec[] = [
     doc: 'Time for one try at one server.', postscreen: null, postscreenDefault: null },
   { key: 'resolver.tries', type: 'int', default: 3, min: 1, max: 20, unit: 'tries',
     doc: 'Tries per lookup, over the servers in turn.', postscreen: null, postscreenDefault: null },
-  { key: 'resolver.cache_max', type: 'int', default: 100_000, min: 0, unit: 'entries',
+  { key: 'resolver.cache_max', type: 'int', default: 100_000, min: 1, unit: 'entries',
     doc: 'DNS answers cached (positive and negative).', postscreen: null, postscreenDefault: null },
   { key: 'resolver.min_ttl', type: 'duration', default: 60_000, min: 0, unit: 'ms',
     doc: 'Lower bound of the TTL of cached answers.', postscreen: null, postscreenDefault: null },

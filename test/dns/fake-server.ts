@@ -109,6 +109,8 @@ class Fake implements FakeDnsServer {
   /** Bind UDP on port 0, then TCP on the same number; throws when TCP finds it taken. */
   async start(tcp: boolean): Promise<void> {
     await bindUdp(this.#udp, 0, this.host);
+    // The default (~200 KB, ~250 queries) would drop a burst of a few thousand.
+    this.#udp.setRecvBufferSize(4 << 20);
     const port = this.#udp.address().port;
     await bindUdp(this.#spoofer, 0, this.host);
     if (tcp) {

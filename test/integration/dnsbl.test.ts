@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { fixtureZone, fixtureZones, startRbldnsd, type Rbldnsd } from '../helpers/rbldnsd.js';
 import { startScreener, type ScreenerEvent, type ScreenerProc } from '../helpers/screener.js';
-import { connectClient } from '../helpers/smtp-client.js';
+import { connectClient, type RawClient } from '../helpers/smtp-client.js';
 import { runSwaks } from '../helpers/swaks.js';
 import dgram from 'node:dgram';
 
@@ -83,6 +83,22 @@ const byClient = (s: ScreenerProc, name: string, client: string): ScreenerEvent[
   s.eventsNamed(name).filter((e) => e['client'] === client);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Wait for the server to close `c`; fail (and tear it down) after ms instead of waiting for the backend's own timeout. */
+async function closedWithin(c: RawClient, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      c.destroy();
+      reject(new Error(`not closed within ${ms} ms; received: ${JSON.stringify(c.received())}`));
+    }, ms);
+  });
+  try {
+    await Promise.race([c.closed, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function hitsOf(e: ScreenerEvent): Array<{ site: string; weight: number; records: string[] }> {
   const hits = e['hits'] as Array<{ site: string; weight: number; records: string[] }>;
   assert.ok(Array.isArray(hits), `hits is an array: ${JSON.stringify(e)}`);
@@ -139,7 +155,7 @@ describe('DNSBL end to end (rbldnsd + Postfix)', () => {
     await withScreener(cfg({ dnsbl: { action: 'drop' } }), async (s) => {
       const addr = '127.0.30.6';
       const c = await connectClient('127.0.0.1', portOf(s), addr);
-      await c.closed;
+      await closedWithin(c, 10_000);
       assert.match(c.received(), /^(220-screen\.test ESMTP\r\n)?521 5\.7\.1 Service unavailable; client \[127\.0\.30\.6\] blocked using bl\.test\r\n$/);
       const d = await s.waitForEvent((e) => e['event'] === 'DNSBL' && e['client'] === addr);
       assert.deepEqual([d['score'], d['action']], [5, 'drop']);
@@ -204,7 +220,7 @@ describe('DNSBL end to end (rbldnsd + Postfix)', () => {
       c.write('RCPT TO:<rcpt@example.test>\r\n');
       assert.match(await c.readUntil(/^5\d\d .*\r\n/m, 5000), /^550 5\.7\.1 Service unavailable; client \[::1\] blocked using bl6\.test\r\n/m);
       c.write('QUIT\r\n');
-      await c.closed;
+      await closedWithin(c, 5000);
       const d = await s.waitForEvent((e) => e['event'] === 'DNSBL' && e['client'] === addr);
       assert.equal(d['score'], 1);
       assert.deepEqual(hitsOf(d), [{ site: 'bl6.test', weight: 1, records: ['127.0.0.2'] }]);
