@@ -48,6 +48,10 @@ const bad: Array<{ label: string; yaml?: string; args?: string[]; names: RegExp 
   { label: 'bad CIDR', yaml: 'listen: [{ address: "127.0.0.1:25", proxy_protocol: v1, trusted_proxies: ["10.0.0.0/33"] }]\n', names: /trusted_proxies\[0\].*10\.0\.0\.0\/33/ },
   { label: 'bad duration', yaml: 'pregreet: { wait: 6x }\n', names: /pregreet\.wait.*6x/ },
   { label: 'bad flag value', yaml: '{}\n', args: ['--greet-action', 'bounce'], names: /--greet-action.*bounce/ },
+  { label: 'bad DNSBL site in the file', yaml: 'dnsbl: { sites: ["zen.spamhaus.org=127.0.0.[2..]*3"] }\n', names: /dnsbl\.sites\[0\].*zen\.spamhaus\.org=127\.0\.0\.\[2\.\.\]\*3/ },
+  { label: 'bad --dnsbl site', yaml: '{}\n', args: ['--dnsbl', 'bl.test*two'], names: /--dnsbl.*bl\.test\*two.*weight/ },
+  { label: 'bad --dnsbl-threshold', yaml: '{}\n', args: ['--dnsbl-threshold', 'high'], names: /--dnsbl-threshold.*high/ },
+  { label: 'bad --resolver', yaml: '{}\n', args: ['--resolver', 'dns.example:53'], names: /--resolver.*dns\.example:53/ },
 ];
 for (const b of bad) {
   test(`check-config: ${b.label} exits 1 naming the key and the value`, () => {
@@ -57,6 +61,16 @@ for (const b of bad) {
     assert.match(r.err, b.names);
   });
 }
+
+test('check-config: DNSBL flags override the file', () => {
+  const r = run('check-config', '--config', 'fixtures/smtpscreen.example.yaml', '--dnsbl', 'bl.test*3', '--dnsbl', 'wl.test*-2',
+    '--dnsbl-threshold', '3', '--dnsbl-action', 'drop', '--resolver', '127.0.0.1:5353');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /sites:\n\s+- bl\.test\*3\n\s+- wl\.test\*-2/);
+  assert.match(r.out, /threshold: 3/);
+  assert.match(r.out, /action: drop/);
+  assert.match(r.out, /- 127\.0\.0\.1:5353/);
+});
 
 test('run: an unknown flag is a usage error (exit 1)', () => {
   const r = run('run', '--greet-wiat', '2s');
