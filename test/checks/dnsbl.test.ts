@@ -153,3 +153,16 @@ test('late answers: the summary before completion counts them as not listed and 
   await new Promise((r) => setTimeout(r, 250));
   assert.equal(done, true);
 });
+
+test('slow sites are logged once a minute with their lookup time', async () => {
+  const t = new Map<string, LookupResult>([['A 5.30.0.127.slow.test', ok(['127.0.0.2'])]]);
+  const f = new FakeLookup(t, new Map([['5.30.0.127.slow.test', 80]]));
+  const events: Array<[string, Record<string, unknown>]> = [];
+  const d = new Dnsbl(['slow.test*3'], { ...OPTS, slowWarningMs: 40 }, f, reverseName, (e, x) => events.push([e, x]));
+  await run(d, '127.0.30.5');
+  await run(d, '127.0.30.5');
+  const slow = events.filter(([e, x]) => e === 'DNSBL WARNING' && x['reason'] === 'slow');
+  assert.equal(slow.length, 1);
+  assert.equal(slow[0]?.[1]['site'], 'slow.test');
+  assert.ok((slow[0]?.[1]['lookup_ms'] as number) >= 40);
+});

@@ -250,6 +250,14 @@ describe('DNSBL end to end (rbldnsd + Postfix)', () => {
     });
   });
 
+  test('txt: the listing site\'s TXT record is appended to the 550', async () => {
+    await withScreener(cfg({ dnsbl: { txt: true } }), async (s) => {
+      const addr = '127.0.30.8';
+      const r = await mail(s, addr);
+      assert.match(r.transcript, /<\*\*\s+550 5\.7\.1 Service unavailable; client \[127\.0\.30\.8\] blocked using bl\.test; Listed by bl\.test.*127\.0\.30\.8/, r.transcript);
+    });
+  });
+
   test('PASS OLD: a clean client\'s second connection is handed over at once (the DNSBL pass is cached)', async () => {
     await withScreener(cfg({ pregreet: { wait: '3s', action: 'enforce' } }), async (s) => {
       const addr = '127.0.35.1';
