@@ -32,8 +32,19 @@ function version(): string {
   return 'unknown';
 }
 
-function configFrom(file: string | undefined, overrides: Parameters<typeof applyOverrides>[1]): Config {
-  return applyOverrides(loadConfig(file), overrides);
+type Overrides = Parameters<typeof applyOverrides>[1];
+
+/** The configuration from the file and the flags, or null after printing the error (exit 1). */
+function configOrNull(file: string | undefined, overrides: Overrides): Config | null {
+  try {
+    return applyOverrides(loadConfig(file), overrides);
+  } catch (err) {
+    if (err instanceof ScreenError) {
+      process.stderr.write(`smtpscreen: ${err.message}\n`);
+      return null;
+    }
+    throw err;
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -55,53 +66,30 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`smtpscreen ${version()}\n`);
       return 0;
     case 'check-config': {
-      let cfg: Config;
-      try {
-        cfg = configFrom(args.config, args.overrides);
-      } catch (err) {
-        if (err instanceof ScreenError) {
-          process.stderr.write(`smtpscreen: ${err.message}\n`);
-          return 1;
-        }
-        throw err;
-      }
+      const cfg = configOrNull(args.config, args.overrides);
+      if (cfg === null) return 1;
       process.stdout.write(formatConfig(cfg));
       return 0;
     }
     case 'demo': {
-      const cfg = configFrom(args.config, args.overrides);
+      const cfg = configOrNull(args.config, args.overrides);
+      if (cfg === null) return 1;
       await runDemo(cfg, { zombies: 300, hangups: 50, clients: 100, greetWaitMs: 1000, out: (l) => process.stdout.write(l + '\n') });
       return 0;
     }
     case 'run':
       return run(args.config, args.overrides);
     case 'explain': {
-      let cfg: Config;
-      try {
-        cfg = configFrom(args.config, args.overrides);
-      } catch (err) {
-        if (err instanceof ScreenError) {
-          process.stderr.write(`smtpscreen: ${err.message}\n`);
-          return 1;
-        }
-        throw err;
-      }
+      const cfg = configOrNull(args.config, args.overrides);
+      if (cfg === null) return 1;
       return explain(cfg, String(args.extra['address']), (l) => process.stdout.write(l + '\n'));
     }
   }
 }
 
-async function run(file: string | undefined, overrides: Parameters<typeof applyOverrides>[1]): Promise<number> {
-  let cfg: Config;
-  try {
-    cfg = configFrom(file, overrides);
-  } catch (err) {
-    if (err instanceof ScreenError) {
-      process.stderr.write(`smtpscreen: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+async function run(file: string | undefined, overrides: Overrides): Promise<number> {
+  const cfg = configOrNull(file, overrides);
+  if (cfg === null) return 1;
   const logger = createLogger({ format: cfg.log.format, level: cfg.log.level });
   let scr;
   try {

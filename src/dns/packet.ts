@@ -226,7 +226,7 @@ export function decodeMessage(buf: Buffer): DnsMessage {
 }
 
 /** Query name as decodeMessage would print it: ASCII lower-case, no trailing dot. */
-function canonical(name: string): string {
+export function canonical(name: string): string {
   const n = name.length > 0 && name.charCodeAt(name.length - 1) === 0x2e ? name.slice(0, -1) : name;
   for (let i = 0; i < n.length; i++) {
     const c = n.charCodeAt(i);

@@ -46,7 +46,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import { ScreenError } from '../util/errors.js';
-import { answersFor, decodeMessage, encodeQuery, negativeTtl, questionMatches } from './packet.js';
+import { answersFor, canonical, decodeMessage, encodeQuery, negativeTtl, questionMatches } from './packet.js';
 import { QTYPE, RCODE, type DnsLookup, type DnsMessage, type LookupError, type LookupResult, type LookupType } from './types.js';
 
 export interface ResolverServer {
@@ -217,16 +217,6 @@ function errorResult(e: LookupError): LookupResult {
 /** Server hosts are IP literals, checked in the constructor: answer at once, no dns.lookup. */
 function literalLookup(address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
   cb(null, address, net.isIPv6(address) ? 6 : 4);
-}
-
-/** ASCII lower case, no trailing dot (as decodeMessage prints names). */
-function canonical(name: string): string {
-  const n = name.length > 0 && name.charCodeAt(name.length - 1) === 0x2e ? name.slice(0, -1) : name;
-  for (let i = 0; i < n.length; i++) {
-    const c = n.charCodeAt(i);
-    if (c >= 0x41 && c <= 0x5a) return n.toLowerCase();
-  }
-  return n;
 }
 
 function positiveInt(key: string, v: number | undefined, dflt: number, min = 1): number {
