@@ -194,6 +194,18 @@ export function formatAddress(a: ParsedAddress): string {
   return out;
 }
 
+/**
+ * The network of a client address as canonical CIDR text, e.g. "192.0.2.0/24"
+ * or "2001:db8:1:2::/64" (greylisting keys: neighbours share one). Null if invalid.
+ */
+export function networkOf(text: string, v4bits: number, v6bits: number): string | null {
+  const a = parseAddress(text);
+  if (a === null) return null;
+  if (a.family === 4) return `${formatV4((a.w0 & topMask(v4bits)) >>> 0)}/${v4bits}`;
+  const w = [a.w0, a.w1, a.w2, a.w3].map((x, i) => (x & topMask(v6bits - 32 * i)) >>> 0);
+  return `${formatAddress({ family: 6, w0: w[0] ?? 0, w1: w[1] ?? 0, w2: w[2] ?? 0, w3: w[3] ?? 0 })}/${v6bits}`;
+}
+
 /** Canonical text form of a client address (cache and per-client keys); null if invalid. */
 export function normalizeAddress(text: string): string | null {
   const family = parseAddressInto(text, scratch);
