@@ -1,0 +1,61 @@
+/*
+ * Integration: backends that accept but never greet, or greet and then stall
+ * the XCLIENT dialogue. The handshake timeout turns both into a 421 for the
+ * client and BACKEND FAIL, within the configured time.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server, type Socket } from 'node:net';
+import { startScreener } from '../helpers/screener.js';
+import { connectClient } from '../helpers/smtp-client.js';
+
+async function backend(onConn: (s: Socket) => void): Promise<{ server: Server; port: number; sockets: Socket[]; closed: () => number }> {
+  const sockets: Socket[] = [];
+  let closed = 0;
+  const server = createServer((s) => {
+    sockets.push(s);
+    s.on('error', () => undefined);
+    s.on('close', () => closed++);
+    s.resume(); // read (and drop) what the screener sends, so its FIN is seen
+    onConn(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { server, port: (server.address() as { port: number }).port, sockets, closed: () => closed };
+}
+
+const cases: Array<{ label: string; onConn: (s: Socket) => void; stage: string }> = [
+  { label: 'silent backend: no greeting', onConn: () => undefined, stage: 'greeting' },
+  { label: 'backend greets, then never answers XCLIENT', onConn: (s) => s.write('220 stalled.test ESMTP\r\n'), stage: 'xclient' },
+  { label: 'backend greets with garbage', onConn: (s) => s.write('HTTP/1.1 400 Bad Request\r\n\r\n'), stage: 'greeting' },
+];
+
+for (const c of cases) {
+  test(`handshake timeout: ${c.label} → 421 and BACKEND FAIL at ${c.stage}`, async () => {
+    const b = await backend(c.onConn);
+    const s = await startScreener({
+      hostname: 'screen.test', listen: ['127.0.0.1:0'], pregreet: { wait: '200ms' },
+      backend: { address: `127.0.0.1:${b.port}`, handoff: 'xclient', connect_timeout: '1s', handshake_timeout: '700ms' },
+    });
+    try {
+      const client = await connectClient('127.0.0.1', Number(s.listen[0]?.split(':').pop()), '127.0.9.1');
+      const t0 = Date.now();
+      await client.closed;
+      const took = Date.now() - t0;
+      assert.match(client.received(), /^220-screen\.test ESMTP\r\n421 4\.3\.2 Service currently unavailable\r\n$/);
+      const f = await s.waitForEvent((e) => e['event'] === 'BACKEND FAIL');
+      assert.equal(f['stage'], c.stage);
+      if (c.label.startsWith('backend greets with garbage')) assert.match(String(f['reason']), /^malformed reply/);
+      else {
+        assert.equal(f['reason'], 'timeout');
+        assert.ok(took >= 700 && took < 7000, `closed after ${took} ms (wait 200 ms + handshake 700 ms)`);
+      }
+      assert.equal(b.sockets.length, 1);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(b.closed(), 1, 'the screener closed its backend connection');
+    } finally {
+      await s.stop();
+      b.server.close();
+      for (const x of b.sockets) x.destroy();
+    }
+  });
+}
