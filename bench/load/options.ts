@@ -10,7 +10,9 @@ import { parseArgs } from 'node:util';
 import { parseDuration } from '../../src/util/duration.js';
 import type { HostPort } from './protocol.js';
 
-export const SCENARIOS = ['idle', 'pregreet', 'legit'] as const;
+export const SCENARIOS = ['idle', 'pregreet', 'legit', 'listed', 'slowloris', 'throughput', 'mix'] as const;
+/** Scenarios that are also run against the floor server (floor.ts) unless --no-floor. */
+export const FLOORED: readonly Scenario[] = ['idle', 'pregreet', 'throughput'];
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface Options {
@@ -39,6 +41,20 @@ export interface Options {
   serverNodeArgs: string[];
   traceGc: boolean;
   addrBase: [number, number];
+  /** listed: share of listed clients in the mixed run, %. */
+  listedShare: number;
+  /** slowloris, mix: dummy.command_time_limit. */
+  commandTimeMs: number;
+  /** slowloris, mix: ms between two bytes of a slow zombie. */
+  dribbleMs: number;
+  /** throughput: bytes per message and messages each way. */
+  sizeBytes: number;
+  messages: number;
+  sink: 'raw' | 'smtp';
+  floor: boolean;
+  report: boolean;
+  /** legit: time a few cached clients at K-1 zombie counts below the full one (the chart). */
+  steps: number;
   out: string | null;
   keep: boolean;
   quiet: boolean;
@@ -47,8 +63,10 @@ export interface Options {
 export function usage(): string {
   return `usage: npm run bench:load -- [options]   (node dist/bench/load/zombie.js)
 
-  --scenario idle|pregreet|legit|all   what to run (default idle)
-  --count N            zombies: idle 19000, pregreet 5000, legit (held meanwhile) 18000
+  --scenario NAME      idle|pregreet|legit|listed|slowloris|throughput|mix|all, or a
+                       comma-separated list (default idle)
+  --count N            zombies: idle 19000, pregreet 5000, legit (held meanwhile) 18000,
+                       listed 5000 (and as many in the mixed run), slowloris 5000, mix 10000
   --clients M          legit: well-behaved clients timed (default 200)
   --duration D         upper bound for each scenario, e.g. 120s (default 180s)
   --hold D             idle: how long the zombies are held once connected (default 30s:
@@ -56,10 +74,23 @@ export function usage(): string {
   --greet-wait D       screener pregreet.wait for pregreet and legit (default 1s)
   --idle-wait D        screener pregreet.wait for idle (default: duration + 60s, at least 300s)
   --action enforce|drop  screener pregreet.action for the pregreet scenario (default enforce)
-  --rate N             pregreet: connects per second, all workers (default 1000; 0 = no pace)
+  --rate N             pregreet, listed, mix: connects per second, all workers (default
+                       1000; 0 = no pace, only the pending cap)
+  --listed-share P     listed: % of listed clients in the mixed run (default 50)
+  --command-time D     slowloris, mix: screener dummy.command_time_limit (default 10s)
+  --dribble D          slowloris, mix: one byte every D per slow zombie (default 2s)
+  --size BYTES         throughput: message size, e.g. 50M, 1G (default 100M)
+  --messages N         throughput: messages each way, alternating (default 5)
+  --sink raw|smtp      throughput backend: raw discard (counts bytes, default) or the
+                       built-in SMTP sink (parses every line) in its own process
+  --no-floor           skip the floor runs (idle, pregreet, throughput also run against a
+                       minimal Node server: bench/load/floor.ts)
+  --no-report          do not rewrite bench/results/report.md and its charts
   --pending K          connects not yet greeted by the server, all workers (default 500)
   --per-worker N       sockets per worker process (default 9000; fd limit 20000 each)
   --workers N          at least N zombie worker processes (default 1)
+  --steps K            legit: also time 50 cached clients with 0, 1/K .. (K-1)/K of the
+                       zombies held, for the latency chart (default 4; 1 = off)
   --concurrency C      legit: cached/direct clients timed at a time (default 1)
   --max-connections N  screener limits.max_connections (default 19500)
   --log-level L        screener log.level (default warn)
@@ -103,6 +134,16 @@ function ms(flag: string, v: string | undefined, dflt: number | null): number | 
   }
 }
 
+function bytes(flag: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const m = /^(\d+)([KMG]?)$/i.exec(v);
+  if (m === null) throw new Error(`${flag}: want a size such as 65536, 50M or 1G; got "${v}"`);
+  const unit = { '': 1, K: 1024, M: 1048576, G: 1073741824 }[(m[2] as string).toUpperCase() as '' | 'K' | 'M' | 'G'];
+  const n = Number(m[1]) * unit;
+  if (n < 1000) throw new Error(`${flag}: at least 1000 bytes, got "${v}"`);
+  return n;
+}
+
 export function parseOptions(argv: string[]): Options & { help: boolean } {
   const { values: v } = parseArgs({
     args: argv,
@@ -117,12 +158,22 @@ export function parseOptions(argv: string[]): Options & { help: boolean } {
       backend: { type: 'string' }, 'server-node-args': { type: 'string' }, target: { type: 'string' },
       'target-pid': { type: 'string' }, direct: { type: 'string' }, 'addr-base': { type: 'string' },
       'no-gc-trace': { type: 'boolean' }, out: { type: 'string' }, keep: { type: 'boolean' }, quiet: { type: 'boolean' },
+      'listed-share': { type: 'string' }, 'command-time': { type: 'string' }, dribble: { type: 'string' },
+      size: { type: 'string' }, messages: { type: 'string' }, sink: { type: 'string' },
+      'no-floor': { type: 'boolean' }, 'no-report': { type: 'boolean' }, steps: { type: 'string' },
       help: { type: 'boolean', short: 'h' }, role: { type: 'string' }, 'exit-by': { type: 'string' },
     },
   });
   const sc = v.scenario ?? 'idle';
-  const scenarios: Scenario[] = sc === 'all' ? [...SCENARIOS] : (SCENARIOS as readonly string[]).includes(sc) ? [sc as Scenario] : [];
-  if (scenarios.length === 0) throw new Error(`--scenario: want idle, pregreet, legit or all; got "${sc}"`);
+  const names = sc === 'all' ? [...SCENARIOS] : sc.split(',');
+  const scenarios = names.filter((x): x is Scenario => (SCENARIOS as readonly string[]).includes(x));
+  if (scenarios.length === 0 || scenarios.length !== names.length) {
+    throw new Error(`--scenario: want ${SCENARIOS.join(', ')}, a comma-separated list or all; got "${sc}"`);
+  }
+  const sink = v.sink ?? 'raw';
+  if (sink !== 'raw' && sink !== 'smtp') throw new Error(`--sink: want raw or smtp, got "${sink}"`);
+  const share = int('--listed-share', v['listed-share'], 50);
+  if (share > 100) throw new Error(`--listed-share: want 0..100, got "${share}"`);
   const action = v.action ?? 'enforce';
   if (action !== 'enforce' && action !== 'drop') throw new Error(`--action: want enforce or drop, got "${action}"`);
   const backend = v.backend ?? 'sink';
@@ -159,6 +210,15 @@ export function parseOptions(argv: string[]): Options & { help: boolean } {
     serverNodeArgs: (v['server-node-args'] ?? '').split(/\s+/).filter((x) => x !== ''),
     traceGc: v['no-gc-trace'] !== true,
     addrBase: [a, b],
+    listedShare: share,
+    commandTimeMs: ms('--command-time', v['command-time'], 10_000) as number,
+    dribbleMs: ms('--dribble', v.dribble, 2000) as number,
+    sizeBytes: bytes('--size', v.size, 100 * 1048576),
+    messages: int('--messages', v.messages, 5, 1),
+    sink,
+    floor: v['no-floor'] !== true,
+    report: v['no-report'] !== true,
+    steps: int('--steps', v.steps, 4, 1),
     out: v.out ?? null,
     keep: v.keep === true,
     quiet: v.quiet === true,

@@ -5,7 +5,22 @@
  * Exports: HostPort, ZombieKind, OpenCmd, TimeCmd, WorkerCmd, ZombieCounts,
  *   WorkerMsg, sourceAddress(base, i).
  */
-export type ZombieKind = 'idle' | 'hold' | 'screen';
+/**
+ * idle: silent; hold: talks first, then silent in the dummy engine; screen: talks
+ * first, then plays the bot to RCPT; polite: waits for its turn, then plays
+ * EHLO/MAIL/RCPT (a DNSBL-listed bot, or a legit new client when unlisted);
+ * slow: talks first, then dribbles one byte of an endless command every
+ * dribbleMs in the dummy engine (slowloris) until the server cuts it.
+ */
+export type ZombieKind = 'idle' | 'hold' | 'screen' | 'polite' | 'slow';
+
+/** One row of a mixed load: `weight` of every sum-of-weights connections are `kind`, from `base`. */
+export interface PlanEntry {
+  label: string;
+  kind: ZombieKind;
+  base: readonly [number, number];
+  weight: number;
+}
 
 export interface HostPort {
   host: string;
@@ -25,6 +40,32 @@ export interface OpenCmd {
   rate: number;
   /** Epoch ms: stop opening, report what was reached. */
   deadline: number;
+  /** A mix of kinds instead of `kind`/`base` (null: all `kind`). */
+  plan: PlanEntry[] | null;
+  /** slow zombies: ms between two bytes. */
+  dribbleMs: number;
+}
+
+/** Counts and verdict latencies of one plan label (or of the kind, without a plan). */
+export interface LabelStats {
+  counts: ZombieCounts;
+  /** connect() to the verdict line (screen, polite) or to the cut (slow), ms. */
+  latencies: number[];
+  /** slow: server greeting to the 421 that cut it, ms. */
+  cutMs: number[];
+}
+
+export interface XferCmd {
+  cmd: 'xfer';
+  /** raw: "RAW n" then n bytes (a raw discard backend); smtp: EHLO/MAIL/RCPT/DATA with 998-octet lines. */
+  mode: 'raw' | 'smtp';
+  target: HostPort;
+  direct: HostPort | null;
+  bytes: number;
+  messages: number;
+  base: readonly [number, number];
+  timeoutMs: number;
+  deadline: number;
 }
 
 export interface TimeCmd {
@@ -43,7 +84,7 @@ export interface TimeCmd {
   deadline: number;
 }
 
-export type WorkerCmd = OpenCmd | TimeCmd | { cmd: 'close' } | { cmd: 'exit' };
+export type WorkerCmd = OpenCmd | TimeCmd | XferCmd | { cmd: 'close' } | { cmd: 'exit' };
 
 export interface ZombieCounts {
   /** connect() called. */
@@ -68,6 +109,8 @@ export interface ZombieCounts {
   passed: number;
   /** Open sockets. */
   open: number;
+  /** slow: cut by the server's 421 (command time limit). */
+  cut: number;
 }
 
 export type WorkerMsg =
@@ -88,6 +131,15 @@ export type WorkerMsg =
       lastVerdictAt: number;
       cpuMs: number;
       rssKb: number;
+      byLabel: Record<string, LabelStats>;
+    }
+  | {
+      type: 'xfered';
+      /** ms from the first body byte written to the final reply, per message. */
+      screened: number[];
+      direct: number[];
+      failures: Record<string, number>;
+      cpuMs: number;
     }
   | {
       type: 'timed';
@@ -99,7 +151,7 @@ export type WorkerMsg =
       failures: Record<string, number>;
       cpuMs: number;
     }
-  | { type: 'closed'; counts: ZombieCounts; cpuMs: number; rssKb: number };
+  | { type: 'closed'; counts: ZombieCounts; cpuMs: number; rssKb: number; byLabel: Record<string, LabelStats> };
 
 /** sourceAddress - the i-th client address 127.a.b.c from base [a, b], c in 1..254. */
 export function sourceAddress(base: readonly [number, number], i: number): string {

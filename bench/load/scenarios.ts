@@ -2,7 +2,9 @@
  * bench/load/scenarios.ts - the three zombie scenarios, each bounded in count
  * and time and stopping by itself.
  *
- * Exports: runScenario(name, env), Env, ScenarioResult.
+ * Exports: idle(env), pregreet(env), legit(env), Env, ScenarioResult, and the
+ *   helpers the other scenarios share (targetFor, settle, measures, notes);
+ *   bench/load/run.ts dispatches by name.
  *   idle      N silent zombies held in the pregreet phase (greet wait longer
  *             than the run): how many the server holds, RSS per connection,
  *             CPU while holding.
@@ -21,11 +23,14 @@ import { cpuPct, percentiles, round, type Percentiles, type ProcSample } from '.
 import { gcEvents, logStats, sleep, startScreener, startSinkProcess, type SinkProcess, type Target } from './server.js';
 import type { Options, Scenario } from './options.js';
 import type { HostPort } from './protocol.js';
+import { startFloor } from './floor.js';
 
 export interface Env {
   opts: Options;
   /** This file's path (workers are forks of it). */
   self: string;
+  /** Run against the floor (floor.ts) instead of the screener. */
+  floor?: boolean;
 }
 
 export type Figure = number | null | Percentiles | Record<string, number>;
@@ -35,25 +40,30 @@ export interface ScenarioResult {
   settings: Record<string, unknown>;
   figures: Record<string, Figure>;
   notes: string[];
-  timeline: Array<{ t_s: number; cpu_pct: number; rss_kb: number }>;
+  timeline: Array<{ t_s: number; cpu_pct: number; rss_kb: number; fds: number }>;
+  /** The same scenario against the floor server, and figure / floor figure. */
+  floor?: ScenarioResult;
+  ratios?: Record<string, number | null>;
+  /** Extra series for the report (legit: latency against zombies held). */
+  series?: Record<string, Array<Record<string, number>>>;
 }
 
 /** Descriptors a Node server process holds before any client (stdio, epoll, listeners, ...). */
-const FD_LIMIT = 20_000;
+export const FD_LIMIT = 20_000;
 
-function kbDelta(a: ProcSample | null, b: ProcSample | null, key: 'rssKb' | 'rssAnonKb'): number | null {
+export function kbDelta(a: ProcSample | null, b: ProcSample | null, key: 'rssKb' | 'rssAnonKb'): number | null {
   return a === null || b === null ? null : b[key] - a[key];
 }
 
-function perConnBytes(deltaKb: number | null, n: number): number | null {
+export function perConnBytes(deltaKb: number | null, n: number): number | null {
   return deltaKb === null || n <= 0 ? null : Math.round((deltaKb * 1024) / n);
 }
 
-function cpuBetween(a: ProcSample | null, b: ProcSample | null): number | null {
+export function cpuBetween(a: ProcSample | null, b: ProcSample | null): number | null {
   return a === null || b === null ? null : round(cpuPct(a, b), 1);
 }
 
-function cpuMsBetween(a: ProcSample | null, b: ProcSample | null): number | null {
+export function cpuMsBetween(a: ProcSample | null, b: ProcSample | null): number | null {
   return a === null || b === null ? null : Math.round(b.cpuMs - a.cpuMs);
 }
 
@@ -61,7 +71,7 @@ function cpuMsBetween(a: ProcSample | null, b: ProcSample | null): number | null
  * heapAt - heap used (MB) after the last GC before `at` (full GCs only when `full`),
  * from the screener's --trace-gc lines; null without them.
  */
-function heapAt(t: Target, at: number, since: number, full: boolean): number | null {
+export function heapAt(t: Target, at: number, since: number, full: boolean): number | null {
   let v: number | null = null;
   for (const e of gcEvents(t)) {
     if (e.at > at) break;
@@ -70,26 +80,33 @@ function heapAt(t: Target, at: number, since: number, full: boolean): number | n
   return v;
 }
 
-function workersFor(opts: Options, n: number): number {
+export function workersFor(opts: Options, n: number): number {
   return Math.max(opts.minWorkers, Math.ceil(n / opts.perWorker));
 }
 
-async function targetFor(env: Env, greetWaitMs: number, action: 'enforce' | 'drop', holdMs: number,
-  backend: HostPort | null): Promise<Target> {
+export async function targetFor(env: Env, greetWaitMs: number, action: 'enforce' | 'drop', holdMs: number,
+  backend: HostPort | null, extra: Record<string, Record<string, unknown>> = {}): Promise<Target> {
   const o = env.opts;
   if (o.target !== null) {
     return { listen: o.target, pid: o.targetPid, backend: 'external', logFile: null, spawnedAt: 0, stop: () => Promise.resolve() };
   }
+  if (env.floor === true) {
+    const f = await startFloor(env.self, {
+      role: 'floor', mode: backend === null ? 'hold' : 'splice', greetWaitMs, backend,
+    }, Date.now() + o.durationMs + 90_000);
+    log(`floor pid ${f.pid} on ${f.listen.host}:${f.listen.port} (${backend === null ? `hold, greet wait ${greetWaitMs} ms` : 'splice'})`);
+    return { listen: f.listen, pid: f.pid, backend: backend === null ? 'none' : `${backend.host}:${backend.port}`, logFile: null, spawnedAt: Date.now(), stop: f.stop };
+  }
   const t = await startScreener({
     greetWaitMs, action, maxConnections: o.maxConnections, commandTimeMs: holdMs, logLevel: o.logLevel,
-    backend, nodeArgs: o.serverNodeArgs, traceGc: o.traceGc, keepFiles: o.keep,
+    backend, nodeArgs: o.serverNodeArgs, traceGc: o.traceGc, keepFiles: o.keep, extra,
   });
   log(`screener pid ${t.pid} on ${t.listen.host}:${t.listen.port}, backend ${t.backend}, greet wait ${greetWaitMs} ms, log ${o.logLevel}`);
   return t;
 }
 
 /** settle - wait until the server holds at most `fds` descriptors again (bounded). */
-async function settle(t: Target, fds: number, ms: number): Promise<boolean> {
+export async function settle(t: Target, fds: number, ms: number): Promise<boolean> {
   if (t.pid === null) return true;
   const until = Date.now() + ms;
   while (Date.now() < until) {
@@ -99,7 +116,7 @@ async function settle(t: Target, fds: number, ms: number): Promise<boolean> {
   return false;
 }
 
-function serverFigures(prefix: string, m: Measure): Record<string, Figure> {
+export function serverFigures(prefix: string, m: Measure): Record<string, Figure> {
   return {
     [`${prefix}_rss_kb`]: m.sample?.rssKb ?? null,
     [`${prefix}_rss_anon_kb`]: m.sample?.rssAnonKb ?? null,
@@ -107,7 +124,7 @@ function serverFigures(prefix: string, m: Measure): Record<string, Figure> {
   };
 }
 
-function commonNotes(env: Env, t: Target, opened: Opened | null): string[] {
+export function commonNotes(env: Env, t: Target, opened: Opened | null): string[] {
   const o = env.opts;
   const notes: string[] = [];
   if (t.pid === null) notes.push('server figures are null: external target without --target-pid');
@@ -123,7 +140,7 @@ function commonNotes(env: Env, t: Target, opened: Opened | null): string[] {
   return notes;
 }
 
-async function idle(env: Env): Promise<ScenarioResult> {
+export async function idle(env: Env): Promise<ScenarioResult> {
   const o = env.opts;
   const n = o.count ?? 19_000;
   const t0 = Date.now();
@@ -131,7 +148,7 @@ async function idle(env: Env): Promise<ScenarioResult> {
   const waitMs = o.idleWaitMs ?? Math.max(300_000, o.durationMs + 60_000);
   const t = await targetFor(env, waitMs, 'enforce', waitMs, null);
   const fleet = new Fleet(env.self, workersFor(o, n), end + 30_000);
-  const sampler = new Sampler(t.pid);
+  const sampler = new Sampler(t.pid, 250);
   try {
     await sleep(300);
     const before = measure(t.pid, t.listen);
@@ -212,7 +229,7 @@ async function idle(env: Env): Promise<ScenarioResult> {
   }
 }
 
-async function pregreet(env: Env): Promise<ScenarioResult> {
+export async function pregreet(env: Env): Promise<ScenarioResult> {
   const o = env.opts;
   const n = o.count ?? 5000;
   const waitMs = o.greetWaitMs ?? 1000;
@@ -282,7 +299,7 @@ function minus(a: Percentiles, b: Percentiles): Record<string, number> {
   return { p50: round(a.p50 - b.p50, 3), p90: round(a.p90 - b.p90, 3), p99: round(a.p99 - b.p99, 3), max: round(a.max - b.max, 3) };
 }
 
-async function legit(env: Env): Promise<ScenarioResult> {
+export async function legit(env: Env): Promise<ScenarioResult> {
   const o = env.opts;
   const z = o.count ?? 18_000;
   const m = o.clients;
@@ -306,8 +323,32 @@ async function legit(env: Env): Promise<ScenarioResult> {
     await sleep(300);
     const before = measure(tt.pid, tt.listen);
     s2.start();
+    // Steps: the same few cached clients timed at 0, 1/K, ... (K-1)/K of the zombies, for the chart.
+    const series: Array<Record<string, number>> = [];
+    let openedSoFar = 0;
+    if (o.steps > 1) {
+      const stepBase: [number, number] = [o.addrBase[0] + 100, 200];
+      const sm = Math.min(m, 50);
+      const stepCmd = { cmd: 'time' as const, target: tt.listen, first: 0, count: sm, base: stepBase, timeoutMs: waitMs + 15_000 };
+      await fleet.time(timer, { ...stepCmd, phase: 'new', direct: null, concurrency: sm, warmup: 0, deadline: Date.now() + 20_000 });
+      for (let k = 0; k < o.steps; k++) {
+        const want = Math.round((z * k) / o.steps);
+        if (want > openedSoFar) {
+          await fleet.open('hold', tt.listen, want - openedSoFar, openedSoFar, o.addrBase, o.pending, 0, Date.now() + (end - Date.now()) / 3);
+          openedSoFar = want;
+          await sleep(500);
+        }
+        const at = measure(tt.pid, tt.listen);
+        const r = await fleet.time(timer, { ...stepCmd, phase: 'paired', direct, concurrency: 1, warmup: 5, deadline: Date.now() + 30_000 });
+        const pc = percentiles(r?.screened ?? []);
+        const pd = percentiles(r?.direct ?? []);
+        const pa = percentiles(r?.diffs ?? []);
+        series.push({ zombies: at.fds >= 0 && before.fds >= 0 ? at.fds - before.fds : want, cached_p50: pc.p50, cached_p90: pc.p90, cached_p99: pc.p99, direct_p99: pd.p99, added_p50: pa.p50, added_p99: pa.p99, n: pc.n });
+        log(`legit: step ${k + 1}/${o.steps}: ${want} zombies, cached p50 ${pc.p50} p99 ${pc.p99} ms, added p99 ${pa.p99} ms (n=${pc.n})`);
+      }
+    }
     log(`legit: holding ${z} zombies (talk first, then silent in the dummy engine) over ${zw} workers`);
-    const opened = await fleet.open('hold', tt.listen, z, 0, o.addrBase, o.pending, 0, Date.now() + (end - Date.now()) / 2);
+    const opened = await fleet.open('hold', tt.listen, z - openedSoFar, openedSoFar, o.addrBase, o.pending, 0, Date.now() + (end - Date.now()) / 2);
     await sleep(500);
     const held = measure(tt.pid, tt.listen);
     log(`legit: ${opened.counts.held} zombies held, server fds ${held.fds}; timing ${m} new clients`);
@@ -366,22 +407,17 @@ async function legit(env: Env): Promise<ScenarioResult> {
       },
       notes,
       timeline: s2.points,
+      series: {
+        latency: [...series, {
+          zombies: serverHeld ?? z, cached_p50: pCached.p50, cached_p90: pCached.p90, cached_p99: pCached.p99, direct_p99: pDirect.p99,
+          added_p50: percentiles(paired?.diffs ?? []).p50, added_p99: percentiles(paired?.diffs ?? []).p99, n: pCached.n,
+        }],
+      },
     };
   } finally {
     sampler?.stop();
     await fleet?.stop();
     await t?.stop();
     await sink?.stop();
-  }
-}
-
-export function runScenario(name: Scenario, env: Env): Promise<ScenarioResult> {
-  switch (name) {
-    case 'idle':
-      return idle(env);
-    case 'pregreet':
-      return pregreet(env);
-    case 'legit':
-      return legit(env);
   }
 }

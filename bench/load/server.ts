@@ -53,6 +53,8 @@ export interface ScreenerSpec {
   /** Add --trace-gc: V8 prints heap used after each GC to the log file (see gcEvents). */
   traceGc: boolean;
   keepFiles: boolean;
+  /** Config sections merged over the defaults above, key by key (dnsbl, resolver, backend.handoff, ...). */
+  extra?: Record<string, Record<string, unknown>>;
 }
 
 export function reservePort(host = '127.0.0.1'): Promise<number> {
@@ -146,6 +148,11 @@ export async function startScreener(spec: ScreenerSpec): Promise<Target> {
     drain_timeout: '1s',
     log: { format: 'json', level: spec.logLevel },
   };
+  const merged = config as Record<string, unknown>;
+  for (const [k, v] of Object.entries(spec.extra ?? {})) {
+    const cur = merged[k];
+    merged[k] = typeof cur === 'object' && cur !== null ? { ...(cur as Record<string, unknown>), ...v } : v;
+  }
   const cfgFile = join(dir, 'smtpscreen.yaml');
   writeFileSync(cfgFile, `# written by bench/load/zombie.ts (JSON is YAML)\n${JSON.stringify(config, null, 2)}\n`);
   const logFile = join(dir, 'screener.log');

@@ -15,9 +15,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseOptions, usage, type Options } from './options.js';
+import { FLOORED, parseOptions, usage, type Options } from './options.js';
 import { machineInfo, type Percentiles } from './proc.js';
-import { runScenario, type ScenarioResult } from './scenarios.js';
+import type { ScenarioResult } from './scenarios.js';
+import { runWithFloor } from './run.js';
+import { runFloorRole } from './floor.js';
+import { writeReport } from './report.js';
 import { killAll } from './server.js';
 import { log, setQuiet } from './fleet.js';
 import { runWorker } from './worker.js';
@@ -82,8 +85,40 @@ function summary(r: ScenarioResult): string {
         `  server CPU while timing: ${n('server_cpu_pct_timing')} %`,
       );
       break;
+    case 'listed':
+      lines.push(
+        `  listed: ${n('listed_rejected')} rejected of ${n('clients_per_run')} (${n('listed_passed')} passed, ${n('listed_failed')} failed): ${n('rejected_per_s')} rejections/s (${n('rejected_per_s_overall')}/s from the first connect); ${n('listed_server_cpu_ms_per_conn')} ms server CPU each`,
+        `  listed connect -> verdict ms: ${p('listed_verdict_ms')}`,
+        `  mixed (${n('mixed_listed_share_pct')} % listed): ${n('mixed_rejected')} rejected, ${n('mixed_passed')} passed (${n('mixed_listed_passed')} listed passed, ${n('mixed_unlisted_rejected')} unlisted rejected): ${n('mixed_screened_per_s')} new clients screened/s (${n('mixed_screened_per_s_overall')}/s from the first connect)`,
+        `  mixed unlisted connect -> RCPT accepted ms: ${p('mixed_unlisted_verdict_ms')}`,
+      );
+      break;
+    case 'slowloris':
+      lines.push(
+        `  dribbling: ${n('zombies_dribbling')} of ${n('zombies_requested')}, server fds ${n('held_fds')}; RSS ${n('before_rss_kb')} -> ${n('held_rss_kb')} kB: ${n('rss_per_conn_bytes')} B per connection`,
+        `  cut by 421: ${n('cut')} (${n('cut_ratio')}); greeting -> cut ms: ${p('cut_ms')}; over the limit: ${n('cut_over_limit_ms')}`,
+        `  after the cut: fds ${n('after_fds')}, RSS ${n('after_rss_kb')} kB`,
+      );
+      break;
+    case 'throughput':
+      lines.push(
+        `  ${r.settings['path']} MB/s: ${p('screened_mb_s')}`,
+        `  direct MB/s: ${p('direct_mb_s')}`,
+        `  ratio (p50): ${n('ratio')}; server CPU ${n('server_cpu_ms_per_mb')} ms per MB`,
+      );
+      break;
+    case 'mix':
+      lines.push(`  ${n('accepted')} of ${n('connections')} connections in ${n('span_s')} s: ${n('conn_per_s')}/s; server CPU avg ${n('server_cpu_pct_avg')} % peak ${n('server_cpu_pct_peak')} %, peak RSS ${n('server_peak_rss_kb')} kB`);
+      for (const k of ['idle', 'pregreet', 'listed', 'slowloris', 'legit']) {
+        lines.push(`  ${k}: ${n(`${k}_ok`)} ok of ${n(`${k}_started`)}, wrong ${n(`${k}_wrong`)}, errors ${n(`${k}_errors`)}${f[`${k}_ms`] !== undefined ? `; ms ${p(`${k}_ms`)}` : ''}`);
+      }
+      break;
   }
   for (const note of r.notes) lines.push(`  note: ${note}`);
+  if (r.floor !== undefined) {
+    lines.push(summary(r.floor).split('\n').filter((l) => !l.startsWith('  note:')).map((l) => `  floor| ${l}`).join('\n'));
+    lines.push(`  screener / floor: ${JSON.stringify(r.ratios)}`);
+  }
   return lines.join('\n');
 }
 
@@ -101,7 +136,8 @@ async function main(): Promise<number> {
   }
   setQuiet(opts.quiet);
   // The whole run is bounded: each scenario by --duration, plus start/stop margins.
-  const bound = opts.scenarios.length * (opts.durationMs + 60_000);
+  const runs = opts.scenarios.reduce((a, s) => a + (opts.floor && opts.target === null && FLOORED.includes(s) ? 2 : 1), 0);
+  const bound = runs * (opts.durationMs + 60_000);
   const guard = setTimeout(() => {
     process.stderr.write(`zombie: run exceeded its bound of ${bound} ms; killing the children it started\n`);
     killAll();
@@ -118,7 +154,7 @@ async function main(): Promise<number> {
   const started = new Date().toISOString();
   for (const name of opts.scenarios) {
     log(`scenario ${name}`);
-    const r = await runScenario(name, { opts, self });
+    const r = await runWithFloor(name, { opts, self });
     results.push(r);
     process.stdout.write(`${summary(r)}\n`);
   }
@@ -136,12 +172,14 @@ async function main(): Promise<number> {
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(doc, null, 2)}\n`);
   process.stdout.write(`result: ${out}\n`);
+  if (opts.report) process.stdout.write(`report: ${writeReport(dirname(out))}\n`);
   return 0;
 }
 
 const role = argValue('role');
 const exitBy = Number(argValue('exit-by') ?? Date.now() + 3_600_000);
 if (role === 'worker') runWorker(exitBy);
+else if (role === 'floor' || role === 'raw') runFloorRole(process.argv, exitBy);
 else if (role === 'sink') void runSinkRole(exitBy);
 else {
   main().then(

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { sourceAddress } from '../../bench/load/protocol.js';
 import { percentiles } from '../../bench/load/proc.js';
 import { parseOptions } from '../../bench/load/options.js';
+import { interleave } from '../../bench/load/worker.js';
+import { lineChart } from '../../bench/load/report.js';
 
 test('sourceAddress: 254 clients per /24, never .0 or .255', () => {
   const table: ReadonlyArray<{ base: [number, number]; i: number; want: string }> = [
@@ -37,10 +39,42 @@ test('parseOptions: defaults per scenario and "all"', () => {
   assert.equal(d.pending, 500);
   assert.equal(d.perWorker, 9000);
   assert.equal(d.logLevel, 'warn');
-  assert.deepEqual(parseOptions(['--scenario', 'all']).scenarios, ['idle', 'pregreet', 'legit']);
+  assert.deepEqual(parseOptions(['--scenario', 'all']).scenarios, ['idle', 'pregreet', 'legit', 'listed', 'slowloris', 'throughput', 'mix']);
+  assert.deepEqual(parseOptions(['--scenario', 'listed,mix']).scenarios, ['listed', 'mix']);
+  const t = parseOptions(['--size', '50M', '--sink', 'smtp', '--no-floor', '--command-time', '5s']);
+  assert.equal(t.sizeBytes, 50 * 1048576);
+  assert.equal(t.sink, 'smtp');
+  assert.equal(t.floor, false);
+  assert.equal(t.commandTimeMs, 5000);
+  assert.equal(d.sink, 'raw');
+  assert.equal(d.floor, true);
   const o = parseOptions(['--greet-wait', '300ms', '--target', '127.0.0.1:2525', '--server-node-args=--cpu-prof --trace-gc']);
   assert.equal(o.greetWaitMs, 300);
   assert.deepEqual(o.target, { host: '127.0.0.1', port: 2525 });
   assert.deepEqual(o.serverNodeArgs, ['--cpu-prof', '--trace-gc']);
   assert.throws(() => parseOptions(['--action', 'maybe']), /--action/);
+});
+
+test('interleave: smooth weighted round robin spreads every kind over the cycle', () => {
+  const table: ReadonlyArray<{ weights: number[]; want: number[] }> = [
+    { weights: [1], want: [0] },
+    { weights: [1, 1], want: [0, 1] },
+    { weights: [2, 3], want: [1, 0, 1, 0, 1] },
+    { weights: [50, 50], want: Array.from({ length: 100 }, (_, i) => i % 2) },
+    { weights: [0, 2], want: [1, 1] },
+  ];
+  for (const { weights, want } of table) assert.deepEqual(interleave(weights), want, weights.join(','));
+  const mix = interleave([2, 3, 2, 1, 2]);
+  assert.equal(mix.length, 10);
+  for (const [k, w] of [2, 3, 2, 1, 2].entries()) assert.equal(mix.filter((x) => x === k).length, w, `kind ${k}`);
+});
+
+test('lineChart: one polyline per series, escaped labels', () => {
+  const svg = lineChart({
+    title: 'a < b', xLabel: 'x', yLabel: 'y',
+    series: [{ name: 's1', points: [[0, 1], [10, 2]] }, { name: 's2', points: [[5, 3]], dashed: true }],
+  });
+  assert.ok(svg.startsWith('<svg'));
+  assert.equal(svg.match(/<polyline/g)?.length, 2);
+  assert.ok(svg.includes('a &lt; b'));
 });
