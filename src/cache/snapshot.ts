@@ -31,9 +31,20 @@ export interface SnapshotResult {
   setAside?: string;
 }
 
+/** A record worth keeping: an unexpired pass, or a greylist first-seen time (negative). */
 function liveAt(rec: Float64Array, now: number): boolean {
-  for (let i = 0; i < rec.length; i++) if ((rec[i] ?? 0) > now) return true;
+  for (let i = 0; i < rec.length; i++) {
+    const v = rec[i] ?? 0;
+    if (v > now || v < 0) return true;
+  }
   return false;
+}
+
+/** Store keys are client addresses, or "net:<address>/<bits>" for greylisted networks. */
+function validKey(key: string): boolean {
+  if (!key.startsWith('net:')) return normalizeAddress(key) === key;
+  const slash = key.lastIndexOf('/');
+  return slash > 4 && normalizeAddress(key.slice(4, slash)) === key.slice(4, slash) && /^\d{1,3}$/.test(key.slice(slash + 1));
 }
 
 export async function saveSnapshot(store: VerdictStore, file: string, now = Date.now()): Promise<SnapshotResult> {
@@ -104,7 +115,7 @@ export async function loadSnapshot(store: VerdictStore, file: string, now = Date
     if (line.length === 0) continue;
     const sp = line.indexOf(' ');
     const client = sp > 0 ? line.slice(0, sp) : '';
-    if (sp <= 0 || normalizeAddress(client) !== client) {
+    if (sp <= 0 || !validKey(client)) {
       skipped++;
       continue;
     }

@@ -4,6 +4,8 @@
  * Exports: VerdictRecord, VerdictStore, newRecord(), encodeRecord(), decodeRecord(),
  *          allPassed().
  * A record is one pass-until time (epoch ms, 0 = none) per row of session/flags.ts.
+ * Greylist state is kept under "net:<CIDR>" keys in the same store, in the
+ * greylist row (negative: first seen; positive: passed until).
  * Text form (snapshot file, later Redis): "1:<t0>;<t1>;..." where 1 is the
  * version; fewer fields than rows read as 0 (postscreen's psc_parse_tests does
  * the same), more fields than rows are ignored (a newer writer).
@@ -41,7 +43,8 @@ export function decodeRecord(text: string): VerdictRecord {
   const fields = text.slice(2).split(';');
   for (let i = 0; i < TEST_COUNT && i < fields.length; i++) {
     const f = fields[i] as string;
-    if (!/^\d{1,15}$/.test(f)) throw new ScreenError('SCR_ERR_CACHE', `bad cache record field ${i} "${f.slice(0, 20)}"`, { value: text.slice(0, 40) });
+    // Negative values are greylist first-seen times (checks/greylist.ts).
+    if (!/^-?\d{1,15}$/.test(f)) throw new ScreenError('SCR_ERR_CACHE', `bad cache record field ${i} "${f.slice(0, 20)}"`, { value: text.slice(0, 40) });
     rec[i] = Number(f);
   }
   return rec;

@@ -92,6 +92,17 @@ export interface Config {
       sites: Record<string, { listed: string; unlisted: string }>;
     };
   };
+  greylist: {
+    enable: boolean;
+    /** all: every new client; suspicious: only clients whose DNSBL score is at least suspicious_score. */
+    policy: 'all' | 'suspicious';
+    suspicious_score: number;
+    min_delay: number;
+    max_delay: number;
+    ttl: number;
+    ipv4_prefix: number;
+    ipv6_prefix: number;
+  };
   resolver: {
     /** Empty: the nameservers of /etc/resolv.conf. */
     servers: HostPort[];

@@ -50,6 +50,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const counters: Record<string, number> = {};
   const { dnsbl, resolver } = makeDnsbl(config, log, counters);
   if (dnsbl !== null) enabled.push(TestIndex.dnsbl);
+  if (config.greylist.enable) enabled.push(TestIndex.greylist);
   let sink: Sink | null = null;
   let backend: HostPort = config.backend.address;
   if (backend.host === 'sink') {

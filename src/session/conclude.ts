@@ -18,9 +18,42 @@ import type { Session } from './state.js';
 import { handoff } from '../handoff/splice.js';
 import { enterDummy } from './dummy.js';
 import { closeWith } from './close.js';
+import { greylistApplies, greylistDecide } from '../checks/greylist.js';
+import { networkOf } from '../net/cidr.js';
 
 const PREGREET = TestIndex.pregreet;
 const DNSBL = TestIndex.dnsbl;
+const GREYLIST = TestIndex.greylist;
+
+/**
+ * Greylisting, after the early tests passed: true when the client may go on,
+ * false when it was deferred (the dummy engine gives 450 at RCPT). The state
+ * of its network lives in the store under "net:<CIDR>"; the client's own
+ * record gets the pass, so its next connection can be PASS OLD.
+ */
+function greylisted(s: Session, rec: Float64Array, dnsblScore: number, now: number): boolean {
+  const g = s.ctx.config.greylist;
+  if (!g.enable || (rec[GREYLIST] ?? 0) > now) return true;
+  if (!greylistApplies(g.policy, dnsblScore, g.suspicious_score)) {
+    rec[GREYLIST] = now + g.ttl;
+    return true;
+  }
+  const net = networkOf(s.client, g.ipv4_prefix, g.ipv6_prefix);
+  if (net === null) return true;
+  const key = `net:${net}`;
+  const store = s.ctx.store;
+  const netRec = store.get(key) ?? newRecord();
+  const d = greylistDecide(netRec[GREYLIST] ?? 0, now, { minDelayMs: g.min_delay, maxDelayMs: g.max_delay, ttlMs: g.ttl });
+  netRec[GREYLIST] = d.state;
+  store.set(key, netRec);
+  if (d.verdict === 'pass') {
+    rec[GREYLIST] = d.state;
+    if (d.reason === 'retry') s.event(EV.GREYLIST, { network: net, state: 'pass', delay_ms: d.delayMs });
+    return true;
+  }
+  s.event(EV.GREYLIST, { network: net, state: 'defer', reason: d.reason, ...(d.reason === 'early' ? { wait_ms: d.waitMs } : {}) });
+  return false;
+}
 
 /** Apply the DNSBL verdict; false when the session was dropped. */
 function dnsblVerdict(s: Session): DnsblSummary | null {
@@ -90,6 +123,12 @@ export function conclude(s: Session): void {
   }
   s.record = rec;
   ctx.store.set(s.client, rec);
+  if (!s.dnsblAllowlisted && !greylisted(s, rec, dnsbl?.score ?? 0, now)) {
+    // Deferred: the passes so far are kept; the dummy engine answers 450 at RCPT and logs the envelope.
+    s.rejectReason = 'greylist';
+    enterDummy(s);
+    return;
+  }
   if (dnsbl === null) s.event(EV.PASS_NEW);
   else s.event(EV.PASS_NEW, { dnsbl_score: dnsbl.score, ...(dnsbl.late.length > 0 ? { dnsbl_late: dnsbl.late } : {}), ...(s.dnsblAllowlisted ? { allowlisted: true } : {}) });
   s.verdict = s.dnsblAllowlisted ? 'dnsbl-allowlisted' : 'new';

@@ -20,7 +20,8 @@ test('record codec: round trip, short records read as never-passed, bad input is
   assert.equal(short[TestIndex.dnsbl], 0);
   // a newer writer's extra rows are ignored
   assert.equal(decodeRecord(`1:${'1;'.repeat(TEST_COUNT + 3)}1`).length, TEST_COUNT);
-  for (const bad of ['', '2:1;2', '1:abc', '1:-5', '1:1e5', 'x']) {
+  assert.equal(decodeRecord('1:0;0;0;0;0;-1800000000000')[TEST_COUNT - 1], -1800000000000, 'greylist first-seen times are negative');
+  for (const bad of ['', '2:1;2', '1:abc', '1:--5', '1:1e5', 'x', '1:5-']) {
     assert.throws(() => decodeRecord(bad), { code: 'SCR_ERR_CACHE' }, `input ${JSON.stringify(bad)}`);
   }
 });
@@ -47,23 +48,27 @@ test('snapshot: save then load restores live entries and drops expired ones', as
   a.set('127.0.0.77', live);
   a.set('2001:db8::1', live);
   a.set('127.0.0.78', dead);
+  const grey = newRecord();
+  grey[TestIndex.greylist] = -(NOW - 5000);
+  a.set('net:192.0.2.0/24', grey);
   const saved = await saveSnapshot(a, file, NOW);
-  assert.deepEqual({ ok: saved.ok, entries: saved.entries, expired: saved.expired }, { ok: true, entries: 2, expired: 1 });
+  assert.deepEqual({ ok: saved.ok, entries: saved.entries, expired: saved.expired }, { ok: true, entries: 3, expired: 1 });
   assert.deepEqual(readdirSync(dir), ['cache'], 'no temp file left behind');
   const b = new MemoryStore(100);
   const loaded = await loadSnapshot(b, file, NOW);
-  assert.equal(loaded.entries, 2);
+  assert.equal(loaded.entries, 3);
   assert.equal(b.get('127.0.0.77')?.[TestIndex.pregreet], NOW + 60_000);
+  assert.equal(b.get('net:192.0.2.0/24')?.[TestIndex.greylist], -(NOW - 5000), 'greylist state survives a restart');
   assert.equal(b.get('127.0.0.78'), undefined);
 });
 
 test('snapshot: corrupt lines are skipped and counted; a bad header sets the file aside', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'scr-snap-'));
   const file = join(dir, 'cache');
-  writeFileSync(file, `${SNAPSHOT_HEADER}\n127.0.0.1 1:${NOW + 9}\ngarbage\n127.0.0.2 1:xyz\nnot-an-ip 1:${NOW + 9}\n\u0000\u0001\n127.0.0.3 1:${NOW + 9}`);
+  writeFileSync(file, `${SNAPSHOT_HEADER}\n127.0.0.1 1:${NOW + 9}\ngarbage\n127.0.0.2 1:xyz\nnot-an-ip 1:${NOW + 9}\nnet:nope/24 1:-5\n\u0000\u0001\n127.0.0.3 1:${NOW + 9}`);
   const s = new MemoryStore(10);
   const r = await loadSnapshot(s, file, NOW);
-  assert.deepEqual({ ok: r.ok, entries: r.entries, skipped: r.skipped }, { ok: true, entries: 2, skipped: 4 });
+  assert.deepEqual({ ok: r.ok, entries: r.entries, skipped: r.skipped }, { ok: true, entries: 2, skipped: 5 });
   assert.ok(s.get('127.0.0.3'));
 
   writeFileSync(file, 'not a snapshot\n127.0.0.1 1:5\n');
