@@ -120,7 +120,7 @@ export async function runDemo(base: Config, o: DemoOptions): Promise<Record<stri
   const logger = pino({ base: null }, sinkStream);
   const config: Config = {
     ...base,
-    listen: [{ address: { host: '127.0.0.1', port: 0 }, proxy_protocol: 'none', trusted_proxies: [] }],
+    listen: [{ address: { host: '127.0.0.1', port: 0 }, proxy_protocol: 'none', trusted_proxies: [], personality: 'auto' }],
     backend: { ...base.backend, address: { host: 'sink', port: 0 }, handoff: 'xclient' },
     pregreet: { ...base.pregreet, enable: true, wait: o.greetWaitMs, action: 'enforce' },
     access: { ...base.access, list: null },

@@ -14,6 +14,7 @@ import { loadAccessList } from './checks/access.js';
 import { MemoryStore } from './cache/memory.js';
 import { loadSnapshot } from './cache/snapshot.js';
 import { TESTS, TestIndex } from './session/flags.js';
+import { DEEP_TESTS } from './checks/deep.js';
 import { parseSite, filterMatches, isReservedErrorAnswer } from './checks/dnsbl-site.js';
 import { Resolver } from './dns/resolver.js';
 import { reverseName } from './dns/reverse.js';
@@ -59,6 +60,8 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
   const enabled: string[] = [];
   if (cfg.pregreet.enable) enabled.push('pregreet');
   if (cfg.dnsbl.sites.length > 0) enabled.push('dnsbl');
+  const deep = DEEP_TESTS.filter((t) => cfg.deep[t].enable);
+  enabled.push(...deep);
   let cachedAll = false;
   if (cfg.cache.snapshot === null) out('cache: no snapshot configured (a running screener\'s memory cache is not visible from here)');
   else {
@@ -127,6 +130,10 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
     verdict = cfg.pregreet.enable
       ? `new client: gets the teaser and a ${cfg.pregreet.wait / 1000}s greet wait; talking early means ${cfg.pregreet.action}, waiting its turn means PASS NEW and handoff`
       : 'new client: no tests apply; handed to the backend';
+    if (deep.length > 0) {
+      verdict += `; without a valid pass of the deep tests (${deep.join(', ')}) it gets the dummy engine instead of the handoff:` +
+        ' 450 at RCPT, and PASS OLD on its next connection once it passed them';
+    }
   }
   out(`verdict: ${verdict}`);
   return 0;

@@ -10,11 +10,16 @@
  * - 1-line chunks: what a well-behaved client sends, one read per command.
  * The engine task runs CMDS commands per op through one engine (count
  * limit out of reach, output discarded): cost per command = mean / CMDS.
+ * The "deep tests" task is the same with pipelining, non-SMTP and bare
+ * newline due (issue 5): the per-command price of the deep tests.
  */
 import type { Bench } from 'tinybench';
 import { LineReader, type LineSink } from '../../src/smtp/line-reader.js';
 import { DummyEngine, type EngineOutput } from '../../src/smtp/dummy-engine.js';
 import { makeReplies } from '../../src/smtp/replies.js';
+import { DeepTests } from '../../src/checks/deep.js';
+import { deepOptions } from '../../src/session/deep.js';
+import { validateConfig } from '../../src/config/schema.js';
 
 const DIALOGUE = [
   'EHLO mail.sender.example.com',
@@ -91,6 +96,20 @@ export default function (bench: Bench): void {
     const s: LineSink = { onLine: (l, b) => engine.onLine(l, b), onOverlong: (n) => engine.onOverlong(n) };
     for (let i = 0; i < CMDS; i++) {
       const l = lines[i % 6] as Buffer; // skip the QUIT at index 6
+      r.feed(l, s);
+    }
+  });
+  const deep = deepOptions(validateConfig({
+    deep: { pipelining: { enable: true }, non_smtp: { enable: true }, bare_newline: { enable: true } },
+  }));
+  if (deep === null) throw new Error('deep tests not enabled');
+  bench.add(`reader+engine, deep tests due: 1-line chunks (${CMDS} cmds/op, new engine per op)`, () => {
+    const r = new LineReader(2048);
+    const out2: EngineOutput = { send: out.send.bind(out), close() {}, event() {}, pending: () => r.rest() };
+    engine = new DummyEngine({ ...opts, deep: new DeepTests(deep, 7) }, out2);
+    const s: LineSink = { onLine: (l, b, n) => engine.onLine(l, b, n), onOverlong: (n) => engine.onOverlong(n) };
+    for (let i = 0; i < CMDS; i++) {
+      const l = lines[i % 6] as Buffer;
       r.feed(l, s);
     }
   });

@@ -17,10 +17,16 @@ function typeText(spec: KeySpec): string {
   return spec.type;
 }
 
+/** The stress column: the stress default, "as normal" for a key that may be set under `stress:`, "-" for one that may not. */
+function stressText(spec: KeySpec): string {
+  if (spec.stress === undefined) return '-';
+  return spec.stress === 'normal' ? 'as normal' : `\`${spec.stress}\``;
+}
+
 export function configReferenceMarkdown(): string {
   const rows = ['| key | type | default | unit | stress | what it does |', '|---|---|---|---|---|---|'];
   for (const s of SCHEMA) {
-    rows.push(`| \`${s.key}\` | ${typeText(s)} | \`${cell(defaultText(s))}\` | ${s.unit ?? ''} | ${s.stress ?? '-'} | ${cell(s.doc)} |`);
+    rows.push(`| \`${s.key}\` | ${typeText(s)} | \`${cell(defaultText(s))}\` | ${s.unit ?? ''} | ${stressText(s)} | ${cell(s.doc)} |`);
   }
   return rows.join('\n');
 }

@@ -4,7 +4,8 @@
  *
  * Exports: SCHEMA (the table), KeySpec, KeyType, ConfigIssue, RENAMED,
  *   specFor(key), defaultText(spec), defaultConfig(), validateConfig(raw, source?),
- *   configToRaw(cfg), parseHostPort(text, opts?), formatHostPort(hp), setPath(obj, path, v).
+ *   configToRaw(cfg), parseHostPort(text, opts?), formatHostPort(hp), setPath(obj, path, v),
+ *   STRESS_KEYS, STRESS_DEFAULTS (keys that have a stress value; `stress:` overrides them).
  * SCHEMA is the single source: the validator, the defaults, the README's
  * reference table and the example config are all read from it. Rows for the
  * elements of a list are keyed "listen[].address"; errors name the concrete
@@ -23,7 +24,7 @@ import { parseSite } from '../checks/dnsbl-site.js';
 
 export type KeyType =
   | 'duration' | 'int' | 'string' | 'bool' | 'enum' | 'hostport' | 'cidr-list' | 'path' | 'listen-list'
-  | 'site-list' | 'hostport-list' | 'string-map' | 'ip' | 'probe-map';
+  | 'site-list' | 'hostport-list' | 'string-map' | 'ip' | 'probe-map' | 'word-list' | 'percent';
 
 export interface KeySpec {
   /** Dotted path; "listen[].x" for a field of each listen element. */
@@ -37,6 +38,8 @@ export interface KeySpec {
   readonly doc: string;
   /** enum: the allowed values. */
   readonly values?: readonly string[];
+  /** enum: values planned but not implemented yet; the error names them as such. */
+  readonly planned?: readonly string[];
   /** int: bounds; duration: bounds in ms. */
   readonly min?: number;
   readonly max?: number;
@@ -49,7 +52,12 @@ export interface KeySpec {
   readonly postscreenDefault: string | null;
   /** Why smtpscreen differs from postscreen here, when it does on purpose. */
   readonly note?: string;
-  /** Value under stress (issue 5 fills this column). */
+  /**
+   * The key has a stress value (server/stress.ts): its default as written in YAML ("2s", "1"), or
+   * "normal" for a key that may be set under `stress:` and otherwise keeps its normal value.
+   * XXX A numeric stress default never exceeds the normal value (smaller is stricter for
+   * every such key); keys without this field cannot be set under `stress:`.
+   */
   readonly stress?: string;
 }
 
@@ -64,8 +72,8 @@ export const SCHEMA: readonly KeySpec[] = [
     postscreenDefault: '$smtpd_banner ($myhostname ESMTP $mail_name)',
     note: 'no software name by default: it only helps fingerprinting' },
   { key: 'listen', type: 'listen-list',
-    default: [{ address: HP('127.0.0.1', 2525), proxy_protocol: 'none', trusted_proxies: [] }],
-    doc: 'Listeners: "ADDR:PORT" strings or {address, proxy_protocol, trusted_proxies} mappings.',
+    default: [{ address: HP('127.0.0.1', 2525), proxy_protocol: 'none', trusted_proxies: [], personality: 'auto' }],
+    doc: 'Listeners: "ADDR:PORT" strings or {address, proxy_protocol, trusted_proxies, personality} mappings.',
     postscreen: 'master.cf "smtp inet ... postscreen"', postscreenDefault: 'smtp (port 25), all interfaces' },
   { key: 'listen[].address', type: 'hostport', default: HP('127.0.0.1', 2525),
     doc: 'IPv4 or [IPv6] literal and port to listen on.', postscreen: 'master.cf service name', postscreenDefault: 'smtp' },
@@ -75,6 +83,17 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'listen[].trusted_proxies', type: 'cidr-list', default: [],
     doc: 'Networks allowed to send a PROXY header; connections from elsewhere are closed.',
     postscreen: null, postscreenDefault: null, note: 'postscreen trusts any peer once the protocol is on' },
+  // ---- stress-dependent personality (issue 5; stress values: the `stress` field of each row) ----
+  { key: 'listen[].personality', type: 'enum', values: ['auto', 'normal', 'stress'], default: 'auto',
+    doc: 'Personality of this listener\'s new connections: auto (the stress personality while the screener is under stress), or pinned to normal or stress (tests, a dedicated port for hostile networks).',
+    postscreen: 'master.cf "-o stress=yes" / "-o stress="', postscreenDefault: '(none: master decides)' },
+  { key: 'stress.enter_at', type: 'percent', default: 90, min: 1, max: 100, unit: '% of max_connections',
+    doc: 'New connections get the stress personality (each key\'s stress value) once the open connections reach this share of limits.max_connections; STRESS state enter is logged.',
+    postscreen: '(built in) 0.9 × postscreen_pre_queue_limit', postscreenDefault: '90%' },
+  { key: 'stress.leave_at', type: 'percent', default: 70, min: 0, max: 99, unit: '% of max_connections',
+    doc: 'The stress personality ends when the open connections fall to this share or below (below stress.enter_at, so that it does not flap); STRESS state leave is logged.',
+    postscreen: '(built in) 0.7 × postscreen_pre_queue_limit', postscreenDefault: '70%' },
+  // ---- end of the stress rows ----
   { key: 'limits.max_connections', type: 'int', default: 19000, min: 1, unit: 'connections',
     doc: 'Global connection limit; above it clients get 421 4.3.2 (keep below the fd limit).',
     postscreen: 'postscreen_pre_queue_limit / process limit', postscreenDefault: '$default_process_limit (100)',
@@ -92,17 +111,17 @@ export const SCHEMA: readonly KeySpec[] = [
     postscreen: 'postscreen_access_list', postscreenDefault: 'permit_mynetworks',
     note: 'no implicit mynetworks: list your own networks explicitly' },
   { key: 'access.action', type: 'enum', values: ACTIONS, default: 'enforce',
-    doc: 'Action for a client that matches a reject entry.',
+    doc: 'Action for a client that matches a reject entry.', stress: 'normal',
     postscreen: 'postscreen_denylist_action', postscreenDefault: 'ignore',
     note: 'a reject entry is an explicit operator decision; enforce logs helo/from/to and refuses at RCPT' },
   { key: 'pregreet.enable', type: 'bool', default: true,
     doc: 'Send a "220-" teaser and watch for clients that talk before their turn.',
     postscreen: 'postscreen_greet_banner (empty disables the teaser)', postscreenDefault: '$smtpd_banner' },
   { key: 'pregreet.wait', type: 'duration', default: 6000, min: 0, unit: 'ms',
-    doc: 'How long to wait for early talkers before completing the greeting.',
+    doc: 'How long to wait for early talkers before completing the greeting.', stress: '2s',
     postscreen: 'postscreen_greet_wait', postscreenDefault: '${stress?{2}:{6}}s' },
   { key: 'pregreet.action', type: 'enum', values: ACTIONS, default: 'enforce',
-    doc: 'Action for a client that talks before the greeting.',
+    doc: 'Action for a client that talks before the greeting.', stress: 'normal',
     postscreen: 'postscreen_greet_action', postscreenDefault: 'ignore',
     note: 'postscreen ships ignore so enabling it blocks nothing; pregreeting is a bot trait with almost no ' +
       'false positives, and enforce still logs helo/from/to before a 550 the sender sees' },
@@ -119,7 +138,7 @@ export const SCHEMA: readonly KeySpec[] = [
     doc: 'When negative: a client whose score is at or below it passes every test at once (no greet wait). 0 disables.',
     postscreen: 'postscreen_dnsbl_allowlist_threshold', postscreenDefault: '0' },
   { key: 'dnsbl.action', type: 'enum', values: ACTIONS, default: 'enforce',
-    doc: 'Action for a client that fails the DNSBL test.',
+    doc: 'Action for a client that fails the DNSBL test.', stress: 'normal',
     postscreen: 'postscreen_dnsbl_action', postscreenDefault: 'ignore',
     note: 'listing sites is an explicit operator decision; enforce logs the envelope and refuses at RCPT' },
   { key: 'dnsbl.timeout', type: 'duration', default: 10_000, min: 1, unit: 'ms',
@@ -182,13 +201,49 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'resolver.max_ttl', type: 'duration', default: 3_600_000, min: 0, unit: 'ms',
     doc: 'Upper bound of the TTL of cached answers.', postscreen: null, postscreenDefault: null },
   { key: 'dummy.command_time_limit', type: 'duration', default: 300_000, min: 1, unit: 'ms',
-    doc: 'Total time to receive one command in the dummy SMTP engine.',
+    doc: 'Total time to receive one command in the dummy SMTP engine.', stress: '10s',
     postscreen: 'postscreen_command_time_limit', postscreenDefault: '${stress?{10}:{300}}s' },
   { key: 'dummy.command_count_limit', type: 'int', default: 20, min: 1, unit: 'commands',
-    doc: 'Commands per dummy SMTP session.', postscreen: 'postscreen_command_count_limit', postscreenDefault: '20' },
+    doc: 'Commands per dummy SMTP session.', stress: 'normal', postscreen: 'postscreen_command_count_limit', postscreenDefault: '20' },
   { key: 'dummy.line_length_limit', type: 'int', default: 2048, min: 512, max: 1_048_576, unit: 'bytes',
     doc: 'Longest command line, CRLF included (RFC 5321 needs at least 512).',
     postscreen: 'line_length_limit', postscreenDefault: '2048' },
+  // ---- deep protocol tests and the dummy engine's error limit (issue 5) ----
+  { key: 'dummy.hard_error_limit', type: 'int', default: 20, min: 1, unit: 'errors',
+    doc: 'Error replies (4xx/5xx, refused recipients included) in one dummy session before 421 "too many errors" (COMMAND ERROR LIMIT).', stress: '1',
+    postscreen: 'smtpd_hard_error_limit', postscreenDefault: '${stress?{1}:{20}}',
+    note: 'postscreen has no error limit, only the command count; we bound a dummy session the way smtpd(8) bounds its own' },
+  { key: 'deep.pipelining.enable', type: 'bool', default: false,
+    doc: 'Pipelining test (after the 220 greeting, in the dummy engine, which never offers PIPELINING): a client that sends a command before the reply to the previous one fails.',
+    postscreen: 'postscreen_pipelining_enable', postscreenDefault: 'no' },
+  { key: 'deep.pipelining.action', type: 'enum', values: ACTIONS, default: 'enforce',
+    doc: 'Action for a pipelining client: drop (521 and close), enforce (550 at RCPT, envelope logged), ignore (logged; passes for the shortest TTL of all tests).',
+    postscreen: 'postscreen_pipelining_action', postscreenDefault: 'enforce' },
+  { key: 'deep.pipelining.ttl', type: 'duration', default: 2_592_000_000, min: 1, unit: 'ms',
+    doc: 'How long a pipelining pass is remembered for a client address.', postscreen: 'postscreen_pipelining_ttl', postscreenDefault: '30d' },
+  { key: 'deep.non_smtp.enable', type: 'bool', default: false,
+    doc: 'Non-SMTP command test: a forbidden verb (deep.forbidden_commands), a header-like line ("Subject: x") or a verb that is not UTF-8 fails.',
+    postscreen: 'postscreen_non_smtp_command_enable', postscreenDefault: 'no' },
+  { key: 'deep.non_smtp.action', type: 'enum', values: ACTIONS, default: 'drop',
+    doc: 'Action for a client that sends a non-SMTP command (drop: "521 5.7.0 Error: I can break rules, too. Goodbye.").',
+    postscreen: 'postscreen_non_smtp_command_action', postscreenDefault: 'drop' },
+  { key: 'deep.non_smtp.ttl', type: 'duration', default: 2_592_000_000, min: 1, unit: 'ms',
+    doc: 'How long a non-SMTP command pass is remembered.', postscreen: 'postscreen_non_smtp_command_ttl', postscreenDefault: '30d' },
+  { key: 'deep.bare_newline.enable', type: 'bool', default: false,
+    doc: 'Bare newline test: a command line ended by LF without CR fails.',
+    postscreen: 'postscreen_bare_newline_enable', postscreenDefault: 'no' },
+  { key: 'deep.bare_newline.action', type: 'enum', values: ACTIONS, default: 'ignore',
+    doc: 'Action for a client that sends a bare LF.', postscreen: 'postscreen_bare_newline_action', postscreenDefault: 'ignore' },
+  { key: 'deep.bare_newline.ttl', type: 'duration', default: 2_592_000_000, min: 1, unit: 'ms',
+    doc: 'How long a bare newline pass is remembered.', postscreen: 'postscreen_bare_newline_ttl', postscreenDefault: '30d' },
+  { key: 'deep.forbidden_commands', type: 'word-list', default: ['CONNECT', 'GET', 'POST'],
+    doc: 'Verbs that fail the non-SMTP test, compared without case (only verbs the engine does not know).',
+    postscreen: 'postscreen_forbidden_commands', postscreenDefault: '$smtpd_forbidden_commands (CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}})',
+    note: 'plain words, no lookup tables: the regexp entry of Postfix\'s default has no counterpart' },
+  { key: 'deep.after_pass', type: 'enum', values: ['reconnect'], planned: ['handoff'], default: 'reconnect',
+    doc: 'A client that passed the deep tests gets 450 at RCPT and is remembered: its next connection is PASS OLD (reconnect, as postscreen). "handoff" (same connection) is planned, not implemented yet.',
+    postscreen: null, postscreenDefault: null },
+  // ---- end of the deep protocol tests ----
   { key: 'cache.max_entries', type: 'int', default: 1_000_000, min: 1, unit: 'entries',
     doc: 'Client verdicts held in memory (LRU).', postscreen: null, postscreenDefault: null },
   { key: 'cache.snapshot', type: 'path', default: null, nullable: true,
@@ -271,6 +326,7 @@ function getPath(obj: unknown, path: string): unknown {
 export function defaultConfig(): Config {
   const cfg: Record<string, unknown> = {};
   for (const spec of TOP) setPath(cfg, spec.key, defaultOf(spec));
+  setPath(cfg, 'stress.overrides', {});
   return cfg as unknown as Config;
 }
 
@@ -383,6 +439,9 @@ function convert(spec: KeySpec, v: unknown, key: string, is: Issues): unknown {
       }
       return v;
     case 'enum':
+      if (typeof v === 'string' && (spec.planned ?? []).includes(v)) {
+        return is.add(key, v, `"${v}" is not implemented yet; use ${(spec.values ?? []).join(' or ')}`);
+      }
       if (typeof v !== 'string' || !(spec.values ?? []).includes(v)) {
         return is.add(key, v, `want one of ${(spec.values ?? []).join(', ')}; got ${show(v)}`);
       }
@@ -438,6 +497,20 @@ function convert(spec: KeySpec, v: unknown, key: string, is: Issues): unknown {
     }
     case 'ip':
       return typeof v === 'string' && net.isIP(v) !== 0 ? v : is.add(key, v, `want an IPv4 or IPv6 address, got ${show(v)}`);
+    case 'percent': {
+      // "80%" or a bare 80; 0.8 is 0.8 %, not 80 %.
+      const m = typeof v === 'string' ? /^\s*(\d{1,3}(?:\.\d+)?)\s*%\s*$/.exec(v) : null;
+      const n = typeof v === 'number' ? v : m?.[1] !== undefined ? Number(m[1]) : NaN;
+      if (!Number.isFinite(n)) return is.add(key, v, `want a percentage such as "80%", got ${show(v)}`);
+      return range(n, (x) => `${x}%`);
+    }
+    case 'word-list': {
+      if (!Array.isArray(v)) return is.add(key, v, `want a list of words, got ${show(v)}`);
+      const before = is.list.length;
+      const out = v.map((x, i) => (typeof x === 'string' && /^[\x21-\x7e]+$/.test(x)
+        ? x : is.add(`${key}[${i}]`, x, `want one printable word (no spaces), got ${show(x)}`)));
+      return is.list.length === before ? out : INVALID;
+    }
     case 'probe-map': {
       if (!isMapping(v)) return is.add(key, v, `want {domain: {listed: ADDR, unlisted: ADDR}}, got ${show(v)}`);
       const out: Record<string, { listed: string; unlisted: string }> = {};
@@ -537,6 +610,8 @@ function walk(obj: Record<string, unknown>, prefix: string, cfg: Record<string, 
       if (v === null) continue; // "pregreet:" with every child commented out
       if (isMapping(v)) walk(v, path, cfg, is);
       else is.add(path, v, `want a mapping of keys, got ${show(v)}`);
+    } else if (path.startsWith(STRESS_PREFIX)) {
+      stressValue(path, v, cfg, is);
     } else {
       is.add(path, v, unknownProblem(path, ALL_PATHS));
     }
@@ -550,6 +625,7 @@ export function validateConfig(raw: unknown, source?: string): Config {
   if (raw === null || raw === undefined) return cfg as unknown as Config;
   if (!isMapping(raw)) is.add('(top)', raw, `want a mapping of keys, got ${show(raw)}`);
   else walk(raw, '', cfg, is);
+  checkWatermarks(cfg as unknown as Config, is);
   const first = is.list[0];
   if (first !== undefined) {
     const where = source !== undefined ? `${source}: ` : '';
@@ -572,10 +648,13 @@ function renderValue(spec: KeySpec, v: unknown): unknown {
     case 'listen-list':
       return (v as ListenConfig[]).map((l) => ({
         address: formatHostPort(l.address), proxy_protocol: l.proxy_protocol, trusted_proxies: [...l.trusted_proxies],
+        personality: l.personality,
       }));
     case 'cidr-list': return [...(v as string[])];
     case 'site-list': return [...(v as string[])];
     case 'hostport-list': return (v as HostPort[]).map(formatHostPort);
+    case 'word-list': return [...(v as string[])];
+    case 'percent': return `${String(v)}%`;
     default: return v;
   }
 }
@@ -584,5 +663,60 @@ function renderValue(spec: KeySpec, v: unknown): unknown {
 export function configToRaw(cfg: Config): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const spec of TOP) setPath(out, spec.key, renderValue(spec, getPath(cfg, spec.key)));
+  for (const spec of STRESS_KEYS) {
+    if (Object.hasOwn(cfg.stress.overrides, spec.key)) setPath(out, `${STRESS_PREFIX}${spec.key}`, renderValue(spec, cfg.stress.overrides[spec.key]));
+  }
   return out;
+}
+
+// ---- stress values (issue 5) --------------------------------------------------
+// A key whose row has a `stress` field may be set again under `stress:` with the
+// same path (`stress: { pregreet: { wait: 1s } }`); server/stress.ts builds the
+// stress personality from these overrides and the rows' stress defaults.
+
+const STRESS_PREFIX = 'stress.';
+
+/** Rows that have a stress value, in schema order. */
+export const STRESS_KEYS: readonly KeySpec[] = SCHEMA.filter((s) => s.stress !== undefined);
+
+for (const spec of STRESS_KEYS) {
+  const parts = spec.key.split('.');
+  for (let i = 1; i < parts.length; i++) SECTIONS.add(STRESS_PREFIX + parts.slice(0, i).join('.'));
+}
+const STRESS_PATHS = [...TOP.filter((s) => s.key.startsWith(STRESS_PREFIX)).map((s) => s.key), ...STRESS_KEYS.map((s) => STRESS_PREFIX + s.key)];
+
+/** The numeric stress default of each key that has one ("pregreet.wait" -> 2000); keys whose stress default is "normal" are absent. */
+export const STRESS_DEFAULTS: ReadonlyMap<string, number> = (() => {
+  const m = new Map<string, number>();
+  for (const spec of STRESS_KEYS) {
+    if (spec.stress === undefined || spec.stress === 'normal') continue;
+    const v = convert(spec, spec.type === 'int' ? Number(spec.stress) : spec.stress, spec.key, new Issues());
+    if (typeof v !== 'number') throw new Error(`schema: stress default ${spec.stress} of ${spec.key} is not a valid ${spec.type}`);
+    m.set(spec.key, v);
+  }
+  return m;
+})();
+
+/** walk() met "stress.<key>": a stress value for <key>, validated as <key> itself is. */
+function stressValue(path: string, v: unknown, cfg: Record<string, unknown>, is: Issues): void {
+  const key = path.slice(STRESS_PREFIX.length);
+  const spec = BY_KEY.get(key);
+  if (spec?.stress !== undefined) {
+    const c = convert(spec, v, path, is);
+    if (c !== INVALID) (getPath(cfg, 'stress.overrides') as Record<string, unknown>)[key] = c;
+    return;
+  }
+  if (spec !== undefined || SECTIONS.has(key)) {
+    is.add(path, v, `${key} has no stress value; keys with one: ${STRESS_KEYS.map((s) => s.key).join(', ')}`);
+  } else {
+    is.add(path, v, unknownProblem(path, STRESS_PATHS));
+  }
+}
+
+/** Hysteresis needs a gap: leave_at below enter_at. */
+function checkWatermarks(cfg: Config, is: Issues): void {
+  const { enter_at: enter, leave_at: leave } = cfg.stress;
+  if (leave >= enter) {
+    is.add('stress.leave_at', `${leave}%`, `${leave}% must be below stress.enter_at (${enter}%): the gap keeps the stress state from flapping`);
+  }
 }

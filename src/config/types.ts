@@ -1,7 +1,8 @@
 /*
  * config/types.ts - the shape of a validated configuration.
  *
- * Exports: Config and its parts, Action, HandoffMode, ProxyIn, HostPort.
+ * Exports: Config and its parts, Action, HandoffMode, ProxyIn, HostPort, DeepTestConfig, AfterPass,
+ *   ListenPersonality.
  * Durations are milliseconds (numbers) once validated; the YAML spells them
  * as "6s", "300ms", "1d". The defaults, units and docs of every key live in
  * config/schema.ts; this file is only the contract other rooms compile against.
@@ -16,6 +17,21 @@ export type HandoffMode = 'xclient' | 'proxy-v1' | 'proxy-v2' | 'none';
 /** Which PROXY protocol a listener expects from its (trusted) upstream. */
 export type ProxyIn = 'none' | 'v1' | 'v2' | 'any';
 
+/** One deep protocol test (postscreen_<test>_enable / _action / _ttl). */
+export interface DeepTestConfig {
+  enable: boolean;
+  action: Action;
+  /** How long a pass is remembered, ms. */
+  ttl: number;
+}
+
+/**
+ * After the deep tests: `reconnect` as postscreen (450 at RCPT, the client
+ * comes back). `handoff` (same connection, replayed to the backend) is
+ * planned: the validator names it and says it is not implemented yet.
+ */
+export type AfterPass = 'reconnect';
+
 export interface HostPort {
   /** Literal IP address (IPv4 or IPv6, no brackets), or "sink" for the built-in sink backend. */
   host: string;
@@ -28,7 +44,12 @@ export interface ListenConfig {
   proxy_protocol: ProxyIn;
   /** CIDRs allowed to send a PROXY header; others are closed. */
   trusted_proxies: string[];
+  /** Which personality serves this listener's clients: auto (by the stress state), or pinned (server/stress.ts). */
+  personality: ListenPersonality;
 }
+
+/** A listener's personality: `auto` follows the stress state; `normal` and `stress` pin it (postfix master.cf `-o stress=yes`). */
+export type ListenPersonality = 'auto' | 'normal' | 'stress';
 
 export interface Config {
   /** Name in the 220 banner and in replies. */
@@ -121,6 +142,18 @@ export interface Config {
     command_count_limit: number;
     /** Longest accepted command line in bytes, CRLF included (line_length_limit). */
     line_length_limit: number;
+    /** Error replies before 421 "too many errors" (smtpd_hard_error_limit). */
+    hard_error_limit: number;
+  };
+  /** The after-220 ("deep") protocol tests, run by the dummy engine. */
+  deep: {
+    pipelining: DeepTestConfig;
+    non_smtp: DeepTestConfig;
+    bare_newline: DeepTestConfig;
+    /** Verbs that fail the non-SMTP test (postscreen_forbidden_commands). */
+    forbidden_commands: string[];
+    /** What a client that passed the deep tests gets: reconnect (450 at RCPT; its next connection is PASS OLD). */
+    after_pass: AfterPass;
   };
   cache: {
     /** Entries held in memory (LRU). */
@@ -138,6 +171,18 @@ export interface Config {
   };
   /** Time proxied sessions get to finish after SIGTERM. */
   drain_timeout: number;
+  /** The stress personality (server/stress.ts): watermarks and the stress values given in the file. */
+  stress: {
+    /** Open connections, in percent of limits.max_connections, at which new connections get the stress personality. */
+    enter_at: number;
+    /** Percent at or below which the stress personality ends (below enter_at: hysteresis). */
+    leave_at: number;
+    /**
+     * Stress values set in the file (`stress: { pregreet: { wait: 2s } }`), validated, by key
+     * ("pregreet.wait" -> 2000). Keys not here take their schema stress default.
+     */
+    overrides: Record<string, unknown>;
+  };
   log: {
     format: 'json' | 'postscreen';
     level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';

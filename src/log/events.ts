@@ -27,12 +27,13 @@ export const EV = {
   DNSBL: 'DNSBL',                      // score, hits [{site, weight, records}], action, lookup_ms, late
   DNSBL_SITE: 'DNSBL SITE',            // site, state (suspended, resumed), reason
   DNSBL_WARNING: 'DNSBL WARNING',      // site, reason (error-answer, slow), value, lookup_ms
-  COMMAND_PIPELINING: 'COMMAND PIPELINING',
-  NON_SMTP_COMMAND: 'NON-SMTP COMMAND',
-  BARE_NEWLINE: 'BARE NEWLINE',
-  COMMAND_TIME_LIMIT: 'COMMAND TIME LIMIT',
-  COMMAND_COUNT_LIMIT: 'COMMAND COUNT LIMIT',
-  COMMAND_LENGTH_LIMIT: 'COMMAND LENGTH LIMIT',
+  COMMAND_PIPELINING: 'COMMAND PIPELINING', // after (the command), sample (input sent with it, escaped), action
+  NON_SMTP_COMMAND: 'NON-SMTP COMMAND',     // after (previous command), sample (the line, escaped), action
+  BARE_NEWLINE: 'BARE NEWLINE',             // after (previous command), sample (the line, escaped), action
+  COMMAND_TIME_LIMIT: 'COMMAND TIME LIMIT',     // after
+  COMMAND_COUNT_LIMIT: 'COMMAND COUNT LIMIT',   // after, count, limit
+  COMMAND_LENGTH_LIMIT: 'COMMAND LENGTH LIMIT', // after, length
+  COMMAND_ERROR_LIMIT: 'COMMAND ERROR LIMIT',   // after, count, limit (smtpd_hard_error_limit; postscreen has none)
   GREYLIST: 'GREYLIST',
   NOQUEUE: 'NOQUEUE',                  // reply, helo, from, to, reason
   HANDOFF: 'HANDOFF',                  // backend, mode, verdict

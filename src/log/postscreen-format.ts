@@ -77,9 +77,9 @@ function kv(ev: Ev, skip: ReadonlySet<string> = RECORD_FIELDS): string {
   return out;
 }
 
-/** ` after CMD` when the phase (last command) is known. */
+/** ` after CMD` when the last command is known (`after`; older records: `phase`). */
 function afterCmd(ev: Ev): string {
-  const p = str(ev['phase']);
+  const p = str(ev['after'] ?? ev['phase']);
   return p !== undefined ? ` after ${p}` : '';
 }
 
@@ -118,10 +118,12 @@ const RENDER: Readonly<Record<string, Render>> = {
   [EV.DNSBL]: (ev, a) => `DNSBL rank ${str(ev['score'] ?? ev['rank'] ?? ev['count']) ?? 'unknown'} for ${a}`,
   [EV.COMMAND_PIPELINING]: (ev, a) => `COMMAND PIPELINING from ${a}${afterCmd(ev)}${sample(ev)}`,
   [EV.NON_SMTP_COMMAND]: (ev, a) => `NON-SMTP COMMAND from ${a}${afterCmd(ev)}${sample(ev)}`,
-  [EV.BARE_NEWLINE]: (ev, a) => `BARE NEWLINE from ${a}${afterCmd(ev)}`,
+  // postscreen prints the offending line here ("after <line>"), not the previous command.
+  [EV.BARE_NEWLINE]: (ev, a) => (ev['sample'] !== undefined ? `BARE NEWLINE from ${a} after ${str(ev['sample']) ?? ''}` : `BARE NEWLINE from ${a}${afterCmd(ev)}`),
   [EV.COMMAND_TIME_LIMIT]: (ev, a) => `COMMAND TIME LIMIT from ${a}${afterCmd(ev)}`,
   [EV.COMMAND_COUNT_LIMIT]: (ev, a) => `COMMAND COUNT LIMIT from ${a}${afterCmd(ev)}`,
   [EV.COMMAND_LENGTH_LIMIT]: (ev, a) => `COMMAND LENGTH LIMIT from ${a}${afterCmd(ev)}`,
+  [EV.COMMAND_ERROR_LIMIT]: (ev, a) => `COMMAND ERROR LIMIT from ${a}${afterCmd(ev)}`,
   [EV.NOQUEUE]: (ev, a) => {
     const cmd = str(ev['phase']) ?? 'RCPT';
     const reply = str(ev['reply']) ?? str(ev['reason']) ?? 'rejected';

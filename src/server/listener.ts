@@ -8,6 +8,9 @@
  * limits.proxy_timeout; the address it carries is the client from then on.
  * An accept error (EMFILE, ENFILE) is logged at most once a second with a
  * count, and the accept loop goes on (libuv keeps the listening socket).
+ * Each accepted connection updates the stress state and takes the personality
+ * current now, or its listener's pinned one (server/stress.ts); a PROXY
+ * connection keeps the one of its accept.
  */
 import { createServer, type Server } from 'node:net';
 import type { ListenConfig } from '../config/types.js';
@@ -19,6 +22,7 @@ import type { Ctx, ScreenSocket } from '../session/state.js';
 import { startSession } from '../session/machine.js';
 import { refuse, refusedOpen, onSocketError } from '../session/close.js';
 import { FD_RESERVE } from './fdlimit.js';
+import { noteOpen, personalityFor, type Personality } from './stress.js';
 
 export interface Listener {
   server: Server;
@@ -42,6 +46,7 @@ type LServer = Server & { [kListener]?: ListenerState };
 interface ProxyState {
   ls: ListenerState;
   buf: Buffer;
+  personality: Personality;
 }
 type PSocket = ScreenSocket & { [kProxy]?: ProxyState | undefined };
 
@@ -107,8 +112,11 @@ function onConnection(this: LServer, socket: PSocket): void {
     refuse(socket, ctx.replies.allPortsBusy);
     return;
   }
+  // The new connection counts: the one that reaches the watermark is served under stress.
+  noteOpen(ctx, open + 1);
+  const personality = personalityFor(ctx, ls.cfg.personality);
   if (ls.trusted === null) {
-    startSession(ctx, socket, peer, peerPort);
+    startSession(ctx, socket, peer, peerPort, personality);
     return;
   }
   if (ls.trusted.match(peer) === undefined) {
@@ -116,7 +124,7 @@ function onConnection(this: LServer, socket: PSocket): void {
     return;
   }
   ctx.pendingProxy++;
-  socket[kProxy] = { ls, buf: Buffer.alloc(0) };
+  socket[kProxy] = { ls, buf: Buffer.alloc(0), personality };
   socket.on('data', onProxyData);
   socket.setTimeout(ctx.config.limits.proxy_timeout);
   socket.on('timeout', onProxyTimeout);
@@ -125,7 +133,8 @@ function onConnection(this: LServer, socket: PSocket): void {
 
 /** The peer left before its header was complete: release the slot. */
 function onProxyClose(this: PSocket): void {
-  proxyDone(this);
+  const st = proxyDone(this);
+  if (st !== undefined) noteOpen(st.ls.ctx, st.ls.ctx.sessions.size + st.ls.ctx.pendingProxy);
 }
 
 /** The peer's address in canonical text (IPv4-mapped IPv6 as dotted quad). */
@@ -139,6 +148,7 @@ function proxyFail(ctx: Ctx, socket: PSocket, peer: string, port: number, reason
   c[EV.PROXY_FAIL] = (c[EV.PROXY_FAIL] ?? 0) + 1;
   ctx.log.warn({ event: EV.PROXY_FAIL, peer, port, reason, listener });
   socket.destroy();
+  noteOpen(ctx, ctx.sessions.size + ctx.pendingProxy);
 }
 
 function proxyDone(socket: PSocket): ProxyState | undefined {
@@ -186,5 +196,5 @@ function onProxyData(this: PSocket, chunk: Buffer): void {
   const rest = buf.subarray(d.consumed);
   this.pause();
   if (rest.length > 0) this.unshift(rest);
-  startSession(st.ls.ctx, this, client, port);
+  startSession(st.ls.ctx, this, client, port, st.personality);
 }

@@ -3,8 +3,9 @@
  *
  * Exports: startScreener(), Screener, ScreenerOptions.
  * Init order: access list (a bad file fails start-up, naming file and line) →
- * verdict store → replies → built-in sink if the backend is "sink" → listeners
- * → STARTED. close() stops accepting, ends sessions still being screened with
+ * verdict store → replies → built-in sink if the backend is "sink" → the two
+ * personalities and the stress watermarks (server/stress.ts) → listeners →
+ * STARTED. close() stops accepting, ends sessions still being screened with
  * a 421, lets spliced sessions finish for up to drain_timeout, then cuts the rest.
  */
 import type { Logger } from 'pino';
@@ -25,6 +26,8 @@ import { Resolver } from '../dns/resolver.js';
 import { reverseName } from '../dns/reverse.js';
 import { ScreenError } from '../util/errors.js';
 import { startSink, type Sink } from '../handoff/sink.js';
+import { deepEnabled, deepOptions } from '../session/deep.js';
+import { StressState, makePersonalities, stressLimit, watermarks } from './stress.js';
 
 export interface ScreenerOptions {
   logger: Logger;
@@ -51,12 +54,15 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const { dnsbl, resolver } = makeDnsbl(config, log, counters);
   if (dnsbl !== null) enabled.push(TestIndex.dnsbl);
   if (config.greylist.enable) enabled.push(TestIndex.greylist);
+  enabled.push(...deepEnabled(config));
   let sink: Sink | null = null;
   let backend: HostPort = config.backend.address;
   if (backend.host === 'sink') {
     sink = await startSink('127.0.0.1', backend.port);
     backend = { host: sink.host, port: sink.port };
   }
+  const fdLimit = readFdLimit();
+  const stressMarks = watermarks(stressLimit(config.limits.max_connections, fdLimit), config.stress.enter_at, config.stress.leave_at);
   const ctx: Ctx = {
     config,
     log,
@@ -65,14 +71,17 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     dnsbl,
     replies: makeReplies(config.hostname, config.banner),
     enabled,
+    deep: deepOptions(config),
     backend,
     sessions: new Set(),
     perClient: new Map(),
     draining: false,
     pendingProxy: 0,
     backends: 0,
-    fdLimit: readFdLimit(),
+    fdLimit,
     counters,
+    personalities: makePersonalities(config),
+    stressState: new StressState(stressMarks),
   };
   const snapFile = config.cache.snapshot;
   if (snapFile !== null) {
@@ -95,6 +104,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     handoff: config.backend.handoff,
     pid: process.pid,
     fd_limit: ctx.fdLimit,
+    stress: ctx.stressState.marks,
   };
   if (ctx.fdLimit !== null && config.limits.max_connections > ctx.fdLimit - FD_RESERVE) {
     started['warning'] = `limits.max_connections ${config.limits.max_connections} is above the file descriptor limit ` +

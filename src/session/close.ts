@@ -4,13 +4,17 @@
  * Exports: closeWith(), endSocket(), refuse(), refusedOpen(), finish(),
  *          onClientClose(), onClientEnd(), onSocketError().
  * finish() runs once per session, from the client socket's 'close' event: it
- * releases the counters, stops timers, tears down the backend and logs
- * DISCONNECT. A hangup before the handoff is logged as HANGUP, never as a
- * test failure (postscreen's psc_hangup_event).
+ * releases the counters, stops timers, tears down the backend, logs
+ * DISCONNECT and tells the stress state (server/stress.ts) the new open count.
+ * A hangup before the handoff is logged as HANGUP, never as a
+ * test failure (postscreen's psc_hangup_event). Whichever way a dummy
+ * session ends, its deep tests are concluded first (session/deep.ts).
  */
 import type { Socket } from 'node:net';
 import { EV } from '../log/events.js';
 import { kSession, type ScreenSocket, type Session } from './state.js';
+import { concludeDummy } from './deep.js';
+import { noteOpen } from '../server/stress.js';
 
 /** How long a socket we finished writing to may stay half-open before we cut it. */
 export const LINGER_MS = 2000;
@@ -58,6 +62,7 @@ export function refusedOpen(): number {
 /** The screener ends the session with a reply (521, 421, ...). */
 export function closeWith(s: Session, text: string | null): void {
   if (s.closed) return;
+  concludeDummy(s);
   s.closed = true;
   s.clearTimer();
   s.reader?.stop();
@@ -83,6 +88,7 @@ export function onClientEnd(this: ScreenSocket): void {
   if (s === undefined || s.phase === 'splice' || s.phase === 'closed') return;
   if (!s.closed) {
     s.event(EV.HANGUP, { after_ms: Date.now() - s.started, phase: s.phase });
+    concludeDummy(s);
     s.closed = true;
     s.clearTimer();
     s.reader?.stop();
@@ -98,6 +104,7 @@ export function onClientClose(this: ScreenSocket): void {
   if (!s.closed && (phase === 'pregreet' || phase === 'dummy' || phase === 'handoff')) {
     s.event(EV.HANGUP, { after_ms: Date.now() - s.started, phase });
   }
+  if (!s.closed) concludeDummy(s);
   s.closed = true;
   finish(s, phase);
 }
@@ -122,5 +129,6 @@ export function finish(s: Session, phase: string): void {
     bytes_out: s.socket.bytesWritten,
     phase,
   });
+  noteOpen(ctx, ctx.sessions.size + ctx.pendingProxy);
   ctx.onSessionEnd?.();
 }

@@ -6,7 +6,11 @@
  * psc_conclude). The DNSBL score is read here, when the greet wait ends:
  * lookups still pending count as not listed. A client with an enforced
  * failure goes to the dummy engine, which rejects it at RCPT; a client that
- * passed, or failed only tests set to `ignore`, is handed over.
+ * passed, or failed only tests set to `ignore`, is handed over, unless an
+ * enabled deep test has no valid pass for it: then it goes to the dummy
+ * engine too, for the deep tests and a 450 at RCPT (deep.after_pass:
+ * reconnect, postscreen's only way), and session/deep.ts concludeDummy()
+ * writes those passes and logs PASS NEW when that dummy session ends.
  */
 import { EV } from '../log/events.js';
 import { TestIndex } from './flags.js';
@@ -20,6 +24,7 @@ import { enterDummy } from './dummy.js';
 import { closeWith } from './close.js';
 import { greylistApplies, greylistDecide } from '../checks/greylist.js';
 import { networkOf } from '../net/cidr.js';
+import { deepDue } from './deep.js';
 
 const PREGREET = TestIndex.pregreet;
 const DNSBL = TestIndex.dnsbl;
@@ -32,7 +37,7 @@ const GREYLIST = TestIndex.greylist;
  * record gets the pass, so its next connection can be PASS OLD.
  */
 function greylisted(s: Session, rec: Float64Array, dnsblScore: number, now: number): boolean {
-  const g = s.ctx.config.greylist;
+  const g = s.config.greylist;
   if (!g.enable || (rec[GREYLIST] ?? 0) > now) return true;
   if (!greylistApplies(g.policy, dnsblScore, g.suspicious_score)) {
     rec[GREYLIST] = now + g.ttl;
@@ -63,9 +68,9 @@ function dnsblVerdict(s: Session): DnsblSummary | null {
   q.cancel();
   const sum = dnsbl.summary(q);
   if (!dnsbl.failed(sum)) return sum;
-  const action = s.ctx.config.dnsbl.action;
+  const action = s.config.dnsbl.action;
   const site = dnsbl.replySite(sum);
-  const txt = q.txt.get(sum.hits.find((h) => (s.ctx.config.dnsbl.reply_map[h.site] ?? h.site) === site)?.site ?? '') ?? '';
+  const txt = q.txt.get(sum.hits.find((h) => (s.config.dnsbl.reply_map[h.site] ?? h.site) === site)?.site ?? '') ?? '';
   s.event(EV.DNSBL, { score: sum.score, hits: sum.hits, action, lookup_ms: sum.lookupMs, late: sum.late });
   if (s.record !== null) s.record[DNSBL] = 0;
   switch (applyAction(action)) {
@@ -91,6 +96,23 @@ function withTxt(reply: string, txt: string): string {
   return `${reply.slice(0, -2)}; ${clean}\r\n`;
 }
 
+/**
+ * A client that passed (or ignored) the early tests, with deep tests due.
+ * The only after-pass mode is postscreen's: 450 at RCPT, the client retries.
+ */
+function enterDeepTests(s: Session): void {
+  switch (s.ctx.config.deep.after_pass) {
+    case 'reconnect':
+      s.rejectReason = 'deep';
+      enterDummy(s);
+      return;
+    default: {
+      const never: never = s.ctx.config.deep.after_pass;
+      throw new Error(`unknown deep.after_pass ${String(never)}`);
+    }
+  }
+}
+
 export function conclude(s: Session): void {
   if (s.closed) return;
   const ctx = s.ctx;
@@ -101,7 +123,12 @@ export function conclude(s: Session): void {
     return;
   }
   if (s.ignoredFail) {
-    // A test failed with `ignore`: hand over, but no pass is remembered, so the test repeats next time.
+    // A test failed with `ignore`: no pass is remembered, so the test repeats next time.
+    // Deep tests still due are run first (postscreen runs them whatever the early tests said).
+    if (deepDue(ctx, s.record, Date.now()) !== 0) {
+      enterDeepTests(s);
+      return;
+    }
     s.verdict = 'ignored';
     handoff(s);
     return;
@@ -117,7 +144,7 @@ export function conclude(s: Session): void {
     // postscreen: an allowlisted score completes every test, with the DNSBL TTL.
     for (const i of ctx.enabled) rec[i] = now + dnsbl.ttlMs;
   } else {
-    if (ctx.config.pregreet.enable && s.pregreet !== null && !s.pregreet.failed) rec[PREGREET] = now + ctx.config.pregreet.ttl;
+    if (s.config.pregreet.enable && s.pregreet !== null && !s.pregreet.failed) rec[PREGREET] = now + s.config.pregreet.ttl;
     // A DNSBL pass is remembered only when every site answered.
     if (dnsbl !== null && dnsbl.complete) rec[DNSBL] = now + dnsbl.ttlMs;
   }
@@ -127,6 +154,11 @@ export function conclude(s: Session): void {
     // Deferred: the passes so far are kept; the dummy engine answers 450 at RCPT and logs the envelope.
     s.rejectReason = 'greylist';
     enterDummy(s);
+    return;
+  }
+  if (!s.dnsblAllowlisted && deepDue(ctx, rec, now) !== 0) {
+    // The early passes are kept; PASS NEW waits for the deep tests (session/deep.ts).
+    enterDeepTests(s);
     return;
   }
   if (dnsbl === null) s.event(EV.PASS_NEW);

@@ -5,12 +5,18 @@
  * The engine is pure; this file owns what it cannot: the socket, the line
  * reader and the command time limit (one timer, re-armed after each command:
  * the total time to receive one command, as postscreen_command_time_limit).
+ * It also gives the engine the deep tests due for this client (session/deep.ts);
+ * their verdict is written when the session ends (close.ts calls concludeDummy).
  */
 import { DummyEngine, type EngineOutput } from '../smtp/dummy-engine.js';
 import { LineReader, type LineSink } from '../smtp/line-reader.js';
 import type { EventName } from '../log/events.js';
 import { kSession, type ScreenSocket, type Session } from './state.js';
 import { closeWith } from './close.js';
+import { DeepTests } from '../checks/deep.js';
+import { deepDue } from './deep.js';
+
+const NOTHING = Buffer.alloc(0);
 
 /** Engine output and line sink of one dummy session (only enforced clients get one). */
 class DummyPort implements EngineOutput, LineSink {
@@ -28,10 +34,13 @@ class DummyPort implements EngineOutput, LineSink {
   event(name: EventName, fields: Record<string, unknown>): void {
     this.s.event(name, fields);
   }
-  onLine(line: Buffer, bareLf: boolean): void {
+  pending(): Buffer {
+    return this.s.reader?.rest() ?? NOTHING;
+  }
+  onLine(line: Buffer, bareLf: boolean, buffered: number): void {
     const s = this.s;
     if (s.closed || s.engine === null) return;
-    s.engine.onLine(line, bareLf);
+    s.engine.onLine(line, bareLf, buffered);
     if (s.closed) s.reader?.stop();
     else armCommandTimer(s);
   }
@@ -48,13 +57,17 @@ export function enterDummy(s: Session): void {
   s.phase = 'dummy';
   s.socket.write(ctx.replies.greeting);
   const port = new DummyPort(s);
-  s.reader = new LineReader(ctx.config.dummy.line_length_limit);
+  s.reader = new LineReader(s.config.dummy.line_length_limit);
+  const todo = ctx.deep === null ? 0 : deepDue(ctx, s.record, Date.now());
+  s.deep = ctx.deep !== null && todo !== 0 ? new DeepTests(ctx.deep, todo) : null;
   s.engine = new DummyEngine(
     {
       replies: ctx.replies,
       rejectReply: s.rejectReply,
       rejectReason: s.rejectReason,
-      commandCountLimit: ctx.config.dummy.command_count_limit,
+      commandCountLimit: s.config.dummy.command_count_limit,
+      hardErrorLimit: s.config.dummy.hard_error_limit,
+      deep: s.deep,
     },
     port,
   );
@@ -75,7 +88,7 @@ function onDummyData(this: ScreenSocket, chunk: Buffer): void {
 
 function armCommandTimer(s: Session): void {
   s.clearTimer();
-  s.timer = setTimeout(onCommandTimeout, s.ctx.config.dummy.command_time_limit, s);
+  s.timer = setTimeout(onCommandTimeout, s.config.dummy.command_time_limit, s);
 }
 
 function onCommandTimeout(s: Session): void {

@@ -4,7 +4,9 @@
  *
  * Exports: startSession().
  * The listener calls startSession() once the client address is known (after
- * any PROXY header). Handlers are module-level and find the Session through
+ * any PROXY header), with the personality (server/stress.ts) chosen at accept;
+ * the session reads its values from s.config, never from ctx.config.
+ * Handlers are module-level and find the Session through
  * the socket; every timer and socket event first checks `closed`
  * (late events return early).
  */
@@ -18,6 +20,7 @@ import type { DnsblQuery } from '../checks/dnsbl.js';
 import { closeWith, refuse, onClientClose, onClientEnd, onSocketError } from './close.js';
 import { conclude } from './conclude.js';
 import { handoff } from '../handoff/splice.js';
+import type { Personality } from '../server/stress.js';
 
 const PREGREET = TestIndex.pregreet;
 const DNSBL = TestIndex.dnsbl;
@@ -27,18 +30,19 @@ const DNSBL = TestIndex.dnsbl;
  * handler already; data may be buffered in it (paused) when a PROXY header
  * was followed by early bytes.
  */
-export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, port: number): void {
-  const cfg = ctx.config;
+export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, port: number, personality: Personality): void {
+  const cfg = personality.config;
   const max = cfg.limits.max_per_client;
   const count = max > 0 ? (ctx.perClient.get(client) ?? 0) + 1 : 0;
   if (max > 0 && count > max) {
     const c = ctx.counters;
     c[EV.TOO_MANY_CONNECTIONS] = (c[EV.TOO_MANY_CONNECTIONS] ?? 0) + 1;
-    ctx.log.info({ event: EV.TOO_MANY_CONNECTIONS, client, port, count: count - 1 });
+    if (personality.stress) ctx.log.info({ event: EV.TOO_MANY_CONNECTIONS, client, port, stress: true, count: count - 1 });
+    else ctx.log.info({ event: EV.TOO_MANY_CONNECTIONS, client, port, count: count - 1 });
     refuse(socket, ctx.replies.tooManyConnections);
     return;
   }
-  const s = new Session(ctx, socket, client, port);
+  const s = new Session(ctx, socket, client, port, personality);
   if (max > 0) {
     ctx.perClient.set(client, count);
     s.counted = true;
@@ -114,7 +118,7 @@ function onEarlyData(this: ScreenSocket, chunk: Buffer): void {
   const s = this[kSession];
   if (s === undefined || s.closed || s.pregreet === null) return;
   if (!s.pregreet.record(chunk, Date.now())) return;
-  const action = s.ctx.config.pregreet.action;
+  const action = s.config.pregreet.action;
   const r = pregreetResult(s.pregreet, s.started);
   s.event(EV.PREGREET, { ...r.fields, action });
   if (s.record !== null) s.record[PREGREET] = 0;

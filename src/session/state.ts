@@ -18,6 +18,8 @@ import type { DummyEngine } from '../smtp/dummy-engine.js';
 import type { LineReader } from '../smtp/line-reader.js';
 import type { PregreetProbe } from '../checks/pregreet.js';
 import type { Dnsbl, DnsblQuery } from '../checks/dnsbl.js';
+import type { DeepOptions, DeepTests } from '../checks/deep.js';
+import type { Personalities, Personality, StressState } from '../server/stress.js';
 
 export type Phase = 'proxy' | 'pregreet' | 'dummy' | 'handoff' | 'splice' | 'closed';
 
@@ -38,6 +40,8 @@ export interface Ctx {
   dnsbl: Dnsbl | null;
   /** Test indexes (session/flags.ts) that are enabled: PASS OLD needs all of them. */
   enabled: number[];
+  /** The deep (after-220) tests, or null when none is enabled (session/deep.ts deepOptions()). */
+  deep: DeepOptions | null;
   /** Backend actually used (the built-in sink's port is known only once it listens). */
   backend: HostPort;
   sessions: Set<Session>;
@@ -53,10 +57,22 @@ export interface Ctx {
   counters: Record<string, number>;
   /** Called after a session is accounted for (the drain watches it). */
   onSessionEnd?: () => void;
+  /** The normal and the stress personality, built once at start (server/stress.ts). */
+  personalities: Personalities;
+  /** Whether new connections on `auto` listeners get the stress personality (server/stress.ts noteOpen()). */
+  stressState: StressState;
 }
 
 export class Session {
   readonly ctx: Ctx;
+  /**
+   * This connection's configuration: its personality's, chosen at accept and
+   * kept to the end. Per-connection values (pregreet.wait, dummy.*, the actions)
+   * are read here, not from ctx.config, so that the stress values apply.
+   */
+  readonly config: Config;
+  /** Served by the stress personality: every event of the session carries `stress: true`. */
+  readonly stress: boolean;
   readonly socket: ScreenSocket;
   client: string;
   port: number;
@@ -83,12 +99,16 @@ export class Session {
   dnsblAllowlisted = false;
   reader: LineReader | null = null;
   engine: DummyEngine | null = null;
+  /** Deep tests run in this dummy session; concludeDummy() (session/deep.ts) sets it back to null. */
+  deep: DeepTests | null = null;
   backendSock: ScreenSocket | null = null;
   /** Verdict name for HANDOFF: allowlisted, old, new, ignored. */
   verdict = '';
 
-  constructor(ctx: Ctx, socket: ScreenSocket, client: string, port: number) {
+  constructor(ctx: Ctx, socket: ScreenSocket, client: string, port: number, personality: Personality) {
     this.ctx = ctx;
+    this.config = personality.config;
+    this.stress = personality.stress;
     this.socket = socket;
     this.client = client;
     this.port = port;
@@ -105,7 +125,9 @@ export class Session {
     c[event] = (c[event] ?? 0) + 1;
     // Measured by the load bench: building the record when info is off costs ~100 B per idle connection.
     if (!this.ctx.log.isLevelEnabled('info')) return;
-    if (fields === undefined) this.ctx.log.info({ event, client: this.client, port: this.port });
+    // Normal lines stay as small as before; only the stress personality adds a field.
+    if (this.stress) this.ctx.log.info({ event, client: this.client, port: this.port, stress: true, ...fields });
+    else if (fields === undefined) this.ctx.log.info({ event, client: this.client, port: this.port });
     else this.ctx.log.info({ event, client: this.client, port: this.port, ...fields });
   }
 

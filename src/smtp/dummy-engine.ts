@@ -22,24 +22,45 @@
  * - Limits: more than commandCountLimit commands (QUIT excepted, every line
  *   counts, as in postscreen) -> COMMAND COUNT LIMIT; the reader's overlong
  *   line -> COMMAND LENGTH LIMIT; the session's command timer -> COMMAND TIME
- *   LIMIT. Each logs one event, sends its 421 and closes.
+ *   LIMIT; hardErrorLimit error replies (4xx/5xx to a command, RCPT refusals
+ *   included, as smtpd_hard_error_limit counts them; postscreen has no such
+ *   limit) -> COMMAND ERROR LIMIT, at once after the reply that reached it.
+ *   Each logs one event, sends its 421 and closes.
+ * - Deep tests (opts.deep; checks/deep.ts), per command in postscreen's
+ *   order: bare newline (checks/bare-newline.ts), non-SMTP command, unknown
+ *   verbs only (checks/non-smtp.ts), pipelining, BDAT excepted
+ *   (checks/pipelining.ts); then, at RCPT, the due tests that have not
+ *   failed pass. A failure logs COMMAND PIPELINING / NON-SMTP COMMAND /
+ *   BARE NEWLINE {after, sample, action} and applies the action: drop sends
+ *   the test's 521 and closes; enforce refuses later recipients with the
+ *   test's 550 (the first enforced failure of the session keeps its reply);
+ *   ignore goes on.
  * Commands are recognised by a small hand parser of the first word (split on
  * SP only, like postscreen's mystrtok(" ")), case-insensitive, no regex, no
- * toString of the line. Client text that is kept (HELO name, addresses) is
- * escaped once, when stored, so every event field built from it is safe.
+ * toString of the line; addresses by smtp/address.ts. Client text that is
+ * kept (HELO name, addresses) is escaped once, when stored, so every event
+ * field built from it is safe.
  * After close() the engine ignores every input.
  */
 import { EV, type EventName } from '../log/events.js';
 import { escapeClientText } from './escape.js';
 import { stripCrlf, type Replies } from './replies.js';
+import { extractAddress } from './address.js';
+import { applyAction } from '../checks/check.js';
+import type { DeepTestId, DeepTests } from '../checks/deep.js';
+import { bareNewline, bareNewlineFields } from '../checks/bare-newline.js';
+import { nonSmtpCommand, nonSmtpFields } from '../checks/non-smtp.js';
+import { pipelined, pipeliningFields } from '../checks/pipelining.js';
 
 export interface EngineOutput {
   /** Write to the client. */
   send(text: string): void;
   /** After the last send: close the connection. */
   close(): void;
-  /** One log event (EV.NOQUEUE, EV.COMMAND_COUNT_LIMIT, EV.COMMAND_TIME_LIMIT, EV.COMMAND_LENGTH_LIMIT). */
+  /** One log event (EV.NOQUEUE, the COMMAND ... LIMIT events, the deep tests' events). */
   event(name: EventName, fields: Record<string, unknown>): void;
+  /** The input received after the current command, for the COMMAND PIPELINING sample (LineReader.rest()). */
+  pending?(): Buffer;
 }
 
 export interface EngineOptions {
@@ -50,12 +71,24 @@ export interface EngineOptions {
   /** Short reason for the NOQUEUE log (e.g. 'denylist', 'pregreet'). */
   rejectReason: string;
   commandCountLimit: number;
+  /** Error replies (4xx/5xx) before 421 "too many errors"; 0 or absent: no limit. */
+  hardErrorLimit?: number;
+  /** The deep tests due in this session, or null / absent for none. */
+  deep?: DeepTests | null;
 }
 
 /** Longest HELO name or address kept for the log, in client bytes. */
 const MAX_KEPT = 256;
 const SP = 0x20;
 const COLON = 0x3a;
+const NOTHING = Buffer.alloc(0);
+
+/** The log event of each deep test. */
+const DEEP_EVENT: { readonly [K in DeepTestId]: EventName } = {
+  pipelining: EV.COMMAND_PIPELINING,
+  non_smtp: EV.NON_SMTP_COMMAND,
+  bare_newline: EV.BARE_NEWLINE,
+};
 
 // Command ids. Names are what `where` reports ("after RCPT").
 const C_UNKNOWN = 0, C_HELO = 1, C_EHLO = 2, C_MAIL = 3, C_RCPT = 4, C_DATA = 5, C_BDAT = 6,
@@ -89,9 +122,6 @@ function sameWord(line: Buffer, start: number, word: string): boolean {
   return true;
 }
 
-/** Scratch for address extraction; grown on demand, shared (the engine is synchronous). */
-let scratch = Buffer.allocUnsafe(512);
-
 export class DummyEngine {
   readonly #opts: EngineOptions;
   readonly #out: EngineOutput;
@@ -104,6 +134,12 @@ export class DummyEngine {
   #finalReply: string | null = null;
   #protocol: 'SMTP' | 'ESMTP' = 'SMTP';
   #where = 'CONNECT';
+  /** The RCPT reply is already an enforced refusal (a deep test's enforce then keeps it). */
+  #enforced: boolean;
+  readonly #deep: DeepTests | null;
+  readonly #errorLimit: number;
+  /** Error replies sent (hard error limit). */
+  errors = 0;
   /** Recipients of the current transaction (escaped), cleared by HELO/EHLO/RSET/MAIL. */
   readonly rcpts: string[] = [];
   commands = 0;
@@ -116,6 +152,9 @@ export class DummyEngine {
     this.#rcptReply = opts.rejectReply ?? opts.replies.deferRcpt;
     this.#rcptReplyLog = stripCrlf(this.#rcptReply);
     this.#reason = opts.rejectReason;
+    this.#enforced = opts.rejectReply !== null;
+    this.#deep = opts.deep ?? null;
+    this.#errorLimit = opts.hardErrorLimit ?? 0;
   }
 
   get helo(): string | null { return this.#helo; }
@@ -127,6 +166,7 @@ export class DummyEngine {
 
   /** A test failed with `enforce` mid-session: refuse later recipients with this reply. */
   setRejectReply(reply: string, reason: string): void {
+    this.#enforced = true;
     this.#rcptReply = reply;
     this.#rcptReplyLog = stripCrlf(reply);
     this.#reason = reason;
@@ -137,8 +177,11 @@ export class DummyEngine {
     this.#finalReply = reply;
   }
 
-  /** One command line, terminator stripped. `bareLf` is for the bare-newline check, not used here. */
-  onLine(line: Buffer, _bareLf: boolean): void {
+  /**
+   * One command line, terminator stripped; `bareLf`: it ended in LF alone;
+   * `buffered`: bytes already received after it (LineSink's), for the deep tests.
+   */
+  onLine(line: Buffer, bareLf: boolean, buffered = 0): void {
     if (this.closed) return;
     const end = line.length;
     let i = 0;
@@ -171,12 +214,51 @@ export class DummyEngine {
       this.#finish(this.#finalReply);
       return;
     }
+    const deep = this.#deep;
+    if (deep !== null && deep.todo !== 0 &&
+      this.#deepTests(deep, cmd, name, savedWhere, line, verbStart, argStart, bareLf, buffered)) return;
     if (++this.commands > this.#opts.commandCountLimit && cmd !== C_QUIT) {
       this.#out.event(EV.COMMAND_COUNT_LIMIT, { after: savedWhere, count: this.commands, limit: this.#opts.commandCountLimit });
       this.#finish(this.#r.tooManyCommands);
       return;
     }
     this.#dispatch(cmd, line, argStart, end);
+    if (!this.closed && this.#errorLimit > 0 && this.errors >= this.#errorLimit) {
+      this.#out.event(EV.COMMAND_ERROR_LIMIT, { after: name, count: this.errors, limit: this.#errorLimit });
+      this.#finish(this.#r.tooManyErrors);
+    }
+  }
+
+  /** The deep tests due on this command, in postscreen's order; true when a `drop` ended the session. */
+  #deepTests(deep: DeepTests, cmd: number, name: string, savedWhere: string, line: Buffer,
+    verbStart: number, verbEnd: number, bareLf: boolean, buffered: number): boolean {
+    if (deep.due('bare_newline') && bareNewline(bareLf)) {
+      if (this.#deepFail(deep, 'bare_newline', bareNewlineFields(savedWhere, line))) return true;
+    }
+    if (cmd === C_UNKNOWN && deep.due('non_smtp') && nonSmtpCommand(line, verbStart, verbEnd, deep.opts.forbidden) !== null) {
+      if (this.#deepFail(deep, 'non_smtp', nonSmtpFields(savedWhere, line))) return true;
+    }
+    if (deep.due('pipelining') && pipelined(cmd === C_BDAT, buffered)) {
+      if (this.#deepFail(deep, 'pipelining', pipeliningFields(name, this.#out.pending?.() ?? NOTHING))) return true;
+    }
+    if (cmd === C_RCPT) deep.rcpt();
+    return false;
+  }
+
+  /** Log a deep test's failure and apply its action; true when the session was dropped. */
+  #deepFail(deep: DeepTests, id: DeepTestId, fields: { after: string; sample: string }): boolean {
+    const action = deep.fail(id);
+    this.#out.event(DEEP_EVENT[id], { after: fields.after, sample: fields.sample, action });
+    switch (applyAction(action)) {
+      case 'drop':
+        this.#finish(this.#r.dropFor(id));
+        return true;
+      case 'enforce':
+        if (!this.#enforced) this.setRejectReply(this.#r.reject(id), id);
+        return false;
+      case 'continue':
+        return false;
+    }
   }
 
   /** The reader found a line longer than the limit: COMMAND LENGTH LIMIT. */
@@ -200,7 +282,7 @@ export class DummyEngine {
       case C_EHLO: {
         const word = nextWord(line, argStart, end);
         if (word < 0) {
-          this.#out.send(cmd === C_HELO ? r.heloSyntax : r.ehloSyntax);
+          this.#reply(cmd === C_HELO ? r.heloSyntax : r.ehloSyntax);
           return;
         }
         let wordEnd = word;
@@ -208,41 +290,41 @@ export class DummyEngine {
         this.#helo = escapeClientText(line.subarray(word, wordEnd), MAX_KEPT);
         this.#endTransaction();
         if (cmd === C_EHLO) this.#protocol = 'ESMTP';
-        this.#out.send(cmd === C_HELO ? r.helo : r.ehlo);
+        this.#reply(cmd === C_HELO ? r.helo : r.ehlo);
         return;
       }
       case C_MAIL: {
         if (this.#mailFrom !== null) {
-          this.#out.send(r.nestedMail);
+          this.#reply(r.nestedMail);
           return;
         }
         const colon = line.indexOf(COLON, argStart);
         if (colon < 0 || colon >= end) {
-          this.#out.send(r.mailSyntax);
+          this.#reply(r.mailSyntax);
           return;
         }
         this.#endTransaction();
-        this.#mailFrom = extractAddress(line, colon + 1, end);
-        this.#out.send(r.mailOk);
+        this.#mailFrom = extractAddress(line, colon + 1, end, MAX_KEPT);
+        this.#reply(r.mailOk);
         return;
       }
       case C_RCPT: {
         if (this.#mailFrom === null) {
-          this.#out.send(r.needMail);
+          this.#reply(r.needMail);
           return;
         }
         const colon = line.indexOf(COLON, argStart);
         if (colon < 0 || colon >= end) {
-          this.#out.send(r.rcptSyntax);
+          this.#reply(r.rcptSyntax);
           return;
         }
-        const to = extractAddress(line, colon + 1, end);
+        const to = extractAddress(line, colon + 1, end, MAX_KEPT);
         this.rcpts.push(to);
         this.#out.event(EV.NOQUEUE, {
           reply: this.#rcptReplyLog, helo: this.#helo ?? '', from: this.#mailFrom, to,
           proto: this.#protocol, reason: this.#reason,
         });
-        this.#out.send(this.#rcptReply);
+        this.#reply(this.#rcptReply);
         return;
       }
       case C_DATA:
@@ -257,21 +339,28 @@ export class DummyEngine {
         return;
       case C_RSET:
         this.#endTransaction();
-        this.#out.send(r.ok);
+        this.#reply(r.ok);
         return;
       case C_NOOP:
-        this.#out.send(r.ok);
+        this.#reply(r.ok);
         return;
       case C_QUIT:
         this.#finish(r.bye);
         return;
       case C_STARTTLS:
-        this.#out.send(r.notImplemented);
+        this.#reply(r.notImplemented);
         return;
       default:
-        this.#out.send(r.unrecognized);
+        this.#reply(r.unrecognized);
         return;
     }
+  }
+
+  /** A reply to a command; 4xx and 5xx count towards the hard error limit. */
+  #reply(text: string): void {
+    const c = text.charCodeAt(0);
+    if (c === 0x34 /* 4 */ || c === 0x35 /* 5 */) this.errors++;
+    this.#out.send(text);
   }
 
   #endTransaction(): void {
@@ -291,42 +380,4 @@ export class DummyEngine {
 function nextWord(line: Buffer, from: number, end: number): number {
   for (let i = from; i < end; i++) if (line[i] !== SP) return i;
   return -1;
-}
-
-/**
- * extractAddress - MAIL/RCPT address in unquoted form, as psc_extract_addr():
- * skip SP; "<...>" up to '>' or a bare word up to SP; '"' toggles quoting and
- * is dropped; '\' takes the next byte literally; an "@route,...:" prefix is
- * cut. Lenient on purpose: nothing here is delivered. Returns escaped text.
- */
-function extractAddress(line: Buffer, from: number, end: number): string {
-  let i = from;
-  while (i < end && line[i] === SP) i++;
-  let stop = SP;
-  if (i < end && line[i] === 0x3c /* < */) {
-    stop = 0x3e; /* > */
-    i++;
-  }
-  if (scratch.length < end - i) scratch = Buffer.allocUnsafe(Math.max(end - i, scratch.length * 2));
-  let n = 0;
-  let inQuote = false;
-  for (; i < end; i++) {
-    let b = line[i] as number;
-    if (!inQuote && b === stop) break;
-    if (b === 0x22 /* " */) {
-      inQuote = !inQuote;
-      continue;
-    }
-    if (b === 0x5c /* \ */) {
-      if (++i >= end) break;
-      b = line[i] as number;
-    }
-    scratch[n++] = b;
-  }
-  let start = 0;
-  if (n > 0 && scratch[0] === 0x40 /* @ */) {
-    const colon = scratch.subarray(0, n).indexOf(COLON);
-    if (colon >= 0) start = colon + 1;
-  }
-  return escapeClientText(scratch.subarray(start, n), MAX_KEPT);
 }

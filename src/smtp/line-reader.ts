@@ -21,6 +21,12 @@
  * maxLength, then reused: an idle connection that never sends a partial line
  * costs no buffer at all (the 100,000 zombies goal).
  *
+ * Pipelining evidence: onLine also gets `buffered`, the number of bytes of
+ * the current chunk after the line's terminator (input the client sent
+ * before it could have read our reply to this line, as postscreen's
+ * non-empty VSTREAM buffer); rest() shows them, during the call only. Both
+ * cost nothing when unused: no view is made unless rest() is called.
+ *
  * XXX The Buffer given to onLine is only valid during the call: it is either
  * the caller's chunk or the reader's own buffer, which the next line reuses.
  * XXX Do not call feed(), takePending() or reset() from inside a sink
@@ -34,8 +40,11 @@ const EMPTY = Buffer.alloc(0);
 const MIN_BUFFER = 256;
 
 export interface LineSink {
-  /** A complete line, terminator stripped. `bareLf` is true when it ended in LF without CR. The Buffer is only valid during the call. */
-  onLine(line: Buffer, bareLf: boolean): void;
+  /**
+   * A complete line, terminator stripped. `bareLf` is true when it ended in LF without CR.
+   * `buffered`: bytes of the same chunk after this line (already received). The Buffer is only valid during the call.
+   */
+  onLine(line: Buffer, bareLf: boolean, buffered: number): void;
   /** The line being read exceeded maxLength (terminator included) before its end; the reader discards bytes up to the next LF and then resumes. Called once per overlong line. */
   onOverlong(length: number): void;
 }
@@ -50,6 +59,9 @@ export class LineReader {
   #stopped = false;
   /** Bytes that arrived after stop(): kept for takePending(). */
   #rest: Buffer | null = null;
+  /** During onLine only: the chunk being fed and the offset after the current line (for rest()). */
+  #cur: Buffer = EMPTY;
+  #curNext = 0;
 
   constructor(maxLength: number) {
     if (!Number.isInteger(maxLength) || maxLength < 1) {
@@ -79,10 +91,12 @@ export class LineReader {
       const room = max - this.#len;
       const lf = chunk.indexOf(LF, pos);
       if (lf >= 0 && lf - pos < room) {
+        this.#cur = chunk;
+        this.#curNext = lf + 1;
         if (this.#len === 0) {
           // Whole line inside this chunk: hand out a view, no copy.
           const crlf = lf > pos && chunk[lf - 1] === CR;
-          sink.onLine(chunk.subarray(pos, crlf ? lf - 1 : lf), !crlf);
+          sink.onLine(chunk.subarray(pos, crlf ? lf - 1 : lf), !crlf, n - lf - 1);
         } else {
           this.#append(chunk, pos, lf);
           let end = this.#len;
@@ -90,8 +104,10 @@ export class LineReader {
           if (crlf) end--;
           // Empty the partial before the callback: it may stop() and take pending.
           this.#len = 0;
-          sink.onLine(this.#buf.subarray(0, end), !crlf);
+          sink.onLine(this.#buf.subarray(0, end), !crlf, n - lf - 1);
         }
+        // Do not keep the caller's chunk alive past the call.
+        this.#cur = EMPTY;
         pos = lf + 1;
       } else if (n - pos <= room) {
         // No LF in reach and the rest fits: keep it as the partial line.
@@ -110,6 +126,14 @@ export class LineReader {
         return;
       }
     }
+  }
+
+  /**
+   * During onLine only: a view of the bytes received after the current line
+   * in the same chunk (its `buffered` count); empty at any other time.
+   */
+  rest(): Buffer {
+    return this.#cur === EMPTY ? EMPTY : this.#cur.subarray(this.#curNext);
   }
 
   /** Stop delivering (e.g. session closed, or switching to splice). Later feeds only add to pending. */

@@ -56,6 +56,8 @@ export interface Replies {
   /** COMMAND COUNT LIMIT and COMMAND LENGTH LIMIT: postscreen's generic 421. */
   readonly tooManyCommands: string;
   readonly commandTooLong: string;
+  /** COMMAND ERROR LIMIT: smtpd(8)'s reply at smtpd_hard_error_limit. */
+  readonly tooManyErrors: string;
   readonly allPortsBusy: string;
   readonly tooManyConnections: string;
   /** RCPT reply for a client still under test (postscreen's default rcpt_reply). */
@@ -153,6 +155,7 @@ export function makeReplies(hostname: string, banner = 'ESMTP'): Replies {
     timeout: `421 4.4.2 ${hostname} Error: timeout exceeded\r\n`,
     tooManyCommands: `421 ${hostname} Service unavailable - try again later\r\n`,
     commandTooLong: `421 ${hostname} Service unavailable - try again later\r\n`,
+    tooManyErrors: `421 4.7.0 ${hostname} Error: too many errors\r\n`,
     allPortsBusy: '421 4.3.2 All server ports are busy\r\n',
     tooManyConnections: '421 4.7.0 Error: too many connections\r\n',
     deferRcpt: '450 4.3.2 Service currently unavailable\r\n',

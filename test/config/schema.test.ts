@@ -27,11 +27,20 @@ test('defaults: empty, null and {} give the documented defaults', () => {
     const c = validateConfig(raw);
     assert.equal(c.hostname, os.hostname());
     assert.equal(c.banner, 'ESMTP');
-    assert.deepEqual(c.listen, [{ address: { host: '127.0.0.1', port: 2525 }, proxy_protocol: 'none', trusted_proxies: [] }]);
+    assert.deepEqual(c.listen, [{ address: { host: '127.0.0.1', port: 2525 }, proxy_protocol: 'none', trusted_proxies: [], personality: 'auto' }]);
     assert.deepEqual(c.limits, { max_connections: 19000, max_per_client: 50, backlog: 4096, proxy_timeout: 5000 });
     assert.deepEqual(c.access, { list: null, action: 'enforce' });
     assert.deepEqual(c.pregreet, { enable: true, wait: 6000, action: 'enforce', ttl: 86_400_000 });
-    assert.deepEqual(c.dummy, { command_time_limit: 300_000, command_count_limit: 20, line_length_limit: 2048 });
+    assert.deepEqual(c.dummy, { command_time_limit: 300_000, command_count_limit: 20, line_length_limit: 2048, hard_error_limit: 20 });
+    // postscreen's defaults (postconf -d, Postfix 3.7): every deep test off; pipelining enforce, non-SMTP drop, bare newline ignore; 30d.
+    const D30 = 2_592_000_000;
+    assert.deepEqual(c.deep, {
+      pipelining: { enable: false, action: 'enforce', ttl: D30 },
+      non_smtp: { enable: false, action: 'drop', ttl: D30 },
+      bare_newline: { enable: false, action: 'ignore', ttl: D30 },
+      forbidden_commands: ['CONNECT', 'GET', 'POST'],
+      after_pass: 'reconnect',
+    });
     assert.deepEqual(c.cache, { max_entries: 1_000_000, snapshot: null, snapshot_interval: 60_000 });
     assert.deepEqual(c.backend, {
       address: { host: '127.0.0.1', port: 10025 }, handoff: 'xclient', connect_timeout: 10_000, handshake_timeout: 30_000,
@@ -70,8 +79,8 @@ test('listen: strings, mappings, IPv6, trusted proxies', () => {
     listen: ['0.0.0.0:25', { address: '[2001:db8::1]:25', proxy_protocol: 'v2', trusted_proxies: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.7'] }],
   });
   assert.deepEqual(c.listen, [
-    { address: { host: '0.0.0.0', port: 25 }, proxy_protocol: 'none', trusted_proxies: [] },
-    { address: { host: '2001:db8::1', port: 25 }, proxy_protocol: 'v2', trusted_proxies: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.7'] },
+    { address: { host: '0.0.0.0', port: 25 }, proxy_protocol: 'none', trusted_proxies: [], personality: 'auto' },
+    { address: { host: '2001:db8::1', port: 25 }, proxy_protocol: 'v2', trusted_proxies: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.7'], personality: 'auto' },
   ]);
 });
 
@@ -126,6 +135,17 @@ const BAD: Array<{ label: string; raw: unknown; key: string }> = [
   { label: 'same listener twice', raw: { listen: ['127.0.0.1:25', '127.0.0.1:25'] }, key: 'listen[1].address' },
 ];
 
+BAD.push(
+  { label: 'deep action unknown', raw: { deep: { pipelining: { action: 'reject' } } }, key: 'deep.pipelining.action' },
+  { label: 'deep ttl 0', raw: { deep: { bare_newline: { ttl: 0 } } }, key: 'deep.bare_newline.ttl' },
+  { label: 'deep enable not a bool', raw: { deep: { non_smtp: { enable: 'yes' } } }, key: 'deep.non_smtp.enable' },
+  { label: 'forbidden_commands not a list', raw: { deep: { forbidden_commands: 'GET POST' } }, key: 'deep.forbidden_commands' },
+  { label: 'forbidden command with a space', raw: { deep: { forbidden_commands: ['GET', 'X Y'] } }, key: 'deep.forbidden_commands[1]' },
+  { label: 'forbidden command not a string', raw: { deep: { forbidden_commands: [7] } }, key: 'deep.forbidden_commands[0]' },
+  { label: 'after_pass unknown', raw: { deep: { after_pass: 'later' } }, key: 'deep.after_pass' },
+  { label: 'hard_error_limit 0', raw: { dummy: { hard_error_limit: 0 } }, key: 'dummy.hard_error_limit' },
+);
+
 for (const c of BAD) {
   test(`validateConfig rejects: ${c.label} -> ${c.key}`, () => {
     const e = configError(() => validateConfig(c.raw, 'test.yaml'));
@@ -135,6 +155,23 @@ for (const c of BAD) {
     assert.ok(e.message.startsWith('test.yaml: '), e.message);
   });
 }
+
+test('deep.after_pass: handoff is named as not implemented yet (issue 5), reconnect is accepted', () => {
+  const e = configError(() => validateConfig({ deep: { after_pass: 'handoff' } }, 'x.yaml'));
+  assert.equal(e.details['key'], 'deep.after_pass');
+  assert.equal(e.details['value'], 'handoff');
+  assert.match(e.message, /^x\.yaml: deep\.after_pass: "handoff" is not implemented yet; use reconnect$/);
+  assert.equal(validateConfig({ deep: { after_pass: 'reconnect' } }).deep.after_pass, 'reconnect');
+});
+
+test('deep tests: a partial section keeps the defaults; postscreen parameter names point to the keys', () => {
+  const c = validateConfig({ deep: { pipelining: { enable: true }, forbidden_commands: ['get', 'CONNECT'] } });
+  assert.deepEqual(c.deep.pipelining, { enable: true, action: 'enforce', ttl: 2_592_000_000 });
+  assert.deepEqual(c.deep.forbidden_commands, ['get', 'CONNECT']);
+  assert.equal(c.deep.non_smtp.action, 'drop');
+  const e = configError(() => validateConfig({ postscreen_pipelining_enable: true }));
+  assert.ok((e.details['errors'] as Array<{ message: string }>).some((i) => i.message.includes('"deep.pipelining.enable"')), e.message);
+});
 
 test('the error message names the value', () => {
   const e = configError(() => validateConfig({ pregreet: { wait: '6x' } }));

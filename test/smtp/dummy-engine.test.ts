@@ -9,6 +9,10 @@ import fc from 'fast-check';
 import { DummyEngine, type EngineOptions, type EngineOutput } from '../../src/smtp/dummy-engine.js';
 import { makeReplies, dnsblReply, stripCrlf } from '../../src/smtp/replies.js';
 import { EV, type EventName } from '../../src/log/events.js';
+import { LineReader, type LineSink } from '../../src/smtp/line-reader.js';
+import { DEEP_BIT, DEEP_TESTS, DeepTests, type DeepOptions } from '../../src/checks/deep.js';
+import { deepOptions } from '../../src/session/deep.js';
+import { validateConfig } from '../../src/config/schema.js';
 
 const R = makeReplies('mx.example.org');
 
@@ -261,4 +265,257 @@ test('dummy-engine property: random input never throws, never sends after close,
     }),
     { numRuns: 2000 },
   );
+});
+
+// ---- deep protocol tests (issue 5) ----------------------------------------------------
+// Dialogues fed through the real LineReader, as session/dummy.ts wires it: each
+// chunk is one read, so "EHLO x\r\nMAIL ...\r\n" in one chunk is pipelining.
+
+const D30 = 2_592_000_000;
+
+function deepOpts(deep: Record<string, unknown>): DeepOptions {
+  const o = deepOptions(validateConfig({ deep }));
+  assert.ok(o !== null, 'some deep test enabled');
+  return o;
+}
+
+const ALL_ON = { pipelining: { enable: true }, non_smtp: { enable: true }, bare_newline: { enable: true } };
+
+function deepSession(deep: Record<string, unknown>, opts: Partial<EngineOptions> = {}): {
+  e: DummyEngine; h: Harness; d: DeepTests; feed: (chunk: string) => void;
+} {
+  const o = deepOpts(deep);
+  const todo = DEEP_TESTS.reduce((m, t) => (o[t].enable ? m | DEEP_BIT[t] : m), 0);
+  const d = new DeepTests(o, todo);
+  const reader = new LineReader(2048);
+  const h = harness();
+  const out: EngineOutput = { ...h, send: h.send, close: h.close, event: h.event, pending: () => reader.rest() };
+  const e = new DummyEngine({ replies: R, rejectReply: null, rejectReason: 'deep', commandCountLimit: 20, deep: d, ...opts }, out);
+  const sink: LineSink = {
+    onLine(line, bareLf, buffered) {
+      e.onLine(line, bareLf, buffered);
+      if (e.closed) reader.stop();
+    },
+    onOverlong(n) {
+      e.onOverlong(n);
+      if (e.closed) reader.stop();
+    },
+  };
+  return { e, h, d, feed: (chunk) => reader.feed(Buffer.from(chunk, 'latin1'), sink) };
+}
+
+const DEFER = '450 4.3.2 Service currently unavailable';
+const PROTO = '550 5.5.1 Protocol error';
+const noq = (to: string, reason: string, reply = DEFER, helo = 'x'): { name: EventName; fields: Record<string, unknown> } =>
+  ({ name: EV.NOQUEUE, fields: { reply, helo, from: 'a@b', to, proto: 'ESMTP', reason } });
+
+const deepDialogues: Array<{
+  name: string;
+  deep: Record<string, unknown>;
+  opts?: Partial<EngineOptions>;
+  chunks: string[];
+  replies: string[];
+  events: Array<{ name: EventName; fields: Record<string, unknown> }>;
+  closed: boolean;
+  /** DeepTests bits after the dialogue. */
+  passed: number;
+  failed: number;
+  complete: boolean;
+}> = [
+  {
+    name: 'well-behaved client: every test passes at RCPT, the RCPT still gets 450',
+    deep: ALL_ON,
+    chunks: ['EHLO x\r\n', 'MAIL FROM:<a@b>\r\n', 'RCPT TO:<c@d>\r\n', 'QUIT\r\n'],
+    replies: ['250-mx.example.org', '250 2.1.0 Ok', DEFER, '221 2.0.0 Bye'],
+    events: [noq('c@d', 'deep')],
+    closed: true, passed: 7, failed: 0, complete: true,
+  },
+  {
+    name: 'hangup before RCPT: nothing passed yet',
+    deep: ALL_ON,
+    chunks: ['EHLO x\r\n', 'MAIL FROM:<a@b>\r\n'],
+    replies: ['250-mx.example.org', '250 2.1.0 Ok'],
+    events: [],
+    closed: false, passed: 0, failed: 0, complete: false,
+  },
+  {
+    name: 'pipelining, enforce: logged after EHLO with the pipelined bytes, later RCPT refused with 550',
+    deep: { pipelining: { enable: true } },
+    chunks: ['EHLO x\r\nMAIL FROM:<a@b>\r\n', 'RCPT TO:<c@d>\r\n'],
+    replies: ['250-mx.example.org', '250 2.1.0 Ok', PROTO],
+    events: [
+      { name: EV.COMMAND_PIPELINING, fields: { after: 'EHLO', sample: 'MAIL FROM:<a@b>\\r\\n', action: 'enforce' } },
+      noq('c@d', 'pipelining', PROTO),
+    ],
+    closed: false, passed: 0, failed: 1, complete: false,
+  },
+  {
+    name: 'pipelining, drop: 521 at once, the pipelined command is not answered',
+    deep: { pipelining: { enable: true, action: 'drop' } },
+    chunks: ['EHLO x\r\nMAIL FROM:<a@b>\r\n'],
+    replies: ['521 5.5.1 Protocol error'],
+    events: [{ name: EV.COMMAND_PIPELINING, fields: { after: 'EHLO', sample: 'MAIL FROM:<a@b>\\r\\n', action: 'drop' } }],
+    closed: true, passed: 0, failed: 1, complete: false,
+  },
+  {
+    name: 'pipelining, ignore: logged once, the session goes on, the test passes (short TTL)',
+    deep: { pipelining: { enable: true, action: 'ignore' } },
+    chunks: ['EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n', 'QUIT\r\n'],
+    replies: ['250-mx.example.org', '250 2.1.0 Ok', DEFER, '221 2.0.0 Bye'],
+    events: [
+      { name: EV.COMMAND_PIPELINING, fields: { after: 'EHLO', sample: 'MAIL FROM:<a@b>\\r\\nRCPT TO:<c@d>\\r\\n', action: 'ignore' } },
+      noq('c@d', 'deep'),
+    ],
+    closed: true, passed: 1, failed: 0, complete: true,
+  },
+  {
+    name: 'pipelining: a partial next command counts; BDAT payload does not',
+    deep: { pipelining: { enable: true } },
+    chunks: ['MAIL FROM:<a@b>\r\n', 'BDAT 5 LAST\r\nhello'],
+    replies: ['250 2.1.0 Ok', '554 5.5.1 Error: no valid recipients'],
+    events: [],
+    closed: true, passed: 0, failed: 0, complete: false,
+  },
+  {
+    name: 'pipelining after RCPT: the test fails before RCPT could pass it, the RCPT itself gets the 550',
+    deep: { pipelining: { enable: true } },
+    chunks: ['EHLO x\r\n', 'MAIL FROM:<a@b>\r\n', 'RCPT TO:<c@d>\r\nQUIT\r\n'],
+    replies: ['250-mx.example.org', '250 2.1.0 Ok', PROTO, '221 2.0.0 Bye'],
+    events: [
+      { name: EV.COMMAND_PIPELINING, fields: { after: 'RCPT', sample: 'QUIT\\r\\n', action: 'enforce' } },
+      noq('c@d', 'pipelining', PROTO),
+    ],
+    closed: true, passed: 0, failed: 1, complete: false,
+  },
+  {
+    name: 'non-SMTP, drop (postscreen default): GET gets the 521 "I can break rules, too"',
+    deep: { non_smtp: { enable: true } },
+    chunks: ['GET / HTTP/1.0\r\n'],
+    replies: ['521 5.7.0 Error: I can break rules, too. Goodbye.'],
+    events: [{ name: EV.NON_SMTP_COMMAND, fields: { after: 'CONNECT', sample: 'GET / HTTP/1.0', action: 'drop' } }],
+    closed: true, passed: 0, failed: 2, complete: false,
+  },
+  {
+    name: 'non-SMTP, enforce: a header-like line gets 502, later RCPT 550; forbidden verbs any case',
+    deep: { non_smtp: { enable: true, action: 'enforce' } },
+    chunks: ['EHLO x\r\n', 'Subject: hello\r\n', 'post /x\r\n', 'MAIL FROM:<a@b>\r\n', 'RCPT TO:<c@d>\r\n'],
+    replies: ['250-mx.example.org', '502 5.5.2 Error: command not recognized', '502 5.5.2 Error: command not recognized', '250 2.1.0 Ok', PROTO],
+    events: [
+      { name: EV.NON_SMTP_COMMAND, fields: { after: 'EHLO', sample: 'Subject: hello', action: 'enforce' } },
+      noq('c@d', 'non_smtp', PROTO),
+    ],
+    closed: false, passed: 0, failed: 2, complete: false,
+  },
+  {
+    name: 'non-SMTP: known verbs never fail (VRFY, AUTH, XCLIENT), nor unknown extensions; the test passes at RCPT',
+    deep: { non_smtp: { enable: true, action: 'enforce' } },
+    chunks: ['VRFY root\r\n', 'AUTH PLAIN x\r\n', 'XCLIENT ADDR=1.2.3.4\r\n', 'X-FOO bar\r\n', 'EHLO x\r\n', 'MAIL FROM:<a@b>\r\n', 'RCPT TO:<c@d>\r\n'],
+    replies: [...Array(4).fill('502 5.5.2 Error: command not recognized'), '250-mx.example.org', '250 2.1.0 Ok', DEFER],
+    events: [noq('c@d', 'deep')],
+    closed: false, passed: 2, failed: 0, complete: true,
+  },
+  {
+    name: 'non-SMTP: a verb that is not UTF-8 (TLS ClientHello on the plaintext port)',
+    deep: { non_smtp: { enable: true } },
+    chunks: ['\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n'],
+    replies: ['521 5.7.0 Error: I can break rules, too. Goodbye.'],
+    events: [{ name: EV.NON_SMTP_COMMAND, fields: { after: 'CONNECT', sample: '\\026\\003\\001\\002\\000\\001\\000\\001\\374\\003\\003', action: 'drop' } }],
+    closed: true, passed: 0, failed: 2, complete: false,
+  },
+  {
+    name: 'bare newline, ignore (postscreen default): logged, the line is still processed, the test passes',
+    deep: { bare_newline: { enable: true } },
+    chunks: ['EHLO x\n', 'MAIL FROM:<a@b>\n', 'RCPT TO:<c@d>\r\n'],
+    replies: ['250-mx.example.org', '250 2.1.0 Ok', DEFER],
+    events: [{ name: EV.BARE_NEWLINE, fields: { after: 'CONNECT', sample: 'EHLO x', action: 'ignore' } }, noq('c@d', 'deep')],
+    closed: false, passed: 4, failed: 0, complete: true,
+  },
+  {
+    name: 'bare newline, enforce after a pass at RCPT: the later offence withdraws the pass',
+    deep: { bare_newline: { enable: true, action: 'enforce' } },
+    chunks: ['EHLO x\r\n', 'MAIL FROM:<a@b>\r\n', 'RCPT TO:<c@d>\r\n', 'RSET\n', 'MAIL FROM:<a@b>\r\n', 'RCPT TO:<e@f>\r\n'],
+    replies: ['250-mx.example.org', '250 2.1.0 Ok', DEFER, '250 2.0.0 Ok', '250 2.1.0 Ok', PROTO],
+    events: [
+      noq('c@d', 'deep'),
+      { name: EV.BARE_NEWLINE, fields: { after: 'RCPT', sample: 'RSET', action: 'enforce' } },
+      noq('e@f', 'bare_newline', PROTO),
+    ],
+    closed: false, passed: 0, failed: 4, complete: false,
+  },
+  {
+    name: 'bare newline and pipelining on one line: both logged, the first drop wins',
+    deep: { pipelining: { enable: true, action: 'drop' }, bare_newline: { enable: true, action: 'enforce' } },
+    chunks: ['EHLO x\nQUIT\n'],
+    replies: ['521 5.5.1 Protocol error'],
+    events: [
+      { name: EV.BARE_NEWLINE, fields: { after: 'CONNECT', sample: 'EHLO x', action: 'enforce' } },
+      { name: EV.COMMAND_PIPELINING, fields: { after: 'EHLO', sample: 'QUIT\\n', action: 'drop' } },
+    ],
+    closed: true, passed: 0, failed: 5, complete: false,
+  },
+  {
+    name: 'an early enforced failure keeps its 550; a deep enforce does not replace it',
+    deep: { pipelining: { enable: true } },
+    opts: { rejectReply: ENFORCE, rejectReason: 'dnsbl' },
+    chunks: ['EHLO x\r\nMAIL FROM:<a@b>\r\n', 'RCPT TO:<c@d>\r\n'],
+    replies: ['250-mx.example.org', '250 2.1.0 Ok', stripCrlf(ENFORCE)],
+    events: [
+      { name: EV.COMMAND_PIPELINING, fields: { after: 'EHLO', sample: 'MAIL FROM:<a@b>\\r\\n', action: 'enforce' } },
+      noq('c@d', 'dnsbl', stripCrlf(ENFORCE)),
+    ],
+    closed: false, passed: 0, failed: 1, complete: false,
+  },
+  {
+    name: 'hard error limit 2: the second error reply is followed by 421 too many errors',
+    deep: { bare_newline: { enable: true } },
+    opts: { hardErrorLimit: 2 },
+    chunks: ['FOO\r\n', 'NOOP\r\n', 'BAR\r\n', 'NOOP\r\n'],
+    replies: ['502 5.5.2 Error: command not recognized', '250 2.0.0 Ok', '502 5.5.2 Error: command not recognized', '421 4.7.0 mx.example.org Error: too many errors'],
+    events: [{ name: EV.COMMAND_ERROR_LIMIT, fields: { after: 'UNIMPLEMENTED', count: 2, limit: 2 } }],
+    closed: true, passed: 0, failed: 0, complete: false,
+  },
+  {
+    name: 'hard error limit 1 (stress-like): the 450 at RCPT counts; the test passed before the 421',
+    deep: ALL_ON,
+    opts: { hardErrorLimit: 1 },
+    chunks: ['EHLO x\r\n', 'MAIL FROM:<a@b>\r\n', 'RCPT TO:<c@d>\r\n'],
+    replies: ['250-mx.example.org', '250 2.1.0 Ok', DEFER, '421 4.7.0 mx.example.org Error: too many errors'],
+    events: [noq('c@d', 'deep'), { name: EV.COMMAND_ERROR_LIMIT, fields: { after: 'RCPT', count: 1, limit: 1 } }],
+    closed: true, passed: 7, failed: 0, complete: true,
+  },
+];
+
+for (const d of deepDialogues) {
+  test(`dummy-engine deep: ${d.name}`, () => {
+    const { e, h, d: deep, feed } = deepSession(d.deep, d.opts);
+    for (const c of d.chunks) feed(c);
+    assert.deepEqual(h.sent.map((s) => s.split('\r\n')[0]), d.replies);
+    assert.deepEqual(h.events, d.events);
+    assert.equal(e.closed, d.closed);
+    assert.equal(h.sentAfterClose, false);
+    assert.deepEqual({ passed: deep.passed, failed: deep.failed, complete: deep.complete },
+      { passed: d.passed, failed: d.failed, complete: d.complete });
+  });
+}
+
+test('dummy-engine deep: without deep tests GET, bare LF and pipelining are just commands (the defaults)', () => {
+  const h = harness();
+  const reader = new LineReader(2048);
+  const e = new DummyEngine({ replies: R, rejectReply: null, rejectReason: 'x', commandCountLimit: 20 }, h);
+  reader.feed(Buffer.from('GET / HTTP/1.0\nEHLO x\r\nMAIL FROM:<a@b>\r\n'), { onLine: (l, b, n) => e.onLine(l, b, n), onOverlong: (n) => e.onOverlong(n) });
+  assert.deepEqual(h.sent.map((s) => s.split('\r\n')[0]), ['502 5.5.2 Error: command not recognized', '250-mx.example.org', '250 2.1.0 Ok']);
+  assert.deepEqual(h.events, []);
+});
+
+test('dummy-engine deep: the pass TTLs: full TTL at RCPT, the shortest TTL of all tests after an ignored failure', () => {
+  const { d, feed } = deepSession({ pipelining: { enable: true, action: 'ignore' }, bare_newline: { enable: true, ttl: '7d' } });
+  feed('EHLO x\r\nMAIL FROM:<a@b>\r\n');
+  feed('RCPT TO:<c@d>\r\n');
+  const now = 1_000_000;
+  // ignoreTtl = min(pregreet.ttl 1d, dnsbl.ttl_min 1m, deep TTLs) = 1m
+  assert.equal(d.opts.ignoreTtl, 60_000);
+  assert.equal(d.passUntil('pipelining', now), now + 60_000);
+  assert.equal(d.passUntil('bare_newline', now), now + 7 * 86_400_000);
+  assert.equal(d.passUntil('non_smtp', now), 0, 'not run');
+  assert.equal(D30, d.opts.non_smtp.ttl);
 });

@@ -195,3 +195,46 @@ test('line-reader property: stop() after the k-th event leaves exactly the unrea
     { numRuns: 1000 },
   );
 });
+
+test('line-reader: buffered counts the bytes after the line in its chunk; rest() shows them during the call only (issue 5)', () => {
+  const reader = new LineReader(100);
+  const seen: Array<[string, number, string]> = [];
+  const sink: LineSink = {
+    onLine: (l, _b, n) => seen.push([l.toString('latin1'), n, reader.rest().toString('latin1')]),
+    onOverlong: () => assert.fail('not overlong'),
+  };
+  reader.feed(Buffer.from('EHLO x\r\nMAIL FR'), sink);
+  reader.feed(Buffer.from('OM:<a>\r\n'), sink);
+  reader.feed(Buffer.from('RCPT TO:<b>\nQUIT\r\n'), sink);
+  assert.deepEqual(seen, [
+    ['EHLO x', 7, 'MAIL FR'],
+    ['MAIL FROM:<a>', 0, ''],
+    ['RCPT TO:<b>', 6, 'QUIT\r\n'],
+    ['QUIT', 0, ''],
+  ]);
+  assert.equal(reader.rest().length, 0, 'empty outside a callback');
+});
+
+test('line-reader property: buffered = chunk length - end of the line in it, for every chunking', () => {
+  fc.assert(
+    fc.property(dataArb, fc.integer({ min: 1, max: 40 }), fc.array(fc.nat(), { maxLength: 20 }), (data, max, cuts) => {
+      const r = new LineReader(max);
+      for (const ch of split(data, cuts)) {
+        // Where each delivered line of this chunk ends, by the reference over the chunk alone is not
+        // possible (lines span chunks); check the invariant instead: rest() is a suffix of the chunk
+        // of length `buffered`, and what follows it in the chunk is never before the line's LF.
+        r.feed(ch, {
+          onLine(_l, _b, n) {
+            const rest = r.rest();
+            assert.equal(rest.length, n);
+            assert.ok(n < ch.length, 'the LF itself is in this chunk');
+            assert.deepEqual(rest, ch.subarray(ch.length - n));
+            assert.equal(ch[ch.length - n - 1], 0x0a, 'the byte before the rest is the LF');
+          },
+          onOverlong() { /* discarded */ },
+        });
+      }
+    }),
+    { numRuns: 1000 },
+  );
+});

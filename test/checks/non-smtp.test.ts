@@ -1,0 +1,141 @@
+/*
+ * test/checks/non-smtp.test.ts - the non-SMTP command test: forbidden verbs,
+ * header-like words (Postfix's is_header), UTF-8 validity; pipelining and
+ * bare-newline helpers; DeepTests bookkeeping.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { ForbiddenCommands, isHeaderName, isValidUtf8, nonSmtpCommand, nonSmtpFields } from '../../src/checks/non-smtp.js';
+import { pipelined, pipeliningFields } from '../../src/checks/pipelining.js';
+import { bareNewline, bareNewlineFields } from '../../src/checks/bare-newline.js';
+import { DEEP_BIT, DeepTests, type DeepOptions } from '../../src/checks/deep.js';
+
+const FORBIDDEN = new ForbiddenCommands(['CONNECT', 'GET', 'POST']);
+
+/** The first word of `line` (split on SP, as the engine), then the verdict. */
+function verdict(line: string, forbidden = FORBIDDEN): string | null {
+  const b = Buffer.from(line, 'latin1');
+  let s = 0;
+  while (s < b.length && b[s] === 0x20) s++;
+  let e = s;
+  while (e < b.length && b[e] !== 0x20) e++;
+  return nonSmtpCommand(b, s, e, forbidden);
+}
+
+const CASES: Array<{ line: string; want: string | null; why: string }> = [
+  { line: 'GET / HTTP/1.0', want: 'forbidden', why: 'HTTP request' },
+  { line: 'get /', want: 'forbidden', why: 'case does not matter' },
+  { line: 'POST /cgi-bin/x HTTP/1.1', want: 'forbidden', why: 'HTTP POST' },
+  { line: 'CONNECT mx.example:25 HTTP/1.1', want: 'forbidden', why: 'proxy probe' },
+  { line: '  GET /', want: 'forbidden', why: 'leading spaces are skipped' },
+  { line: 'GETX /', want: null, why: 'whole word only' },
+  { line: 'GE', want: null, why: 'prefix is not the word' },
+  { line: 'Subject: hello', want: 'header', why: 'header line' },
+  { line: 'To:<a@b>', want: 'header', why: 'anything may follow the colon' },
+  { line: 'X-Mailer\t: x', want: 'header', why: 'tabs before the colon (RFC 822 obsolete syntax)' },
+  { line: 'Subject : hello', want: null, why: 'the word ends at SP, as postscreen\'s token' },
+  { line: ':foo', want: null, why: 'no name before the colon' },
+  { line: 'Na\x01me: x', want: null, why: 'a control character breaks the header name; it is valid UTF-8' },
+  { line: 'X-FOO bar', want: null, why: 'an unknown extension is not non-SMTP' },
+  { line: '', want: null, why: 'empty line' },
+  { line: '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03', want: 'utf8', why: 'TLS ClientHello (its random bytes are no UTF-8)' },
+  { line: '\x16\x03\x01\x00', want: null, why: 'control bytes alone are valid UTF-8' },
+  { line: 'caf\xc3\xa9 x', want: null, why: 'valid UTF-8 verb' },
+  { line: 'caf\xe9 x', want: 'utf8', why: 'latin1 byte' },
+];
+
+for (const c of CASES) {
+  test(`non-smtp: ${JSON.stringify(c.line)} -> ${String(c.want)} (${c.why})`, () => {
+    assert.equal(verdict(c.line), c.want);
+  });
+}
+
+test('non-smtp: the forbidden list is configurable; an empty list forbids nothing', () => {
+  assert.equal(verdict('HELP me', new ForbiddenCommands(['help'])), 'forbidden');
+  assert.equal(verdict('GET /', new ForbiddenCommands([])), null);
+  assert.equal(new ForbiddenCommands(['A', '']).size, 1);
+});
+
+test('non-smtp: isHeaderName on sub-ranges', () => {
+  const b = Buffer.from('xxSubject:yy');
+  assert.equal(isHeaderName(b, 2, 10), true);
+  assert.equal(isHeaderName(b, 2, 9), false, 'colon outside the range');
+  assert.equal(isHeaderName(b, 0, 0), false);
+});
+
+test('non-smtp property: isValidUtf8 agrees with the WHATWG fatal decoder', () => {
+  const dec = new TextDecoder('utf-8', { fatal: true });
+  const valid = (u: Uint8Array): boolean => {
+    try {
+      dec.decode(u);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const bytes = fc.oneof(
+    fc.uint8Array({ maxLength: 12 }),
+    fc.string({ unit: 'grapheme', maxLength: 6 }).map((s) => new Uint8Array(Buffer.from(s, 'utf8'))),
+    fc.array(fc.constantFrom(0xc0, 0xc2, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0x80, 0xa0, 0xbf, 0x9f, 0x8f, 0x41), { maxLength: 8 }).map((a) => new Uint8Array(a)),
+  );
+  fc.assert(fc.property(bytes, (u) => {
+    const b = Buffer.from(u);
+    assert.equal(isValidUtf8(b, 0, b.length), valid(u), JSON.stringify([...u]));
+  }), { numRuns: 5000 });
+});
+
+test('non-smtp property: a header-like word is one name without SP or control characters, then optional tabs, then a colon', () => {
+  const ref = (s: string): boolean => /^[\x21-\x39\x3b-\x7e]+\t*:/.test(s);
+  fc.assert(fc.property(fc.string({ unit: fc.constantFrom('S', 'x', ':', '\t', '-', '\x01', '\x80', '0'), maxLength: 10 }), (s) => {
+    const b = Buffer.from(s, 'latin1');
+    assert.equal(isHeaderName(b, 0, b.length), ref(s), JSON.stringify(s));
+  }), { numRuns: 3000 });
+});
+
+test('pipelining: any byte after the command fails, except after BDAT; the sample is escaped', () => {
+  assert.equal(pipelined(false, 0), false);
+  assert.equal(pipelined(false, 1), true);
+  assert.equal(pipelined(true, 100), false);
+  assert.deepEqual(pipeliningFields('EHLO', Buffer.from('MAIL FROM:<a>\r\n\x00')), { after: 'EHLO', sample: 'MAIL FROM:<a>\\r\\n\\000' });
+  assert.equal(pipeliningFields('X', Buffer.alloc(300, 0x41)).sample, 'A'.repeat(100) + '...');
+});
+
+test('bare newline and non-SMTP fields: the line, escaped, at most 100 bytes', () => {
+  assert.equal(bareNewline(true), true);
+  assert.equal(bareNewline(false), false);
+  assert.deepEqual(bareNewlineFields('MAIL', Buffer.from('RCPT TO:<a\r>')), { after: 'MAIL', sample: 'RCPT TO:<a\\r>' });
+  assert.deepEqual(nonSmtpFields('CONNECT', Buffer.from('GET /\x7f')), { after: 'CONNECT', sample: 'GET /\\177' });
+});
+
+const OPTS: DeepOptions = {
+  pipelining: { enable: true, action: 'enforce', ttl: 1000 },
+  non_smtp: { enable: true, action: 'drop', ttl: 2000 },
+  bare_newline: { enable: true, action: 'ignore', ttl: 3000 },
+  forbidden: FORBIDDEN,
+  ignoreTtl: 10,
+};
+
+test('DeepTests: due until failed once; rcpt passes what has not failed; ignore passes with the short TTL', () => {
+  const d = new DeepTests(OPTS, DEEP_BIT.pipelining | DEEP_BIT.bare_newline);
+  assert.equal(d.due('non_smtp'), false, 'not in todo');
+  assert.equal(d.due('pipelining'), true);
+  assert.equal(d.fail('bare_newline'), 'ignore');
+  assert.equal(d.due('bare_newline'), false, 'skipped after one failure');
+  assert.equal(d.complete, false);
+  d.rcpt();
+  assert.equal(d.complete, true);
+  assert.equal(d.passUntil('pipelining', 100), 1100);
+  assert.equal(d.passUntil('bare_newline', 100), 110, 'ignored: short TTL');
+  assert.equal(d.passUntil('non_smtp', 100), 0);
+  assert.equal(d.fail('pipelining'), 'enforce');
+  assert.equal(d.complete, false);
+  assert.equal(d.passUntil('pipelining', 100), 0, 'a later failure withdraws the pass');
+  d.rcpt();
+  assert.equal(d.passUntil('pipelining', 100), 0, 'and RCPT does not give it back');
+  assert.equal(d.failed, DEEP_BIT.pipelining);
+});
+
+test('DeepTests: todo is masked to the three tests', () => {
+  assert.equal(new DeepTests(OPTS, 0xff).todo, 7);
+});
