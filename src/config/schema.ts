@@ -213,6 +213,12 @@ export const SCHEMA: readonly KeySpec[] = [
     doc: 'Error replies (4xx/5xx, refused recipients included) in one dummy session before 421 "too many errors" (COMMAND ERROR LIMIT).', stress: '1',
     postscreen: 'smtpd_hard_error_limit', postscreenDefault: '${stress?{1}:{20}}',
     note: 'postscreen has no error limit, only the command count; we bound a dummy session the way smtpd(8) bounds its own' },
+  { key: 'tls.cert', type: 'path', default: null, nullable: true,
+    doc: 'PEM certificate (chain) for STARTTLS in the dummy engine; with tls.key. null: STARTTLS is not offered (502). The session continues inside TLS; a failed or timed-out handshake (dummy.command_time_limit) is logged as TLS FAIL.',
+    postscreen: 'postscreen_tls_cert_file (via tlsproxy)', postscreenDefault: '$smtpd_tls_cert_file' },
+  { key: 'tls.key', type: 'path', default: null, nullable: true,
+    doc: 'PEM private key of tls.cert; set both or neither.',
+    postscreen: 'postscreen_tls_key_file (via tlsproxy)', postscreenDefault: '$smtpd_tls_key_file' },
   { key: 'deep.pipelining.enable', type: 'bool', default: false,
     doc: 'Pipelining test (after the 220 greeting, in the dummy engine, which never offers PIPELINING): a client that sends a command before the reply to the previous one fails.',
     postscreen: 'postscreen_pipelining_enable', postscreenDefault: 'no' },
@@ -626,6 +632,7 @@ export function validateConfig(raw: unknown, source?: string): Config {
   if (!isMapping(raw)) is.add('(top)', raw, `want a mapping of keys, got ${show(raw)}`);
   else walk(raw, '', cfg, is);
   checkWatermarks(cfg as unknown as Config, is);
+  checkTls(cfg as unknown as Config, is);
   const first = is.list[0];
   if (first !== undefined) {
     const where = source !== undefined ? `${source}: ` : '';
@@ -719,4 +726,11 @@ function checkWatermarks(cfg: Config, is: Issues): void {
   if (leave >= enter) {
     is.add('stress.leave_at', `${leave}%`, `${leave}% must be below stress.enter_at (${enter}%): the gap keeps the stress state from flapping`);
   }
+}
+
+/** STARTTLS needs both files. */
+function checkTls(cfg: Config, is: Issues): void {
+  const { cert, key } = cfg.tls;
+  if (cert !== null && key === null) is.add('tls.key', null, 'tls.cert is set: tls.key is needed too');
+  if (cert === null && key !== null) is.add('tls.cert', null, 'tls.key is set: tls.cert is needed too');
 }

@@ -145,6 +145,11 @@ export interface Config {
     /** Error replies before 421 "too many errors" (smtpd_hard_error_limit). */
     hard_error_limit: number;
   };
+  /** STARTTLS in the dummy engine: PEM certificate (chain) and key files, both or neither. */
+  tls: {
+    cert: string | null;
+    key: string | null;
+  };
   /** The after-220 ("deep") protocol tests, run by the dummy engine. */
   deep: {
     pipelining: DeepTestConfig;

@@ -30,6 +30,11 @@ const handshakes = new WeakMap<Session, Handshake>();
 
 export function handoff(s: Session): void {
   if (s.closed) return;
+  // A session under TLS (dummy engine STARTTLS) is never spliced to the backend: its bytes are ciphertext.
+  if (s.tls) {
+    closeWith(s, null);
+    return;
+  }
   const ctx = s.ctx;
   const b = ctx.config.backend;
   s.phase = 'handoff';

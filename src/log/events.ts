@@ -34,6 +34,7 @@ export const EV = {
   COMMAND_COUNT_LIMIT: 'COMMAND COUNT LIMIT',   // after, count, limit
   COMMAND_LENGTH_LIMIT: 'COMMAND LENGTH LIMIT', // after, length
   COMMAND_ERROR_LIMIT: 'COMMAND ERROR LIMIT',   // after, count, limit (smtpd_hard_error_limit; postscreen has none)
+  TLS_FAIL: 'TLS FAIL',                // reason (handshake error code, or timeout), after_ms (since STARTTLS)
   GREYLIST: 'GREYLIST',
   NOQUEUE: 'NOQUEUE',                  // reply, helo, from, to, reason
   HANDOFF: 'HANDOFF',                  // backend, mode, verdict

@@ -8,6 +8,9 @@
  * STARTED. close() stops accepting, ends sessions still being screened with
  * a 421, lets spliced sessions finish for up to drain_timeout, then cuts the rest.
  */
+import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Config, HostPort } from '../config/types.js';
 import { EV } from '../log/events.js';
@@ -47,6 +50,7 @@ export interface Screener {
 export async function startScreener(config: Config, opts: ScreenerOptions): Promise<Screener> {
   const log = opts.logger;
   const access = config.access.list === null ? null : loadAccessList(config.access.list);
+  const tlsContext = loadTls(config);
   const store = opts.store ?? new MemoryStore(config.cache.max_entries);
   const enabled: number[] = [];
   if (config.pregreet.enable) enabled.push(TestIndex.pregreet);
@@ -72,6 +76,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     replies: makeReplies(config.hostname, config.banner),
     enabled,
     deep: deepOptions(config),
+    tls: tlsContext,
     backend,
     sessions: new Set(),
     perClient: new Map(),
@@ -157,6 +162,7 @@ async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs
         forced = ctx.sessions.size;
         for (const s of ctx.sessions) {
           s.backendSock?.destroy();
+          if (s.io !== s.socket) s.io.destroy();
           s.socket.destroy();
         }
         resolve();
@@ -208,4 +214,35 @@ function logSnapshot(ctx: Ctx, op: 'load' | 'save', file: string, r: SnapshotRes
   c[EV.CACHE] = (c[EV.CACHE] ?? 0) + 1;
   if (r.ok) ctx.log.info({ event: EV.CACHE, op, file, entries: r.entries, skipped: r.skipped, expired: r.expired });
   else ctx.log.error({ event: EV.CACHE, op: 'error', during: op, file, error: r.error, set_aside: r.setAside });
+}
+
+/** tls.cert and tls.key: one secure context for every STARTTLS; a bad file fails start-up naming its key. */
+function loadTls(config: Config): tls.SecureContext | null {
+  const { cert: certFile, key: keyFile } = config.tls;
+  if (certFile === null || keyFile === null) return null;
+  const read = (key: string, file: string): string => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new ScreenError('SCR_ERR_CONFIG', `${key}: cannot read ${file} (${code})`, { key, value: file });
+    }
+    if (!text.includes('-----BEGIN ')) {
+      throw new ScreenError('SCR_ERR_CONFIG', `${key}: ${file} is not PEM`, { key, value: file });
+    }
+    return text;
+  };
+  const cert = read('tls.cert', certFile);
+  const key = read('tls.key', keyFile);
+  try {
+    return tls.createSecureContext({ cert, key });
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    // Which file is at fault: try the certificate alone.
+    let bad = 'tls.key';
+    try { new X509Certificate(cert); } catch { bad = 'tls.cert'; }
+    throw new ScreenError('SCR_ERR_CONFIG', `${bad}: ${bad === 'tls.cert' ? certFile : keyFile}: cannot use tls.cert and tls.key (${why})`,
+      { key: bad, value: bad === 'tls.cert' ? certFile : keyFile });
+  }
 }

@@ -66,8 +66,8 @@ export function closeWith(s: Session, text: string | null): void {
   s.closed = true;
   s.clearTimer();
   s.reader?.stop();
-  s.socket.removeAllListeners('data');
-  endSocket(s.socket, text);
+  s.io.removeAllListeners('data');
+  endSocket(s.io, text);
 }
 
 /** 'error' on any socket we own: network outcomes (ECONNRESET, EPIPE) are expected. 'close' follows. */

@@ -7,12 +7,18 @@
  * the total time to receive one command, as postscreen_command_time_limit).
  * It also gives the engine the deep tests due for this client (session/deep.ts);
  * their verdict is written when the session ends (close.ts calls concludeDummy).
+ * STARTTLS (ctx.tls set): once the 220 is written, the raw socket is wrapped
+ * in a server TLSSocket (s.io); input pipelined after STARTTLS is discarded,
+ * the handshake gets dummy.command_time_limit, and a failed or late handshake
+ * logs TLS FAIL and ends the session. The TLSSocket's 'close' and 'end' go to
+ * the same handlers as the raw socket's (onClientClose accounts once).
  */
+import tls from 'node:tls';
 import { DummyEngine, type EngineOutput } from '../smtp/dummy-engine.js';
 import { LineReader, type LineSink } from '../smtp/line-reader.js';
-import type { EventName } from '../log/events.js';
+import { EV, type EventName } from '../log/events.js';
 import { kSession, type ScreenSocket, type Session } from './state.js';
-import { closeWith } from './close.js';
+import { closeWith, onClientClose, onClientEnd, onSocketError } from './close.js';
 import { DeepTests } from '../checks/deep.js';
 import { deepDue } from './deep.js';
 
@@ -25,8 +31,21 @@ class DummyPort implements EngineOutput, LineSink {
     this.s = s;
   }
   send(text: string): void {
-    const sock = this.s.socket;
+    const sock = this.s.io;
     if (!this.s.closed && sock.writable) sock.write(text);
+  }
+  startTls(reply: string): void {
+    const s = this.s;
+    if (s.closed || s.ctx.tls === null) return;
+    const raw = s.socket;
+    // Nothing more from the plain socket: the rest of this chunk and later bytes are dropped.
+    s.reader?.stop();
+    raw.removeListener('data', onDummyData);
+    raw.pause();
+    s.clearTimer();
+    const started = Date.now();
+    s.timer = setTimeout(onTlsTimeout, s.config.dummy.command_time_limit, s, started);
+    if (raw.writable) raw.write(reply, () => upgrade(s, started));
   }
   close(): void {
     closeWith(this.s, null);
@@ -42,6 +61,7 @@ class DummyPort implements EngineOutput, LineSink {
     if (s.closed || s.engine === null) return;
     s.engine.onLine(line, bareLf, buffered);
     if (s.closed) s.reader?.stop();
+    else if (s.engine.tlsActive && !s.tls) return; // STARTTLS: the handshake timer runs
     else armCommandTimer(s);
   }
   onOverlong(length: number): void {
@@ -55,7 +75,7 @@ class DummyPort implements EngineOutput, LineSink {
 export function enterDummy(s: Session): void {
   const ctx = s.ctx;
   s.phase = 'dummy';
-  s.socket.write(ctx.replies.greeting);
+  s.io.write(ctx.replies.greeting);
   const port = new DummyPort(s);
   s.reader = new LineReader(s.config.dummy.line_length_limit);
   const todo = ctx.deep === null ? 0 : deepDue(ctx, s.record, Date.now());
@@ -68,6 +88,7 @@ export function enterDummy(s: Session): void {
       commandCountLimit: s.config.dummy.command_count_limit,
       hardErrorLimit: s.config.dummy.hard_error_limit,
       deep: s.deep,
+      tls: ctx.tls !== null,
     },
     port,
   );
@@ -96,4 +117,60 @@ function onCommandTimeout(s: Session): void {
   if (s.closed || s.engine === null) return;
   s.engine.onTimeout();
   if (!s.closed) closeWith(s, null);
+}
+
+/** Handshakes under way: session -> when STARTTLS was accepted. */
+const handshaking = new WeakMap<Session, number>();
+
+/** The 220 Ready reply is written: wrap the raw socket (server side) and read the session from the TLSSocket. */
+function upgrade(s: Session, started: number): void {
+  const secureContext = s.ctx.tls;
+  if (s.closed || secureContext === null || s.socket.destroyed) return;
+  s.reader?.takePending();
+  s.reader?.reset();
+  // Bytes the raw socket buffered after STARTTLS would be fed to the TLS layer: drop them.
+  while (s.socket.read() !== null);
+  const sec = new tls.TLSSocket(s.socket, { isServer: true, secureContext }) as ScreenSocket;
+  sec[kSession] = s;
+  s.io = sec;
+  s.tls = true;
+  handshaking.set(s, started);
+  sec.on('secure', onTlsSecure);
+  sec.on('error', onTlsError);
+  sec.on('data', onDummyData);
+  sec.on('end', onClientEnd);
+  sec.on('close', onClientClose);
+}
+
+function onTlsSecure(this: ScreenSocket): void {
+  const s = this[kSession];
+  if (s === undefined || s.closed) return;
+  handshaking.delete(s);
+  armCommandTimer(s);
+}
+
+function tlsFail(s: Session, reason: string, started: number): void {
+  handshaking.delete(s);
+  s.event(EV.TLS_FAIL, { reason, after_ms: Date.now() - started });
+  const io = s.io;
+  closeWith(s, null);
+  io.destroy();
+  if (io !== s.socket) s.socket.destroy();
+}
+
+function onTlsError(this: ScreenSocket, err: NodeJS.ErrnoException): void {
+  const s = this[kSession];
+  if (s === undefined) return;
+  const started = handshaking.get(s);
+  if (started === undefined || s.closed) {
+    onSocketError.call(this, err);
+    return;
+  }
+  tlsFail(s, err.code ?? err.message, started);
+}
+
+function onTlsTimeout(s: Session, started: number): void {
+  s.timer = null;
+  if (s.closed) return;
+  tlsFail(s, 'timeout', started);
 }

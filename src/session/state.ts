@@ -9,6 +9,7 @@
  * per connection.
  */
 import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Config, HostPort } from '../config/types.js';
 import type { VerdictStore, VerdictRecord } from '../cache/store.js';
@@ -42,6 +43,8 @@ export interface Ctx {
   enabled: number[];
   /** The deep (after-220) tests, or null when none is enabled (session/deep.ts deepOptions()). */
   deep: DeepOptions | null;
+  /** STARTTLS in the dummy engine: built once at start from tls.cert / tls.key, or null (not offered). */
+  tls: SecureContext | null;
   /** Backend actually used (the built-in sink's port is known only once it listens). */
   backend: HostPort;
   sessions: Set<Session>;
@@ -73,7 +76,12 @@ export class Session {
   readonly config: Config;
   /** Served by the stress personality: every event of the session carries `stress: true`. */
   readonly stress: boolean;
+  /** The accepted (raw) socket: 'close' accounting and DISCONNECT byte counts. */
   readonly socket: ScreenSocket;
+  /** Where the session reads and writes: the raw socket, or the TLSSocket after STARTTLS (session/dummy.ts). */
+  io: ScreenSocket;
+  /** Under TLS (after STARTTLS): never handed to the backend. */
+  tls = false;
   client: string;
   port: number;
   readonly local: string;
@@ -110,6 +118,7 @@ export class Session {
     this.config = personality.config;
     this.stress = personality.stress;
     this.socket = socket;
+    this.io = socket;
     this.client = client;
     this.port = port;
     this.local = socket.localAddress ?? '';

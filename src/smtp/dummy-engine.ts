@@ -16,7 +16,12 @@
  *   (postscreen hangs up: a legitimate client never gets there, because every
  *   RCPT was refused and PIPELINING was not offered).
  * - RSET, NOOP: 250 2.0.0 Ok. QUIT: 221 and close.
- * - STARTTLS: 502 5.5.1 (TLS is not offered yet). VRFY, ETRN, AUTH, XCLIENT,
+ * - STARTTLS (opts.tls: a certificate is configured): offered in the EHLO
+ *   reply; STARTTLS (no argument, else 501) gets 220 2.0.0 Ready to start TLS
+ *   and out.startTls(): the session upgrades the socket and discards any
+ *   input pipelined after the command (CVE-2011-0411). The engine forgets
+ *   HELO and the transaction (RFC 3207 4.2); under TLS STARTTLS is no longer
+ *   offered and gets 554 5.5.1. Without TLS: 502 5.5.1. VRFY, ETRN, AUTH, XCLIENT,
  *   XFORWARD and anything else: 502 5.5.2 Error: command not recognized
  *   (postscreen: VRFY gets the RCPT reply, ETRN "458 Unable to queue messages").
  * - Limits: more than commandCountLimit commands (QUIT excepted, every line
@@ -59,6 +64,11 @@ export interface EngineOutput {
   close(): void;
   /** One log event (EV.NOQUEUE, the COMMAND ... LIMIT events, the deep tests' events). */
   event(name: EventName, fields: Record<string, unknown>): void;
+  /**
+   * STARTTLS accepted: send `reply` (220 Ready to start TLS), then upgrade the
+   * connection; nothing more is read from the plain socket. Absent: the reply is sent only.
+   */
+  startTls?(reply: string): void;
   /** The input received after the current command, for the COMMAND PIPELINING sample (LineReader.rest()). */
   pending?(): Buffer;
 }
@@ -75,6 +85,8 @@ export interface EngineOptions {
   hardErrorLimit?: number;
   /** The deep tests due in this session, or null / absent for none. */
   deep?: DeepTests | null;
+  /** STARTTLS is offered (a certificate is configured). */
+  tls?: boolean;
 }
 
 /** Longest HELO name or address kept for the log, in client bytes. */
@@ -144,6 +156,8 @@ export class DummyEngine {
   readonly rcpts: string[] = [];
   commands = 0;
   closed = false;
+  /** STARTTLS accepted: the rest of the session is inside TLS. */
+  tlsActive = false;
 
   constructor(opts: EngineOptions, out: EngineOutput) {
     this.#opts = opts;
@@ -290,7 +304,7 @@ export class DummyEngine {
         this.#helo = escapeClientText(line.subarray(word, wordEnd), MAX_KEPT);
         this.#endTransaction();
         if (cmd === C_EHLO) this.#protocol = 'ESMTP';
-        this.#reply(cmd === C_HELO ? r.helo : r.ehlo);
+        this.#reply(cmd === C_HELO ? r.helo : this.#opts.tls === true && !this.tlsActive ? r.ehloTls : r.ehlo);
         return;
       }
       case C_MAIL: {
@@ -348,7 +362,16 @@ export class DummyEngine {
         this.#finish(r.bye);
         return;
       case C_STARTTLS:
-        this.#reply(r.notImplemented);
+        if (this.#opts.tls !== true) this.#reply(r.notImplemented);
+        else if (this.tlsActive) this.#reply(r.tlsActive);
+        else if (nextWord(line, argStart, end) >= 0) this.#reply(r.startTlsSyntax);
+        else {
+          this.tlsActive = true;
+          this.#helo = null;
+          this.#endTransaction();
+          if (this.#out.startTls !== undefined) this.#out.startTls(r.startTls);
+          else this.#out.send(r.startTls);
+        }
         return;
       default:
         this.#reply(r.unrecognized);

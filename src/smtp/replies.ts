@@ -29,6 +29,14 @@ export interface Replies {
   /** Full greeting, when the dummy engine must complete it itself. */
   readonly greeting: string;
   readonly ehlo: string;
+  /** EHLO reply with STARTTLS (TLS configured, not yet active). */
+  readonly ehloTls: string;
+  /** STARTTLS accepted: the TLS handshake follows. */
+  readonly startTls: string;
+  /** STARTTLS with an argument. */
+  readonly startTlsSyntax: string;
+  /** STARTTLS under TLS already. */
+  readonly tlsActive: string;
   readonly helo: string;
   /** RSET, NOOP. */
   readonly ok: string;
@@ -135,6 +143,18 @@ export function makeReplies(hostname: string, banner = 'ESMTP'): Replies {
       '250-DSN\r\n' +
       '250-SMTPUTF8\r\n' +
       '250 CHUNKING\r\n',
+    ehloTls:
+      `250-${hostname}\r\n` +
+      '250-SIZE\r\n' +
+      '250-STARTTLS\r\n' +
+      '250-ENHANCEDSTATUSCODES\r\n' +
+      '250-8BITMIME\r\n' +
+      '250-DSN\r\n' +
+      '250-SMTPUTF8\r\n' +
+      '250 CHUNKING\r\n',
+    startTls: '220 2.0.0 Ready to start TLS\r\n',
+    startTlsSyntax: '501 5.5.4 Syntax: STARTTLS\r\n',
+    tlsActive: '554 5.5.1 Error: TLS already active\r\n',
     helo: `250 ${hostname}\r\n`,
     ok: '250 2.0.0 Ok\r\n',
     mailOk: '250 2.1.0 Ok\r\n',

@@ -519,3 +519,51 @@ test('dummy-engine deep: the pass TTLs: full TTL at RCPT, the shortest TTL of al
   assert.equal(d.passUntil('non_smtp', now), 0, 'not run');
   assert.equal(D30, d.opts.non_smtp.ttl);
 });
+
+// ---- STARTTLS (issue 5) -------------------------------------------------------
+
+test('dummy-engine: without TLS, STARTTLS is not offered in EHLO and gets 502 5.5.1', () => {
+  const { e, h } = engine();
+  say(e, 'EHLO x');
+  say(e, 'STARTTLS');
+  assert.ok(!h.sent[0]?.includes('STARTTLS'));
+  assert.equal(h.sent[1], '502 5.5.1 Error: command not implemented\r\n');
+  assert.equal(e.tlsActive, false);
+});
+
+test('dummy-engine: with TLS, EHLO offers STARTTLS; STARTTLS gets 220 Ready through startTls, forgets HELO and the transaction', () => {
+  const { e, h } = engine({ tls: true });
+  const upgrades: string[] = [];
+  h.startTls = (reply: string) => { upgrades.push(reply); };
+  say(e, 'EHLO client.example');
+  assert.ok(h.sent[0]?.includes('250-STARTTLS\r\n'), h.sent[0]);
+  assert.ok(!h.sent[0]?.includes('PIPELINING'));
+  say(e, 'MAIL FROM:<a@b>');
+  say(e, 'STARTTLS extra');
+  assert.equal(h.sent.at(-1), '501 5.5.4 Syntax: STARTTLS\r\n');
+  say(e, 'STARTTLS');
+  assert.deepEqual(upgrades, ['220 2.0.0 Ready to start TLS\r\n']);
+  assert.equal(e.tlsActive, true);
+  assert.equal(e.helo, null, 'HELO forgotten (RFC 3207)');
+  assert.equal(e.mailFrom, null, 'transaction forgotten');
+  // Inside TLS: RCPT needs a new MAIL; STARTTLS is no longer offered.
+  const before = h.sent.length;
+  say(e, 'RCPT TO:<c@d>');
+  say(e, 'EHLO client.example');
+  say(e, 'STARTTLS');
+  say(e, 'MAIL FROM:<a@b>');
+  say(e, 'RCPT TO:<c@d>');
+  const after = h.sent.slice(before);
+  assert.equal(after[0], '503 5.5.1 Error: need MAIL command\r\n');
+  assert.ok(after[1]?.startsWith('250-mx.example.org') && !after[1].includes('STARTTLS'), after[1]);
+  assert.equal(after[2], '554 5.5.1 Error: TLS already active\r\n');
+  assert.equal(after[4], '450 4.3.2 Service currently unavailable\r\n');
+  assert.equal(h.events.at(-1)?.fields['helo'], 'client.example');
+  assert.equal(e.closed, false);
+});
+
+test('dummy-engine: with TLS but no startTls output, STARTTLS sends the 220 itself', () => {
+  const { e, h } = engine({ tls: true });
+  say(e, 'STARTTLS');
+  assert.deepEqual(h.sent, ['220 2.0.0 Ready to start TLS\r\n']);
+});
