@@ -29,7 +29,6 @@ import { Resolver } from '../dns/resolver.js';
 import { reverseName } from '../dns/reverse.js';
 import { ScreenError } from '../util/errors.js';
 import { startSink, type Sink } from '../handoff/sink.js';
-import { deepEnabled, deepOptions } from '../session/deep.js';
 import { StressState, makePersonalities, stressLimit, watermarks } from './stress.js';
 
 export interface ScreenerOptions {
@@ -58,7 +57,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const { dnsbl, resolver } = makeDnsbl(config, log, counters);
   if (dnsbl !== null) enabled.push(TestIndex.dnsbl);
   if (config.greylist.enable) enabled.push(TestIndex.greylist);
-  enabled.push(...deepEnabled(config));
+  const personalities = makePersonalities(config, enabled);
   let sink: Sink | null = null;
   let backend: HostPort = config.backend.address;
   if (backend.host === 'sink') {
@@ -74,8 +73,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     access,
     dnsbl,
     replies: makeReplies(config.hostname, config.banner),
-    enabled,
-    deep: deepOptions(config),
+    enabled: personalities.normal.enabled,
+    deep: personalities.normal.deep,
     tls: tlsContext,
     backend,
     sessions: new Set(),
@@ -85,7 +84,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     backends: 0,
     fdLimit,
     counters,
-    personalities: makePersonalities(config),
+    personalities,
     stressState: new StressState(stressMarks),
   };
   const snapFile = config.cache.snapshot;

@@ -15,6 +15,8 @@
  * to the end, so a session never sees its timeouts change under it.
  */
 import type { Config, ListenPersonality } from '../config/types.js';
+import type { DeepOptions } from '../checks/deep.js';
+import { deepEnabled, deepOptions } from '../session/deep.js';
 import { STRESS_DEFAULTS, STRESS_KEYS, setPath } from '../config/schema.js';
 import { EV } from '../log/events.js';
 import type { Ctx } from '../session/state.js';
@@ -76,6 +78,10 @@ export interface Personality {
   readonly stress: boolean;
   /** The whole configuration with this personality's values. */
   readonly config: Config;
+  /** Test indexes (session/flags.ts) enabled under this personality: PASS OLD needs a pass for each. */
+  readonly enabled: readonly number[];
+  /** The deep tests under this personality (stress may skip or enforce them), or null when none is enabled. */
+  readonly deep: DeepOptions | null;
 }
 
 export interface Personalities {
@@ -117,11 +123,16 @@ export function stressConfig(config: Config): Config {
   return c;
 }
 
-export function makePersonalities(config: Config): Personalities {
-  return {
-    normal: { name: 'normal', stress: false, config },
-    stress: { name: 'stress', stress: true, config: stressConfig(config) },
-  };
+/**
+ * makePersonalities - the normal and the stress personality. `early` are the
+ * enabled tests that no stress value switches (pregreet, DNSBL, greylist);
+ * the deep tests are compiled per personality, since stress may skip them.
+ */
+export function makePersonalities(config: Config, early: readonly number[]): Personalities {
+  const make = (name: 'normal' | 'stress', c: Config): Personality => ({
+    name, stress: name === 'stress', config: c, enabled: [...early, ...deepEnabled(c)], deep: deepOptions(c),
+  });
+  return { normal: make('normal', config), stress: make('stress', stressConfig(config)) };
 }
 
 /** personalityFor - what a connection accepted now on a listener with `pinned` is served with. */

@@ -125,7 +125,7 @@ export function conclude(s: Session): void {
   if (s.ignoredFail) {
     // A test failed with `ignore`: no pass is remembered, so the test repeats next time.
     // Deep tests still due are run first (postscreen runs them whatever the early tests said).
-    if (deepDue(ctx, s.record, Date.now()) !== 0) {
+    if (deepDue(s.personality.deep, s.record, Date.now()) !== 0) {
       enterDeepTests(s);
       return;
     }
@@ -133,7 +133,7 @@ export function conclude(s: Session): void {
     handoff(s);
     return;
   }
-  if (ctx.enabled.length === 0) {
+  if (s.personality.enabled.length === 0) {
     s.verdict = 'untested';
     handoff(s);
     return;
@@ -142,7 +142,7 @@ export function conclude(s: Session): void {
   const rec = s.record ?? newRecord();
   if (s.dnsblAllowlisted && dnsbl !== null) {
     // postscreen: an allowlisted score completes every test, with the DNSBL TTL.
-    for (const i of ctx.enabled) rec[i] = now + dnsbl.ttlMs;
+    for (const i of s.personality.enabled) rec[i] = now + dnsbl.ttlMs;
   } else {
     if (s.config.pregreet.enable && s.pregreet !== null && !s.pregreet.failed) rec[PREGREET] = now + s.config.pregreet.ttl;
     // A DNSBL pass is remembered only when every site answered.
@@ -156,7 +156,7 @@ export function conclude(s: Session): void {
     enterDummy(s);
     return;
   }
-  if (!s.dnsblAllowlisted && deepDue(ctx, rec, now) !== 0) {
+  if (!s.dnsblAllowlisted && deepDue(s.personality.deep, rec, now) !== 0) {
     // The early passes are kept; PASS NEW waits for the deep tests (session/deep.ts).
     enterDeepTests(s);
     return;

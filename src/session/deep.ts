@@ -41,11 +41,11 @@ export function deepEnabled(config: Config): number[] {
 }
 
 /** Bits (checks/deep.ts DEEP_BIT) of the enabled deep tests without an unexpired pass in `rec`. */
-export function deepDue(ctx: Ctx, rec: VerdictRecord | null, now: number): number {
-  if (ctx.deep === null) return 0;
+export function deepDue(deep: DeepOptions | null, rec: VerdictRecord | null, now: number): number {
+  if (deep === null) return 0;
   let todo = 0;
   for (const t of DEEP_TESTS) {
-    if (ctx.deep[t].enable && !((rec?.[TestIndex[t]] ?? 0) > now)) todo |= DEEP_BIT[t];
+    if (deep[t].enable && !((rec?.[TestIndex[t]] ?? 0) > now)) todo |= DEEP_BIT[t];
   }
   return todo;
 }
@@ -76,5 +76,5 @@ export function concludeDummy(s: Session): void {
   }
   s.record = r;
   ctx.store.set(s.client, r);
-  if (deep.complete && allPassed(r, ctx.enabled, now)) s.event(EV.PASS_NEW, { deep: passed });
+  if (deep.complete && allPassed(r, s.personality.enabled, now)) s.event(EV.PASS_NEW, { deep: passed });
 }

@@ -78,8 +78,9 @@ export function enterDummy(s: Session): void {
   s.io.write(ctx.replies.greeting);
   const port = new DummyPort(s);
   s.reader = new LineReader(s.config.dummy.line_length_limit);
-  const todo = ctx.deep === null ? 0 : deepDue(ctx, s.record, Date.now());
-  s.deep = ctx.deep !== null && todo !== 0 ? new DeepTests(ctx.deep, todo) : null;
+  const deepOpts = s.personality.deep;
+  const todo = deepDue(deepOpts, s.record, Date.now());
+  s.deep = deepOpts !== null && todo !== 0 ? new DeepTests(deepOpts, todo) : null;
   s.engine = new DummyEngine(
     {
       replies: ctx.replies,

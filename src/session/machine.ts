@@ -83,7 +83,7 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
   const now = Date.now();
   const rec = ctx.store.get(client);
   if (rec !== undefined) s.record = rec;
-  if (s.rejectReply === null && !s.ignoredFail && rec !== undefined && allPassed(rec, ctx.enabled, now)) {
+  if (s.rejectReply === null && !s.ignoredFail && rec !== undefined && allPassed(rec, s.personality.enabled, now)) {
     s.event(EV.PASS_OLD);
     s.verdict = 'old';
     handoff(s);

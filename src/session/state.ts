@@ -40,7 +40,7 @@ export interface Ctx {
   /** The DNSBL test, or null when no sites are configured. */
   dnsbl: Dnsbl | null;
   /** Test indexes (session/flags.ts) that are enabled: PASS OLD needs all of them. */
-  enabled: number[];
+  enabled: readonly number[];
   /** The deep (after-220) tests, or null when none is enabled (session/deep.ts deepOptions()). */
   deep: DeepOptions | null;
   /** STARTTLS in the dummy engine: built once at start from tls.cert / tls.key, or null (not offered). */
@@ -76,6 +76,8 @@ export class Session {
   readonly config: Config;
   /** Served by the stress personality: every event of the session carries `stress: true`. */
   readonly stress: boolean;
+  /** The personality this connection was accepted under: its enabled tests and deep tests. */
+  readonly personality: Personality;
   /** The accepted (raw) socket: 'close' accounting and DISCONNECT byte counts. */
   readonly socket: ScreenSocket;
   /** Where the session reads and writes: the raw socket, or the TLSSocket after STARTTLS (session/dummy.ts). */
@@ -116,6 +118,7 @@ export class Session {
   constructor(ctx: Ctx, socket: ScreenSocket, client: string, port: number, personality: Personality) {
     this.ctx = ctx;
     this.config = personality.config;
+    this.personality = personality;
     this.stress = personality.stress;
     this.socket = socket;
     this.io = socket;

@@ -121,6 +121,8 @@ test('schema: every key with a stress value has a valid default; numeric stress 
   assert.deepEqual(STRESS_KEYS.map((s) => s.key), [
     'access.action', 'pregreet.wait', 'pregreet.action', 'dnsbl.action',
     'dummy.command_time_limit', 'dummy.command_count_limit', 'dummy.hard_error_limit',
+    'deep.pipelining.enable', 'deep.pipelining.action', 'deep.non_smtp.enable', 'deep.non_smtp.action',
+    'deep.bare_newline.enable', 'deep.bare_newline.action',
   ]);
   assert.deepEqual(Object.fromEntries(STRESS_DEFAULTS), {
     'pregreet.wait': 2000, 'dummy.command_time_limit': 10_000, 'dummy.hard_error_limit': 1,

@@ -154,4 +154,30 @@ describe('stress personality', () => {
       await s.stop();
     }
   });
+
+  test('stress may skip the deep tests: the stress listener hands a clean client over, the normal one runs the pipelining test', async () => {
+    const s = await startScreener(cfg({
+      pregreet: { wait: '1s', action: 'enforce' },
+      deep: { pipelining: { enable: true } },
+      stress: { enter_at: '80%', leave_at: '60%', pregreet: { wait: '1s' }, deep: { pipelining: { enable: false } } },
+    }));
+    try {
+      const a = await greet(s, 1, '127.0.13.1');
+      assert.match(a.c.received(), /^220 sink\.invalid/m, 'stress: handed to the backend after the greet wait');
+      const h = await s.waitForEvent((e) => e['event'] === 'HANDOFF' && e['client'] === '127.0.13.1');
+      assert.equal(h['stress'], true);
+      const b = await greet(s, 0, '127.0.13.2');
+      assert.match(b.c.received(), /^220 screen\.test ESMTP\r\n$/m, 'normal: the dummy engine runs the deep test');
+      b.c.write('EHLO ok.test\r\n');
+      await b.c.readUntil(/^250 /m, 3000);
+      b.c.write('MAIL FROM:<a@ok.test>\r\n');
+      await b.c.readUntil(/^250 /m, 3000);
+      b.c.write('RCPT TO:<b@example.test>\r\n');
+      assert.match(await b.c.readUntil(/^\d{3} .*\r\n/m, 3000), /^450 4\.3\.2/m);
+      for (const x of [a.c, b.c]) x.destroy();
+      assert.equal(byClient(s, 'HANDOFF', '127.0.13.2').length, 0);
+    } finally {
+      await s.stop();
+    }
+  });
 });

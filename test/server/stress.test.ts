@@ -109,6 +109,12 @@ test('stressValues: the schema defaults (postscreen\'s ${stress?...} values), an
     'dummy.command_time_limit': 10_000,
     'dummy.command_count_limit': 20,
     'dummy.hard_error_limit': 1,
+    'deep.pipelining.enable': false,
+    'deep.pipelining.action': 'enforce',
+    'deep.non_smtp.enable': false,
+    'deep.non_smtp.action': 'drop',
+    'deep.bare_newline.enable': false,
+    'deep.bare_newline.action': 'ignore',
   });
   assert.deepEqual([...v.keys()], STRESS_KEYS.map((s) => s.key));
 });
@@ -153,7 +159,7 @@ test('stressConfig: a copy with the stress values; the normal config is untouche
 });
 
 test('personalityFor: auto follows the state; normal and stress are pinned', () => {
-  const personalities = makePersonalities(validateConfig({}));
+  const personalities = makePersonalities(validateConfig({}), [0]);
   const ctx = { personalities, stressState: new StressState(watermarks(10, 80, 60)) } as unknown as Ctx;
   assert.equal(personalities.normal.config.pregreet.wait, 6000);
   assert.equal(personalities.stress.config.pregreet.wait, 2000);
