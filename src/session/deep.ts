@@ -21,7 +21,7 @@ import { TestIndex } from './flags.js';
 import { allPassed, newRecord, type VerdictRecord } from '../cache/store.js';
 import { DEEP_BIT, DEEP_TESTS, type DeepOptions } from '../checks/deep.js';
 import { ForbiddenCommands } from '../checks/non-smtp.js';
-import type { Ctx, Session } from './state.js';
+import type { Session } from './state.js';
 
 /** The deep tests' compiled options, or null when none is enabled. */
 export function deepOptions(config: Config): DeepOptions | null {

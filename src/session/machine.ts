@@ -17,7 +17,7 @@ import { applyAction } from '../checks/check.js';
 import { PregreetProbe, pregreetResult } from '../checks/pregreet.js';
 import { Session, kSession, type Ctx, type ScreenSocket } from './state.js';
 import type { DnsblQuery } from '../checks/dnsbl.js';
-import { closeWith, refuse, onClientClose, onClientEnd, onSocketError } from './close.js';
+import { closeWith, refuse, onClientClose, onClientEnd } from './close.js';
 import { conclude } from './conclude.js';
 import { handoff } from '../handoff/splice.js';
 import type { Personality } from '../server/stress.js';
@@ -157,4 +157,3 @@ function onGreetWaitEnd(s: Session): void {
   conclude(s);
 }
 
-export { onSocketError };

@@ -282,3 +282,23 @@ export async function startScreener(
     stderr: () => stderrText,
   };
 }
+
+/** The port of listener `i` (from STARTED). */
+export function portOf(s: ScreenerProc, i = 0): number {
+  return Number(s.listen[i]?.split(':').pop());
+}
+
+/** Events named `name` for one client address. */
+export function byClient(s: ScreenerProc, name: string, client: string): ScreenerEvent[] {
+  return s.eventsNamed(name).filter((e) => e['client'] === client);
+}
+
+/** Start a screener with `config`, run `fn`, always stop it. */
+export async function withScreener(config: string | object, fn: (s: ScreenerProc) => Promise<void>): Promise<void> {
+  const s = await startScreener(config);
+  try {
+    await fn(s);
+  } finally {
+    await s.stop();
+  }
+}

@@ -13,7 +13,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
-import { startScreener, type ScreenerProc } from '../helpers/screener.js';
+import { type ScreenerProc, portOf, byClient, withScreener } from '../helpers/screener.js';
 import { runSwaks } from '../helpers/swaks.js';
 import { connectClient, type RawClient } from '../helpers/smtp-client.js';
 
@@ -44,23 +44,6 @@ function cfg(deep: Record<string, unknown>, extra: Record<string, unknown> = {})
     drain_timeout: '5s',
     ...extra,
   };
-}
-
-function portOf(s: ScreenerProc): number {
-  return Number(s.listen[0]?.split(':').pop());
-}
-
-function byClient(s: ScreenerProc, name: string, client: string): Ev[] {
-  return s.eventsNamed(name).filter((e) => e['client'] === client);
-}
-
-async function withScreener(config: Record<string, unknown>, fn: (s: ScreenerProc) => Promise<void>): Promise<void> {
-  const s = await startScreener(config);
-  try {
-    await fn(s);
-  } finally {
-    await s.stop();
-  }
 }
 
 /** Connect from `addr` and wait for the end of the greeting (teaser, greet wait, then the dummy engine's 220). */

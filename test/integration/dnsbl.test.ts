@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { fixtureZone, fixtureZones, startRbldnsd, type Rbldnsd } from '../helpers/rbldnsd.js';
-import { startScreener, type ScreenerEvent, type ScreenerProc } from '../helpers/screener.js';
+import { type ScreenerEvent, type ScreenerProc, portOf, withScreener } from '../helpers/screener.js';
 import { connectClient, type RawClient } from '../helpers/smtp-client.js';
 import { runSwaks } from '../helpers/swaks.js';
 import dgram from 'node:dgram';
@@ -61,19 +61,6 @@ function cfg(over: { dnsbl?: Obj; resolver?: Obj; [k: string]: unknown } = {}, s
     resolver: { servers: [server], timeout: '300ms', ...(resolver ?? {}) },
     ...rest,
   };
-}
-
-function portOf(s: ScreenerProc, i = 0): number {
-  return Number(s.listen[i]?.split(':').pop());
-}
-
-async function withScreener(config: Obj, fn: (s: ScreenerProc) => Promise<void>): Promise<void> {
-  const s = await startScreener(config);
-  try {
-    await fn(s);
-  } finally {
-    await s.stop();
-  }
 }
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

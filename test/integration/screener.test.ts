@@ -10,13 +10,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
-import { startScreener, type ScreenerProc } from '../helpers/screener.js';
+import { startScreener, portOf, byClient, withScreener } from '../helpers/screener.js';
 import { runSwaks } from '../helpers/swaks.js';
 import { connectClient } from '../helpers/smtp-client.js';
 import { freePort } from '../helpers/ports.js';
 import { encodeProxyV2 } from '../../src/net/proxy-protocol.js';
-
-type Ev = Record<string, unknown>;
 
 let pf: PostfixInstance;
 const tmp = mkdtempSync(join(tmpdir(), 'scr-int-'));
@@ -39,23 +37,6 @@ function cfg(over: Record<string, unknown> = {}): Record<string, unknown> {
     drain_timeout: '10s',
     ...over,
   };
-}
-
-function portOf(s: ScreenerProc, i = 0): number {
-  return Number(s.listen[i]?.split(':').pop());
-}
-
-async function withScreener(config: Record<string, unknown>, fn: (s: ScreenerProc) => Promise<void>): Promise<void> {
-  const s = await startScreener(config);
-  try {
-    await fn(s);
-  } finally {
-    await s.stop();
-  }
-}
-
-function byClient(s: ScreenerProc, name: string, client: string): Ev[] {
-  return s.eventsNamed(name).filter((e) => e['client'] === client);
 }
 
 describe('screener in front of Postfix', () => {

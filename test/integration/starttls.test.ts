@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { startScreener, type ScreenerProc } from '../helpers/screener.js';
+import { type ScreenerProc, portOf, withScreener } from '../helpers/screener.js';
 import { runSwaks } from '../helpers/swaks.js';
 import { connectClient, type RawClient } from '../helpers/smtp-client.js';
 import { startScreener as startInProcess } from '../../src/server/screener.js';
@@ -48,19 +48,6 @@ function cfg(tls: Record<string, unknown> | null): Record<string, unknown> {
     drain_timeout: '2s',
     ...(tls === null ? {} : { tls }),
   };
-}
-
-function portOf(s: ScreenerProc): number {
-  return Number(s.listen[0]?.split(':').pop());
-}
-
-async function withScreener(config: Record<string, unknown>, fn: (s: ScreenerProc) => Promise<void>): Promise<void> {
-  const s = await startScreener(config);
-  try {
-    await fn(s);
-  } finally {
-    await s.stop();
-  }
 }
 
 async function greeted(s: ScreenerProc, addr: string): Promise<RawClient> {

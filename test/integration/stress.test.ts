@@ -9,9 +9,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectClient, type RawClient } from '../helpers/smtp-client.js';
-import { killAllScreeners, startScreener, type ScreenerProc } from '../helpers/screener.js';
-
-type Ev = Record<string, unknown>;
+import { killAllScreeners, startScreener, type ScreenerProc, portOf, byClient } from '../helpers/screener.js';
 
 after(() => killAllScreeners());
 
@@ -29,10 +27,6 @@ function cfg(over: Record<string, unknown> = {}): Record<string, unknown> {
   };
 }
 
-function portOf(s: ScreenerProc, i = 0): number {
-  return Number(s.listen[i]?.split(':').pop());
-}
-
 function hostOf(s: ScreenerProc, i = 0): string {
   return (s.listen[i] ?? '').replace(/:\d+$/, '');
 }
@@ -43,10 +37,6 @@ async function greet(s: ScreenerProc, listener: number, addr: string): Promise<{
   const c = await connectClient(hostOf(s, listener), portOf(s, listener), addr);
   await c.readUntil(/^220 /m, 8000);
   return { ms: Date.now() - t0, c };
-}
-
-function byClient(s: ScreenerProc, name: string, client: string): Ev[] {
-  return s.eventsNamed(name).filter((e) => e['client'] === client);
 }
 
 async function closeAndWait(s: ScreenerProc, c: RawClient, addr: string): Promise<void> {
