@@ -246,9 +246,9 @@ export const SCHEMA: readonly KeySpec[] = [
     doc: 'Verbs that fail the non-SMTP test, compared without case (only verbs the engine does not know).',
     postscreen: 'postscreen_forbidden_commands', postscreenDefault: '$smtpd_forbidden_commands (CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}})',
     note: 'plain words, no lookup tables: the regexp entry of Postfix\'s default has no counterpart' },
-  { key: 'deep.after_pass', type: 'enum', values: ['reconnect'], planned: ['handoff'], default: 'reconnect',
-    doc: 'A client that passed the deep tests gets 450 at RCPT and is remembered: its next connection is PASS OLD (reconnect, as postscreen). "handoff" (same connection) is planned, not implemented yet.',
-    postscreen: null, postscreenDefault: null },
+  { key: 'deep.after_pass', type: 'enum', values: ['reconnect', 'handoff'], default: 'reconnect',
+    doc: 'A client that passed the deep tests: reconnect (as postscreen): 450 at RCPT, remembered, its next connection is PASS OLD; handoff: handed to the backend on the same connection at that RCPT (HELO, MAIL FROM and RCPT TO replayed, the backend\'s reply relayed); it falls back to reconnect, logged, when the handoff cannot be exact.',
+    postscreen: null, postscreenDefault: null, note: 'handoff is ours: postscreen can only make the client reconnect' },
   // ---- end of the deep protocol tests ----
   { key: 'cache.max_entries', type: 'int', default: 1_000_000, min: 1, unit: 'entries',
     doc: 'Client verdicts held in memory (LRU).', postscreen: null, postscreenDefault: null },
@@ -267,6 +267,9 @@ export const SCHEMA: readonly KeySpec[] = [
     doc: 'Time to connect to the backend before the client gets a 421.', postscreen: null, postscreenDefault: null },
   { key: 'backend.handshake_timeout', type: 'duration', default: 30_000, min: 1, unit: 'ms',
     doc: 'Time for the backend greeting and the XCLIENT/PROXY handshake.', postscreen: null, postscreenDefault: null },
+  { key: 'backend.ehlo_refresh', type: 'duration', default: 600_000, min: 1000, unit: 'ms',
+    doc: 'With deep.after_pass: handoff, how often the backend\'s EHLO reply is learned again (the dummy engine offers only what the backend supports); while the backend cannot be reached, retried every 30 s.',
+    postscreen: null, postscreenDefault: null },
   { key: 'drain_timeout', type: 'duration', default: 30_000, min: 0, unit: 'ms',
     doc: 'Time proxied sessions get to finish after SIGTERM.', postscreen: null, postscreenDefault: null },
   { key: 'log.format', type: 'enum', values: ['json', 'postscreen'], default: 'json',
@@ -633,6 +636,7 @@ export function validateConfig(raw: unknown, source?: string): Config {
   else walk(raw, '', cfg, is);
   checkWatermarks(cfg as unknown as Config, is);
   checkTls(cfg as unknown as Config, is);
+  checkAfterPass(cfg as unknown as Config, is);
   const first = is.list[0];
   if (first !== undefined) {
     const where = source !== undefined ? `${source}: ` : '';
@@ -725,6 +729,13 @@ function checkWatermarks(cfg: Config, is: Issues): void {
   const { enter_at: enter, leave_at: leave } = cfg.stress;
   if (leave >= enter) {
     is.add('stress.leave_at', `${leave}%`, `${leave}% must be below stress.enter_at (${enter}%): the gap keeps the stress state from flapping`);
+  }
+}
+
+/** The same-connection handoff must tell the backend who the client is: XCLIENT or a PROXY header. */
+function checkAfterPass(cfg: Config, is: Issues): void {
+  if (cfg.deep.after_pass === 'handoff' && cfg.backend.handoff === 'none') {
+    is.add('deep.after_pass', 'handoff', 'handoff needs backend.handoff xclient, proxy-v1 or proxy-v2: with none the backend would see the screener as the client; use reconnect');
   }
 }
 

@@ -30,7 +30,7 @@ export interface DeepTestConfig {
  * comes back). `handoff` (same connection, replayed to the backend) is
  * planned: the validator names it and says it is not implemented yet.
  */
-export type AfterPass = 'reconnect';
+export type AfterPass = 'reconnect' | 'handoff';
 
 export interface HostPort {
   /** Literal IP address (IPv4 or IPv6, no brackets), or "sink" for the built-in sink backend. */
@@ -173,6 +173,8 @@ export interface Config {
     handoff: HandoffMode;
     connect_timeout: number;
     handshake_timeout: number;
+    /** deep.after_pass handoff: how often the backend's EHLO is learned again (handoff/ehlo.ts). */
+    ehlo_refresh: number;
   };
   /** Time proxied sessions get to finish after SIGTERM. */
   drain_timeout: number;

@@ -8,6 +8,20 @@
  * splice both sockets with pipe() (backpressure) and half-close.
  * A backend that cannot be reached or fails the handshake gives the client a
  * 421 and BACKEND FAIL is logged: the sender retries, nothing is lost.
+ *
+ * replayHandoff() is the same-connection handoff (deep.after_pass: handoff):
+ * the client is in the dummy engine, waiting for the reply to the RCPT that
+ * completed its deep tests. Same connect and PROXY/XCLIENT steps (XCLIENT
+ * also carries HELO and PROTO when the backend offers them), then the
+ * client's own lines are replayed: its HELO/EHLO line (the backend's EHLO
+ * reply must still offer what the dummy engine offered this client), its
+ * MAIL line, its RCPT line.
+ * The backend's reply to RCPT (or its refusal of MAIL) answers the client's
+ * RCPT, then the splice starts, with any input the client had already sent
+ * after the RCPT. Every failure before that reply is a fallback, not a 421:
+ * HANDOFF FALLBACK (and BACKEND FAIL when the backend failed), the dummy
+ * engine gives its 450 and the session goes on as with reconnect; the
+ * passes are remembered either way, so the retry is PASS OLD.
  */
 import { connect } from 'node:net';
 import { EV } from '../log/events.js';
@@ -16,8 +30,12 @@ import { buildXclient, SmtpReplyReader } from '../net/xclient.js';
 import { ScreenError } from '../util/errors.js';
 import { kSession, type ScreenSocket, type Session } from '../session/state.js';
 import { closeWith, endSocket, onSocketError } from '../session/close.js';
+import type { Envelope } from '../smtp/dummy-engine.js';
+import { concludeDummy } from '../session/deep.js';
+import { resumeDummy } from '../session/dummy.js';
+import { missingKeywords, parseEhloKeywords } from './ehlo.js';
 
-type Stage = 'connect' | 'greeting' | 'xclient' | 'done';
+type Stage = 'connect' | 'greeting' | 'xclient' | 'helo' | 'mail' | 'rcpt' | 'done';
 
 /** Handshake state of one session; dropped once the splice starts. */
 interface Handshake {
@@ -25,8 +43,14 @@ interface Handshake {
   reader: SmtpReplyReader;
   xclient: string[];
   started: number;
+  /** Same-connection handoff: the client's lines to replay; null for a plain handoff. */
+  replay: Envelope | null;
+  /** The replayed HELO line is an EHLO (its reply lists the backend's keywords). */
+  ehlo: boolean;
 }
 const handshakes = new WeakMap<Session, Handshake>();
+
+const CRLF = Buffer.from('\r\n');
 
 export function handoff(s: Session): void {
   if (s.closed) return;
@@ -35,12 +59,42 @@ export function handoff(s: Session): void {
     closeWith(s, null);
     return;
   }
+  s.socket.removeAllListeners('data');
+  openBackend(s, null);
+}
+
+/**
+ * deep.after_pass handoff, called by the dummy engine (through session/dummy.ts)
+ * at the RCPT that completed the deep tests. False: not possible (HANDOFF
+ * FALLBACK logged when a handoff was due), the engine refuses the RCPT as
+ * usual. True: the backend dialogue started; it answers the RCPT.
+ */
+export function replayHandoff(s: Session, env: Envelope): boolean {
+  if (s.closed || s.config.deep.after_pass !== 'handoff' || s.rejectReason !== 'deep' || s.handoverTried) return false;
+  s.handoverTried = true;
+  const ctx = s.ctx;
+  const learned = ctx.ehlo?.current ?? null;
+  let reason: string | null = null;
+  if (s.tls) reason = 'tls: the session is under STARTTLS';
+  else if (ctx.draining) reason = 'stopping';
+  else if (learned === null || s.ehloOffered === null) reason = 'backend EHLO not learned';
+  else if (ctx.config.backend.handoff === 'xclient' && learned.xclient === null) reason = 'backend does not offer XCLIENT';
+  if (reason !== null) {
+    s.event(EV.HANDOFF_FALLBACK, { reason, stage: 'start' });
+    return false;
+  }
+  s.reader?.stop();
+  s.socket.pause();
+  openBackend(s, env);
+  return true;
+}
+
+function openBackend(s: Session, replay: Envelope | null): void {
   const ctx = s.ctx;
   const b = ctx.config.backend;
   s.phase = 'handoff';
   s.clearTimer();
   const cs = s.socket;
-  cs.removeAllListeners('data');
   cs.pause();
   const target = ctx.backend;
   const bs = connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true }) as ScreenSocket;
@@ -52,7 +106,7 @@ export function handoff(s: Session): void {
   bs.on('close', onBackendClose);
   bs.on('connect', onBackendConnect);
   bs.on('data', onBackendData);
-  handshakes.set(s, { stage: 'connect', reader: new SmtpReplyReader(), xclient: [], started: Date.now() });
+  handshakes.set(s, { stage: 'connect', reader: new SmtpReplyReader(), xclient: [], started: Date.now(), replay, ehlo: false });
   s.timer = setTimeout(onHandoffTimeout, b.connect_timeout, s);
 }
 
@@ -75,7 +129,7 @@ function onBackendConnect(this: ScreenSocket): void {
       this.write(encodeProxyV2(src, dst));
       break;
     case 'xclient':
-      hs.xclient = buildXclient({ addr: s.client, port: s.port });
+      hs.xclient = buildXclient(hs.replay === null ? { addr: s.client, port: s.port } : xclientOf(s, hs.replay));
       break;
     case 'none':
       break;
@@ -96,48 +150,151 @@ function onBackendData(this: ScreenSocket, chunk: Buffer): void {
     return;
   }
   for (const r of replies) {
-    if (hs.stage === 'greeting') {
-      if (r.code !== 220 || hs.xclient.length === 0) {
-        // The backend's own greeting (or its refusal) is what the client gets.
-        spliceNow(s, hs, r.raw, r.code);
-        return;
+    const replay = hs.replay;
+    switch (hs.stage) {
+      case 'greeting':
+        if (r.code !== 220 && replay !== null) {
+          backendFail(s, 'greeting', replyText(r.code, r.lines));
+          return;
+        }
+        if (r.code !== 220 || (hs.xclient.length === 0 && replay === null)) {
+          // The backend's own greeting (or its refusal) is what the client gets.
+          spliceNow(s, hs, r.raw, r.code);
+          return;
+        }
+        if (hs.xclient.length > 0) {
+          hs.stage = 'xclient';
+          this.write(hs.xclient.shift() as string);
+        } else replayNext(hs, this);
+        break;
+      case 'xclient': {
+        if (r.code !== 220) {
+          backendFail(s, 'xclient', replyText(r.code, r.lines));
+          return;
+        }
+        const next = hs.xclient.shift();
+        if (next !== undefined) this.write(next);
+        else if (replay !== null) replayNext(hs, this);
+        else {
+          // The reply to XCLIENT is the greeting of the session as the real client.
+          spliceNow(s, hs, r.raw, r.code);
+          return;
+        }
+        break;
       }
-      hs.stage = 'xclient';
-      this.write(hs.xclient.shift() as string);
-    } else if (hs.stage === 'xclient') {
-      if (r.code !== 220) {
-        backendFail(s, 'xclient', `${r.code} ${r.lines[r.lines.length - 1] ?? ''}`.trim());
+      case 'helo':
+        if (r.code !== 250) {
+          backendFail(s, 'helo', replyText(r.code, r.lines));
+          return;
+        }
+        if (hs.ehlo && !ehloStillOffers(s, r)) return;
+        replayNext(hs, this);
+        break;
+      case 'mail':
+        // A refused MAIL answers the client's RCPT: its sender is what the backend refuses.
+        if (r.code < 200 || r.code > 299) {
+          spliceNow(s, hs, r.raw, r.code, 'MAIL');
+          return;
+        }
+        replayNext(hs, this);
+        break;
+      case 'rcpt':
+        spliceNow(s, hs, r.raw, r.code, 'RCPT');
         return;
-      }
-      const next = hs.xclient.shift();
-      if (next !== undefined) this.write(next);
-      else {
-        // The reply to XCLIENT is the greeting of the session as the real client.
-        spliceNow(s, hs, r.raw, r.code);
+      default:
         return;
-      }
     }
   }
 }
 
-function spliceNow(s: Session, hs: Handshake, greeting: Buffer, code: number): void {
+/** Send the next replayed line: HELO/EHLO (if the client sent one), MAIL, RCPT. */
+function replayNext(hs: Handshake, bs: ScreenSocket): void {
+  const env = hs.replay as Envelope;
+  let line: Buffer;
+  if ((hs.stage === 'greeting' || hs.stage === 'xclient') && env.heloLine !== null) {
+    hs.stage = 'helo';
+    line = env.heloLine;
+    hs.ehlo = line.length >= 4 && (line.readUInt32BE(0) & 0xdfdfdfdf) === 0x45484c4f; // "EHLO", any case
+  } else if (hs.stage === 'greeting' || hs.stage === 'xclient' || hs.stage === 'helo') {
+    hs.stage = 'mail';
+    line = env.mailLine;
+  } else {
+    hs.stage = 'rcpt';
+    line = env.rcptLine;
+  }
+  bs.write(Buffer.concat([line, CRLF]));
+}
+
+/**
+ * The backend's EHLO reply on this session must still offer every keyword
+ * the dummy engine offered this client. It is checked, not learned: a backend
+ * may offer different clients different keywords (Postfix's
+ * smtpd_discard_ehlo_keyword_address_maps); handoff/ehlo.ts learns what it
+ * offers the screener. False: it does not, the handoff falls back.
+ */
+function ehloStillOffers(s: Session, r: { code: number; lines: string[]; raw: Buffer }): boolean {
+  let missing: string[];
+  try {
+    missing = missingKeywords(s.ehloOffered ?? [], parseEhloKeywords(r));
+  } catch (err) {
+    backendFail(s, 'helo', err instanceof ScreenError ? err.message : String(err));
+    return false;
+  }
+  if (missing.length === 0) return true;
+  fallback(s, 'helo', `backend no longer offers ${missing.join(' ')}`);
+  return false;
+}
+
+/** XCLIENT attributes of a replayed session: HELO and PROTO too, when the backend offers them. */
+function xclientOf(s: Session, env: Envelope): { addr: string; port: number; helo?: string; proto?: 'SMTP' | 'ESMTP' } {
+  const attrs = s.ctx.ehlo?.current?.xclient;
+  const offers = (name: string): boolean => attrs === undefined || attrs === null || attrs.size === 0 || attrs.has(name);
+  const out: { addr: string; port: number; helo?: string; proto?: 'SMTP' | 'ESMTP' } = { addr: s.client, port: s.port };
+  // XXX A HELO name that is not UTF-8 reaches XCLIENT with U+FFFD in place of its bad bytes; the replayed EHLO line keeps them.
+  if (env.heloName !== null && offers('HELO')) out.helo = env.heloName.toString('utf8');
+  if (s.engine !== null && offers('PROTO')) out.proto = s.engine.protocol;
+  return out;
+}
+
+function replyText(code: number, lines: readonly string[]): string {
+  return `${code} ${lines[lines.length - 1] ?? ''}`.trim();
+}
+
+/**
+ * The backend's reply that the client gets (its greeting, or after a replay
+ * its answer to the client's RCPT) is written; then the splice. `relayed`:
+ * which replayed command that reply answered.
+ */
+function spliceNow(s: Session, hs: Handshake, reply: Buffer, code: number, relayed?: 'MAIL' | 'RCPT'): void {
   const cs = s.socket;
   const bs = s.backendSock as ScreenSocket;
   s.clearTimer();
   hs.stage = 'done';
   handshakes.delete(s);
   bs.removeListener('data', onBackendData);
+  cs.removeAllListeners('data');
   const rest = hs.reader.rest();
-  cs.write(greeting);
+  cs.write(reply);
   if (rest.length > 0) cs.write(rest);
   s.phase = 'splice';
   const ctx = s.ctx;
+  if (hs.replay !== null) {
+    // The deep tests are over: their passes are written (PASS NEW) before the HANDOFF.
+    s.verdict = 'new';
+    s.engine?.handedOver();
+    concludeDummy(s);
+    // Input the client sent after its RCPT (it did not wait for the reply) goes to the backend, in order.
+    const pending = s.reader?.takePending();
+    s.reader = null;
+    if (pending !== undefined && pending.length > 0) bs.write(pending);
+  }
   s.event(EV.HANDOFF, {
     backend: `${ctx.backend.host}:${ctx.backend.port}`,
     mode: ctx.config.backend.handoff,
     verdict: s.verdict,
     code,
     handshake_ms: Date.now() - hs.started,
+    ...(relayed !== undefined ? { after: 'RCPT', relayed } : {}),
   });
   bs.pipe(cs);
   cs.pipe(bs);
@@ -153,8 +310,12 @@ function onHandoffTimeout(s: Session): void {
 
 function backendFail(s: Session, stage: Stage, reason: string): void {
   const ctx = s.ctx;
-  handshakes.delete(s);
   s.event(EV.BACKEND_FAIL, { backend: `${ctx.backend.host}:${ctx.backend.port}`, stage, reason });
+  if ((handshakes.get(s)?.replay ?? null) !== null) {
+    fallback(s, stage, `backend: ${reason}`);
+    return;
+  }
+  handshakes.delete(s);
   const bs = s.backendSock;
   s.backendSock = null;
   if (bs !== null) {
@@ -162,6 +323,25 @@ function backendFail(s: Session, stage: Stage, reason: string): void {
     bs.destroy();
   }
   closeWith(s, ctx.replies.serviceUnavailable);
+}
+
+/**
+ * A replay that cannot complete: HANDOFF FALLBACK, the backend connection is
+ * ended (QUIT when it can still be heard), and the dummy engine answers the
+ * RCPT with its 450 and goes on (session/dummy.ts resumeDummy()).
+ */
+function fallback(s: Session, stage: Stage, reason: string): void {
+  handshakes.delete(s);
+  s.clearTimer();
+  s.event(EV.HANDOFF_FALLBACK, { reason, stage });
+  const bs = s.backendSock;
+  s.backendSock = null;
+  if (bs !== null) {
+    bs.removeListener('data', onBackendData);
+    if (stage !== 'connect' && bs.writable) endSocket(bs, 'QUIT\r\n');
+    else bs.destroy();
+  }
+  resumeDummy(s);
 }
 
 function onBackendError(this: ScreenSocket, err: NodeJS.ErrnoException): void {

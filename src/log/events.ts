@@ -37,7 +37,9 @@ export const EV = {
   TLS_FAIL: 'TLS FAIL',                // reason (handshake error code, or timeout), after_ms (since STARTTLS)
   GREYLIST: 'GREYLIST',
   NOQUEUE: 'NOQUEUE',                  // reply, helo, from, to, reason
-  HANDOFF: 'HANDOFF',                  // backend, mode, verdict
+  HANDOFF: 'HANDOFF',                  // backend, mode, verdict, code, handshake_ms; after a replay: after (RCPT), relayed (MAIL or RCPT)
+  HANDOFF_FALLBACK: 'HANDOFF FALLBACK', // reason, stage: deep.after_pass handoff could not be exact; the client gets the 450 (reconnect)
+  BACKEND_EHLO: 'BACKEND EHLO',        // backend, state (learned, changed, failed), offered, xclient, reason
   BACKEND_FAIL: 'BACKEND FAIL',        // backend, stage (connect, handshake, xclient), reason
   DISCONNECT: 'DISCONNECT',            // duration_ms, bytes_in, bytes_out, phase
   STRESS: 'STRESS',

@@ -136,6 +136,14 @@ const RENDER: Readonly<Record<string, Render>> = {
   [EV.HANDOFF]: (ev, a) =>
     `HANDOFF ${a} to ${str(ev['backend']) ?? 'unknown'}` +
     ` (${[str(ev['mode']), str(ev['verdict'])].filter((x) => x !== undefined).join(', ') || 'unknown'})`,
+  [EV.HANDOFF_FALLBACK]: (ev, a) =>
+    `HANDOFF FALLBACK for ${a} at ${str(ev['stage']) ?? 'unknown'}: ${str(ev['reason']) ?? 'unknown'}; 450 at RCPT, reconnect`,
+  [EV.BACKEND_EHLO]: (ev) => {
+    const offered = ev['offered'];
+    const list = Array.isArray(offered) ? offered.map((x) => str(x)).join(' ') : undefined;
+    return `BACKEND EHLO ${str(ev['backend']) ?? 'unknown'} ${str(ev['state']) ?? 'unknown'}` +
+      `${list !== undefined ? `: offered ${list || '(nothing)'}` : ''}${ev['reason'] !== undefined ? `: ${str(ev['reason'])}` : ''}`;
+  },
   [EV.BACKEND_FAIL]: (ev, a) =>
     `BACKEND FAIL ${str(ev['backend']) ?? 'unknown'} at ${str(ev['stage']) ?? 'unknown'} for ${a}` +
     `${ev['reason'] !== undefined ? `: ${str(ev['reason'])}` : ''}`,

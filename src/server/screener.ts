@@ -4,8 +4,10 @@
  * Exports: startScreener(), Screener, ScreenerOptions.
  * Init order: access list (a bad file fails start-up, naming file and line) →
  * verdict store → replies → built-in sink if the backend is "sink" → the two
- * personalities and the stress watermarks (server/stress.ts) → listeners →
- * STARTED. close() stops accepting, ends sessions still being screened with
+ * personalities and the stress watermarks (server/stress.ts) → with
+ * deep.after_pass handoff, the backend's EHLO (handoff/ehlo.ts; a backend
+ * that cannot be reached delays start-up by at most its two timeouts and is
+ * asked again every 30 s) → listeners → STARTED. close() stops accepting, ends sessions still being screened with
  * a 421, lets spliced sessions finish for up to drain_timeout, then cuts the rest.
  */
 import { readFileSync } from 'node:fs';
@@ -29,6 +31,7 @@ import { Resolver } from '../dns/resolver.js';
 import { reverseName } from '../dns/reverse.js';
 import { ScreenError } from '../util/errors.js';
 import { startSink, type Sink } from '../handoff/sink.js';
+import { EhloLearner, probeBackendEhlo } from '../handoff/ehlo.js';
 import { StressState, makePersonalities, stressLimit, watermarks } from './stress.js';
 
 export interface ScreenerOptions {
@@ -76,6 +79,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     enabled: personalities.normal.enabled,
     deep: personalities.normal.deep,
     tls: tlsContext,
+    ehlo: null,
     backend,
     sessions: new Set(),
     perClient: new Map(),
@@ -87,6 +91,11 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     personalities,
     stressState: new StressState(stressMarks),
   };
+  // deep.after_pass handoff: learn the backend's EHLO before the first client sees the dummy engine's.
+  if (config.deep.after_pass === 'handoff' && (personalities.normal.deep !== null || personalities.stress.deep !== null)) {
+    ctx.ehlo = makeEhloLearner(ctx);
+    await ctx.ehlo.start();
+  }
   const snapFile = config.cache.snapshot;
   if (snapFile !== null) {
     const r = await loadSnapshot(store, snapFile);
@@ -97,6 +106,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     for (const l of config.listen) listeners.push(await startListener(ctx, l));
   } catch (err) {
     for (const l of listeners) l.server.close();
+    ctx.ehlo?.stop();
     await sink?.close();
     throw err;
   }
@@ -136,6 +146,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     closing ??= drain(ctx, listeners, sink, drainMs, signal).then(async (forced) => {
       if (snapTimer !== null) clearInterval(snapTimer);
       dnsbl?.stopHealth();
+      ctx.ehlo?.stop();
       await resolver?.close();
       if (snapFile !== null) logSnapshot(ctx, 'save', snapFile, await saveSnapshot(store, snapFile));
       ctx.log.info({ event: EV.STOPPED, forced });
@@ -213,6 +224,35 @@ function logSnapshot(ctx: Ctx, op: 'load' | 'save', file: string, r: SnapshotRes
   c[EV.CACHE] = (c[EV.CACHE] ?? 0) + 1;
   if (r.ok) ctx.log.info({ event: EV.CACHE, op, file, entries: r.entries, skipped: r.skipped, expired: r.expired });
   else ctx.log.error({ event: EV.CACHE, op: 'error', during: op, file, error: r.error, set_aside: r.setAside });
+}
+
+/** While the backend cannot be reached, its EHLO is asked again this often. */
+const EHLO_RETRY_MS = 30_000;
+
+/** The backend's EHLO learner (handoff/ehlo.ts), logging BACKEND EHLO when what it offers is learned, changes, or cannot be learned. */
+function makeEhloLearner(ctx: Ctx): EhloLearner {
+  const b = ctx.config.backend;
+  const target = `${ctx.backend.host}:${ctx.backend.port}`;
+  let learnedOnce = false;
+  return new EhloLearner({
+    probe: () => probeBackendEhlo({
+      host: ctx.backend.host, port: ctx.backend.port, mode: b.handoff, hostname: ctx.config.hostname,
+      timeoutMs: b.connect_timeout + b.handshake_timeout,
+    }),
+    hostname: ctx.config.hostname,
+    refreshMs: b.ehlo_refresh,
+    retryMs: EHLO_RETRY_MS,
+    onChange: (info) => {
+      ctx.log.info({
+        event: EV.BACKEND_EHLO, backend: target, state: learnedOnce ? 'changed' : 'learned',
+        offered: info.offered, xclient: info.xclient === null ? null : [...info.xclient],
+      });
+      learnedOnce = true;
+    },
+    onError: (reason) => {
+      ctx.log.warn({ event: EV.BACKEND_EHLO, backend: target, state: 'failed', reason, retry_ms: EHLO_RETRY_MS });
+    },
+  });
 }
 
 /** tls.cert and tls.key: one secure context for every STARTTLS; a bad file fails start-up naming its key. */

@@ -9,8 +9,9 @@
  * passed, or failed only tests set to `ignore`, is handed over, unless an
  * enabled deep test has no valid pass for it: then it goes to the dummy
  * engine too, for the deep tests and a 450 at RCPT (deep.after_pass:
- * reconnect, postscreen's only way), and session/deep.ts concludeDummy()
- * writes those passes and logs PASS NEW when that dummy session ends.
+ * reconnect, postscreen's only way) or a handoff at that RCPT (handoff), and
+ * session/deep.ts concludeDummy() writes those passes and logs PASS NEW when
+ * that dummy session ends or is handed over.
  */
 import { EV } from '../log/events.js';
 import { TestIndex } from './flags.js';
@@ -97,20 +98,15 @@ function withTxt(reply: string, txt: string): string {
 }
 
 /**
- * A client that passed (or ignored) the early tests, with deep tests due.
- * The only after-pass mode is postscreen's: 450 at RCPT, the client retries.
+ * A client that passed (or ignored) the early tests, with deep tests due:
+ * the dummy engine runs them. With deep.after_pass reconnect (postscreen's
+ * way) it answers RCPT with 450; with handoff, the RCPT that completes the
+ * tests may hand the client over on the same connection (handoff/splice.ts
+ * replayHandoff(), through session/dummy.ts).
  */
 function enterDeepTests(s: Session): void {
-  switch (s.ctx.config.deep.after_pass) {
-    case 'reconnect':
-      s.rejectReason = 'deep';
-      enterDummy(s);
-      return;
-    default: {
-      const never: never = s.ctx.config.deep.after_pass;
-      throw new Error(`unknown deep.after_pass ${String(never)}`);
-    }
-  }
+  s.rejectReason = 'deep';
+  enterDummy(s);
 }
 
 export function conclude(s: Session): void {

@@ -12,15 +12,20 @@
  * the handshake gets dummy.command_time_limit, and a failed or late handshake
  * logs TLS FAIL and ends the session. The TLSSocket's 'close' and 'end' go to
  * the same handlers as the raw socket's (onClientClose accounts once).
+ * deep.after_pass handoff: the EHLO reply is the one learned from the backend
+ * (handoff/ehlo.ts), the engine keeps the raw envelope, and at the RCPT that
+ * completes the deep tests handoff/splice.ts replayHandoff() may take the
+ * connection; when that falls back, resumeDummy() hands it back here.
  */
 import tls from 'node:tls';
-import { DummyEngine, type EngineOutput } from '../smtp/dummy-engine.js';
+import { DummyEngine, type EngineOutput, type Envelope } from '../smtp/dummy-engine.js';
 import { LineReader, type LineSink } from '../smtp/line-reader.js';
 import { EV, type EventName } from '../log/events.js';
 import { kSession, type ScreenSocket, type Session } from './state.js';
 import { closeWith, onClientClose, onClientEnd, onSocketError } from './close.js';
 import { DeepTests } from '../checks/deep.js';
 import { deepDue } from './deep.js';
+import { replayHandoff } from '../handoff/splice.js';
 
 const NOTHING = Buffer.alloc(0);
 
@@ -56,11 +61,15 @@ class DummyPort implements EngineOutput, LineSink {
   pending(): Buffer {
     return this.s.reader?.rest() ?? NOTHING;
   }
+  handover(env: Envelope): boolean {
+    return replayHandoff(this.s, env);
+  }
   onLine(line: Buffer, bareLf: boolean, buffered: number): void {
     const s = this.s;
     if (s.closed || s.engine === null) return;
     s.engine.onLine(line, bareLf, buffered);
     if (s.closed) s.reader?.stop();
+    else if (s.phase !== 'dummy') return; // replayHandoff() took the connection: its own timer runs
     else if (s.engine.tlsActive && !s.tls) return; // STARTTLS: the handshake timer runs
     else armCommandTimer(s);
   }
@@ -81,6 +90,9 @@ export function enterDummy(s: Session): void {
   const deepOpts = s.personality.deep;
   const todo = deepDue(deepOpts, s.record, Date.now());
   s.deep = deepOpts !== null && todo !== 0 ? new DeepTests(deepOpts, todo) : null;
+  const sameConnection = s.config.deep.after_pass === 'handoff' && s.deep !== null && s.rejectReason === 'deep';
+  const learned = sameConnection ? ctx.ehlo?.current ?? null : null;
+  s.ehloOffered = learned?.offered ?? null;
   s.engine = new DummyEngine(
     {
       replies: ctx.replies,
@@ -90,6 +102,8 @@ export function enterDummy(s: Session): void {
       hardErrorLimit: s.config.dummy.hard_error_limit,
       deep: s.deep,
       tls: ctx.tls !== null,
+      ehlo: learned,
+      keepEnvelope: sameConnection,
     },
     port,
   );
@@ -106,6 +120,24 @@ function onDummyData(this: ScreenSocket, chunk: Buffer): void {
   if (s === undefined || s.closed || s.reader === null) return;
   const sink = dummySinks.get(s);
   if (sink !== undefined) s.reader.feed(chunk, sink);
+}
+
+/**
+ * replayHandoff() fell back: the engine refuses the RCPT it was holding (450,
+ * NOQUEUE) and the dummy session goes on with the input the client already sent.
+ */
+export function resumeDummy(s: Session): void {
+  if (s.closed || s.engine === null || s.reader === null) return;
+  s.phase = 'dummy';
+  s.engine.refuseHandedRcpt();
+  if (s.closed) return;
+  const reader = s.reader;
+  const pending = reader.takePending();
+  reader.reset();
+  s.socket.resume();
+  armCommandTimer(s);
+  const sink = dummySinks.get(s);
+  if (pending.length > 0 && sink !== undefined) reader.feed(pending, sink);
 }
 
 function armCommandTimer(s: Session): void {

@@ -21,6 +21,7 @@ import type { PregreetProbe } from '../checks/pregreet.js';
 import type { Dnsbl, DnsblQuery } from '../checks/dnsbl.js';
 import type { DeepOptions, DeepTests } from '../checks/deep.js';
 import type { Personalities, Personality, StressState } from '../server/stress.js';
+import type { EhloLearner } from '../handoff/ehlo.js';
 
 export type Phase = 'proxy' | 'pregreet' | 'dummy' | 'handoff' | 'splice' | 'closed';
 
@@ -45,6 +46,8 @@ export interface Ctx {
   deep: DeepOptions | null;
   /** STARTTLS in the dummy engine: built once at start from tls.cert / tls.key, or null (not offered). */
   tls: SecureContext | null;
+  /** deep.after_pass handoff: what the backend offers in EHLO, learned (handoff/ehlo.ts); null otherwise. */
+  ehlo: EhloLearner | null;
   /** Backend actually used (the built-in sink's port is known only once it listens). */
   backend: HostPort;
   sessions: Set<Session>;
@@ -112,6 +115,10 @@ export class Session {
   /** Deep tests run in this dummy session; concludeDummy() (session/deep.ts) sets it back to null. */
   deep: DeepTests | null = null;
   backendSock: ScreenSocket | null = null;
+  /** deep.after_pass handoff: the keywords the dummy engine's EHLO offered this client (learned from the backend), or null (the built-in list). */
+  ehloOffered: readonly string[] | null = null;
+  /** deep.after_pass handoff: tried once in this session (a fallback is not retried). */
+  handoverTried = false;
   /** Verdict name for HANDOFF: allowlisted, old, new, ignored. */
   verdict = '';
 

@@ -45,6 +45,13 @@
  * toString of the line; addresses by smtp/address.ts. Client text that is
  * kept (HELO name, addresses) is escaped once, when stored, so every event
  * field built from it is safe.
+ * - Same-connection handoff (deep.after_pass: handoff; opts.keepEnvelope and
+ *   out.handover): at a RCPT that completes the due deep tests (none failed,
+ *   nothing enforced), the engine offers the session the raw envelope (the
+ *   last HELO/EHLO line, the MAIL line, this RCPT line, copied as received)
+ *   instead of refusing the recipient. When the session takes it, the engine
+ *   answers nothing until refuseHandedRcpt() (the fallback: NOQUEUE and the
+ *   450, as if it had never been offered) or for good (the backend took over).
  * After close() the engine ignores every input.
  */
 import { EV, type EventName } from '../log/events.js';
@@ -71,6 +78,25 @@ export interface EngineOutput {
   startTls?(reply: string): void;
   /** The input received after the current command, for the COMMAND PIPELINING sample (LineReader.rest()). */
   pending?(): Buffer;
+  /**
+   * deep.after_pass handoff: every due deep test passed at this RCPT. Return
+   * true when the session takes the connection over: it answers this RCPT
+   * itself (the backend's reply, or refuseHandedRcpt() when it falls back).
+   * Called only with opts.keepEnvelope.
+   */
+  handover?(env: Envelope): boolean;
+}
+
+/** What a same-connection handoff replays to the backend: the client's own command lines, terminators stripped. */
+export interface Envelope {
+  /** The last HELO or EHLO line, or null when the client sent none. */
+  heloLine: Buffer | null;
+  /** Its name argument (the XCLIENT HELO attribute), or null. */
+  heloName: Buffer | null;
+  /** The MAIL line of the transaction. */
+  mailLine: Buffer;
+  /** The RCPT line being answered. */
+  rcptLine: Buffer;
 }
 
 export interface EngineOptions {
@@ -87,6 +113,10 @@ export interface EngineOptions {
   deep?: DeepTests | null;
   /** STARTTLS is offered (a certificate is configured). */
   tls?: boolean;
+  /** EHLO replies to use instead of replies.ehlo / ehloTls (learned from the backend: handoff/ehlo.ts). */
+  ehlo?: { plain: string; tls: string } | null;
+  /** Keep the raw HELO and MAIL lines and offer the envelope to out.handover (deep.after_pass: handoff). */
+  keepEnvelope?: boolean;
 }
 
 /** Longest HELO name or address kept for the log, in client bytes. */
@@ -158,6 +188,12 @@ export class DummyEngine {
   closed = false;
   /** STARTTLS accepted: the rest of the session is inside TLS. */
   tlsActive = false;
+  /** Raw copies for the same-connection handoff (opts.keepEnvelope only). */
+  #heloLine: Buffer | null = null;
+  #heloName: Buffer | null = null;
+  #mailLine: Buffer | null = null;
+  /** A RCPT offered to out.handover and not answered yet: its escaped address (for refuseHandedRcpt's NOQUEUE). */
+  #handedTo: string | null = null;
 
   constructor(opts: EngineOptions, out: EngineOutput) {
     this.#opts = opts;
@@ -196,7 +232,7 @@ export class DummyEngine {
    * `buffered`: bytes already received after it (LineSink's), for the deep tests.
    */
   onLine(line: Buffer, bareLf: boolean, buffered = 0): void {
-    if (this.closed) return;
+    if (this.closed || this.#handedTo !== null) return;
     const end = line.length;
     let i = 0;
     while (i < end && line[i] === SP) i++;
@@ -302,9 +338,14 @@ export class DummyEngine {
         let wordEnd = word;
         while (wordEnd < end && line[wordEnd] !== SP) wordEnd++;
         this.#helo = escapeClientText(line.subarray(word, wordEnd), MAX_KEPT);
+        if (this.#opts.keepEnvelope === true) {
+          this.#heloLine = Buffer.from(line);
+          this.#heloName = this.#heloLine.subarray(word, wordEnd);
+        }
         this.#endTransaction();
         if (cmd === C_EHLO) this.#protocol = 'ESMTP';
-        this.#reply(cmd === C_HELO ? r.helo : this.#opts.tls === true && !this.tlsActive ? r.ehloTls : r.ehlo);
+        const ehlo = this.#opts.ehlo;
+        this.#reply(cmd === C_HELO ? r.helo : this.#opts.tls === true && !this.tlsActive ? ehlo?.tls ?? r.ehloTls : ehlo?.plain ?? r.ehlo);
         return;
       }
       case C_MAIL: {
@@ -319,6 +360,7 @@ export class DummyEngine {
         }
         this.#endTransaction();
         this.#mailFrom = extractAddress(line, colon + 1, end, MAX_KEPT);
+        if (this.#opts.keepEnvelope === true) this.#mailLine = Buffer.from(line);
         this.#reply(r.mailOk);
         return;
       }
@@ -334,11 +376,13 @@ export class DummyEngine {
         }
         const to = extractAddress(line, colon + 1, end, MAX_KEPT);
         this.rcpts.push(to);
-        this.#out.event(EV.NOQUEUE, {
-          reply: this.#rcptReplyLog, helo: this.#helo ?? '', from: this.#mailFrom, to,
-          proto: this.#protocol, reason: this.#reason,
-        });
-        this.#reply(this.#rcptReply);
+        if (this.#mailLine !== null && !this.#enforced && this.#deep !== null && this.#deep.todo !== 0 &&
+          this.#deep.complete && this.#out.handover !== undefined) {
+          this.#handedTo = to;
+          if (this.#out.handover({ heloLine: this.#heloLine, heloName: this.#heloName, mailLine: this.#mailLine, rcptLine: Buffer.from(line) })) return;
+          this.#handedTo = null;
+        }
+        this.#refuseRcpt(to);
         return;
       }
       case C_DATA:
@@ -368,6 +412,8 @@ export class DummyEngine {
         else {
           this.tlsActive = true;
           this.#helo = null;
+          this.#heloLine = null;
+          this.#heloName = null;
           this.#endTransaction();
           if (this.#out.startTls !== undefined) this.#out.startTls(r.startTls);
           else this.#out.send(r.startTls);
@@ -379,6 +425,32 @@ export class DummyEngine {
     }
   }
 
+  /** The session could not hand the offered RCPT over: refuse it as if it had never been offered. */
+  refuseHandedRcpt(): void {
+    const to = this.#handedTo;
+    if (to === null || this.closed) return;
+    this.#handedTo = null;
+    this.#refuseRcpt(to);
+    if (!this.closed && this.#errorLimit > 0 && this.errors >= this.#errorLimit) {
+      this.#out.event(EV.COMMAND_ERROR_LIMIT, { after: 'RCPT', count: this.errors, limit: this.#errorLimit });
+      this.#finish(this.#r.tooManyErrors);
+    }
+  }
+
+  /** The backend took the offered RCPT: the engine is done. */
+  handedOver(): void {
+    this.#handedTo = null;
+    this.closed = true;
+  }
+
+  #refuseRcpt(to: string): void {
+    this.#out.event(EV.NOQUEUE, {
+      reply: this.#rcptReplyLog, helo: this.#helo ?? '', from: this.#mailFrom, to,
+      proto: this.#protocol, reason: this.#reason,
+    });
+    this.#reply(this.#rcptReply);
+  }
+
   /** A reply to a command; 4xx and 5xx count towards the hard error limit. */
   #reply(text: string): void {
     const c = text.charCodeAt(0);
@@ -388,6 +460,7 @@ export class DummyEngine {
 
   #endTransaction(): void {
     this.#mailFrom = null;
+    this.#mailLine = null;
     this.rcpts.length = 0;
   }
 

@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'SCR_ERR_DURATION'      // bad duration text
   | 'SCR_ERR_PROXY'         // malformed PROXY protocol header
   | 'SCR_ERR_SMTP_REPLY'    // malformed SMTP reply from a backend
+  | 'SCR_ERR_BACKEND'       // the backend could not be asked (EHLO probe: connect, greeting, ehlo)
   | 'SCR_ERR_CACHE'         // corrupt cache record or snapshot
   | 'SCR_ERR_DNS_PACKET'    // malformed DNS packet (from the network) or unencodable name
   | 'SCR_ERR_DNSBL_SITE'    // bad DNSBL site specification

@@ -43,7 +43,7 @@ test('defaults: empty, null and {} give the documented defaults', () => {
     });
     assert.deepEqual(c.cache, { max_entries: 1_000_000, snapshot: null, snapshot_interval: 60_000 });
     assert.deepEqual(c.backend, {
-      address: { host: '127.0.0.1', port: 10025 }, handoff: 'xclient', connect_timeout: 10_000, handshake_timeout: 30_000,
+      address: { host: '127.0.0.1', port: 10025 }, handoff: 'xclient', connect_timeout: 10_000, handshake_timeout: 30_000, ehlo_refresh: 600_000,
     });
     assert.equal(c.drain_timeout, 30_000);
     assert.deepEqual(c.log, { format: 'json', level: 'info' });
@@ -156,12 +156,20 @@ for (const c of BAD) {
   });
 }
 
-test('deep.after_pass: handoff is named as not implemented yet (issue 5), reconnect is accepted', () => {
-  const e = configError(() => validateConfig({ deep: { after_pass: 'handoff' } }, 'x.yaml'));
+test('deep.after_pass: handoff and reconnect are accepted; handoff with backend.handoff none is refused naming both keys', () => {
+  assert.equal(validateConfig({ deep: { after_pass: 'reconnect' } }).deep.after_pass, 'reconnect');
+  const c = validateConfig({ deep: { after_pass: 'handoff' }, backend: { handoff: 'proxy-v2' } });
+  assert.equal(c.deep.after_pass, 'handoff');
+  assert.equal(c.backend.ehlo_refresh, 600_000);
+  assert.equal(validateConfig({ deep: { after_pass: 'reconnect' }, backend: { handoff: 'none' } }).backend.handoff, 'none');
+  const e = configError(() => validateConfig({ deep: { after_pass: 'handoff' }, backend: { handoff: 'none' } }, 'x.yaml'));
   assert.equal(e.details['key'], 'deep.after_pass');
   assert.equal(e.details['value'], 'handoff');
-  assert.match(e.message, /^x\.yaml: deep\.after_pass: "handoff" is not implemented yet; use reconnect$/);
-  assert.equal(validateConfig({ deep: { after_pass: 'reconnect' } }).deep.after_pass, 'reconnect');
+  assert.match(e.message, /^x\.yaml: deep\.after_pass: .*backend\.handoff xclient, proxy-v1 or proxy-v2/);
+  const bad = configError(() => validateConfig({ deep: { after_pass: 'same' } }, 'x.yaml'));
+  assert.equal(bad.details['key'], 'deep.after_pass');
+  const short = configError(() => validateConfig({ backend: { ehlo_refresh: '10ms' } }, 'x.yaml'));
+  assert.equal(short.details['key'], 'backend.ehlo_refresh');
 });
 
 test('deep tests: a partial section keeps the defaults; postscreen parameter names point to the keys', () => {

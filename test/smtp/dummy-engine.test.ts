@@ -567,3 +567,122 @@ test('dummy-engine: with TLS but no startTls output, STARTTLS sends the 220 itse
   say(e, 'STARTTLS');
   assert.deepEqual(h.sent, ['220 2.0.0 Ready to start TLS\r\n']);
 });
+
+// ---- same-connection handoff (deep.after_pass: handoff) -------------------------------
+
+/** A deep session whose output records handover() calls and answers them with `take`. */
+function handoverSession(deep: Record<string, unknown>, take: boolean, opts: Partial<EngineOptions> = {}): {
+  e: DummyEngine; h: Harness; offers: Array<Record<string, string | null>>; say: (line: string) => void;
+} {
+  const o = deepOpts(deep);
+  const todo = DEEP_TESTS.reduce((m, t) => (o[t].enable ? m | DEEP_BIT[t] : m), 0);
+  const h = harness();
+  const offers: Array<Record<string, string | null>> = [];
+  const out: EngineOutput = {
+    send: h.send, close: h.close, event: h.event,
+    handover(env) {
+      offers.push({
+        helo: env.heloLine?.toString('latin1') ?? null, name: env.heloName?.toString('latin1') ?? null,
+        mail: env.mailLine.toString('latin1'), rcpt: env.rcptLine.toString('latin1'),
+      });
+      return take;
+    },
+  };
+  const e = new DummyEngine({
+    replies: R, rejectReply: null, rejectReason: 'deep', commandCountLimit: 20, hardErrorLimit: 20,
+    deep: new DeepTests(o, todo), keepEnvelope: true, ...opts,
+  }, out);
+  return { e, h, offers, say: (line) => e.onLine(Buffer.from(line, 'latin1'), false, 0) };
+}
+
+test('dummy-engine handover: the RCPT that completes the deep tests offers the raw envelope; taken, the engine answers nothing more', () => {
+  const { e, h, offers, say: s } = handoverSession(ALL_ON, true);
+  s('EHLO  Client.Example  extra');
+  s('MAIL FROM:<A@b.example> SIZE=100 BODY=8BITMIME');
+  s('RCPT TO:<c@d.example> NOTIFY=NEVER');
+  assert.deepEqual(offers, [{
+    helo: 'EHLO  Client.Example  extra', name: 'Client.Example',
+    mail: 'MAIL FROM:<A@b.example> SIZE=100 BODY=8BITMIME', rcpt: 'RCPT TO:<c@d.example> NOTIFY=NEVER',
+  }]);
+  assert.equal(h.sent.length, 2, 'EHLO and MAIL answered, the RCPT is not');
+  assert.equal(h.events.length, 0, 'no NOQUEUE: the recipient was not refused');
+  s('DATA');
+  assert.equal(h.sent.length, 2, 'input while the backend is asked is ignored');
+  e.handedOver();
+  assert.equal(e.closed, true);
+  assert.equal(h.closes, 0, 'the engine does not close the connection the backend now owns');
+});
+
+test('dummy-engine handover: refused by the session, the RCPT gets the 450 and NOQUEUE, and the session goes on', () => {
+  const { e, h, offers, say: s } = handoverSession(ALL_ON, false);
+  s('HELO c.example');
+  s('MAIL FROM:<a@b>');
+  s('RCPT TO:<x@y>');
+  assert.equal(offers.length, 1);
+  assert.equal(offers[0]?.['helo'], 'HELO c.example');
+  assert.equal(stripCrlf(h.sent.at(-1) ?? ''), DEFER);
+  assert.deepEqual(h.events.map((x) => x.name), [EV.NOQUEUE]);
+  assert.equal(e.closed, false);
+});
+
+test('dummy-engine handover: refuseHandedRcpt() after a take answers the held RCPT with the 450 and NOQUEUE, then the dialogue goes on', () => {
+  const { e, h, say: s } = handoverSession(ALL_ON, true);
+  s('EHLO c.example');
+  s('MAIL FROM:<a@b>');
+  s('RCPT TO:<x@y>');
+  e.refuseHandedRcpt();
+  assert.equal(stripCrlf(h.sent.at(-1) ?? ''), DEFER);
+  assert.deepEqual(h.events.map((x) => [x.name, x.fields['to'], x.fields['helo']]), [[EV.NOQUEUE, 'x@y', 'c.example']]);
+  e.refuseHandedRcpt();
+  assert.equal(h.sent.length, 3, 'EHLO, MAIL, the 450: a second refusal sends nothing');
+  s('QUIT');
+  assert.equal(stripCrlf(h.sent.at(-1) ?? ''), '221 2.0.0 Bye');
+});
+
+test('dummy-engine handover: not offered after a failed deep test, to an enforced client, without MAIL, or without keepEnvelope', () => {
+  const cases: Array<{ name: string; take?: Partial<EngineOptions>; lines: string[]; feedChunk?: string }> = [
+    { name: 'bare newline enforced', lines: [] , feedChunk: 'EHLO x\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n' },
+    { name: 'enforced client (550 at RCPT)', take: { rejectReply: ENFORCE }, lines: ['EHLO x', 'MAIL FROM:<a@b>', 'RCPT TO:<c@d>'] },
+    { name: 'RCPT without MAIL', lines: ['EHLO x', 'RCPT TO:<c@d>'] },
+    { name: 'keepEnvelope off', take: { keepEnvelope: false }, lines: ['EHLO x', 'MAIL FROM:<a@b>', 'RCPT TO:<c@d>'] },
+  ];
+  for (const c of cases) {
+    const { e, h, offers, say: s } = handoverSession({ bare_newline: { enable: true, action: 'enforce' } }, true, c.take ?? {});
+    if (c.feedChunk !== undefined) {
+      for (const line of c.feedChunk.split(/(?<=\n)/)) e.onLine(Buffer.from(line.replace(/\r?\n$/, ''), 'latin1'), !line.endsWith('\r\n'), 0);
+    }
+    for (const l of c.lines) s(l);
+    assert.equal(offers.length, 0, c.name);
+    assert.match(h.sent.at(-1) ?? '', /^[45]\d\d /, `${c.name}: the RCPT is refused`);
+  }
+});
+
+test('dummy-engine handover: RSET and a new HELO change what is replayed; STARTTLS forgets the HELO line', () => {
+  const { offers, say: s } = handoverSession(ALL_ON, false, { tls: true });
+  s('EHLO first.example');
+  s('MAIL FROM:<old@b>');
+  s('RSET');
+  s('HELO second.example');
+  s('MAIL FROM:<new@b>');
+  s('RCPT TO:<r1@d>');
+  assert.deepEqual(offers[0], { helo: 'HELO second.example', name: 'second.example', mail: 'MAIL FROM:<new@b>', rcpt: 'RCPT TO:<r1@d>' });
+  const t = handoverSession(ALL_ON, false, { tls: true });
+  t.say('EHLO a.example');
+  t.say('STARTTLS');
+  t.say('MAIL FROM:<a@b>');
+  t.say('RCPT TO:<c@d>');
+  assert.equal(t.offers[0]?.['helo'], null, 'no HELO after STARTTLS');
+});
+
+test('dummy-engine: learned EHLO replies replace the built-in list', () => {
+  const plain = '250-mx.example.org\r\n250 SIZE 1000\r\n';
+  const tls = '250-mx.example.org\r\n250-SIZE 1000\r\n250 STARTTLS\r\n';
+  const { e, h } = engine({ ehlo: { plain, tls } });
+  say(e, 'EHLO x');
+  assert.equal(h.sent.at(-1), plain);
+  const t = engine({ ehlo: { plain, tls }, tls: true });
+  say(t.e, 'EHLO x');
+  assert.equal(t.h.sent.at(-1), tls);
+  say(t.e, 'HELO x');
+  assert.equal(t.h.sent.at(-1), R.helo);
+});
