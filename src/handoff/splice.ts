@@ -280,7 +280,8 @@ function spliceNow(s: Session, hs: Handshake, reply: Buffer, code: number, relay
   const ctx = s.ctx;
   if (hs.replay !== null) {
     // The deep tests are over: their passes are written (PASS NEW) before the HANDOFF.
-    s.verdict = 'new';
+    // An early test failed with `ignore` (nothing remembered for it): as handoff() after conclude().
+    s.verdict = s.ignoredFail ? 'ignored' : 'new';
     s.engine?.handedOver();
     concludeDummy(s);
     // Input the client sent after its RCPT (it did not wait for the reply) goes to the backend, in order.
