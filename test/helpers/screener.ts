@@ -19,6 +19,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
+import { connectClient, type RawClient } from './smtp-client.js';
 
 export type ScreenerEvent = Record<string, unknown>;
 
@@ -291,6 +292,13 @@ export function portOf(s: ScreenerProc, i = 0): number {
 /** Events named `name` for one client address. */
 export function byClient(s: ScreenerProc, name: string, client: string): ScreenerEvent[] {
   return s.eventsNamed(name).filter((e) => e['client'] === client);
+}
+
+/** Connect from `addr` and read up to the end of the greeting (hostname screen.test, the tests' configs). */
+export async function greeted(s: ScreenerProc, addr: string): Promise<RawClient> {
+  const c = await connectClient('127.0.0.1', portOf(s), addr);
+  await c.readUntil(/^220 screen\.test ESMTP\r\n/m, 5000);
+  return c;
 }
 
 /** Start a screener with `config`, run `fn`, always stop it. */

@@ -139,3 +139,14 @@ export function connectClient(host: string, port: number, localAddress?: string)
     });
   });
 }
+
+/** Send one command line ('' for none: just read) and read its reply, every line of it. */
+export function reply(c: RawClient, line: string, timeoutMs = 8000): Promise<string> {
+  if (line !== '') c.write(line);
+  return c.readUntil(/^\d{3} [^\r\n]*\r\n/m, timeoutMs);
+}
+
+/** The final line of a reply, without CRLF. */
+export function lastLine(text: string): string {
+  return text.split('\r\n').filter((l) => l !== '').at(-1) ?? '';
+}

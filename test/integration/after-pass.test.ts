@@ -29,9 +29,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
-import { type ScreenerProc, portOf, byClient, withScreener } from '../helpers/screener.js';
+import { type ScreenerProc, portOf, byClient, greeted, withScreener } from '../helpers/screener.js';
 import { runSwaks } from '../helpers/swaks.js';
-import { connectClient, type RawClient } from '../helpers/smtp-client.js';
+import { connectClient, lastLine, reply, type RawClient } from '../helpers/smtp-client.js';
 import { freePorts } from '../helpers/ports.js';
 
 let pf: PostfixInstance;
@@ -79,19 +79,8 @@ function cfg(backend: Record<string, unknown> = {}, deep: Record<string, unknown
   };
 }
 
-async function greeted(s: ScreenerProc, addr: string): Promise<RawClient> {
-  const c = await connectClient('127.0.0.1', portOf(s), addr);
-  await c.readUntil(/^220 screen\.test ESMTP\r\n/m, 5000);
-  return c;
-}
-
-/** Send one command and read its reply (every line of it). */
-async function cmd(c: RawClient, line: string): Promise<string> {
-  if (line !== '') c.write(line);
-  return c.readUntil(/^\d{3} [^\r\n]*\r\n/m, 8000);
-}
-
-const last = (reply: string): string => reply.split('\r\n').filter((l) => l !== '').at(-1) ?? '';
+const cmd = reply;
+const last = lastLine;
 
 /** The client's retry after a fallback: PASS OLD and Postfix's own greeting. */
 async function retryIsPassOld(s: ScreenerProc, addr: string): Promise<void> {

@@ -13,9 +13,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
-import { type ScreenerProc, portOf, byClient, withScreener } from '../helpers/screener.js';
+import { portOf, byClient, greeted, withScreener } from '../helpers/screener.js';
 import { runSwaks } from '../helpers/swaks.js';
-import { connectClient, type RawClient } from '../helpers/smtp-client.js';
+import { connectClient, lastLine, reply, type RawClient } from '../helpers/smtp-client.js';
 
 type Ev = Record<string, unknown>;
 
@@ -46,17 +46,9 @@ function cfg(deep: Record<string, unknown>, extra: Record<string, unknown> = {})
   };
 }
 
-/** Connect from `addr` and wait for the end of the greeting (teaser, greet wait, then the dummy engine's 220). */
-async function greeted(s: ScreenerProc, addr: string): Promise<RawClient> {
-  const c = await connectClient('127.0.0.1', portOf(s), addr);
-  await c.readUntil(/^220 screen\.test ESMTP\r\n/m, 5000);
-  return c;
-}
-
 /** Send one command and read its (final) reply line. */
 async function cmd(c: RawClient, line: string): Promise<string> {
-  if (line !== '') c.write(line);
-  return (await c.readUntil(/^\d{3} [^\r\n]*\r\n/m, 5000)).split('\r\n').filter((l) => l !== '').at(-1) ?? '';
+  return lastLine(await reply(c, line, 5000));
 }
 
 describe('deep protocol tests in front of Postfix', () => {

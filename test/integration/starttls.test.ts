@@ -15,9 +15,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { type ScreenerProc, portOf, withScreener } from '../helpers/screener.js';
+import { portOf, greeted, withScreener } from '../helpers/screener.js';
 import { runSwaks } from '../helpers/swaks.js';
-import { connectClient, type RawClient } from '../helpers/smtp-client.js';
+import { reply, type RawClient } from '../helpers/smtp-client.js';
 import { startScreener as startInProcess } from '../../src/server/screener.js';
 import { validateConfig } from '../../src/config/schema.js';
 
@@ -50,15 +50,8 @@ function cfg(tls: Record<string, unknown> | null): Record<string, unknown> {
   };
 }
 
-async function greeted(s: ScreenerProc, addr: string): Promise<RawClient> {
-  const c = await connectClient('127.0.0.1', portOf(s), addr);
-  await c.readUntil(/^220 screen\.test ESMTP\r\n/m, 5000);
-  return c;
-}
-
 async function cmd(c: RawClient, line: string): Promise<string> {
-  c.write(line);
-  return await c.readUntil(/^\d{3} [^\r\n]*\r\n/m, 5000);
+  return reply(c, line, 5000);
 }
 
 describe('STARTTLS in the dummy engine', () => {
