@@ -16,10 +16,12 @@
  * - Fallbacks to reconnect, each logged with its reason (HANDOFF FALLBACK):
  *   a backend that does not offer XCLIENT (Postfix's plain port), a backend
  *   that cannot be reached (EHLO not learned: the built-in EHLO list is
- *   offered), a backend that refuses the replayed session (a fake one: the
- *   only failure Postfix cannot be made to show on cue), a session under STARTTLS, and a backend whose EHLO reply to
- *   this client lacks a keyword the dummy engine offered (DSN). Each gets 450,
- *   is remembered, and its retry is PASS OLD.
+ *   offered), a backend that refuses or never answers the replayed session
+ *   (a fake one: failures Postfix cannot be made to show on cue), a session
+ *   under STARTTLS, and a backend whose EHLO reply to this client lacks a
+ *   keyword the dummy engine offered (DSN). Each gets 450, is remembered,
+ *   and its retry is PASS OLD.
+ * - A client that hangs up while the backend is asked: HANGUP, no crash.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -257,25 +259,40 @@ describe('deep.after_pass: handoff falls back to reconnect, saying why', () => {
     });
   });
 
-  test('a backend that refuses the replayed session (a fake backend: EHLO answered, then a 421 greeting)', async () => {
+  /**
+   * A fake backend (the failures Postfix cannot be made to show on cue): its
+   * first connection (the screener's EHLO probe) is answered properly; every
+   * later one gets `later` (a 421 greeting, or silence).
+   */
+  async function withFakeBackend(later: 'refuse' | 'silent', fn: (port: number) => Promise<void>): Promise<void> {
     let sessions = 0;
+    const socks = new Set<net.Socket>();
     const fake = net.createServer((sock) => {
+      socks.add(sock);
+      sock.on('close', () => socks.delete(sock));
       sock.on('error', () => undefined);
       if (sessions++ > 0) {
-        sock.end('421 4.3.2 fake.test Busy\r\n');
+        if (later === 'refuse') sock.end('421 4.3.2 fake.test Busy\r\n');
         sock.resume(); // read to EOF, so that the socket closes and fake.close() can finish
         return;
       }
       sock.write('220 fake.test ESMTP\r\n');
       sock.on('data', (d: Buffer) => {
-        const t = d.toString('latin1');
-        if (/^EHLO /i.test(t)) sock.write('250-fake.test\r\n250-XCLIENT ADDR PORT HELO PROTO\r\n250 8BITMIME\r\n');
+        if (/^EHLO /i.test(d.toString('latin1'))) sock.write('250-fake.test\r\n250-XCLIENT ADDR PORT HELO PROTO\r\n250 8BITMIME\r\n');
         else sock.end('221 2.0.0 Bye\r\n');
       });
     });
     await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
     try {
-      const port = (fake.address() as net.AddressInfo).port;
+      await fn((fake.address() as net.AddressInfo).port);
+    } finally {
+      for (const sock of socks) sock.destroy();
+      await new Promise<void>((resolve) => fake.close(() => resolve()));
+    }
+  }
+
+  test('a backend that refuses the replayed session (421 greeting): BACKEND FAIL, then the 450', async () => {
+    await withFakeBackend('refuse', async (port) => {
       await withScreener(cfg({ address: `127.0.0.1:${port}` }), async (s) => {
         const learned = await s.waitForEvent((e) => e['event'] === 'BACKEND EHLO');
         assert.deepEqual(learned['offered'], ['8BITMIME']);
@@ -289,9 +306,47 @@ describe('deep.after_pass: handoff falls back to reconnect, saying why', () => {
         assert.deepEqual([bf['stage'], bf['reason']], ['greeting', '421 4.3.2 fake.test Busy']);
         await fellBack(s, addr, /^backend: 421 4\.3\.2 fake\.test Busy$/);
       });
-    } finally {
-      await new Promise<void>((resolve) => fake.close(() => resolve()));
-    }
+    });
+  });
+
+  test('a backend that never answers the replayed session: the 450 after backend.handshake_timeout; the session goes on', async () => {
+    await withFakeBackend('silent', async (port) => {
+      await withScreener(cfg({ address: `127.0.0.1:${port}`, handshake_timeout: '1s' }), async (s) => {
+        await s.waitForEvent((e) => e['event'] === 'BACKEND EHLO');
+        const addr = '127.0.61.11';
+        const c = await greeted(s, addr);
+        const { rcpt } = await upToRcpt(c, 'slow.test', 'x@example.test');
+        assert.match(rcpt, /^450 4\.3\.2 /);
+        // The dummy session is alive again: its commands are answered.
+        assert.match(last(await cmd(c, 'NOOP\r\n')), /^250 /);
+        assert.match(last(await cmd(c, 'QUIT\r\n')), /^221 /);
+        await fellBack(s, addr, /^backend: timeout$/);
+      });
+    });
+  });
+
+  test('a client that hangs up while the backend is asked: HANGUP in handoff, not a failure; the screener goes on', async () => {
+    await withFakeBackend('silent', async (port) => {
+      await withScreener(cfg({ address: `127.0.0.1:${port}`, handshake_timeout: '5s' }), async (s) => {
+        await s.waitForEvent((e) => e['event'] === 'BACKEND EHLO');
+        const addr = '127.0.61.12';
+        const c = await greeted(s, addr);
+        assert.match(await cmd(c, 'EHLO gone.test\r\n'), /^250-screen\.test/);
+        assert.match(last(await cmd(c, 'MAIL FROM:<s@example.test>\r\n')), /^250 /);
+        c.write('RCPT TO:<x@example.test>\r\n');
+        await new Promise((r) => setTimeout(r, 300));
+        c.destroy();
+        const h = await s.waitForEvent((e) => e['event'] === 'HANGUP' && e['client'] === addr);
+        assert.equal(h['phase'], 'handoff');
+        await s.waitForEvent((e) => e['event'] === 'PASS NEW' && e['client'] === addr);
+        const d = await s.waitForEvent((e) => e['event'] === 'DISCONNECT' && e['client'] === addr);
+        assert.equal(d['phase'], 'handoff');
+        assert.equal(byClient(s, 'HANDOFF FALLBACK', addr).length, 0);
+        // Still serving: the next client is greeted.
+        const next = await greeted(s, '127.0.61.13');
+        next.destroy();
+      });
+    });
   });
 
   test('a session under STARTTLS', async () => {
