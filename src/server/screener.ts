@@ -243,11 +243,16 @@ function makeEhloLearner(ctx: Ctx): EhloLearner {
     refreshMs: b.ehlo_refresh,
     retryMs: EHLO_RETRY_MS,
     onChange: (info) => {
-      ctx.log.info({
+      const ev: Record<string, unknown> = {
         event: EV.BACKEND_EHLO, backend: target, state: learnedOnce ? 'changed' : 'learned',
         offered: info.offered, xclient: info.xclient === null ? null : [...info.xclient],
-      });
+      };
       learnedOnce = true;
+      if (b.handoff === 'xclient' && info.xclient === null) {
+        // Every handoff would fail too: say so once, where the postmaster looks first.
+        ev['warning'] = 'backend.handoff is xclient but the backend does not offer XCLIENT to the screener (Postfix: smtpd_authorized_xclient_hosts)';
+        ctx.log.warn(ev);
+      } else ctx.log.info(ev);
     },
     onError: (reason) => {
       ctx.log.warn({ event: EV.BACKEND_EHLO, backend: target, state: 'failed', reason, retry_ms: EHLO_RETRY_MS });

@@ -233,6 +233,8 @@ describe('deep.after_pass: handoff falls back to reconnect, saying why', () => {
     await withScreener(cfg({ address: `127.0.0.1:${pf.plainPort}` }), async (s) => {
       const learned = await s.waitForEvent((e) => e['event'] === 'BACKEND EHLO');
       assert.equal(learned['xclient'], null);
+      assert.equal(learned['level'], 40, 'logged at warn');
+      assert.match(String(learned['warning']), /does not offer XCLIENT/);
       const addr = '127.0.61.5';
       const c = await greeted(s, addr);
       const { rcpt } = await upToRcpt(c, 'plain.test', 'x@example.test');
