@@ -686,3 +686,41 @@ test('dummy-engine: learned EHLO replies replace the built-in list', () => {
   say(t.e, 'HELO x');
   assert.equal(t.h.sent.at(-1), R.helo);
 });
+
+test('dummy-engine handover property: random input, takes and refusals: one offer per held RCPT, nothing sent while held, replies well-formed', () => {
+  const refuseArb = fc.constant({ kind: 'refuse' as const, l: '' });
+  const steps = fc.array(fc.oneof({ weight: 8, arbitrary: stepArb }, { weight: 1, arbitrary: refuseArb }), { maxLength: 40 });
+  fc.assert(
+    fc.property(steps, fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }), (list, takes) => {
+      let offers = 0;
+      let held = false;
+      const h = harness();
+      const out: EngineOutput = {
+        send: (t) => { assert.equal(held, false, 'nothing is sent while the RCPT is held'); h.send(t); },
+        close: h.close, event: h.event,
+        handover(env) {
+          assert.equal(held, false, 'no offer while one is held');
+          assert.match(env.mailLine.toString('latin1'), /^ *MAIL/i);
+          assert.match(env.rcptLine.toString('latin1'), /^ *RCPT/i);
+          const take = takes[offers++ % takes.length] ?? false;
+          held = take;
+          return take;
+        },
+      };
+      const o = deepOpts(ALL_ON);
+      const e = new DummyEngine({ replies: R, rejectReply: null, rejectReason: 'deep', commandCountLimit: 30, hardErrorLimit: 5,
+        deep: new DeepTests(o, 7), keepEnvelope: true }, out);
+      for (const s of list) {
+        if (s.kind === 'refuse') {
+          held = false;
+          e.refuseHandedRcpt();
+        } else if (s.kind === 'line') e.onLine(Buffer.from(s.l, 'latin1'), false, 0);
+        else if (s.kind === 'overlong') { if (!held) e.onOverlong(100); } else if (!held) e.onTimeout();
+      }
+      assert.equal(h.sentAfterClose, false);
+      assert.ok(h.closes <= 1);
+      for (const t of h.sent) assert.match(t, /^(\d{3}[ -][\x20-\x7e]*\r\n)+$/);
+    }),
+    { numRuns: 1000 },
+  );
+});
