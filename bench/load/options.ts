@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { parseDuration } from '../../src/util/duration.js';
 import type { HostPort } from './protocol.js';
 
-export const SCENARIOS = ['idle', 'pregreet', 'legit', 'listed', 'slowloris', 'throughput', 'mix'] as const;
+export const SCENARIOS = ['idle', 'pregreet', 'legit', 'listed', 'slowloris', 'throughput', 'mix', 'deep'] as const;
 /** Scenarios that are also run against the floor server (floor.ts) unless --no-floor. */
 export const FLOORED: readonly Scenario[] = ['idle', 'pregreet', 'throughput'];
 export type Scenario = (typeof SCENARIOS)[number];
@@ -63,10 +63,11 @@ export interface Options {
 export function usage(): string {
   return `usage: npm run bench:load -- [options]   (node dist/bench/load/zombie.js)
 
-  --scenario NAME      idle|pregreet|legit|listed|slowloris|throughput|mix|all, or a
+  --scenario NAME      idle|pregreet|legit|listed|slowloris|throughput|mix|deep|all, or a
                        comma-separated list (default idle)
   --count N            zombies: idle 19000, pregreet 5000, legit (held meanwhile) 18000,
-                       listed 5000 (and as many in the mixed run), slowloris 5000, mix 10000
+                       listed 5000 (and as many in the mixed run), slowloris 5000, mix 10000,
+                       deep 2000 (new clients per mode)
   --clients M          legit: well-behaved clients timed (default 200)
   --duration D         upper bound for each scenario, e.g. 120s (default 180s)
   --hold D             idle: how long the zombies are held once connected (default 30s:

@@ -148,7 +148,7 @@ export function writeReport(dir: string): string {
   const md: string[] = ['# smtpscreen load report', '',
     'Written by `bench/load/report.ts` from the latest `bench/results/load-*.json` of each scenario.',
     'Commands and how to read the figures: README, "Benchmarks". Figures are single runs unless the README says "median".', ''];
-  const order = ['idle', 'pregreet', 'listed', 'legit', 'slowloris', 'throughput', 'throughput-smtp', 'mix'];
+  const order = ['idle', 'pregreet', 'listed', 'legit', 'slowloris', 'throughput', 'throughput-smtp', 'mix', 'deep'];
   const names = [...latest.keys()].sort((a, b) => order.indexOf(a) - order.indexOf(b));
   const first = names.length > 0 ? latest.get(names[0] as string) : undefined;
   if (first !== undefined) md.push('## Machine', '', '```', JSON.stringify(first.doc['machine'], null, 2), '```', '');

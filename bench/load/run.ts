@@ -3,7 +3,7 @@
  *
  * Exports: runScenario(name, env), runWithFloor(name, env).
  * Scenarios live in scenarios.ts (idle, pregreet, legit), listed.ts,
- * slowloris.ts, throughput.ts and mix.ts. For the FLOORED ones (idle,
+ * slowloris.ts, throughput.ts, mix.ts and deep.ts. For the FLOORED ones (idle,
  * pregreet, throughput) runWithFloor() runs the same scenario a second time
  * against the floor server (floor.ts: plain Node, accept/greet/hold or a
  * pipe() proxy) and attaches it with the ratios screener / floor.
@@ -15,6 +15,7 @@ import { listed } from './listed.js';
 import { slowloris } from './slowloris.js';
 import { throughput } from './throughput.js';
 import { mix } from './mix.js';
+import { deep } from './deep.js';
 import { round } from './proc.js';
 
 export function runScenario(name: Scenario, env: Env): Promise<ScenarioResult> {
@@ -33,6 +34,8 @@ export function runScenario(name: Scenario, env: Env): Promise<ScenarioResult> {
       return throughput(env);
     case 'mix':
       return mix(env);
+    case 'deep':
+      return deep(env);
   }
 }
 

@@ -113,6 +113,14 @@ function summary(r: ScenarioResult): string {
         lines.push(`  ${k}: ${n(`${k}_ok`)} ok of ${n(`${k}_started`)}, wrong ${n(`${k}_wrong`)}, errors ${n(`${k}_errors`)}${f[`${k}_ms`] !== undefined ? `; ms ${p(`${k}_ms`)}` : ''}`);
       }
       break;
+    case 'deep':
+      lines.push(
+        `  reconnect: ${n('reconnect_deferred')} of ${n('clients_per_run')} deferred (450), ${n('reconnect_delivered')} delivered on the retry; ${n('reconnect_connections_per_delivery')} connections and ${n('reconnect_cpu_ms_per_delivery')} ms server CPU per delivery; ${n('reconnect_delivered_per_s')} deliveries/s`,
+        `  reconnect retry connect -> RCPT accepted ms: ${p('reconnect_ms')}`,
+        `  handoff: ${n('handoff_delivered')} of ${n('clients_per_run')} delivered on the first connection (${n('handoff_failed')} not); ${n('handoff_connections_per_delivery')} connections and ${n('handoff_cpu_ms_per_delivery')} ms server CPU per delivery; ${n('handoff_delivered_per_s')} deliveries/s`,
+        `  handoff connect -> RCPT accepted ms: ${p('handoff_ms')}`,
+      );
+      break;
   }
   for (const note of r.notes) lines.push(`  note: ${note}`);
   if (r.floor !== undefined) {

@@ -3,7 +3,9 @@
  * at a tiny size: each scenario runs, stops by itself within a bound, and
  * writes a JSON result whose figures are numbers. No performance thresholds:
  * the counts checked are correctness (20 zombies held, 20 bots screened,
- * 20 listed clients rejected, 20 slowloris cut, the mix sorted right), and
+ * 20 listed clients rejected, 20 slowloris cut, the mix sorted right, 20
+ * deferred then delivered under reconnect and 20 delivered at once under
+ * the same-connection handoff), and
  * the floor runs (idle, pregreet, throughput) write numbers too.
  */
 import { test } from 'node:test';
@@ -113,6 +115,15 @@ const CASES: ReadonlyArray<{
     exact: {
       connections: 20, idle_ok: 4, pregreet_ok: 6, listed_ok: 4, slowloris_ok: 2, legit_ok: 4,
       idle_wrong: 0, pregreet_wrong: 0, listed_wrong: 0, legit_wrong: 0,
+    },
+  },
+  {
+    scenario: 'deep',
+    numbers: ['reconnect_cpu_ms_per_delivery', 'handoff_cpu_ms_per_delivery', 'reconnect_ms.p99', 'handoff_ms.p99', 'handoff_delivered_per_s'],
+    // Correctness, not speed: under reconnect every first attempt is deferred and every retry delivered; under handoff every first attempt delivered.
+    exact: {
+      clients_per_run: 20, reconnect_deferred: 20, reconnect_first_delivered: 0, reconnect_delivered: 20, reconnect_retry_failed: 0,
+      reconnect_connections_per_delivery: 2, handoff_delivered: 20, handoff_failed: 0, handoff_connections_per_delivery: 1,
     },
   },
 ];
