@@ -39,7 +39,7 @@ test('parseOptions: defaults per scenario and "all"', () => {
   assert.equal(d.pending, 500);
   assert.equal(d.perWorker, 9000);
   assert.equal(d.logLevel, 'warn');
-  assert.deepEqual(parseOptions(['--scenario', 'all']).scenarios, ['idle', 'pregreet', 'legit', 'listed', 'slowloris', 'throughput', 'mix']);
+  assert.deepEqual(parseOptions(['--scenario', 'all']).scenarios, ['idle', 'pregreet', 'legit', 'listed', 'slowloris', 'throughput', 'mix', 'deep']);
   assert.deepEqual(parseOptions(['--scenario', 'listed,mix']).scenarios, ['listed', 'mix']);
   const t = parseOptions(['--size', '50M', '--sink', 'smtp', '--no-floor', '--command-time', '5s']);
   assert.equal(t.sizeBytes, 50 * 1048576);
