@@ -17,12 +17,13 @@
  * maxOutstanding UDP tries per server are on the wire; the rest wait in a FIFO (another server
  * with room takes them first), so a burst of lookups never overruns a server's receive buffer.
  *
- * Transport: per address family, `sockets` unconnected dgram sockets bound to port 0 (the kernel
- * picks a random port), each replaced after `rotateAfter` queries; a retired socket is closed once
- * its last query has left. IDs come from a crypto pool refilled in batches, unique among the
- * queries in flight on that socket and among those it recently gave up on (so a late reply is told
- * apart from a spoofed one and never matches a new query). A reply is taken only if it comes from
- * the server's address and port, carries a live ID, is a response and repeats the question.
+ * Transport (dns/udp.ts, dns/tcp.ts): per address family, `sockets` unconnected dgram sockets
+ * bound to port 0 (the kernel picks a random port), each replaced after `rotateAfter` queries; a
+ * retired socket is closed once its last query has left. IDs are random, unique among the
+ * queries in flight on that socket and among those it recently gave up on (so a late reply is
+ * told apart from a spoofed one and never matches a new query). A reply is taken only if it
+ * comes from the server's address and port, carries a live ID, is a response and repeats the
+ * question.
  *
  * Timers: one sweep interval (period min(timeout, deadline)/4, at most 100 ms, unref'd) runs
  * while anything is in flight and moves expired tries on (sweep() is public for that timer and
@@ -39,15 +40,16 @@
  * askers already share one query, and a cached 'timeout' would keep a DNSBL silently scoring 0
  * for that client after the server came back.
  */
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import net from 'node:net';
-import { randomFillSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import { ScreenError } from '../util/errors.js';
 import { answersFor, canonical, decodeMessage, encodeQuery, negativeTtl, questionMatches } from './packet.js';
 import { QTYPE, RCODE, type DnsLookup, type DnsMessage, type LookupError, type LookupResult, type LookupType } from './types.js';
+import { ID_CAP, bindUdp, closeUdp, createUdp, forgetIds, newId, slabAdvance, slabTake, type UdpSock } from './udp.js';
+import { TcpExchange } from './tcp.js';
 
 export interface ResolverServer {
   host: string;
@@ -122,28 +124,8 @@ interface Server {
   head: number;
 }
 
-interface Sock {
-  readonly sock: dgram.Socket;
-  readonly family: 4 | 6;
-  /** ID -> query in flight on this socket. */
-  readonly ids: Map<number, Query>;
-  /** ID given up on -> time it may be reused. Insertion order is expiry order. */
-  readonly recent: Map<number, number>;
-  sent: number;
-  retiring: boolean;
-  closed: boolean;
-}
-
-interface TcpTry {
-  readonly q: Query;
-  readonly sock: net.Socket;
-  /** Length prefix: octets read so far (0..2) and value. */
-  hdrGot: number;
-  len: number;
-  body: Buffer | null;
-  got: number;
-  done: boolean;
-}
+type Sock = UdpSock<Query>;
+type TcpTry = TcpExchange<Query>;
 
 interface Query {
   readonly key: string;
@@ -174,36 +156,6 @@ interface CacheEntry {
   expiresAt: number;
 }
 
-/** Room for one query (12 + 255 + 4) before a new slab is taken. */
-const MAX_QUERY = 272;
-const SLAB_SIZE = 65536;
-/*
- * XXX: a query buffer may not be rewritten once handed to send(): libuv keeps a reference when
- * the kernel says EAGAIN, and dgram queues sends made before the bind completes. So queries are
- * encoded one after another into a slab, and a full slab is dropped (never rewritten) for a new
- * one: one 64 KiB allocation per ~1000 queries.
- */
-let slab = Buffer.allocUnsafe(SLAB_SIZE);
-let slabOff = 0;
-
-/** The free end of the slab, room for one query; the caller advances slabOff by what it used. */
-function slabTake(): Buffer {
-  if (SLAB_SIZE - slabOff < MAX_QUERY) {
-    slab = Buffer.allocUnsafe(SLAB_SIZE);
-    slabOff = 0;
-  }
-  return slab.subarray(slabOff, slabOff + MAX_QUERY);
-}
-
-/** Random IDs: 2048 per randomFillSync. */
-const idPool = Buffer.allocUnsafe(4096);
-let idPos = idPool.length;
-
-/** Per-socket ceiling on IDs in use (in flight + recently given up): keeps the ID draw fast. */
-const ID_CAP = 32768;
-/** Receive buffer asked for (the kernel caps it at net.core.rmem_max): 10,000 replies in a burst. */
-const RECV_BUFFER = 4 << 20;
-
 const CLOSED: LookupResult = Object.freeze({ status: 'error', error: 'network', message: 'resolver closed' });
 const BAD_NAME: LookupResult = Object.freeze({ status: 'error', error: 'bad-name' });
 const CNAME_LOOP: LookupResult = Object.freeze({ status: 'error', error: 'cname-loop' });
@@ -212,11 +164,6 @@ function errorResult(e: LookupError): LookupResult {
   let r = ERRORS.get(e);
   if (r === undefined) ERRORS.set(e, (r = Object.freeze({ status: 'error', error: e })));
   return r;
-}
-
-/** Server hosts are IP literals, checked in the constructor: answer at once, no dns.lookup. */
-function literalLookup(address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
-  cb(null, address, net.isIPv6(address) ? 6 : 4);
 }
 
 function positiveInt(key: string, v: number | undefined, dflt: number, min = 1): number {
@@ -337,7 +284,7 @@ export class Resolver implements DnsLookup {
     } catch {
       return Promise.resolve(BAD_NAME); // encodeQuery throws only ScreenError 'bad-name' here
     }
-    slabOff += pkt.length;
+    slabAdvance(pkt.length);
     let resolve!: (r: LookupResult) => void;
     const promise = new Promise<LookupResult>((r) => { resolve = r; });
     const q: Query = {
@@ -369,7 +316,7 @@ export class Resolver implements DnsLookup {
       server.wait.length = 0;
       server.head = 0;
     }
-    for (const t of this.#tcps) t.sock.destroy();
+    for (const t of this.#tcps) t.close();
     this.#tcps.clear();
     const socks = [...this.#pool4, ...this.#pool6, ...this.#retiring];
     this.#pool4.length = 0;
@@ -412,7 +359,7 @@ export class Resolver implements DnsLookup {
       // The last try's bytes may still be queued in libuv: a retry writes a copy.
       const copy = slabTake();
       pkt.copy(copy);
-      slabOff += pkt.length;
+      slabAdvance(pkt.length);
       pkt = q.pkt = copy.subarray(0, pkt.length);
     }
     q.fresh = false;
@@ -544,25 +491,14 @@ export class Resolver implements DnsLookup {
   }
 
   #open(pool: Sock[], family: 4 | 6): Sock {
-    const sock = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
-    const s: Sock = { sock, family, ids: new Map(), recent: new Map(), sent: 0, retiring: false, closed: false };
-    pool.push(s);
-    sock.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => this.#onUdp(s, buf, rinfo));
-    sock.on('error', () => this.#onSockError(s));
-    sock.on('close', () => {
-      if (!s.closed) this.#onSockError(s); // closed under us: same as an error
-    });
-    // Port 0: the kernel picks a random ephemeral port. exclusive: no cluster port sharing.
-    sock.bind({ port: 0, address: family === 4 ? '0.0.0.0' : '::', exclusive: true });
-    if (!s.closed) {
-      try {
-        sock.setRecvBufferSize(RECV_BUFFER);
-      } catch {
-        // Kernel refused: keep its default.
-      }
-    }
+    const s = createUdp<Query>(family, this.#onUdpBound, this.#onSockErrorBound);
+    pool.push(s); // filed before the bind: a bind error retires it from the pool
+    bindUdp(s);
     return s;
   }
+
+  readonly #onUdpBound = (s: Sock, buf: Buffer, rinfo: dgram.RemoteInfo): void => this.#onUdp(s, buf, rinfo);
+  readonly #onSockErrorBound = (s: Sock): void => this.#onSockError(s);
 
   #onUdp(s: Sock, buf: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.#closed) return;
@@ -657,15 +593,7 @@ export class Resolver implements DnsLookup {
 
   #closeSock(s: Sock): Promise<void> {
     this.#retiring.delete(s);
-    if (s.closed) return Promise.resolve();
-    s.closed = true;
-    return new Promise((resolve) => {
-      try {
-        s.sock.close(() => resolve());
-      } catch {
-        resolve(); // already closed by dgram after an error
-      }
-    });
+    return closeUdp(s);
   }
 
   /* -------- TCP after TC -------- */
@@ -674,45 +602,20 @@ export class Resolver implements DnsLookup {
     this.#st.tcp++;
     this.#st.sent++;
     const server = this.#servers[q.server] as Server;
-    const pkt = q.pkt; // carries q.id, the ID of the UDP try that came back truncated
-    const frame = Buffer.allocUnsafe(pkt.length + 2);
-    frame.writeUInt16BE(pkt.length, 0);
-    pkt.copy(frame, 2);
     // Connect plus one exchange: two round trips.
     q.tryDeadline = Math.min(now + 2 * this.#timeoutMs, q.deadline);
-    const sock = net.connect({ host: server.host, port: server.port, family: server.family, noDelay: true });
-    const t: TcpTry = { q, sock, hdrGot: 0, len: 0, body: null, got: 0, done: false };
+    // q.pkt carries q.id, the ID of the UDP try that came back truncated.
+    const t = new TcpExchange<Query>(q, server.host, server.port, server.family, q.pkt, this.#onTcpReplyBound, this.#onTcpBroken);
     q.tcp = t;
     this.#tcps.add(t);
-    sock.on('data', (d: Buffer) => this.#onTcpData(t, d));
-    sock.on('error', () => this.#onTcpFail(t, 'network'));
-    sock.on('close', () => this.#onTcpFail(t, 'network'));
-    sock.write(frame);
   }
 
-  #onTcpData(t: TcpTry, d: Buffer): void {
-    let i = 0;
-    while (i < d.length && !t.done) {
-      if (t.hdrGot < 2) {
-        t.len = (t.len << 8) | (d[i++] as number);
-        if (++t.hdrGot === 2) {
-          if (t.len < 12) {
-            this.#st.malformed++;
-            this.#onTcpFail(t, 'malformed');
-            return;
-          }
-          t.body = Buffer.allocUnsafe(t.len); // at most 65535: the prefix is 16 bits
-        }
-        continue;
-      }
-      const body = t.body as Buffer;
-      const n = Math.min(t.len - t.got, d.length - i);
-      d.copy(body, t.got, i, i + n);
-      t.got += n;
-      i += n;
-      if (t.got === t.len) this.#onTcpReply(t, body);
-    }
-  }
+  readonly #onTcpReplyBound = (t: TcpTry, body: Buffer): void => this.#onTcpReply(t, body);
+  /** The exchange itself failed: a socket error or close, or a reply length with no room for a header. */
+  readonly #onTcpBroken = (t: TcpTry, why: LookupError): void => {
+    if (why === 'malformed') this.#st.malformed++;
+    this.#onTcpFail(t, why);
+  };
 
   #onTcpReply(t: TcpTry, body: Buffer): void {
     const q = t.q;
@@ -748,32 +651,11 @@ export class Resolver implements DnsLookup {
     const t = q.tcp;
     if (t === null) return;
     q.tcp = null;
-    t.done = true;
     this.#tcps.delete(t);
-    t.sock.destroy();
+    t.close();
   }
 }
 
 function sweepTick(r: Resolver): void {
   r.sweep();
-}
-
-/** A random 16-bit ID not in use on s (in flight or recently given up). */
-function newId(s: Sock): number {
-  for (;;) {
-    if (idPos >= idPool.length) {
-      randomFillSync(idPool);
-      idPos = 0;
-    }
-    const id = ((idPool[idPos] as number) << 8) | (idPool[idPos + 1] as number);
-    idPos += 2;
-    if (!s.ids.has(id) && !s.recent.has(id)) return id;
-  }
-}
-
-function forgetIds(s: Sock, now: number): void {
-  for (const [id, until] of s.recent) {
-    if (until > now) break;
-    s.recent.delete(id);
-  }
 }
