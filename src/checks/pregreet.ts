@@ -5,21 +5,41 @@
  * The session sends the "220-" teaser and arms the greet wait; every byte that
  * arrives before the wait ends is counted here. Only the first bytes are kept
  * (escaped) for the log: a bot that floods the teaser costs a counter, not memory.
+ * With pregreet.action ignore the client is handed to the backend all the same, and what it
+ * said early is its first command: the probe then keeps the early bytes, at most `keep`
+ * (EARLY_KEEP), for the backend (handoff/splice.ts writes them after the handshake). Once
+ * that much is kept, `full` asks the session to stop reading, so the rest waits in the kernel
+ * (postscreen only peeks at early bytes, so smtpd reads them all) and nothing is lost.
  */
 import { escapeClientText } from '../smtp/escape.js';
 
 /** How many of the early bytes are kept for the log sample. */
 export const SAMPLE_BYTES = 100;
+/** Early bytes kept for the backend under `ignore`: an EHLO line or a few pipelined commands. */
+export const EARLY_KEEP = 4096;
 
 export class PregreetProbe {
   bytes = 0;
   firstAt = 0;
   #sample: Buffer | null = null;
+  readonly #keep: number;
+  #kept: Buffer[] | null = null;
+  #keptLength = 0;
 
-  /** Count an early chunk. Returns true on the first early chunk (the moment to log). */
+  /** keep: early bytes to keep for the backend (0: none, the default). */
+  constructor(keep = 0) {
+    this.#keep = keep;
+  }
+
+  /** Count an early chunk (and keep it, when keeping). Returns true on the first early chunk (the moment to log). */
   record(chunk: Buffer, now: number): boolean {
     const first = this.bytes === 0;
     this.bytes += chunk.length;
+    if (this.#keep > 0 && this.#keptLength < this.#keep) {
+      // A socket's chunk is its own allocation: kept by reference.
+      (this.#kept ??= []).push(chunk);
+      this.#keptLength += chunk.length;
+    }
     if (first) {
       this.firstAt = now;
       this.#sample = Buffer.from(chunk.subarray(0, SAMPLE_BYTES));
@@ -29,6 +49,20 @@ export class PregreetProbe {
 
   get failed(): boolean {
     return this.bytes > 0;
+  }
+
+  /** As many early bytes as `keep` allows are held: read no more until the handoff. */
+  get full(): boolean {
+    return this.#keep > 0 && this.#keptLength >= this.#keep;
+  }
+
+  /** The kept early bytes, in order, once; null when none were kept. */
+  takeKept(): Buffer | null {
+    const k = this.#kept;
+    this.#kept = null;
+    this.#keptLength = 0;
+    if (k === null) return null;
+    return k.length === 1 ? (k[0] as Buffer) : Buffer.concat(k);
   }
 
   sample(): string {

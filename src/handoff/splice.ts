@@ -288,6 +288,10 @@ function spliceNow(s: Session, hs: Handshake, reply: Buffer, code: number, relay
     const pending = s.reader?.takePending();
     s.reader = null;
     if (pending !== undefined && pending.length > 0) bs.write(pending);
+  } else {
+    // pregreet.action ignore: what the client said before the greeting is its first command.
+    const early = s.pregreet?.takeKept() ?? null;
+    if (early !== null) bs.write(early);
   }
   s.event(EV.HANDOFF, {
     backend: `${ctx.backend.host}:${ctx.backend.port}`,

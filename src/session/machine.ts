@@ -14,7 +14,7 @@ import { EV } from '../log/events.js';
 import { TestIndex } from './flags.js';
 import { allPassed } from '../cache/store.js';
 import { applyAction } from '../checks/check.js';
-import { PregreetProbe, pregreetResult } from '../checks/pregreet.js';
+import { EARLY_KEEP, PregreetProbe, pregreetResult } from '../checks/pregreet.js';
 import { Session, kSession, type Ctx, type ScreenSocket } from './state.js';
 import type { DnsblQuery } from '../checks/dnsbl.js';
 import { closeWith, refuse, onClientClose, onClientEnd } from './close.js';
@@ -105,7 +105,8 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
     return;
   }
   s.phase = 'pregreet';
-  s.pregreet = new PregreetProbe();
+  // Under ignore the client is handed over all the same: what it said early goes to the backend.
+  s.pregreet = new PregreetProbe(cfg.pregreet.action === 'ignore' ? EARLY_KEEP : 0);
   socket.write(ctx.replies.teaser);
   s.teaserSent = true;
   socket.on('data', onEarlyData);
@@ -117,7 +118,9 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
 function onEarlyData(this: ScreenSocket, chunk: Buffer): void {
   const s = this[kSession];
   if (s === undefined || s.closed || s.pregreet === null) return;
-  if (!s.pregreet.record(chunk, Date.now())) return;
+  const first = s.pregreet.record(chunk, Date.now());
+  if (s.pregreet.full) this.pause(); // the rest waits in the kernel until the handoff's pipe() reads it
+  if (!first) return;
   const action = s.config.pregreet.action;
   const r = pregreetResult(s.pregreet, s.started);
   s.event(EV.PREGREET, { ...r.fields, action });

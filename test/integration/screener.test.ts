@@ -137,6 +137,32 @@ describe('screener in front of Postfix', () => {
     });
   });
 
+  test('pregreet ignore: the early EHLO is not lost: Postfix answers it after its greeting, and the message goes through', async () => {
+    await withScreener(cfg({ pregreet: { wait: '1s', action: 'ignore' } }), async (s) => {
+      const addr = '127.0.1.12';
+      const since = pf.mark();
+      const c = await connectClient('127.0.0.1', portOf(s), addr);
+      await c.readUntil(/^220-screen\.test ESMTP\r\n/m, 5000);
+      c.write('EHLO early.test\r\n'); // before the greeting is complete
+      // Nothing more is sent: the backend's greeting, then its answer to the early EHLO.
+      await c.readUntil(/^220 .*Postfix.*\r\n/m, 5000);
+      assert.match(await c.readUntil(/^250 [^\r\n]*\r\n/m, 5000), /^250-/m, 'Postfix answered the EHLO sent early');
+      c.write('MAIL FROM:<s@example.test>\r\n');
+      await c.readUntil(/^250 2\.1\.0/m, 5000);
+      c.write('RCPT TO:<early@example.test>\r\n');
+      await c.readUntil(/^250 2\.1\.5/m, 5000);
+      c.write('DATA\r\n');
+      await c.readUntil(/^354 /m, 5000);
+      c.write('Subject: early\r\n\r\nbody\r\n.\r\nQUIT\r\n');
+      await c.readUntil(/^221 /m, 5000);
+      const p = await s.waitForEvent((e) => e['event'] === 'PREGREET' && e['client'] === addr);
+      assert.equal(p['action'], 'ignore');
+      const h = await s.waitForEvent((e) => e['event'] === 'HANDOFF' && e['client'] === addr);
+      assert.equal(h['verdict'], 'ignored');
+      await pf.waitForLog(/to=<early@example\.test>, relay=none.*status=sent/, 10_000, since);
+    });
+  });
+
   test('hang-up during the greet wait is HANGUP, not a failure', async () => {
     await withScreener(cfg({ pregreet: { wait: '3s' } }), async (s) => {
       const addr = '127.0.1.12';
