@@ -22,23 +22,23 @@ export class PregreetProbe {
   bytes = 0;
   firstAt = 0;
   #sample: Buffer | null = null;
-  readonly #keep: number;
-  #kept: Buffer[] | null = null;
-  #keptLength = 0;
+  /** Only under ignore: one field on every probe, the rest only where bytes are kept (idle zombies are many). */
+  readonly #early: { readonly limit: number; chunks: Buffer[]; length: number } | null;
 
   /** keep: early bytes to keep for the backend (0: none, the default). */
   constructor(keep = 0) {
-    this.#keep = keep;
+    this.#early = keep > 0 ? { limit: keep, chunks: [], length: 0 } : null;
   }
 
   /** Count an early chunk (and keep it, when keeping). Returns true on the first early chunk (the moment to log). */
   record(chunk: Buffer, now: number): boolean {
     const first = this.bytes === 0;
     this.bytes += chunk.length;
-    if (this.#keep > 0 && this.#keptLength < this.#keep) {
+    const e = this.#early;
+    if (e !== null && e.length < e.limit) {
       // A socket's chunk is its own allocation: kept by reference.
-      (this.#kept ??= []).push(chunk);
-      this.#keptLength += chunk.length;
+      e.chunks.push(chunk);
+      e.length += chunk.length;
     }
     if (first) {
       this.firstAt = now;
@@ -53,15 +53,17 @@ export class PregreetProbe {
 
   /** As many early bytes as `keep` allows are held: read no more until the handoff. */
   get full(): boolean {
-    return this.#keep > 0 && this.#keptLength >= this.#keep;
+    const e = this.#early;
+    return e !== null && e.length >= e.limit;
   }
 
   /** The kept early bytes, in order, once; null when none were kept. */
   takeKept(): Buffer | null {
-    const k = this.#kept;
-    this.#kept = null;
-    this.#keptLength = 0;
-    if (k === null) return null;
+    const e = this.#early;
+    if (e === null || e.chunks.length === 0) return null;
+    const k = e.chunks;
+    e.chunks = [];
+    e.length = 0;
     return k.length === 1 ? (k[0] as Buffer) : Buffer.concat(k);
   }
 

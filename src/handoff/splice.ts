@@ -47,6 +47,8 @@ interface Handshake {
   replay: Envelope | null;
   /** The replayed HELO line is an EHLO (its reply lists the backend's keywords). */
   ehlo: boolean;
+  /** The keywords the dummy engine's EHLO offered this client (a replay only). */
+  offered: readonly string[];
 }
 const handshakes = new WeakMap<Session, Handshake>();
 
@@ -60,7 +62,7 @@ export function handoff(s: Session): void {
     return;
   }
   s.socket.removeAllListeners('data');
-  openBackend(s, null);
+  openBackend(s, null, []);
 }
 
 /**
@@ -69,15 +71,14 @@ export function handoff(s: Session): void {
  * FALLBACK logged when a handoff was due), the engine refuses the RCPT as
  * usual. True: the backend dialogue started; it answers the RCPT.
  */
-export function replayHandoff(s: Session, env: Envelope): boolean {
-  if (s.closed || s.config.deep.after_pass !== 'handoff' || s.rejectReason !== 'deep' || s.handoverTried) return false;
-  s.handoverTried = true;
+export function replayHandoff(s: Session, env: Envelope, offered: readonly string[] | null): boolean {
+  if (s.closed || s.config.deep.after_pass !== 'handoff' || s.rejectReason !== 'deep') return false;
   const ctx = s.ctx;
   const learned = ctx.ehlo?.current ?? null;
   let reason: string | null = null;
   if (s.tls) reason = 'tls: the session is under STARTTLS';
   else if (ctx.draining) reason = 'stopping';
-  else if (learned === null || s.ehloOffered === null) reason = 'backend EHLO not learned';
+  else if (learned === null || offered === null) reason = 'backend EHLO not learned';
   else if (ctx.config.backend.handoff === 'xclient' && learned.xclient === null) reason = 'backend does not offer XCLIENT';
   if (reason !== null) {
     s.event(EV.HANDOFF_FALLBACK, { reason, stage: 'start' });
@@ -85,11 +86,11 @@ export function replayHandoff(s: Session, env: Envelope): boolean {
   }
   s.reader?.stop();
   s.socket.pause();
-  openBackend(s, env);
+  openBackend(s, env, offered ?? []);
   return true;
 }
 
-function openBackend(s: Session, replay: Envelope | null): void {
+function openBackend(s: Session, replay: Envelope | null, offered: readonly string[]): void {
   const ctx = s.ctx;
   const b = ctx.config.backend;
   s.phase = 'handoff';
@@ -106,7 +107,7 @@ function openBackend(s: Session, replay: Envelope | null): void {
   bs.on('close', onBackendClose);
   bs.on('connect', onBackendConnect);
   bs.on('data', onBackendData);
-  handshakes.set(s, { stage: 'connect', reader: new SmtpReplyReader(), xclient: [], started: Date.now(), replay, ehlo: false });
+  handshakes.set(s, { stage: 'connect', reader: new SmtpReplyReader(), xclient: [], started: Date.now(), replay, ehlo: false, offered });
   s.timer = setTimeout(onHandoffTimeout, b.connect_timeout, s);
 }
 
@@ -187,7 +188,7 @@ function onBackendData(this: ScreenSocket, chunk: Buffer): void {
           backendFail(s, 'helo', replyText(r.code, r.lines));
           return;
         }
-        if (hs.ehlo && !ehloStillOffers(s, r)) return;
+        if (hs.ehlo && !ehloStillOffers(s, hs.offered, r)) return;
         replayNext(hs, this);
         break;
       case 'mail':
@@ -232,10 +233,10 @@ function replayNext(hs: Handshake, bs: ScreenSocket): void {
  * smtpd_discard_ehlo_keyword_address_maps); handoff/ehlo.ts learns what it
  * offers the screener. False: it does not, the handoff falls back.
  */
-function ehloStillOffers(s: Session, r: { code: number; lines: string[]; raw: Buffer }): boolean {
+function ehloStillOffers(s: Session, offered: readonly string[], r: { code: number; lines: string[]; raw: Buffer }): boolean {
   let missing: string[];
   try {
-    missing = missingKeywords(s.ehloOffered ?? [], parseEhloKeywords(r));
+    missing = missingKeywords(offered, parseEhloKeywords(r));
   } catch (err) {
     backendFail(s, 'helo', err instanceof ScreenError ? err.message : String(err));
     return false;

@@ -32,8 +32,13 @@ const NOTHING = Buffer.alloc(0);
 /** Engine output and line sink of one dummy session (only enforced clients get one). */
 class DummyPort implements EngineOutput, LineSink {
   readonly s: Session;
-  constructor(s: Session) {
+  /** deep.after_pass handoff: the keywords this client's EHLO offered (learned from the backend), or null (the built-in list). */
+  readonly offered: readonly string[] | null;
+  /** The handoff was asked for once: a fallback is not retried in the session. */
+  #tried = false;
+  constructor(s: Session, offered: readonly string[] | null) {
     this.s = s;
+    this.offered = offered;
   }
   send(text: string): void {
     const sock = this.s.io;
@@ -62,7 +67,9 @@ class DummyPort implements EngineOutput, LineSink {
     return this.s.reader?.rest() ?? NOTHING;
   }
   handover(env: Envelope): boolean {
-    return replayHandoff(this.s, env);
+    if (this.#tried) return false;
+    this.#tried = true;
+    return replayHandoff(this.s, env, this.offered);
   }
   onLine(line: Buffer, bareLf: boolean, buffered: number): void {
     const s = this.s;
@@ -85,14 +92,13 @@ export function enterDummy(s: Session): void {
   const ctx = s.ctx;
   s.phase = 'dummy';
   s.io.write(ctx.replies.greeting);
-  const port = new DummyPort(s);
   s.reader = new LineReader(s.config.dummy.line_length_limit);
   const deepOpts = s.personality.deep;
   const todo = deepDue(deepOpts, s.record, Date.now());
   s.deep = deepOpts !== null && todo !== 0 ? new DeepTests(deepOpts, todo) : null;
   const sameConnection = s.config.deep.after_pass === 'handoff' && s.deep !== null && s.rejectReason === 'deep';
   const learned = sameConnection ? ctx.ehlo?.current ?? null : null;
-  s.ehloOffered = learned?.offered ?? null;
+  const port = new DummyPort(s, learned?.offered ?? null);
   s.engine = new DummyEngine(
     {
       replies: ctx.replies,

@@ -115,10 +115,6 @@ export class Session {
   /** Deep tests run in this dummy session; concludeDummy() (session/deep.ts) sets it back to null. */
   deep: DeepTests | null = null;
   backendSock: ScreenSocket | null = null;
-  /** deep.after_pass handoff: the keywords the dummy engine's EHLO offered this client (learned from the backend), or null (the built-in list). */
-  ehloOffered: readonly string[] | null = null;
-  /** deep.after_pass handoff: tried once in this session (a fallback is not retried). */
-  handoverTried = false;
   /** Verdict name for HANDOFF: allowlisted, old, new, ignored. */
   verdict = '';
 
