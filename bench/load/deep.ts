@@ -20,13 +20,13 @@
  * retry connection's alone.
  */
 import { Fleet, Sampler, log, measure, type Opened } from './fleet.js';
-import { percentiles, round } from './proc.js';
+import { round } from './proc.js';
 import type { PlanEntry } from './protocol.js';
 import {
   commonNotes, cpuMsBetween, serverFigures, settle, targetFor, workersFor,
   type Env, type Figure, type ScenarioResult,
 } from './scenarios.js';
-import { verdictRate } from './listed.js';
+import { label, verdictRate } from './listed.js';
 
 export const DEEP_TESTS_ON = { pipelining: { enable: true }, non_smtp: { enable: true }, bare_newline: { enable: true } };
 const RECONNECT_BASE: readonly [number, number] = [50, 0];
@@ -37,16 +37,7 @@ interface Run {
   label: string;
 }
 
-function stats(r: Run): { passed: number; refused: number; failed: number; screened: number; ms: ReturnType<typeof percentiles> } {
-  const st = r.opened.byLabel[r.label];
-  return {
-    passed: st?.counts.passed ?? 0,
-    refused: st?.counts.refused ?? 0,
-    failed: st?.counts.failed ?? 0,
-    screened: st?.counts.screened ?? 0,
-    ms: percentiles(st?.latencies ?? []),
-  };
-}
+const stats = (r: Run): ReturnType<typeof label> => label(r.opened, r.label);
 
 const plan = (label: string, base: readonly [number, number]): PlanEntry[] => [{ label, kind: 'polite', base, weight: 1 }];
 

@@ -2,7 +2,7 @@
  * bench/load/listed.ts - the listed scenario: new clients whose addresses a
  * local rbldnsd lists, with the DNSBL test on.
  *
- * Exports: listed(env), startBenchRbldnsd(), DNSBL_SITE, LISTED_BASE, UNLISTED_BASE.
+ * Exports: listed(env), startBenchRbldnsd(), verdictRate(), label(), DNSBL_SITE, LISTED_BASE, UNLISTED_BASE.
  * The blocklist is test/helpers/rbldnsd.ts serving fixtures/dnsbl/bl.zone as
  * bl.test, plus one network for the bench: 127.30.0.0/16 (answer 127.0.0.2),
  * so that every zombie is a new address (no resolver cache hit). Unlisted
@@ -55,7 +55,8 @@ export function verdictRate(o: Opened, n: number): number {
   return ms > 0 && n > 1 ? round(((n - 1) / ms) * 1000, 1) : 0;
 }
 
-function label(o: Opened, name: string): { screened: number; passed: number; refused: number; failed: number; ms: ReturnType<typeof percentiles> } {
+/** The counts and verdict latencies of one plan label. */
+export function label(o: Opened, name: string): { screened: number; passed: number; refused: number; failed: number; ms: ReturnType<typeof percentiles> } {
   const st = o.byLabel[name];
   return {
     screened: st?.counts.screened ?? 0,
