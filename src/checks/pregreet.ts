@@ -5,11 +5,12 @@
  * The session sends the "220-" teaser and arms the greet wait; every byte that
  * arrives before the wait ends is counted here. Only the first bytes are kept
  * (escaped) for the log: a bot that floods the teaser costs a counter, not memory.
- * With pregreet.action ignore the client is handed to the backend all the same, and what it
- * said early is its first command: the probe then keeps the early bytes, at most `keep`
- * (EARLY_KEEP), for the backend (handoff/splice.ts writes them after the handshake). Once
- * that much is kept, `full` asks the session to stop reading, so the rest waits in the kernel
- * (postscreen only peeks at early bytes, so smtpd reads them all) and nothing is lost.
+ * What a pregreeter said early is its first command, and postscreen only peeks at it: under
+ * ignore smtpd reads it, under enforce postscreen's dummy engine answers it (and sends no
+ * banner). So the probe keeps the early bytes, at most `keep` (EARLY_KEEP): under ignore
+ * handoff/splice.ts writes them to the backend after the handshake, under enforce
+ * session/dummy.ts feeds them to the dummy engine. Once that much is kept, `full` asks the
+ * session to stop reading, so the rest waits in the kernel and nothing is lost.
  */
 import { escapeClientText } from '../smtp/escape.js';
 

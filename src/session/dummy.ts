@@ -5,6 +5,9 @@
  * The engine is pure; this file owns what it cannot: the socket, the line
  * reader and the command time limit (one timer, re-armed after each command:
  * the total time to receive one command, as postscreen_command_time_limit).
+ * A pregreeting client (checks/pregreet.ts kept its early bytes) gets no
+ * "220 " line, as from postscreen: its early bytes are the session's first
+ * input, so the command it sent too early is answered, and logged in NOQUEUE.
  * It also gives the engine the deep tests due for this client (session/deep.ts);
  * their verdict is written when the session ends (close.ts calls concludeDummy).
  * STARTTLS (ctx.tls set): once the 220 is written, the raw socket is wrapped
@@ -91,7 +94,9 @@ class DummyPort implements EngineOutput, LineSink {
 export function enterDummy(s: Session): void {
   const ctx = s.ctx;
   s.phase = 'dummy';
-  s.io.write(ctx.replies.greeting);
+  // postscreen sends no banner to a pregreeting client: the engine answers what it said early instead.
+  const early = s.pregreet?.takeKept() ?? null;
+  if (early === null) s.io.write(ctx.replies.greeting);
   s.reader = new LineReader(s.config.dummy.line_length_limit);
   const deepOpts = s.personality.deep;
   const todo = deepDue(deepOpts, s.record, Date.now());
@@ -117,6 +122,7 @@ export function enterDummy(s: Session): void {
   s.socket.on('data', onDummyData);
   s.socket.resume();
   armCommandTimer(s);
+  if (early !== null) s.reader.feed(early, port);
 }
 
 const dummySinks = new WeakMap<Session, DummyPort>();

@@ -105,8 +105,9 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
     return;
   }
   s.phase = 'pregreet';
-  // Under ignore the client is handed over all the same: what it said early goes to the backend.
-  s.pregreet = new PregreetProbe(cfg.pregreet.action === 'ignore' ? EARLY_KEEP : 0);
+  // What a pregreeter said early is not lost: under ignore it goes to the backend, under
+  // enforce the dummy engine answers it (postscreen peeks at early bytes; it never eats them).
+  s.pregreet = new PregreetProbe(cfg.pregreet.action === 'drop' ? 0 : EARLY_KEEP);
   socket.write(ctx.replies.teaser);
   s.teaserSent = true;
   socket.on('data', onEarlyData);
