@@ -53,12 +53,13 @@ function mergeStats(into: Record<string, LabelStats>, from: Record<string, Label
   for (const [k, v] of Object.entries(from)) {
     const cur = into[k];
     if (cur === undefined) {
-      into[k] = { counts: { ...v.counts }, latencies: [...v.latencies], cutMs: [...v.cutMs] };
+      into[k] = { counts: { ...v.counts }, latencies: [...v.latencies], cutMs: [...v.cutMs], deferredMs: [...v.deferredMs] };
       continue;
     }
     cur.counts = addCounts(cur.counts, v.counts);
     for (const x of v.latencies) cur.latencies.push(x);
     for (const x of v.cutMs) cur.cutMs.push(x);
+    for (const x of v.deferredMs) cur.deferredMs.push(x);
   }
 }
 

@@ -53,6 +53,11 @@ export interface LabelStats {
   latencies: number[];
   /** slow: server greeting to the 421 that cut it, ms. */
   cutMs: number[];
+  /**
+   * polite: connect() to a 4xx reply to its RCPT (a deferral, e.g. the dummy
+   * engine's 450), ms. Still counted as `refused`; not a verdict.
+   */
+  deferredMs: number[];
 }
 
 export interface XferCmd {

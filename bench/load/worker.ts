@@ -15,6 +15,8 @@
  *   polite waits for the greeting, then EHLO, MAIL, RCPT: screened on a 5xx
  *          (a DNSBL-listed bot), passed when RCPT is accepted (an unlisted
  *          new client, handed to the backend); both are verdicts, timed.
+ *          A 4xx to its RCPT (the deep tests' 450) is refused, as any other
+ *          reply, and its time is kept apart (LabelStats.deferredMs).
  *   slow   talks first (so it lands in the dummy engine), then sends one
  *          byte of an endless "HELO aaa..." every dribbleMs until the
  *          server's 421 (command time limit) cuts it: slowloris.
@@ -44,7 +46,7 @@ const byLabel: Record<string, LabelStats> = {};
 function statsFor(label: string): LabelStats {
   let st = byLabel[label];
   if (st === undefined) {
-    st = { counts: zeroCounts(), latencies: [], cutMs: [] };
+    st = { counts: zeroCounts(), latencies: [], cutMs: [], deferredMs: [] };
     byLabel[label] = st;
   }
   return st;
@@ -212,6 +214,7 @@ class Zombie {
       else this.finish(); // 521: the server closes
       return;
     }
+    if (code === 4 && this.kind === 'polite' && this.state === 'rcpt') this.st.deferredMs.push(performance.now() - this.t0);
     refusedBy(this, line.slice(0, 3));
     this.finish();
   }

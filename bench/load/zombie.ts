@@ -115,10 +115,12 @@ function summary(r: ScenarioResult): string {
       break;
     case 'deep':
       lines.push(
-        `  reconnect: ${n('reconnect_deferred')} of ${n('clients_per_run')} deferred (450), ${n('reconnect_delivered')} delivered on the retry; ${n('reconnect_connections_per_delivery')} connections and ${n('reconnect_cpu_ms_per_delivery')} ms server CPU per delivery; ${n('reconnect_delivered_per_s')} deliveries/s`,
+        `  reconnect: ${n('reconnect_deferred')} of ${n('clients_per_run')} deferred (450), ${n('reconnect_delivered')} delivered on the retry (${n('reconnect_first_failed')} first attempts and ${n('reconnect_retry_failed')} retries failed otherwise); ${n('reconnect_connections_per_delivery')} connections and ${n('reconnect_cpu_ms_per_delivery')} ms server CPU per delivery; ${n('reconnect_delivered_per_s')} deliveries/s`,
+        `  reconnect first attempt connect -> 450 ms: ${p('reconnect_first_ms')}; its share of the run's server CPU ${n('reconnect_first_cpu_share')}`,
         `  reconnect retry connect -> RCPT accepted ms: ${p('reconnect_ms')}`,
         `  handoff: ${n('handoff_delivered')} of ${n('clients_per_run')} delivered on the first connection (${n('handoff_failed')} not); ${n('handoff_connections_per_delivery')} connections and ${n('handoff_cpu_ms_per_delivery')} ms server CPU per delivery; ${n('handoff_delivered_per_s')} deliveries/s`,
         `  handoff connect -> RCPT accepted ms: ${p('handoff_ms')}`,
+        `  server RSS kB: reconnect ${n('reconnect_before_rss_kb')} -> ${n('reconnect_after_rss_kb')}, handoff ${n('handoff_before_rss_kb')} -> ${n('handoff_after_rss_kb')}`,
       );
       break;
   }

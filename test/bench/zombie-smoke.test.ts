@@ -119,11 +119,15 @@ const CASES: ReadonlyArray<{
   },
   {
     scenario: 'deep',
-    numbers: ['reconnect_cpu_ms_per_delivery', 'handoff_cpu_ms_per_delivery', 'reconnect_ms.p99', 'handoff_ms.p99', 'handoff_delivered_per_s'],
+    numbers: [
+      'reconnect_cpu_ms_per_delivery', 'handoff_cpu_ms_per_delivery', 'reconnect_ms.p99', 'handoff_ms.p99', 'handoff_delivered_per_s',
+      'reconnect_first_ms.p99', 'reconnect_first_cpu_share', 'reconnect_after_rss_kb', 'handoff_after_rss_kb',
+    ],
     // Correctness, not speed: under reconnect every first attempt is deferred and every retry delivered; under handoff every first attempt delivered.
     exact: {
-      clients_per_run: 20, reconnect_deferred: 20, reconnect_first_delivered: 0, reconnect_delivered: 20, reconnect_retry_failed: 0,
-      reconnect_connections_per_delivery: 2, handoff_delivered: 20, handoff_failed: 0, handoff_connections_per_delivery: 1,
+      clients_per_run: 20, reconnect_deferred: 20, reconnect_first_delivered: 0, reconnect_first_failed: 0, 'reconnect_first_ms.n': 20,
+      reconnect_delivered: 20, reconnect_retry_failed: 0, 'reconnect_ms.n': 20,
+      reconnect_connections_per_delivery: 2, handoff_delivered: 20, handoff_failed: 0, handoff_connections_per_delivery: 1, 'handoff_ms.n': 20,
     },
   },
 ];
