@@ -11,14 +11,14 @@
  *   ID_CAP                      IDs in use per socket before another socket is preferred
  *   slabTake(), slabAdvance(n)  room for one query in the shared slab; mark n octets used
  *
- * The policy (which socket, when to rotate, matching replies to queries) is dns/resolver.ts's;
- * this file holds the mechanics it relies on:
+ * The policy (which socket, when to rotate, matching replies to queries) is dns/udp-pool.ts's,
+ * the ID's place in a try is dns/resolver.ts's; this file holds the mechanics they rely on:
  * - Port 0 and `exclusive: true`: a random ephemeral port per socket, never shared with a cluster.
  * - IDs come from a crypto pool refilled 2048 at a time (randomFillSync), and are unique among
  *   the queries in flight on that socket and those it recently gave up on, so that a late reply
  *   is told apart from a spoofed one and never matches a new query.
- * - Server hosts are IP literals (checked by the resolver), so dgram is given a lookup that
- *   answers at once: no dns.lookup per socket.
+ * - Server hosts are IP literals (checked by dns/resolver-options.ts), so dgram is given a
+ *   lookup that answers at once: no dns.lookup per socket.
  * XXX: a query buffer may not be rewritten once handed to send(): libuv keeps a reference when
  * the kernel says EAGAIN, and dgram queues sends made before the bind completes. So queries are
  * encoded one after another into a slab, and a full slab is dropped (never rewritten) for a new
