@@ -64,15 +64,20 @@ export async function deep(env: Env): Promise<ScenarioResult> {
   const fleet = new Fleet(env.self, workersFor(o, n), end + 30_000);
   const samplers: Sampler[] = [];
   const stops: Array<() => Promise<void>> = [];
+  /** A screener for one mode, sampled from now on; stopped by the finally below if the run throws. */
+  const startMode = async (afterPass: 'reconnect' | 'handoff'): Promise<{ t: Awaited<ReturnType<typeof targetFor>>; sampler: Sampler; m0: ReturnType<typeof measure> }> => {
+    const t = await targetFor(env, waitMs, 'enforce', 300_000, null, { deep: { ...DEEP_TESTS_ON, after_pass: afterPass } });
+    stops.push(t.stop);
+    const sampler = new Sampler(t.pid);
+    samplers.push(sampler);
+    const m0 = measure(t.pid, t.listen);
+    sampler.start();
+    return { t, sampler, m0 };
+  };
   try {
     // ---- reconnect: 450, then the retry ----
     const half = start + (end - start) / 2;
-    const ta = await targetFor(env, waitMs, 'enforce', 300_000, null, { deep: { ...DEEP_TESTS_ON, after_pass: 'reconnect' } });
-    stops.push(ta.stop);
-    const sa = new Sampler(ta.pid);
-    samplers.push(sa);
-    const a0 = measure(ta.pid, ta.listen);
-    sa.start();
+    const { t: ta, sampler: sa, m0: a0 } = await startMode('reconnect');
     log(`deep: reconnect, ${n} new clients (127.50.x.y), greet wait ${waitMs} ms, then their retries`);
     const first: Run = { label: 'reconnect_first', opened: await fleet.open('polite', ta.listen, n, 0, RECONNECT_BASE, o.pending, o.rate, (start + half) / 2, plan('reconnect_first', RECONNECT_BASE)) };
     const am = measure(ta.pid, ta.listen);
@@ -84,12 +89,7 @@ export async function deep(env: Env): Promise<ScenarioResult> {
     stops.pop();
 
     // ---- handoff: delivered on the first connection ----
-    const tb = await targetFor(env, waitMs, 'enforce', 300_000, null, { deep: { ...DEEP_TESTS_ON, after_pass: 'handoff' } });
-    stops.push(tb.stop);
-    const sb = new Sampler(tb.pid);
-    samplers.push(sb);
-    const b0 = measure(tb.pid, tb.listen);
-    sb.start();
+    const { t: tb, sampler: sb, m0: b0 } = await startMode('handoff');
     log(`deep: handoff, ${n} new clients (127.51.x.y), greet wait ${waitMs} ms`);
     const hand: Run = { label: 'handoff', opened: await fleet.open('polite', tb.listen, n, 0, HANDOFF_BASE, o.pending, o.rate, end - 2000, plan('handoff', HANDOFF_BASE)) };
     const settled = await settle(tb, b0.fds + 2, 10_000);

@@ -16,14 +16,14 @@ import { escapeClientText } from '../smtp/escape.js';
 
 /** How many of the early bytes are kept for the log sample. */
 export const SAMPLE_BYTES = 100;
-/** Early bytes kept for the backend under `ignore`: an EHLO line or a few pipelined commands. */
+/** Early bytes kept (under ignore and enforce): an EHLO line or a few pipelined commands. */
 export const EARLY_KEEP = 4096;
 
 export class PregreetProbe {
   bytes = 0;
   firstAt = 0;
   #sample: Buffer | null = null;
-  /** Only under ignore: one field on every probe, the rest only where bytes are kept (idle zombies are many). */
+  /** One field on every probe; the rest only where bytes are kept (not under drop). Idle zombies are many. */
   readonly #early: { readonly limit: number; chunks: Buffer[]; length: number } | null;
 
   /** keep: early bytes to keep for the backend (0: none, the default). */
@@ -52,7 +52,7 @@ export class PregreetProbe {
     return this.bytes > 0;
   }
 
-  /** As many early bytes as `keep` allows are held: read no more until the handoff. */
+  /** As many early bytes as `keep` allows are held: read no more until the handoff or the dummy engine. */
   get full(): boolean {
     const e = this.#early;
     return e !== null && e.length >= e.limit;
