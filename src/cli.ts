@@ -102,6 +102,12 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
     process.stderr.write(`smtpscreen: cannot start: ${e.message}\n`);
     return 2;
   }
+  // The last guard: an error that no session handler contained (session/guard.ts) is logged and counted; the other sessions go on.
+  const counters = scr.ctx.counters;
+  process.on('uncaughtException', (err: Error) => {
+    counters[EV.INTERNAL_ERROR] = (counters[EV.INTERNAL_ERROR] ?? 0) + 1;
+    logger.error({ event: EV.INTERNAL_ERROR, where: 'process', error: err.message, stack: err.stack });
+  });
   return new Promise<number>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
       void scr.close(undefined, signal).then(() => {

@@ -34,6 +34,7 @@ import type { Envelope } from '../smtp/dummy-engine.js';
 import { concludeDummy } from '../session/deep.js';
 import { resumeDummy } from '../session/dummy.js';
 import { missingKeywords, parseEhloKeywords } from './ehlo.js';
+import { guardSocket, guardTimer } from '../session/guard.js';
 
 type Stage = 'connect' | 'greeting' | 'xclient' | 'helo' | 'mail' | 'rcpt' | 'done';
 
@@ -111,7 +112,7 @@ function openBackend(s: Session, replay: Envelope | null, offered: readonly stri
   s.timer = setTimeout(onHandoffTimeout, b.connect_timeout, s);
 }
 
-function onBackendConnect(this: ScreenSocket): void {
+function _onBackendConnect(this: ScreenSocket): void {
   const s = this[kSession];
   if (s === undefined || s.closed) return;
   const hs = handshakes.get(s);
@@ -137,7 +138,7 @@ function onBackendConnect(this: ScreenSocket): void {
   }
 }
 
-function onBackendData(this: ScreenSocket, chunk: Buffer): void {
+function _onBackendData(this: ScreenSocket, chunk: Buffer): void {
   const s = this[kSession];
   if (s === undefined || s.closed) return;
   const hs = handshakes.get(s);
@@ -307,7 +308,7 @@ function spliceNow(s: Session, hs: Handshake, reply: Buffer, code: number, relay
   cs.resume();
 }
 
-function onHandoffTimeout(s: Session): void {
+function _onHandoffTimeout(s: Session): void {
   s.timer = null;
   if (s.closed) return;
   const hs = handshakes.get(s);
@@ -350,7 +351,7 @@ function fallback(s: Session, stage: Stage, reason: string): void {
   resumeDummy(s);
 }
 
-function onBackendError(this: ScreenSocket, err: NodeJS.ErrnoException): void {
+function _onBackendError(this: ScreenSocket, err: NodeJS.ErrnoException): void {
   const s = this[kSession];
   if (s === undefined || s.closed) return;
   const hs = handshakes.get(s);
@@ -367,7 +368,7 @@ function onBackendGone(this: ScreenSocket): void {
   if (s !== undefined) s.ctx.backends--;
 }
 
-function onBackendClose(this: ScreenSocket): void {
+function _onBackendClose(this: ScreenSocket): void {
   const s = this[kSession];
   if (s === undefined || s.closed || s.backendSock !== this) return;
   const hs = handshakes.get(s);
@@ -378,3 +379,9 @@ function onBackendClose(this: ScreenSocket): void {
   // Spliced: the backend is gone; let what it wrote reach the client, then close.
   if (s.phase === 'splice') endSocket(s.socket, null);
 }
+// The entry points Node calls, each wrapped once: a throw ends that session with 421, not the process (session/guard.ts).
+const onBackendConnect = guardSocket('backend connect', _onBackendConnect);
+const onBackendData = guardSocket('backend data', _onBackendData);
+const onHandoffTimeout = guardTimer('handoff timer', _onHandoffTimeout);
+const onBackendClose = guardSocket('backend close', _onBackendClose);
+const onBackendError = guardSocket('backend error', _onBackendError);

@@ -13,6 +13,7 @@ export const EV = {
   STOPPING: 'STOPPING',        // fields: signal, open (sessions still open), drain_ms
   STOPPED: 'STOPPED',          // fields: forced (sessions cut at drain timeout)
   ACCEPT_ERROR: 'ACCEPT ERROR',// fields: code (EMFILE, ENFILE, ...), listener; accept loop goes on
+  INTERNAL_ERROR: 'INTERNAL ERROR', // fields: where, phase, error, stack; that session got 421, the process goes on
   // One connection
   CONNECT: 'CONNECT',                  // client, port, local, local_port
   ALL_PORTS_BUSY: 'ALL PORTS BUSY',    // client, port, count
@@ -23,7 +24,7 @@ export const EV = {
   PASS_OLD: 'PASS OLD',
   PASS_NEW: 'PASS NEW',
   PREGREET: 'PREGREET',                // bytes, after_ms, sample (escaped), action
-  HANGUP: 'HANGUP',                    // after_ms, phase
+  HANGUP: 'HANGUP',                    // after_ms, phase (accept: the peer left before its address could be read; no client)
   DNSBL: 'DNSBL',                      // score, hits [{site, weight, records}], action, lookup_ms, late
   DNSBL_SITE: 'DNSBL SITE',            // site, state (suspended, resumed), reason
   DNSBL_WARNING: 'DNSBL WARNING',      // site, reason (error-answer, slow), value, lookup_ms

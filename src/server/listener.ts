@@ -102,6 +102,11 @@ function onConnection(this: LServer, socket: PSocket): void {
   }
   const peer = peerAddress(socket);
   const peerPort = socket.remotePort ?? 0;
+  if (peer === null) {
+    // Reset before we accepted it (a port scanner): its address cannot be read. A hangup, never a session.
+    unreadablePeer(ctx, socket);
+    return;
+  }
   const open = ctx.sessions.size + ctx.pendingProxy;
   const fdsFull = ctx.fdLimit !== null && open + ctx.backends + refusedOpen() + FD_RESERVE >= ctx.fdLimit;
   if (open >= ctx.config.limits.max_connections || fdsFull) {
@@ -137,10 +142,18 @@ function onProxyClose(this: PSocket): void {
   if (st !== undefined) noteOpen(st.ls.ctx, st.ls.ctx.sessions.size + st.ls.ctx.pendingProxy);
 }
 
-/** The peer's address in canonical text (IPv4-mapped IPv6 as dotted quad). */
-function peerAddress(socket: PSocket): string {
-  const raw = socket.remoteAddress ?? '';
-  return normalizeAddress(raw) ?? raw;
+/** The peer's address in canonical text (IPv4-mapped IPv6 as dotted quad), or null when it cannot be read. */
+function peerAddress(socket: PSocket): string | null {
+  const raw = socket.remoteAddress;
+  return raw === undefined ? null : normalizeAddress(raw);
+}
+
+/** A connection whose peer left before we could read its address: HANGUP at accept, no session. */
+function unreadablePeer(ctx: Ctx, socket: PSocket): void {
+  const c = ctx.counters;
+  c[EV.HANGUP] = (c[EV.HANGUP] ?? 0) + 1;
+  ctx.log.info({ event: EV.HANGUP, after_ms: 0, phase: 'accept', reason: 'peer address unreadable' });
+  socket.destroy();
 }
 
 function proxyFail(ctx: Ctx, socket: PSocket, peer: string, port: number, reason: string, listener: string): void {
@@ -165,7 +178,7 @@ function proxyDone(socket: PSocket): ProxyState | undefined {
 function onProxyTimeout(this: PSocket): void {
   const st = proxyDone(this);
   if (st === undefined) return;
-  proxyFail(st.ls.ctx, this, peerAddress(this), this.remotePort ?? 0, 'timeout', st.ls.name);
+  proxyFail(st.ls.ctx, this, peerAddress(this) ?? 'unknown', this.remotePort ?? 0, 'timeout', st.ls.name);
 }
 
 function onProxyData(this: PSocket, chunk: Buffer): void {
@@ -178,7 +191,7 @@ function onProxyData(this: PSocket, chunk: Buffer): void {
   } catch (err) {
     proxyDone(this);
     const reason = err instanceof ScreenError ? `malformed: ${err.message}` : 'malformed';
-    proxyFail(st.ls.ctx, this, peerAddress(this), this.remotePort ?? 0, reason, st.ls.name);
+    proxyFail(st.ls.ctx, this, peerAddress(this) ?? 'unknown', this.remotePort ?? 0, reason, st.ls.name);
     return;
   }
   if (d.status === 'incomplete') {
@@ -190,8 +203,16 @@ function onProxyData(this: PSocket, chunk: Buffer): void {
   let client = peerAddress(this);
   let port = this.remotePort ?? 0;
   if (h.command === 'PROXY' && h.srcAddr !== undefined) {
-    client = normalizeAddress(h.srcAddr) ?? h.srcAddr;
+    client = normalizeAddress(h.srcAddr);
     port = h.srcPort ?? 0;
+    if (client === null) {
+      proxyFail(st.ls.ctx, this, peerAddress(this) ?? 'unknown', this.remotePort ?? 0, 'malformed: bad source address', st.ls.name);
+      return;
+    }
+  }
+  if (client === null) {
+    unreadablePeer(st.ls.ctx, this);
+    return;
   }
   const rest = buf.subarray(d.consumed);
   this.pause();

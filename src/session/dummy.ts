@@ -29,6 +29,7 @@ import { closeWith, onClientClose, onClientEnd, onSocketError } from './close.js
 import { DeepTests } from '../checks/deep.js';
 import { deepDue } from './deep.js';
 import { replayHandoff } from '../handoff/splice.js';
+import { guardSocket, guardTimer } from './guard.js';
 
 const NOTHING = Buffer.alloc(0);
 
@@ -127,7 +128,7 @@ export function enterDummy(s: Session): void {
 
 const dummySinks = new WeakMap<Session, DummyPort>();
 
-function onDummyData(this: ScreenSocket, chunk: Buffer): void {
+function _onDummyData(this: ScreenSocket, chunk: Buffer): void {
   const s = this[kSession];
   if (s === undefined || s.closed || s.reader === null) return;
   const sink = dummySinks.get(s);
@@ -157,7 +158,7 @@ function armCommandTimer(s: Session): void {
   s.timer = setTimeout(onCommandTimeout, s.config.dummy.command_time_limit, s);
 }
 
-function onCommandTimeout(s: Session): void {
+function _onCommandTimeout(s: Session): void {
   s.timer = null;
   if (s.closed || s.engine === null) return;
   s.engine.onTimeout();
@@ -187,7 +188,7 @@ function upgrade(s: Session, started: number): void {
   sec.on('close', onClientClose);
 }
 
-function onTlsSecure(this: ScreenSocket): void {
+function _onTlsSecure(this: ScreenSocket): void {
   const s = this[kSession];
   if (s === undefined || s.closed) return;
   handshaking.delete(s);
@@ -203,7 +204,7 @@ function tlsFail(s: Session, reason: string, started: number): void {
   if (io !== s.socket) s.socket.destroy();
 }
 
-function onTlsError(this: ScreenSocket, err: NodeJS.ErrnoException): void {
+function _onTlsError(this: ScreenSocket, err: NodeJS.ErrnoException): void {
   const s = this[kSession];
   if (s === undefined) return;
   const started = handshaking.get(s);
@@ -214,8 +215,14 @@ function onTlsError(this: ScreenSocket, err: NodeJS.ErrnoException): void {
   tlsFail(s, err.code ?? err.message, started);
 }
 
-function onTlsTimeout(s: Session, started: number): void {
+function _onTlsTimeout(s: Session, started: number): void {
   s.timer = null;
   if (s.closed) return;
   tlsFail(s, 'timeout', started);
 }
+// The entry points Node calls, each wrapped once: a throw ends that session with 421, not the process (session/guard.ts).
+const onDummyData = guardSocket('dummy data', _onDummyData);
+const onCommandTimeout = guardTimer('command timer', _onCommandTimeout);
+const onTlsTimeout = guardTimer('tls timer', _onTlsTimeout);
+const onTlsSecure = guardSocket('tls secure', _onTlsSecure);
+const onTlsError = guardSocket('tls error', _onTlsError);

@@ -21,6 +21,7 @@ import { closeWith, refuse, onClientClose, onClientEnd } from './close.js';
 import { conclude } from './conclude.js';
 import { handoff } from '../handoff/splice.js';
 import type { Personality } from '../server/stress.js';
+import { guardSocket, guardTimer } from './guard.js';
 
 const PREGREET = TestIndex.pregreet;
 const DNSBL = TestIndex.dnsbl;
@@ -96,7 +97,7 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
   }
   if (!cfg.pregreet.enable) {
     if (s.dnsbl === null) {
-      queueMicrotask(() => conclude(s));
+      queueMicrotask(() => concludeGuarded(s));
       return;
     }
     // No teaser: wait for the lookups alone, bounded by the lookup deadline.
@@ -116,7 +117,7 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
 }
 
 /** Bytes before the greet wait is over: a pregreet. The first chunk decides; the rest is counted. */
-function onEarlyData(this: ScreenSocket, chunk: Buffer): void {
+function _onEarlyData(this: ScreenSocket, chunk: Buffer): void {
   const s = this[kSession];
   if (s === undefined || s.closed || s.pregreet === null) return;
   const first = s.pregreet.record(chunk, Date.now());
@@ -143,7 +144,7 @@ function onEarlyData(this: ScreenSocket, chunk: Buffer): void {
 }
 
 /** Every DNSBL answer is in. A score at or below the allowlist threshold ends the wait now. */
-function onDnsblDone(s: Session, q: DnsblQuery): void {
+function _onDnsblDone(s: Session, q: DnsblQuery): void {
   if (s.closed || s.phase !== 'pregreet' || s.dnsbl !== q) return;
   const dnsbl = s.ctx.dnsbl;
   if (dnsbl === null || !dnsbl.allowlisted(dnsbl.summary(q))) return;
@@ -154,10 +155,15 @@ function onDnsblDone(s: Session, q: DnsblQuery): void {
   conclude(s);
 }
 
-function onGreetWaitEnd(s: Session): void {
+function _onGreetWaitEnd(s: Session): void {
   s.timer = null;
   if (s.closed) return;
   s.socket.removeListener('data', onEarlyData);
   conclude(s);
 }
 
+// The entry points Node calls, each wrapped once: a throw ends that session with 421, not the process (session/guard.ts).
+const onEarlyData = guardSocket('pregreet data', _onEarlyData);
+const onGreetWaitEnd = guardTimer('greet wait', _onGreetWaitEnd);
+const onDnsblDone = guardTimer('dnsbl answer', _onDnsblDone);
+const concludeGuarded = guardTimer('conclude', conclude);
