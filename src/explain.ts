@@ -15,10 +15,17 @@ import { MemoryStore } from './cache/memory.js';
 import { loadSnapshot } from './cache/snapshot.js';
 import { TESTS, TestIndex } from './session/flags.js';
 import { DEEP_TESTS } from './checks/deep.js';
+import { Dnsbl, type DnsblSummary } from './checks/dnsbl.js';
 import { parseSite, filterMatches, isReservedErrorAnswer } from './checks/dnsbl-site.js';
+import { greylistDecide } from './checks/greylist.js';
 import { Resolver } from './dns/resolver.js';
 import { reverseName } from './dns/reverse.js';
-import type { LookupResult } from './dns/types.js';
+import type { DnsLookup, LookupResult } from './dns/types.js';
+import { makeReplies, stripCrlf } from './smtp/replies.js';
+import { afterEarly, atAccept, type EarlyVerdict } from './session/verdict.js';
+import { DONE, PASS, TODO, flag } from './session/test-state.js';
+import { makePersonalities } from './server/stress.js';
+import type { VerdictRecord } from './cache/store.js';
 
 function describe(r: LookupResult): string {
   if (r.status === 'ok') return `${r.records.join(', ')} (ttl ${r.ttl}s)`;
@@ -26,7 +33,20 @@ function describe(r: LookupResult): string {
   return r.status;
 }
 
-/** Returns the exit code: 0 on a verdict, 1 on a bad address. */
+/** The test indexes enabled in `cfg`, as the screener computes them. */
+function enabledTests(cfg: Config): number[] {
+  const early: number[] = [];
+  if (cfg.pregreet.enable) early.push(TestIndex.pregreet);
+  if (cfg.dnsbl.sites.length > 0) early.push(TestIndex.dnsbl);
+  if (cfg.greylist.enable) early.push(TestIndex.greylist);
+  return early;
+}
+
+/**
+ * Returns the exit code: 0 on a verdict, 1 on a bad address. The verdict is
+ * session/verdict.ts's, on the same inputs a new connection would give it,
+ * for a client that waits its turn (no pregreet).
+ */
 export async function explain(cfg: Config, addressText: string, out: (line: string) => void): Promise<number> {
   const client = normalizeAddress(addressText);
   if (client === null) {
@@ -35,106 +55,142 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
   }
   out(`client ${client}`);
   const now = Date.now();
-  let verdict: string | null = null;
+  const personality = makePersonalities(cfg, enabledTests(cfg)).normal;
 
   // 1. Access list.
+  let access: 'permit' | 'reject' | 'dunno' | null = null;
   if (cfg.access.list === null) out('access list: none configured');
   else {
     const hit = loadAccessList(cfg.access.list).match(client);
     if (hit === undefined) out(`access list: ${cfg.access.list}: no entry matches`);
     else {
+      access = hit.action;
       out(`access list: ${cfg.access.list}:${hit.line}: ${hit.entry} ${hit.action}`);
-      if (hit.action === 'permit') verdict = 'ALLOWLISTED: handed to the backend at once, no tests';
-      if (hit.action === 'reject') {
-        verdict = {
-          drop: 'DENYLISTED, action drop: 521 and close',
-          enforce: 'DENYLISTED, action enforce: 550 5.3.2 at RCPT (envelope logged)',
-          ignore: 'DENYLISTED, action ignore: logged only; the other tests decide',
-        }[cfg.access.action];
-        if (cfg.access.action === 'ignore') verdict = null;
-      }
     }
   }
 
   // 2. Cache (the snapshot a running screener last saved).
-  const enabled: string[] = [];
-  if (cfg.pregreet.enable) enabled.push('pregreet');
-  if (cfg.dnsbl.sites.length > 0) enabled.push('dnsbl');
-  const deep = DEEP_TESTS.filter((t) => cfg.deep[t].enable);
-  enabled.push(...deep);
-  let cachedAll = false;
+  const store = new MemoryStore(cfg.cache.max_entries);
+  let record: VerdictRecord | null = null;
   if (cfg.cache.snapshot === null) out('cache: no snapshot configured (a running screener\'s memory cache is not visible from here)');
   else {
-    const store = new MemoryStore(cfg.cache.max_entries);
     const r = await loadSnapshot(store, cfg.cache.snapshot, now);
-    const rec = store.get(client);
+    record = store.get(client) ?? null;
     if (!r.ok) out(`cache: ${cfg.cache.snapshot}: unreadable (${r.error ?? 'error'})`);
-    else if (rec === undefined) out(`cache: ${cfg.cache.snapshot}: unknown client (or every pass expired)`);
+    else if (record === null) out(`cache: ${cfg.cache.snapshot}: unknown client (or every pass expired)`);
     else {
+      const rec = record;
       const parts = TESTS.map((t) => {
         const until = rec[TestIndex[t]] ?? 0;
         return until > now ? `${t} passed until ${new Date(until).toISOString()}` : null;
       }).filter((x): x is string => x !== null);
       out(`cache: ${parts.length > 0 ? parts.join('; ') : 'no valid pass'}`);
-      cachedAll = enabled.length > 0 && enabled.every((t) => (rec[TestIndex[t as keyof typeof TestIndex]] ?? 0) > now);
     }
   }
 
-  // 3. DNSBL sites, asked now.
-  let score = 0;
-  const hits: string[] = [];
+  const accept = atAccept({ now, personality, access, record });
+  switch (accept.next) {
+    case 'allowlisted':
+      out('verdict: ALLOWLISTED: handed to the backend at once, no tests');
+      return 0;
+    case 'pass-old':
+      out('verdict: PASS OLD: every enabled test has a valid pass; handed to the backend at once');
+      return 0;
+    case 'denylisted':
+      if (accept.action === 'drop') {
+        out('verdict: DENYLISTED, action drop: 521 and close');
+        return 0;
+      }
+      if (accept.action === 'enforce') {
+        out('verdict: DENYLISTED, action enforce: 550 5.3.2 at RCPT (envelope logged)');
+        return 0;
+      }
+      break;
+    case 'test':
+      break;
+  }
+
+  // 3. DNSBL sites, asked now (fresh: no cache), through the screener's own scoring.
+  let dnsbl: { test: Dnsbl; summary: DnsblSummary; txt: ReadonlyMap<string, string> } | null = null;
   if (cfg.dnsbl.sites.length === 0) out('dnsbl: no sites configured');
   else {
     const servers = cfg.resolver.servers.length > 0 ? cfg.resolver.servers : Resolver.fromResolvConf();
     const resolver = new Resolver({ servers, timeoutMs: cfg.resolver.timeout, tries: cfg.resolver.tries, deadlineMs: cfg.dnsbl.timeout });
+    const answers = new Map<string, LookupResult>();
+    const fresh: DnsLookup = {
+      lookup: async (name, type) => {
+        const r = await resolver.lookup(name, type, true);
+        if (type === 'A') answers.set(name, r);
+        return r;
+      },
+    };
     try {
-      const sites = cfg.dnsbl.sites.map(parseSite);
-      const answers = new Map<string, LookupResult>();
-      await Promise.all([...new Set(sites.map((s) => s.domain))].map(async (domain) => {
-        const name = reverseName(client, domain);
-        answers.set(domain, name === null ? { status: 'error', error: 'bad-name' } : await resolver.lookup(name, 'A', true));
-      }));
-      for (const site of sites) {
-        const r = answers.get(site.domain) as LookupResult;
+      const d = cfg.dnsbl;
+      const test = new Dnsbl(d.sites, {
+        threshold: d.threshold, allowlistThreshold: d.allowlist_threshold, ttlMinMs: d.ttl_min, ttlMaxMs: d.ttl_max,
+        slowWarningMs: d.slow_warning, txt: d.txt, replyMap: d.reply_map,
+        health: { enable: false, intervalMs: d.health.interval, listed: d.health.listed, unlisted: d.health.unlisted, errorLimit: d.health.error_limit, sites: d.health.sites },
+      }, fresh, reverseName, () => undefined);
+      const q = await new Promise<ReturnType<Dnsbl['start']>>((resolve) => {
+        const started = test.start(client, null, (_o, done) => resolve(done));
+        if (started === null) resolve(null);
+      });
+      if (q !== null) {
+        // TXT lookups (dnsbl.txt) are started by the answers: let them land.
+        await new Promise((r) => setTimeout(r, 0));
+        dnsbl = { test, summary: test.summary(q), txt: q.txt };
+      }
+      for (const site of cfg.dnsbl.sites.map(parseSite)) {
+        const name = reverseName(client, site.domain);
+        const r: LookupResult = (name === null ? undefined : answers.get(name)) ?? { status: 'error', error: 'bad-name' };
         const records = r.status === 'ok' ? r.records : [];
-        const matched = records.filter((a) => filterMatches(site, a));
-        const reserved = records.filter(isReservedErrorAnswer);
-        const listed = matched.length > 0;
-        if (listed) {
-          score += site.weight;
-          hits.push(site.domain);
-        }
+        const listed = records.some((a) => filterMatches(site, a));
+        const reserved = records.some(isReservedErrorAnswer);
         out(`dnsbl: ${site.spec}: ${describe(r)} -> ${listed ? `listed, weight ${site.weight}` : 'not listed'}` +
-          `${reserved.length > 0 ? ' (reserved error answer: the site refused the query)' : ''}`);
+          `${reserved ? ' (reserved error answer: the site refused the query)' : ''}`);
       }
     } finally {
       await resolver.close();
     }
-    out(`dnsbl: score ${score} (threshold ${cfg.dnsbl.threshold}${cfg.dnsbl.allowlist_threshold < 0 ? `, allowlist at ${cfg.dnsbl.allowlist_threshold} or below` : ''})`);
+    out(`dnsbl: score ${dnsbl?.summary.score ?? 0} (threshold ${cfg.dnsbl.threshold}${cfg.dnsbl.allowlist_threshold < 0 ? `, allowlist at ${cfg.dnsbl.allowlist_threshold} or below` : ''})`);
   }
 
-  if (verdict === null && cfg.dnsbl.sites.length > 0) {
-    if (score >= cfg.dnsbl.threshold) {
-      const site = cfg.dnsbl.reply_map[hits[0] ?? ''] ?? hits[0] ?? '';
-      verdict = {
-        drop: `DNSBL, action drop: 521 5.7.1 ... blocked using ${site}`,
-        enforce: `DNSBL, action enforce: 550 5.7.1 at RCPT, blocked using ${site}`,
-        ignore: null,
-      }[cfg.dnsbl.action];
-    } else if (cfg.dnsbl.allowlist_threshold < 0 && score <= cfg.dnsbl.allowlist_threshold) {
-      verdict = 'DNSBL allowlisted: passes every test at once (PASS NEW), handed to the backend';
-    }
-  }
-  if (verdict === null && cachedAll) verdict = 'PASS OLD: every enabled test has a valid pass; handed to the backend at once';
-  if (verdict === null) {
-    verdict = cfg.pregreet.enable
-      ? `new client: gets the teaser and a ${cfg.pregreet.wait / 1000}s greet wait; talking early means ${cfg.pregreet.action}, waiting its turn means PASS NEW and handoff`
-      : 'new client: no tests apply; handed to the backend';
-    if (deep.length > 0) {
-      verdict += `; without a valid pass of the deep tests (${deep.join(', ')}) it gets the dummy engine instead of the handoff:` +
-        ' 450 at RCPT, and PASS OLD on its next connection once it passed them';
-    }
-  }
-  out(`verdict: ${verdict}`);
+  // 4. The verdict at the end of the greet wait, for a client that waited its turn.
+  const g = cfg.greylist;
+  let state = 0;
+  if (cfg.pregreet.enable) state |= flag(TestIndex.pregreet, TODO | PASS | DONE);
+  if (dnsbl !== null) state |= flag(TestIndex.dnsbl, TODO | DONE);
+  const v = afterEarly({
+    client, now, personality, replies: makeReplies(cfg.hostname, cfg.banner), state, record,
+    enforced: null, ignored: accept.next === 'denylisted', dnsbl,
+    // A look only: explain never records a first attempt.
+    greylist: (network) => greylistDecide(store.get(`net:${network}`)?.[TestIndex.greylist] ?? 0, now,
+      { minDelayMs: g.min_delay, maxDelayMs: g.max_delay, ttlMs: g.ttl }),
+  });
+  out(`verdict: ${verdictText(cfg, v)}`);
   return 0;
+}
+
+function verdictText(cfg: Config, v: EarlyVerdict): string {
+  const deep = DEEP_TESTS.filter((t) => cfg.deep[t].enable);
+  const wait = cfg.pregreet.enable ? `gets the teaser and a ${cfg.pregreet.wait / 1000}s greet wait; talking early means ${cfg.pregreet.action}; ` : '';
+  switch (v.next) {
+    case 'drop':
+      return `DNSBL, action drop: ${stripCrlf(v.reply ?? '')}`;
+    case 'enforce':
+      return `DNSBL, action enforce: ${stripCrlf(v.reply ?? '')} at RCPT`;
+    case 'greylist': {
+      const d = v.greylist?.decision;
+      const why = d === undefined || d.verdict !== 'defer' ? '' : d.reason === 'early' ? ` (retried too early: ${Math.ceil(d.waitMs / 1000)}s to go)` : ` (${d.reason})`;
+      return `new client: ${wait}greylisted${why}: 450 at RCPT; a retry from ${v.greylist?.network ?? 'its network'} after ${cfg.greylist.min_delay / 1000}s passes`;
+    }
+    case 'deep':
+      return `new client: ${wait}without a valid pass of the deep tests (${deep.join(', ')}) it gets the dummy engine instead of the handoff:` +
+        ' 450 at RCPT, and PASS OLD on its next connection once it passed them';
+    case 'handoff':
+      if (v.name === 'dnsbl-allowlisted') return 'DNSBL allowlisted: passes every test at once (PASS NEW), handed to the backend';
+      if (v.name === 'ignored') return `a failure under ignore: ${wait}handed to the backend, nothing remembered`;
+      if (v.name === 'untested') return 'new client: no tests apply; handed to the backend';
+      return `new client: ${wait}waiting its turn means PASS NEW and handoff`;
+  }
 }

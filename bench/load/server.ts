@@ -240,7 +240,7 @@ export interface SinkProcess {
   stop(): Promise<void>;
 }
 
-/** startSinkProcess - the built-in sink (src/handoff/sink.ts) alone in a child process. */
+/** startSinkProcess - the built-in sink (src/server/sink.ts) alone in a child process. */
 export function startSinkProcess(self: string, exitBy: number): Promise<SinkProcess> {
   const child = track(fork(self, ['--role=sink', `--exit-by=${exitBy}`], { execArgv: [], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
   return new Promise((resolve, reject) => {

@@ -6,7 +6,7 @@
  * The backend runs in its own process: by default the raw discard backend
  * (floor.ts, role raw: counts the bytes after "RAW n", parses nothing), so
  * that the splice is what is measured; with --sink smtp the built-in SMTP
- * sink (src/handoff/sink.ts, parses every line of the message). A worker
+ * sink (src/server/sink.ts, parses every line of the message). A worker
  * sends --messages messages of --size each way, one at a time, alternating
  * screened and direct, from one source address (after the first message the
  * screened client is cached: PASS OLD). MB/s = size / (first body byte

@@ -24,7 +24,7 @@ import { writeReport } from './report.js';
 import { killAll } from './server.js';
 import { log, setQuiet } from './fleet.js';
 import { runWorker } from './worker.js';
-import { startSink } from '../../src/handoff/sink.js';
+import { startSink } from '../../src/server/sink.js';
 
 const self = fileURLToPath(import.meta.url);
 

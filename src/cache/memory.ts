@@ -2,11 +2,16 @@
  * cache/memory.ts - the in-memory verdict tier (lru-cache), synchronous, bounded.
  *
  * Exports: MemoryStore.
- * Bounded in entries; each entry is one small Float64Array. An entry whose
+ * Bounded in entries; each entry is one small record, a value (never edited
+ * in place: observe() stores a new one). Greylist state lives under "net:<CIDR>" keys. An entry whose
  * every pass has expired is worthless and is dropped when read.
  */
 import { LRUCache } from 'lru-cache';
-import type { VerdictRecord, VerdictStore } from './store.js';
+import { withPasses, type VerdictRecord, type VerdictStore } from './store.js';
+import { greylistDecide, type GreylistDecision, type GreylistOptions } from '../checks/greylist.js';
+import { TestIndex } from '../session/flags.js';
+
+const GREYLIST = TestIndex.greylist;
 
 export class MemoryStore implements VerdictStore {
   #lru: LRUCache<string, VerdictRecord>;
@@ -18,6 +23,13 @@ export class MemoryStore implements VerdictStore {
   }
   set(client: string, rec: VerdictRecord): void {
     this.#lru.set(client, rec);
+  }
+  observe(network: string, now: number, opts: GreylistOptions): GreylistDecision {
+    const key = `net:${network}`;
+    const prev = this.#lru.get(key);
+    const d = greylistDecide(prev?.[GREYLIST] ?? 0, now, opts);
+    if (prev?.[GREYLIST] !== d.state) this.#lru.set(key, withPasses(prev, [[GREYLIST, d.state]]));
+    return d;
   }
   delete(client: string): void {
     this.#lru.delete(client);

@@ -14,7 +14,7 @@
  */
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
-import { decodeRecord, encodeRecord, type VerdictStore } from './store.js';
+import { decodeRecord, encodeRecord, type VerdictRecord, type VerdictStore } from './store.js';
 import { normalizeAddress } from '../net/cidr.js';
 
 export const SNAPSHOT_HEADER = 'smtpscreen-cache 1';
@@ -32,7 +32,7 @@ export interface SnapshotResult {
 }
 
 /** A record worth keeping: an unexpired pass, or a greylist first-seen time (negative). */
-function liveAt(rec: Float64Array, now: number): boolean {
+function liveAt(rec: VerdictRecord, now: number): boolean {
   for (let i = 0; i < rec.length; i++) {
     const v = rec[i] ?? 0;
     if (v > now || v < 0) return true;

@@ -1,8 +1,8 @@
 /*
  * cache/store.ts - the verdict store contract and its versioned record codec.
  *
- * Exports: VerdictRecord, VerdictStore, newRecord(), encodeRecord(), decodeRecord(),
- *          allPassed().
+ * Exports: VerdictRecord, VerdictStore, newRecord(), withPasses(), encodeRecord(),
+ *          decodeRecord(), allPassed().
  * A record is one pass-until time (epoch ms, 0 = none) per row of session/flags.ts.
  * Greylist state is kept under "net:<CIDR>" keys in the same store, in the
  * greylist row (negative: first seen; positive: passed until).
@@ -12,20 +12,45 @@
  */
 import { TEST_COUNT } from '../session/flags.js';
 import { ScreenError } from '../util/errors.js';
+import type { GreylistDecision, GreylistOptions } from '../checks/greylist.js';
 
-export type VerdictRecord = Float64Array;
+/**
+ * A stored record is a value: read-only to whoever got it from a store. A
+ * new verdict is a new record (withPasses()), handed to set(); nothing edits
+ * a record in place, so a shared tier can hold the same value.
+ */
+export interface VerdictRecord {
+  readonly [test: number]: number;
+  readonly length: number;
+}
 
 export interface VerdictStore {
   /** Synchronous read of the memory tier; undefined when the client is unknown. */
   get(client: string): VerdictRecord | undefined;
+  /** Store `rec` under `client`; the store owns it from now on. */
   set(client: string, rec: VerdictRecord): void;
   delete(client: string): void;
+  /**
+   * Greylisting, atomically: read the state of `network`, decide, store the
+   * new state, return the decision (two connections from one network at once
+   * see one first-seen time).
+   */
+  observe(network: string, now: number, opts: GreylistOptions): GreylistDecision;
   readonly size: number;
   entries(): IterableIterator<[string, VerdictRecord]>;
 }
 
-export function newRecord(): VerdictRecord {
+/** A fresh record, every test never passed: the caller's to fill in until it hands it to a store. */
+export function newRecord(): Float64Array {
   return new Float64Array(TEST_COUNT);
+}
+
+/** A new record: `base` (or none) with `changes` applied, as [test index, pass-until] pairs. */
+export function withPasses(base: VerdictRecord | null | undefined, changes: ReadonlyArray<readonly [number, number]>): VerdictRecord {
+  const r = new Float64Array(TEST_COUNT);
+  if (base != null) for (let i = 0; i < TEST_COUNT && i < base.length; i++) r[i] = base[i] ?? 0;
+  for (const [i, v] of changes) r[i] = v;
+  return r;
 }
 
 export function encodeRecord(rec: VerdictRecord): string {
@@ -39,7 +64,7 @@ export function encodeRecord(rec: VerdictRecord): string {
 
 export function decodeRecord(text: string): VerdictRecord {
   if (!text.startsWith('1:')) throw new ScreenError('SCR_ERR_CACHE', `unknown cache record version in "${text.slice(0, 20)}"`, { value: text.slice(0, 40) });
-  const rec = newRecord();
+  const rec = new Float64Array(TEST_COUNT);
   const fields = text.slice(2).split(';');
   for (let i = 0; i < TEST_COUNT && i < fields.length; i++) {
     const f = fields[i] as string;

@@ -8,7 +8,7 @@
  * What a pregreeter said early is its first command, and postscreen only peeks at it: under
  * ignore smtpd reads it, under enforce postscreen's dummy engine answers it (and sends no
  * banner). So the probe keeps the early bytes, at most `keep` (EARLY_KEEP): under ignore
- * handoff/splice.ts writes them to the backend after the handshake, under enforce
+ * session/handoff.ts writes them to the backend after the handshake, under enforce
  * session/dummy.ts feeds them to the dummy engine. Once that much is kept, `full` asks the
  * session to stop reading, so the rest waits in the kernel and nothing is lost.
  */

@@ -329,7 +329,7 @@ function probeErrorReason(err: unknown): string {
  * EhloLearner - learns the backend's EHLO at start and every refreshMs (retryMs after a failure).
  * A failed probe keeps what was learned. learn() is where a probe's answer lands (public for
  * tests); keyword order alone is not a change. Only the screener's own probe teaches it: the
- * backend's EHLO reply to a replayed client is checked, not learned (handoff/splice.ts). start() is meant to be called once; after stop() no probe
+ * backend's EHLO reply to a replayed client is checked, not learned (session/handoff.ts). start() is meant to be called once; after stop() no probe
  * starts and a probe in flight calls nothing back (learn() still works). onChange is called from
  * learn() synchronously: the caller reads `current` right after.
  */

@@ -18,11 +18,12 @@ import { EV } from '../log/events.js';
 import { CidrMatcher, normalizeAddress } from '../net/cidr.js';
 import { decodeProxyHeader } from '../net/proxy-protocol.js';
 import { ScreenError } from '../util/errors.js';
-import type { Ctx, ScreenSocket } from '../session/state.js';
+import type { ScreenSocket } from '../session/state.js';
+import type { Personality } from '../session/generation.js';
 import { startSession } from '../session/machine.js';
 import { refuse, refusedOpen, onSocketError } from '../session/close.js';
 import { FD_RESERVE } from './fdlimit.js';
-import { noteOpen, personalityFor, type Personality } from './stress.js';
+import { noteOpen, personalityFor, type ServerCtx } from './stress.js';
 
 export interface Listener {
   server: Server;
@@ -32,7 +33,7 @@ export interface Listener {
 }
 
 interface ListenerState {
-  ctx: Ctx;
+  ctx: ServerCtx;
   cfg: ListenConfig;
   trusted: CidrMatcher<true> | null;
   name: string;
@@ -50,7 +51,7 @@ interface ProxyState {
 }
 type PSocket = ScreenSocket & { [kProxy]?: ProxyState | undefined };
 
-export function startListener(ctx: Ctx, cfg: ListenConfig): Promise<Listener> {
+export function startListener(ctx: ServerCtx, cfg: ListenConfig): Promise<Listener> {
   const server = createServer({ allowHalfOpen: true, noDelay: true }) as LServer;
   let trusted: CidrMatcher<true> | null = null;
   if (cfg.proxy_protocol !== 'none') {
@@ -62,7 +63,7 @@ export function startListener(ctx: Ctx, cfg: ListenConfig): Promise<Listener> {
   server.on('connection', onConnection);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: cfg.address.host, port: cfg.address.port, backlog: ctx.config.limits.backlog }, () => {
+    server.listen({ host: cfg.address.host, port: cfg.address.port, backlog: ctx.gen.config.limits.backlog }, () => {
       server.removeListener('error', reject);
       server.on('error', onServerError);
       const a = server.address();
@@ -109,12 +110,12 @@ function onConnection(this: LServer, socket: PSocket): void {
   }
   const open = ctx.sessions.size + ctx.pendingProxy;
   const fdsFull = ctx.fdLimit !== null && open + ctx.backends + refusedOpen() + FD_RESERVE >= ctx.fdLimit;
-  if (open >= ctx.config.limits.max_connections || fdsFull) {
+  if (open >= ctx.gen.config.limits.max_connections || fdsFull) {
     const c = ctx.counters;
     c[EV.ALL_PORTS_BUSY] = (c[EV.ALL_PORTS_BUSY] ?? 0) + 1;
     ctx.log.info({ event: EV.ALL_PORTS_BUSY, client: peer, port: peerPort, count: open, limit: fdsFull ? 'fds' : 'connections' });
     if (fdsFull) acceptError(ls, 'EMFILE', `file descriptor limit ${ctx.fdLimit} nearly reached (${FD_RESERVE} kept in reserve)`);
-    refuse(socket, ctx.replies.allPortsBusy);
+    refuse(socket, ctx.gen.replies.allPortsBusy);
     return;
   }
   // The new connection counts: the one that reaches the watermark is served under stress.
@@ -131,7 +132,7 @@ function onConnection(this: LServer, socket: PSocket): void {
   ctx.pendingProxy++;
   socket[kProxy] = { ls, buf: Buffer.alloc(0), personality };
   socket.on('data', onProxyData);
-  socket.setTimeout(ctx.config.limits.proxy_timeout);
+  socket.setTimeout(ctx.gen.config.limits.proxy_timeout);
   socket.on('timeout', onProxyTimeout);
   socket.once('close', onProxyClose);
 }
@@ -149,14 +150,14 @@ function peerAddress(socket: PSocket): string | null {
 }
 
 /** A connection whose peer left before we could read its address: HANGUP at accept, no session. */
-function unreadablePeer(ctx: Ctx, socket: PSocket): void {
+function unreadablePeer(ctx: ServerCtx, socket: PSocket): void {
   const c = ctx.counters;
   c[EV.HANGUP] = (c[EV.HANGUP] ?? 0) + 1;
   ctx.log.info({ event: EV.HANGUP, after_ms: 0, phase: 'accept', reason: 'peer address unreadable' });
   socket.destroy();
 }
 
-function proxyFail(ctx: Ctx, socket: PSocket, peer: string, port: number, reason: string, listener: string): void {
+function proxyFail(ctx: ServerCtx, socket: PSocket, peer: string, port: number, reason: string, listener: string): void {
   const c = ctx.counters;
   c[EV.PROXY_FAIL] = (c[EV.PROXY_FAIL] ?? 0) + 1;
   ctx.log.warn({ event: EV.PROXY_FAIL, peer, port, reason, listener });

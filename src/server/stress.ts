@@ -3,7 +3,7 @@
  * personalities, normal and stress, that new connections are served with.
  *
  * Exports: watermarks(), stressLimit(), StressState, Transition, Watermarks,
- *          Personality, Personalities, stressValues(), stressConfig(),
+ *          ServerCtx, stressValues(), stressConfig(),
  *          makePersonalities(), personalityFor(), noteOpen().
  * As postscreen (postscreen.c: hiwat 0.9, lowat 0.7 of postscreen_pre_queue_limit),
  * the screener enters STRESS when the open connections reach `stress.enter_at`
@@ -20,6 +20,7 @@ import { deepEnabled, deepOptions } from '../session/deep.js';
 import { STRESS_DEFAULTS, STRESS_KEYS, setPath } from '../config/schema.js';
 import { EV } from '../log/events.js';
 import type { Ctx } from '../session/state.js';
+import type { Personality, PersonalityConfig } from '../session/generation.js';
 import { FD_RESERVE } from './fdlimit.js';
 
 export interface Watermarks {
@@ -72,21 +73,10 @@ export class StressState {
   }
 }
 
-export interface Personality {
-  readonly name: 'normal' | 'stress';
-  /** The stress personality: its sessions' log events carry `stress: true`. */
-  readonly stress: boolean;
-  /** The whole configuration with this personality's values. */
-  readonly config: Config;
-  /** Test indexes (session/flags.ts) enabled under this personality: PASS OLD needs a pass for each. */
-  readonly enabled: readonly number[];
-  /** The deep tests under this personality (stress may skip or enforce them), or null when none is enabled. */
-  readonly deep: DeepOptions | null;
-}
-
-export interface Personalities {
-  readonly normal: Personality;
-  readonly stress: Personality;
+/** The server's context: the sessions' runtime state plus the stress state, which only the server reads. */
+export interface ServerCtx extends Ctx {
+  /** Whether new connections on `auto` listeners get the stress personality (noteOpen()). */
+  stressState: StressState;
 }
 
 function valueAt(config: Config, key: string): unknown {
@@ -128,22 +118,23 @@ export function stressConfig(config: Config): Config {
  * enabled tests that no stress value switches (pregreet, DNSBL, greylist);
  * the deep tests are compiled per personality, since stress may skip them.
  */
-export function makePersonalities(config: Config, early: readonly number[]): Personalities {
-  const make = (name: 'normal' | 'stress', c: Config): Personality => ({
+export function makePersonalities(config: Config, early: readonly number[]): { normal: PersonalityConfig; stress: PersonalityConfig } {
+  const make = (name: 'normal' | 'stress', c: Config): PersonalityConfig => ({
     name, stress: name === 'stress', config: c, enabled: [...early, ...deepEnabled(c)], deep: deepOptions(c),
   });
   return { normal: make('normal', config), stress: make('stress', stressConfig(config)) };
 }
 
 /** personalityFor - what a connection accepted now on a listener with `pinned` is served with. */
-export function personalityFor(ctx: Ctx, pinned: ListenPersonality): Personality {
+export function personalityFor(ctx: ServerCtx, pinned: ListenPersonality): Personality {
+  const p = ctx.gen.personalities;
   switch (pinned) {
     case 'auto':
-      return ctx.stressState.active ? ctx.personalities.stress : ctx.personalities.normal;
+      return ctx.stressState.active ? p.stress : p.normal;
     case 'normal':
-      return ctx.personalities.normal;
+      return p.normal;
     case 'stress':
-      return ctx.personalities.stress;
+      return p.stress;
     default: {
       const never: never = pinned;
       throw new Error(`unknown listener personality ${String(never)}`);
@@ -156,7 +147,7 @@ export function personalityFor(ctx: Ctx, pinned: ListenPersonality): Personality
  * new one; at a close: without it). Logs STRESS on a transition: enter at warn
  * (as Postfix's master warns when a service reaches its process limit), leave at info.
  */
-export function noteOpen(ctx: Ctx, count: number): void {
+export function noteOpen(ctx: ServerCtx, count: number): void {
   const st = ctx.stressState;
   const t = st.update(count);
   if (t === null) return;

@@ -5,7 +5,7 @@
  *          onClientClose(), onClientEnd(), onSocketError().
  * finish() runs once per session, from the client socket's 'close' event: it
  * releases the counters, stops timers, tears down the backend, logs
- * DISCONNECT and tells the stress state (server/stress.ts) the new open count.
+ * DISCONNECT and tells the server (its stress state) the new open count.
  * A hangup before the handoff is logged as HANGUP, never as a
  * test failure (postscreen's psc_hangup_event). Whichever way a dummy
  * session ends, its deep tests are concluded first (session/deep.ts).
@@ -14,7 +14,6 @@ import type { Socket } from 'node:net';
 import { EV } from '../log/events.js';
 import { kSession, type ScreenSocket, type Session } from './state.js';
 import { concludeDummy } from './deep.js';
-import { noteOpen } from '../server/stress.js';
 
 /** How long a socket we finished writing to may stay half-open before we cut it. */
 export const LINGER_MS = 2000;
@@ -87,7 +86,7 @@ export function onClientEnd(this: ScreenSocket): void {
   const s = this[kSession];
   if (s === undefined || s.phase === 'splice' || s.phase === 'closed') return;
   if (!s.closed) {
-    s.event(EV.HANGUP, { after_ms: Date.now() - s.started, phase: s.phase });
+    s.event(EV.HANGUP, { after_ms: s.ctx.clock.now() - s.started, phase: s.phase });
     concludeDummy(s);
     s.closed = true;
     s.clearTimer();
@@ -102,7 +101,7 @@ export function onClientClose(this: ScreenSocket): void {
   if (s === undefined || s.phase === 'closed') return;
   const phase = s.phase;
   if (!s.closed && (phase === 'pregreet' || phase === 'dummy' || phase === 'handoff')) {
-    s.event(EV.HANGUP, { after_ms: Date.now() - s.started, phase });
+    s.event(EV.HANGUP, { after_ms: s.ctx.clock.now() - s.started, phase });
   }
   if (!s.closed) concludeDummy(s);
   s.closed = true;
@@ -124,11 +123,11 @@ export function finish(s: Session, phase: string): void {
   const b = s.backendSock;
   if (b !== null && !b.destroyed) b.destroy();
   s.event(EV.DISCONNECT, {
-    duration_ms: Date.now() - s.started,
+    duration_ms: s.ctx.clock.now() - s.started,
     bytes_in: s.socket.bytesRead,
     bytes_out: s.socket.bytesWritten,
     phase,
   });
-  noteOpen(ctx, ctx.sessions.size + ctx.pendingProxy);
+  ctx.noteOpen(ctx.sessions.size + ctx.pendingProxy);
   ctx.onSessionEnd?.();
 }

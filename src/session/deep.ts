@@ -2,7 +2,7 @@
  * session/deep.ts - the session's side of the after-220 ("deep") tests:
  * which are due for a client, and their verdict when its dummy session ends.
  *
- * Exports: deepOptions(), deepEnabled(), deepDue(), concludeDummy().
+ * Exports: deepOptions(), deepEnabled(), concludeDummy().
  * Flow (postscreen's, deep.after_pass = reconnect): a client that passed the
  * early tests while some enabled deep test has no unexpired pass does not go
  * to the backend. conclude() sends it to the dummy engine, which completes
@@ -18,8 +18,8 @@
 import type { Config } from '../config/types.js';
 import { EV } from '../log/events.js';
 import { TestIndex } from './flags.js';
-import { allPassed, newRecord, type VerdictRecord } from '../cache/store.js';
-import { DEEP_BIT, DEEP_TESTS, type DeepOptions } from '../checks/deep.js';
+import { DEEP_TESTS, type DeepOptions } from '../checks/deep.js';
+import { afterDeep } from './verdict.js';
 import { ForbiddenCommands } from '../checks/non-smtp.js';
 import type { Session } from './state.js';
 
@@ -40,41 +40,15 @@ export function deepEnabled(config: Config): number[] {
   return DEEP_TESTS.filter((t) => config.deep[t].enable).map((t) => TestIndex[t]);
 }
 
-/** Bits (checks/deep.ts DEEP_BIT) of the enabled deep tests without an unexpired pass in `rec`. */
-export function deepDue(deep: DeepOptions | null, rec: VerdictRecord | null, now: number): number {
-  if (deep === null) return 0;
-  let todo = 0;
-  for (const t of DEEP_TESTS) {
-    if (deep[t].enable && !((rec?.[TestIndex[t]] ?? 0) > now)) todo |= DEEP_BIT[t];
-  }
-  return todo;
-}
-
-/** The end of a dummy session that ran deep tests: cache and PASS NEW. Runs once; a no-op without deep tests. */
+/** The end of a dummy session that ran deep tests: cache and PASS NEW (session/verdict.ts afterDeep()). Runs once; a no-op without deep tests. */
 export function concludeDummy(s: Session): void {
   const deep = s.deep;
   if (deep === null) return;
   s.deep = null;
-  const rec = s.record;
-  if (deep.failed !== 0) {
-    // As the early tests: the failed test loses its pass in memory; nothing is written.
-    if (rec !== null) for (const t of DEEP_TESTS) if ((deep.failed & DEEP_BIT[t]) !== 0) rec[TestIndex[t]] = 0;
-    return;
+  const v = afterDeep({ now: s.ctx.clock.now(), personality: s.personality, record: s.record, deep, enforced: s.rejectReply !== null });
+  if (v.record !== null) {
+    s.record = v.record;
+    s.ctx.store.set(s.client, v.record);
   }
-  // A client that failed an early test (enforced) earns nothing here (postscreen: any FAIL clears every PASS).
-  if (deep.passed === 0 || s.rejectReply !== null) return;
-  const ctx = s.ctx;
-  const now = Date.now();
-  const r = rec ?? newRecord();
-  const passed: string[] = [];
-  for (const t of DEEP_TESTS) {
-    const until = deep.passUntil(t, now);
-    if (until > 0) {
-      r[TestIndex[t]] = until;
-      passed.push(t);
-    }
-  }
-  s.record = r;
-  ctx.store.set(s.client, r);
-  if (deep.complete && allPassed(r, s.personality.enabled, now)) s.event(EV.PASS_NEW, { deep: passed });
+  if (v.passNew !== null) s.event(EV.PASS_NEW, { deep: v.passNew });
 }

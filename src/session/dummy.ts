@@ -10,14 +10,14 @@
  * input, so the command it sent too early is answered, and logged in NOQUEUE.
  * It also gives the engine the deep tests due for this client (session/deep.ts);
  * their verdict is written when the session ends (close.ts calls concludeDummy).
- * STARTTLS (ctx.tls set): once the 220 is written, the raw socket is wrapped
+ * STARTTLS (s.gen.tls set): once the 220 is written, the raw socket is wrapped
  * in a server TLSSocket (s.io); input pipelined after STARTTLS is discarded,
  * the handshake gets dummy.command_time_limit, and a failed or late handshake
  * logs TLS FAIL and ends the session. The TLSSocket's 'close' and 'end' go to
  * the same handlers as the raw socket's (onClientClose accounts once).
  * deep.after_pass handoff: the EHLO reply is the one learned from the backend
  * (handoff/ehlo.ts), the engine keeps the raw envelope, and at the RCPT that
- * completes the deep tests handoff/splice.ts replayHandoff() may take the
+ * completes the deep tests session/handoff.ts replayHandoff() may take the
  * connection; when that falls back, resumeDummy() hands it back here.
  */
 import tls from 'node:tls';
@@ -27,8 +27,9 @@ import { EV, type EventName } from '../log/events.js';
 import { kSession, type ScreenSocket, type Session } from './state.js';
 import { closeWith, onClientClose, onClientEnd, onSocketError } from './close.js';
 import { DeepTests } from '../checks/deep.js';
-import { deepDue } from './deep.js';
-import { replayHandoff } from '../handoff/splice.js';
+import { deepDue } from './verdict.js';
+import { replayHandoff } from './handoff.js';
+import { chooseBackend } from '../handoff/backend.js';
 import { guardSocket, guardTimer } from './guard.js';
 
 const NOTHING = Buffer.alloc(0);
@@ -50,15 +51,15 @@ class DummyPort implements EngineOutput, LineSink {
   }
   startTls(reply: string): void {
     const s = this.s;
-    if (s.closed || s.ctx.tls === null) return;
+    if (s.closed || s.gen.tls === null) return;
     const raw = s.socket;
     // Nothing more from the plain socket: the rest of this chunk and later bytes are dropped.
     s.reader?.stop();
     raw.removeListener('data', onDummyData);
     raw.pause();
     s.clearTimer();
-    const started = Date.now();
-    s.timer = setTimeout(onTlsTimeout, s.config.dummy.command_time_limit, s, started);
+    const started = s.ctx.clock.now();
+    s.timer = s.ctx.clock.setTimeout(onTlsTimeout, s.config.dummy.command_time_limit, s, started);
     if (raw.writable) raw.write(reply, () => upgrade(s, started));
   }
   close(): void {
@@ -73,7 +74,7 @@ class DummyPort implements EngineOutput, LineSink {
   handover(env: Envelope): boolean {
     if (this.#tried) return false;
     this.#tried = true;
-    return replayHandoff(this.s, env, this.offered);
+    return replayHandoff(this.s, env, this.offered, resumeDummy);
   }
   onLine(line: Buffer, bareLf: boolean, buffered: number): void {
     const s = this.s;
@@ -97,23 +98,23 @@ export function enterDummy(s: Session): void {
   s.phase = 'dummy';
   // postscreen sends no banner to a pregreeting client: the engine answers what it said early instead.
   const early = s.pregreet?.takeKept() ?? null;
-  if (early === null) s.io.write(ctx.replies.greeting);
+  if (early === null) s.io.write(s.gen.replies.greeting);
   s.reader = new LineReader(s.config.dummy.line_length_limit);
   const deepOpts = s.personality.deep;
-  const todo = deepDue(deepOpts, s.record, Date.now());
+  const todo = deepDue(deepOpts, s.record, s.ctx.clock.now());
   s.deep = deepOpts !== null && todo !== 0 ? new DeepTests(deepOpts, todo) : null;
   const sameConnection = s.config.deep.after_pass === 'handoff' && s.deep !== null && s.rejectReason === 'deep';
-  const learned = sameConnection ? ctx.ehlo?.current ?? null : null;
+  const learned = sameConnection ? chooseBackend(s.gen.backend, 'new').ehlo?.current ?? null : null;
   const port = new DummyPort(s, learned?.offered ?? null);
   s.engine = new DummyEngine(
     {
-      replies: ctx.replies,
+      replies: s.gen.replies,
       rejectReply: s.rejectReply,
       rejectReason: s.rejectReason,
       commandCountLimit: s.config.dummy.command_count_limit,
       hardErrorLimit: s.config.dummy.hard_error_limit,
       deep: s.deep,
-      tls: ctx.tls !== null,
+      tls: s.gen.tls !== null,
       ehlo: learned,
       keepEnvelope: sameConnection,
     },
@@ -155,7 +156,7 @@ export function resumeDummy(s: Session): void {
 
 function armCommandTimer(s: Session): void {
   s.clearTimer();
-  s.timer = setTimeout(onCommandTimeout, s.config.dummy.command_time_limit, s);
+  s.timer = s.ctx.clock.setTimeout(onCommandTimeout, s.config.dummy.command_time_limit, s);
 }
 
 function _onCommandTimeout(s: Session): void {
@@ -170,7 +171,7 @@ const handshaking = new WeakMap<Session, number>();
 
 /** The 220 Ready reply is written: wrap the raw socket (server side) and read the session from the TLSSocket. */
 function upgrade(s: Session, started: number): void {
-  const secureContext = s.ctx.tls;
+  const secureContext = s.gen.tls;
   if (s.closed || secureContext === null || s.socket.destroyed) return;
   s.reader?.takePending();
   s.reader?.reset();
@@ -197,7 +198,7 @@ function _onTlsSecure(this: ScreenSocket): void {
 
 function tlsFail(s: Session, reason: string, started: number): void {
   handshaking.delete(s);
-  s.event(EV.TLS_FAIL, { reason, after_ms: Date.now() - started });
+  s.event(EV.TLS_FAIL, { reason, after_ms: s.ctx.clock.now() - started });
   const io = s.io;
   closeWith(s, null);
   io.destroy();

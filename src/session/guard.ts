@@ -32,7 +32,7 @@ export function internalError(s: Session | undefined, where: string, err: unknow
     /* a logger that throws must not stop the clean-up */
   }
   try {
-    if (!s.closed) closeWith(s, s.ctx.replies.serviceUnavailable);
+    if (!s.closed) closeWith(s, s.gen.replies.serviceUnavailable);
   } catch {
     s.backendSock?.destroy();
     s.io.destroy();

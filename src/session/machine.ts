@@ -4,23 +4,25 @@
  *
  * Exports: startSession().
  * The listener calls startSession() once the client address is known (after
- * any PROXY header), with the personality (server/stress.ts) chosen at accept;
- * the session reads its values from s.config, never from ctx.config.
+ * any PROXY header), with the personality (and so the generation) chosen at
+ * accept; the session reads its values from s.config and s.gen, never from
+ * the screener's current generation, which a reload may swap.
  * Handlers are module-level and find the Session through
  * the socket; every timer and socket event first checks `closed`
  * (late events return early).
  */
 import { EV } from '../log/events.js';
 import { TestIndex } from './flags.js';
-import { allPassed } from '../cache/store.js';
 import { applyAction } from '../checks/check.js';
 import { EARLY_KEEP, PregreetProbe, pregreetResult } from '../checks/pregreet.js';
 import { Session, kSession, type Ctx, type ScreenSocket } from './state.js';
 import type { DnsblQuery } from '../checks/dnsbl.js';
 import { closeWith, refuse, onClientClose, onClientEnd } from './close.js';
 import { conclude } from './conclude.js';
-import { handoff } from '../handoff/splice.js';
-import type { Personality } from '../server/stress.js';
+import { atAccept, cleared } from './verdict.js';
+import { ALLOWLISTED, DONE, FAIL, IGNORED, PASS, TODO, anyFail, earlyDone, flag } from './test-state.js';
+import { handoff } from './handoff.js';
+import type { Personality } from './generation.js';
 import { guardSocket, guardTimer } from './guard.js';
 
 const PREGREET = TestIndex.pregreet;
@@ -33,6 +35,7 @@ const DNSBL = TestIndex.dnsbl;
  */
 export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, port: number, personality: Personality): void {
   const cfg = personality.config;
+  const gen = personality.gen;
   const max = cfg.limits.max_per_client;
   const count = max > 0 ? (ctx.perClient.get(client) ?? 0) + 1 : 0;
   if (max > 0 && count > max) {
@@ -40,7 +43,7 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
     c[EV.TOO_MANY_CONNECTIONS] = (c[EV.TOO_MANY_CONNECTIONS] ?? 0) + 1;
     if (personality.stress) ctx.log.info({ event: EV.TOO_MANY_CONNECTIONS, client, port, stress: true, count: count - 1 });
     else ctx.log.info({ event: EV.TOO_MANY_CONNECTIONS, client, port, count: count - 1 });
-    refuse(socket, ctx.replies.tooManyConnections);
+    refuse(socket, gen.replies.tooManyConnections);
     return;
   }
   const s = new Session(ctx, socket, client, port, personality);
@@ -51,114 +54,133 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
   ctx.sessions.add(s);
   socket.on('close', onClientClose);
   socket.on('end', onClientEnd);
-  s.event(EV.CONNECT, { local: s.local, local_port: s.localPort });
+  s.event(EV.CONNECT, { local: socket.localAddress, local_port: socket.localPort });
 
-  // 1. Permanent access list: first match wins.
-  const hit = ctx.access?.match(client);
-  if (hit !== undefined) {
-    if (hit.action === 'permit') {
-      s.event(EV.ALLOWLISTED, { entry: hit.entry });
+  // 1. Permanent access list (first match wins) and 2. the verdict cache: session/verdict.ts atAccept().
+  const hit = gen.access?.match(client);
+  const rec = ctx.store.get(client) ?? null;
+  s.record = rec;
+  const now = s.ctx.clock.now();
+  const v = atAccept({ now, personality, access: hit?.action ?? null, record: rec });
+  switch (v.next) {
+    case 'allowlisted':
+      s.event(EV.ALLOWLISTED, { entry: hit?.entry });
       s.verdict = 'allowlisted';
       handoff(s);
       return;
-    }
-    if (hit.action === 'reject') {
-      const action = cfg.access.action;
-      s.event(EV.DENYLISTED, { entry: hit.entry, action });
-      switch (applyAction(action)) {
+    case 'pass-old':
+      s.event(EV.PASS_OLD);
+      s.verdict = 'old';
+      handoff(s);
+      return;
+    case 'denylisted':
+      s.event(EV.DENYLISTED, { entry: hit?.entry, action: v.action });
+      switch (applyAction(v.action)) {
         case 'drop':
-          closeWith(s, ctx.replies.dropFor('denylist'));
+          closeWith(s, gen.replies.dropFor('denylist'));
           return;
         case 'enforce':
-          s.rejectReply = ctx.replies.reject('denylist');
+          s.rejectReply = gen.replies.reject('denylist');
           s.rejectReason = 'denylist';
           break;
         case 'continue':
-          s.ignoredFail = true;
+          s.tests |= IGNORED;
           break;
       }
-    }
+      break;
+    case 'test':
+      break;
   }
 
-  // 2. Verdict cache: every enabled test passed and not expired → PASS OLD.
-  const now = Date.now();
-  const rec = ctx.store.get(client);
-  if (rec !== undefined) s.record = rec;
-  if (s.rejectReply === null && !s.ignoredFail && rec !== undefined && allPassed(rec, s.personality.enabled, now)) {
-    s.event(EV.PASS_OLD);
-    s.verdict = 'old';
-    handoff(s);
-    return;
+  // 3. The early tests during the greet wait. DNSBL lookups start now, unless a DNSBL pass is still valid.
+  if (gen.dnsbl !== null && !((rec?.[DNSBL] ?? 0) > now)) {
+    s.dnsbl = gen.dnsbl.start(client, s, onDnsblDone);
+    if (s.dnsbl !== null) s.tests |= flag(DNSBL, TODO);
   }
-
-  // 3. Tests during the greet wait. DNSBL lookups start now, unless a DNSBL pass is still valid.
-  if (ctx.dnsbl !== null && !((rec?.[DNSBL] ?? 0) > now)) {
-    s.dnsbl = ctx.dnsbl.start(client, s, onDnsblDone);
-  }
+  s.phase = 'pregreet';
   if (!cfg.pregreet.enable) {
     if (s.dnsbl === null) {
       queueMicrotask(() => concludeGuarded(s));
       return;
     }
     // No teaser: wait for the lookups alone, bounded by the lookup deadline.
-    s.phase = 'pregreet';
-    s.timer = setTimeout(onGreetWaitEnd, cfg.dnsbl.timeout, s);
+    s.timer = s.ctx.clock.setTimeout(onGreetWaitEnd, cfg.dnsbl.timeout, s);
     return;
   }
-  s.phase = 'pregreet';
+  s.tests |= flag(PREGREET, TODO);
   // What a pregreeter said early is not lost: under ignore it goes to the backend, under
   // enforce the dummy engine answers it (postscreen peeks at early bytes; it never eats them).
   s.pregreet = new PregreetProbe(cfg.pregreet.action === 'drop' ? 0 : EARLY_KEEP);
-  socket.write(ctx.replies.teaser);
-  s.teaserSent = true;
+  socket.write(gen.replies.teaser);
   socket.on('data', onEarlyData);
   socket.resume();
-  s.timer = setTimeout(onGreetWaitEnd, cfg.pregreet.wait, s);
+  s.timer = s.ctx.clock.setTimeout(onGreetWaitEnd, cfg.pregreet.wait, s);
+}
+
+/** Ends the greet wait now when no early test is left to wait for (postscreen: "terminate the greet delay"). */
+function endWaitIfDone(s: Session): void {
+  if (s.closed || s.phase !== 'pregreet' || !earlyDone(s.tests)) return;
+  s.clearTimer();
+  s.socket.removeListener('data', onEarlyData);
+  conclude(s);
 }
 
 /** Bytes before the greet wait is over: a pregreet. The first chunk decides; the rest is counted. */
 function _onEarlyData(this: ScreenSocket, chunk: Buffer): void {
   const s = this[kSession];
   if (s === undefined || s.closed || s.pregreet === null) return;
-  const first = s.pregreet.record(chunk, Date.now());
+  const first = s.pregreet.record(chunk, s.ctx.clock.now());
   if (s.pregreet.full) this.pause(); // the rest waits in the kernel until the handoff's pipe() reads it
   if (!first) return;
   const action = s.config.pregreet.action;
   const r = pregreetResult(s.pregreet, s.started);
   s.event(EV.PREGREET, { ...r.fields, action });
-  if (s.record !== null) s.record[PREGREET] = 0;
+  // A failed test loses its pass, whatever the action (a new record: stored records are values).
+  const rec = cleared(s.record, [PREGREET]);
+  if (rec !== null) {
+    s.record = rec;
+    s.ctx.store.set(s.client, rec);
+  }
   switch (applyAction(action)) {
     case 'drop':
-      closeWith(s, s.ctx.replies.dropFor('pregreet'));
+      s.tests |= flag(PREGREET, FAIL | DONE);
+      closeWith(s, s.gen.replies.dropFor('pregreet'));
       return;
     case 'enforce':
+      s.tests |= flag(PREGREET, FAIL | DONE);
       if (s.rejectReply === null) {
-        s.rejectReply = s.ctx.replies.reject('pregreet');
+        s.rejectReply = s.gen.replies.reject('pregreet');
         s.rejectReason = 'pregreet';
       }
-      return;
+      break;
     case 'continue':
-      s.ignoredFail = true;
-      return;
+      s.tests |= flag(PREGREET, DONE) | IGNORED;
+      break;
   }
+  endWaitIfDone(s);
 }
 
-/** Every DNSBL answer is in. A score at or below the allowlist threshold ends the wait now. */
+/** Every DNSBL answer is in. A score at or below the allowlist threshold ends the wait now; so does a wait with nothing else to wait for. */
 function _onDnsblDone(s: Session, q: DnsblQuery): void {
   if (s.closed || s.phase !== 'pregreet' || s.dnsbl !== q) return;
-  const dnsbl = s.ctx.dnsbl;
-  if (dnsbl === null || !dnsbl.allowlisted(dnsbl.summary(q))) return;
-  if (s.pregreet?.failed === true || s.rejectReply !== null || s.ignoredFail) return;
-  s.dnsblAllowlisted = true;
-  s.clearTimer();
-  s.socket.removeListener('data', onEarlyData);
-  conclude(s);
+  s.tests |= flag(DNSBL, DONE);
+  const dnsbl = s.gen.dnsbl;
+  if (dnsbl !== null && dnsbl.allowlisted(dnsbl.summary(q)) && !anyFail(s.tests) && (s.tests & IGNORED) === 0) {
+    s.tests |= ALLOWLISTED;
+    s.clearTimer();
+    s.socket.removeListener('data', onEarlyData);
+    conclude(s);
+    return;
+  }
+  endWaitIfDone(s);
 }
 
 function _onGreetWaitEnd(s: Session): void {
   s.timer = null;
   if (s.closed) return;
   s.socket.removeListener('data', onEarlyData);
+  // The client waited its turn: the pregreet test passed.
+  if ((s.tests & flag(PREGREET, TODO | DONE)) === flag(PREGREET, TODO)) s.tests |= flag(PREGREET, PASS | DONE);
   conclude(s);
 }
 

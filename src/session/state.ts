@@ -8,20 +8,17 @@
  * their Session through the socket's `kSession` slot, so no closure is made
  * per connection.
  */
-import type { Socket } from 'node:net';
-import type { SecureContext } from 'node:tls';
+import type { Socket, TcpNetConnectOpts } from 'node:net';
 import type { Logger } from 'pino';
-import type { Config, HostPort } from '../config/types.js';
+import type { Config } from '../config/types.js';
 import type { VerdictStore, VerdictRecord } from '../cache/store.js';
-import type { AccessList } from '../checks/access.js';
-import type { Replies } from '../smtp/replies.js';
 import type { DummyEngine } from '../smtp/dummy-engine.js';
 import type { LineReader } from '../smtp/line-reader.js';
 import type { PregreetProbe } from '../checks/pregreet.js';
-import type { Dnsbl, DnsblQuery } from '../checks/dnsbl.js';
-import type { DeepOptions, DeepTests } from '../checks/deep.js';
-import type { Personalities, Personality, StressState } from '../server/stress.js';
-import type { EhloLearner } from '../handoff/ehlo.js';
+import type { DnsblQuery } from '../checks/dnsbl.js';
+import type { DeepTests } from '../checks/deep.js';
+import type { Generation, Personality } from './generation.js';
+import type { Clock, TimerHandle } from './clock.js';
 
 export type Phase = 'proxy' | 'pregreet' | 'dummy' | 'handoff' | 'splice' | 'closed';
 
@@ -31,25 +28,19 @@ export interface ScreenSocket extends Socket {
   [kSession]?: Session;
 }
 
-/** Shared by all sessions of one screener: configuration, tiers, counters. */
+/**
+ * The runtime state shared by all sessions of one screener: it survives a
+ * reload. What the configuration yields is the generation (session/generation.ts).
+ */
 export interface Ctx {
-  config: Config;
+  /** The generation new connections get; a reload swaps it. */
+  gen: Generation;
+  /** Time and timers of every session (session/clock.ts: realClock, or a fake one in tests). */
+  clock: Clock;
+  /** Opens a backend connection (node:net connect; a fake in tests). */
+  connect: (opts: TcpNetConnectOpts) => Socket;
   log: Logger;
   store: VerdictStore;
-  access: AccessList | null;
-  replies: Replies;
-  /** The DNSBL test, or null when no sites are configured. */
-  dnsbl: Dnsbl | null;
-  /** Test indexes (session/flags.ts) that are enabled: PASS OLD needs all of them. */
-  enabled: readonly number[];
-  /** The deep (after-220) tests, or null when none is enabled (session/deep.ts deepOptions()). */
-  deep: DeepOptions | null;
-  /** STARTTLS in the dummy engine: built once at start from tls.cert / tls.key, or null (not offered). */
-  tls: SecureContext | null;
-  /** deep.after_pass handoff: what the backend offers in EHLO, learned (handoff/ehlo.ts); null otherwise. */
-  ehlo: EhloLearner | null;
-  /** Backend actually used (the built-in sink's port is known only once it listens). */
-  backend: HostPort;
   sessions: Set<Session>;
   perClient: Map<string, number>;
   draining: boolean;
@@ -63,23 +54,19 @@ export interface Ctx {
   counters: Record<string, number>;
   /** Called after a session is accounted for (the drain watches it). */
   onSessionEnd?: () => void;
-  /** The normal and the stress personality, built once at start (server/stress.ts). */
-  personalities: Personalities;
-  /** Whether new connections on `auto` listeners get the stress personality (server/stress.ts noteOpen()). */
-  stressState: StressState;
+  /** The open connection count changed (the server's stress state watches it). */
+  noteOpen: (count: number) => void;
 }
 
 export class Session {
   readonly ctx: Ctx;
   /**
-   * This connection's configuration: its personality's, chosen at accept and
-   * kept to the end. Per-connection values (pregreet.wait, dummy.*, the actions)
-   * are read here, not from ctx.config, so that the stress values apply.
+   * The personality this connection was accepted under, chosen at accept and
+   * kept to the end, with its generation: its enabled tests and deep tests,
+   * and its configuration. Per-connection values (pregreet.wait, dummy.*, the
+   * actions) are read from s.config, never from the generation's, so that the
+   * stress values apply.
    */
-  readonly config: Config;
-  /** Served by the stress personality: every event of the session carries `stress: true`. */
-  readonly stress: boolean;
-  /** The personality this connection was accepted under: its enabled tests and deep tests. */
   readonly personality: Personality;
   /** The accepted (raw) socket: 'close' accounting and DISCONNECT byte counts. */
   readonly socket: ScreenSocket;
@@ -89,27 +76,23 @@ export class Session {
   tls = false;
   client: string;
   port: number;
-  readonly local: string;
-  readonly localPort: number;
   readonly started: number;
   phase: Phase;
   closed = false;
   /** Counted in ctx.perClient under `client`. */
   counted = false;
-  timer: NodeJS.Timeout | null = null;
-  teaserSent = false;
-  /** Cache record read at connect (or a new one); written back by conclude(). */
+  timer: TimerHandle | null = null;
+  /** The test-state table (session/test-state.ts): TODO / PASS / FAIL / DONE per test, and the session bits below. */
+  tests = 0;
+  /** The client's stored record as read at accept, or the last one this session stored. A value: never edited. */
   record: VerdictRecord | null = null;
-  /** The first enforced failure: the 550 reply the dummy engine gives at RCPT. */
+  /** The first enforced failure's 550 (the dummy engine's reply at RCPT), or null. */
   rejectReply: string | null = null;
+  /** Why the dummy engine refuses RCPT: the enforced failure, or greylist / deep (450). */
   rejectReason = '';
-  /** A test failed with `ignore`: hand over, but record no pass. */
-  ignoredFail = false;
   pregreet: PregreetProbe | null = null;
   /** DNSBL lookups of this connection, started at accept. */
   dnsbl: DnsblQuery | null = null;
-  /** The DNSBL score reached the allowlist threshold: every test passes. */
-  dnsblAllowlisted = false;
   reader: LineReader | null = null;
   engine: DummyEngine | null = null;
   /** Deep tests run in this dummy session; concludeDummy() (session/deep.ts) sets it back to null. */
@@ -120,18 +103,29 @@ export class Session {
 
   constructor(ctx: Ctx, socket: ScreenSocket, client: string, port: number, personality: Personality) {
     this.ctx = ctx;
-    this.config = personality.config;
     this.personality = personality;
-    this.stress = personality.stress;
     this.socket = socket;
     this.io = socket;
     this.client = client;
     this.port = port;
-    this.local = socket.localAddress ?? '';
-    this.localPort = socket.localPort ?? 0;
-    this.started = Date.now();
+    this.started = ctx.clock.now();
     this.phase = 'proxy';
     socket[kSession] = this;
+  }
+
+  /** This connection's configuration (its personality's). */
+  get config(): Config {
+    return this.personality.config;
+  }
+
+  /** Served by the stress personality: every event of the session carries `stress: true`. */
+  get stress(): boolean {
+    return this.personality.stress;
+  }
+
+  /** The generation this connection was accepted under. */
+  get gen(): Generation {
+    return this.personality.gen;
   }
 
   /** Log one event with the session's identity fields. */
@@ -148,7 +142,7 @@ export class Session {
 
   clearTimer(): void {
     if (this.timer !== null) {
-      clearTimeout(this.timer);
+      this.ctx.clock.clearTimeout(this.timer);
       this.timer = null;
     }
   }

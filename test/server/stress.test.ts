@@ -11,7 +11,7 @@ import {
   type Transition,
 } from '../../src/server/stress.js';
 import { STRESS_KEYS, validateConfig } from '../../src/config/schema.js';
-import type { Ctx } from '../../src/session/state.js';
+import type { ServerCtx } from '../../src/server/stress.js';
 
 const WATERMARKS: Array<{ limit: number; enterPct: number; leavePct: number; enter: number; leave: number }> = [
   { limit: 10, enterPct: 80, leavePct: 60, /* want */ enter: 8, leave: 6 },
@@ -160,7 +160,7 @@ test('stressConfig: a copy with the stress values; the normal config is untouche
 
 test('personalityFor: auto follows the state; normal and stress are pinned', () => {
   const personalities = makePersonalities(validateConfig({}), [0]);
-  const ctx = { personalities, stressState: new StressState(watermarks(10, 80, 60)) } as unknown as Ctx;
+  const ctx = { gen: { personalities }, stressState: new StressState(watermarks(10, 80, 60)) } as unknown as ServerCtx;
   assert.equal(personalities.normal.config.pregreet.wait, 6000);
   assert.equal(personalities.stress.config.pregreet.wait, 2000);
   assert.deepEqual([personalities.normal.stress, personalities.stress.stress], [false, true]);
@@ -178,7 +178,7 @@ test('noteOpen: one STRESS event per transition (enter at warn, leave at info) w
     warn: (rec: Record<string, unknown>) => lines.push({ level: 'warn', rec }),
     info: (rec: Record<string, unknown>) => lines.push({ level: 'info', rec }),
   };
-  const ctx = { stressState: new StressState(watermarks(10, 80, 60)), counters: {}, log } as unknown as Ctx;
+  const ctx = { stressState: new StressState(watermarks(10, 80, 60)), counters: {}, log } as unknown as ServerCtx;
   for (const n of [1, 5, 8, 9, 8, 7, 8, 9, 10, 7, 6, 5, 7, 6, 3]) noteOpen(ctx, n);
   assert.deepEqual(lines, [
     { level: 'warn', rec: { event: 'STRESS', state: 'enter', count: 8, limit: 10, threshold: 8 } },

@@ -12,7 +12,8 @@ import pino from 'pino';
 import { guardSocket, guardTimer } from '../../src/session/guard.js';
 import { Session, kSession, type Ctx, type ScreenSocket } from '../../src/session/state.js';
 import { makeReplies } from '../../src/smtp/replies.js';
-import type { Personality } from '../../src/server/stress.js';
+import { realClock } from '../../src/session/clock.js';
+import type { Personality } from '../../src/session/generation.js';
 
 async function pair(): Promise<{ server: Socket; client: Socket; close: () => void }> {
   const srv = createServer();
@@ -26,8 +27,8 @@ async function pair(): Promise<{ server: Socket; client: Socket; close: () => vo
 
 function session(sock: Socket, lines: Record<string, unknown>[]): Session {
   const log = pino({ level: 'info' }, new Writable({ write(c, _e, cb) { lines.push(JSON.parse(String(c)) as Record<string, unknown>); cb(); } }));
-  const ctx = { log, counters: {}, replies: makeReplies('screen.test', 'ESMTP') } as unknown as Ctx;
-  const personality = { name: 'normal', stress: false, config: {}, enabled: [], deep: null } as unknown as Personality;
+  const ctx = { log, counters: {}, clock: realClock } as unknown as Ctx;
+  const personality = { name: 'normal', stress: false, config: {}, enabled: [], deep: null, gen: { replies: makeReplies('screen.test', 'ESMTP') } } as unknown as Personality;
   return new Session(ctx, sock as ScreenSocket, '192.0.2.7', 4242, personality);
 }
 

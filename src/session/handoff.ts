@@ -1,5 +1,5 @@
 /*
- * handoff/splice.ts - hand a screened client to the backend smtpd.
+ * session/handoff.ts - hand a screened client to the backend smtpd.
  *
  * Exports: handoff().
  * connect (connect_timeout) → PROXY v1/v2 header, or XCLIENT after the
@@ -23,18 +23,18 @@
  * engine gives its 450 and the session goes on as with reconnect; the
  * passes are remembered either way, so the retry is PASS OLD.
  */
-import { connect } from 'node:net';
 import { EV } from '../log/events.js';
 import { encodeProxyV1, encodeProxyV2 } from '../net/proxy-protocol.js';
 import { buildXclient, SmtpReplyReader } from '../net/xclient.js';
 import { ScreenError } from '../util/errors.js';
-import { kSession, type ScreenSocket, type Session } from '../session/state.js';
-import { closeWith, endSocket, onSocketError } from '../session/close.js';
+import { kSession, type ScreenSocket, type Session } from './state.js';
+import { closeWith, endSocket, onSocketError } from './close.js';
 import type { Envelope } from '../smtp/dummy-engine.js';
-import { concludeDummy } from '../session/deep.js';
-import { resumeDummy } from '../session/dummy.js';
-import { missingKeywords, parseEhloKeywords } from './ehlo.js';
-import { guardSocket, guardTimer } from '../session/guard.js';
+import { concludeDummy } from './deep.js';
+import { missingKeywords, parseEhloKeywords } from '../handoff/ehlo.js';
+import { chooseBackend, type Backend } from '../handoff/backend.js';
+import { guardSocket, guardTimer } from './guard.js';
+import { IGNORED } from './test-state.js';
 
 type Stage = 'connect' | 'greeting' | 'xclient' | 'helo' | 'mail' | 'rcpt' | 'done';
 
@@ -50,6 +50,10 @@ interface Handshake {
   ehlo: boolean;
   /** The keywords the dummy engine's EHLO offered this client (a replay only). */
   offered: readonly string[];
+  /** A replay that falls back hands the session back here (session/dummy.ts resumeDummy()). */
+  onFallback: (s: Session) => void;
+  /** The backend chosen for this client (handoff/backend.ts chooseBackend()). */
+  backend: Backend;
 }
 const handshakes = new WeakMap<Session, Handshake>();
 
@@ -63,7 +67,7 @@ export function handoff(s: Session): void {
     return;
   }
   s.socket.removeAllListeners('data');
-  openBackend(s, null, []);
+  openBackend(s, chooseBackend(s.gen.backend, s.verdict), null, [], noFallback);
 }
 
 /**
@@ -72,34 +76,34 @@ export function handoff(s: Session): void {
  * FALLBACK logged when a handoff was due), the engine refuses the RCPT as
  * usual. True: the backend dialogue started; it answers the RCPT.
  */
-export function replayHandoff(s: Session, env: Envelope, offered: readonly string[] | null): boolean {
+export function replayHandoff(s: Session, env: Envelope, offered: readonly string[] | null, onFallback: (s: Session) => void): boolean {
   if (s.closed || s.config.deep.after_pass !== 'handoff' || s.rejectReason !== 'deep') return false;
-  const ctx = s.ctx;
-  const learned = ctx.ehlo?.current ?? null;
+  const backend = chooseBackend(s.gen.backend, 'new');
+  const learned = backend.ehlo?.current ?? null;
   let reason: string | null = null;
   if (s.tls) reason = 'tls: the session is under STARTTLS';
-  else if (ctx.draining) reason = 'stopping';
+  else if (s.ctx.draining) reason = 'stopping';
   else if (learned === null || offered === null) reason = 'backend EHLO not learned';
-  else if (ctx.config.backend.handoff === 'xclient' && learned.xclient === null) reason = 'backend does not offer XCLIENT';
+  else if (backend.mode === 'xclient' && learned.xclient === null) reason = 'backend does not offer XCLIENT';
   if (reason !== null) {
     s.event(EV.HANDOFF_FALLBACK, { reason, stage: 'start' });
     return false;
   }
   s.reader?.stop();
   s.socket.pause();
-  openBackend(s, env, offered ?? []);
+  openBackend(s, backend, env, offered ?? [], onFallback);
   return true;
 }
 
-function openBackend(s: Session, replay: Envelope | null, offered: readonly string[]): void {
+function noFallback(): void {}
+
+function openBackend(s: Session, target: Backend, replay: Envelope | null, offered: readonly string[], onFallback: (s: Session) => void): void {
   const ctx = s.ctx;
-  const b = ctx.config.backend;
   s.phase = 'handoff';
   s.clearTimer();
   const cs = s.socket;
   cs.pause();
-  const target = ctx.backend;
-  const bs = connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true }) as ScreenSocket;
+  const bs = ctx.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true }) as ScreenSocket;
   bs[kSession] = s;
   s.backendSock = bs;
   ctx.backends++;
@@ -108,8 +112,8 @@ function openBackend(s: Session, replay: Envelope | null, offered: readonly stri
   bs.on('close', onBackendClose);
   bs.on('connect', onBackendConnect);
   bs.on('data', onBackendData);
-  handshakes.set(s, { stage: 'connect', reader: new SmtpReplyReader(), xclient: [], started: Date.now(), replay, ehlo: false, offered });
-  s.timer = setTimeout(onHandoffTimeout, b.connect_timeout, s);
+  handshakes.set(s, { stage: 'connect', reader: new SmtpReplyReader(), xclient: [], started: s.ctx.clock.now(), replay, ehlo: false, offered, onFallback, backend: target });
+  s.timer = s.ctx.clock.setTimeout(onHandoffTimeout, target.connectTimeoutMs, s);
 }
 
 function _onBackendConnect(this: ScreenSocket): void {
@@ -117,13 +121,13 @@ function _onBackendConnect(this: ScreenSocket): void {
   if (s === undefined || s.closed) return;
   const hs = handshakes.get(s);
   if (hs === undefined) return;
-  const b = s.ctx.config.backend;
+  const b = hs.backend;
   s.clearTimer();
-  s.timer = setTimeout(onHandoffTimeout, b.handshake_timeout, s);
+  s.timer = s.ctx.clock.setTimeout(onHandoffTimeout, b.handshakeTimeoutMs, s);
   hs.stage = 'greeting';
   const src = { addr: s.client, port: s.port };
-  const dst = { addr: s.local, port: s.localPort };
-  switch (b.handoff) {
+  const dst = { addr: s.socket.localAddress ?? '', port: s.socket.localPort ?? 0 };
+  switch (b.mode) {
     case 'proxy-v1':
       this.write(encodeProxyV1(src, dst));
       break;
@@ -131,7 +135,7 @@ function _onBackendConnect(this: ScreenSocket): void {
       this.write(encodeProxyV2(src, dst));
       break;
     case 'xclient':
-      hs.xclient = buildXclient(hs.replay === null ? { addr: s.client, port: s.port } : xclientOf(s, hs.replay));
+      hs.xclient = buildXclient(hs.replay === null ? { addr: s.client, port: s.port } : xclientOf(s, b, hs.replay));
       break;
     case 'none':
       break;
@@ -248,8 +252,8 @@ function ehloStillOffers(s: Session, offered: readonly string[], r: { code: numb
 }
 
 /** XCLIENT attributes of a replayed session: HELO and PROTO too, when the backend offers them. */
-function xclientOf(s: Session, env: Envelope): { addr: string; port: number; helo?: string; proto?: 'SMTP' | 'ESMTP' } {
-  const attrs = s.ctx.ehlo?.current?.xclient;
+function xclientOf(s: Session, b: Backend, env: Envelope): { addr: string; port: number; helo?: string; proto?: 'SMTP' | 'ESMTP' } {
+  const attrs = b.ehlo?.current?.xclient;
   const offers = (name: string): boolean => attrs === undefined || attrs === null || attrs.size === 0 || attrs.has(name);
   const out: { addr: string; port: number; helo?: string; proto?: 'SMTP' | 'ESMTP' } = { addr: s.client, port: s.port };
   // XXX A HELO name that is not UTF-8 reaches XCLIENT with U+FFFD in place of its bad bytes; the replayed EHLO line keeps them.
@@ -283,7 +287,7 @@ function spliceNow(s: Session, hs: Handshake, reply: Buffer, code: number, relay
   if (hs.replay !== null) {
     // The deep tests are over: their passes are written (PASS NEW) before the HANDOFF.
     // An early test failed with `ignore` (nothing remembered for it): as handoff() after conclude().
-    s.verdict = s.ignoredFail ? 'ignored' : 'new';
+    s.verdict = (s.tests & IGNORED) !== 0 ? 'ignored' : 'new';
     s.engine?.handedOver();
     concludeDummy(s);
     // Input the client sent after its RCPT (it did not wait for the reply) goes to the backend, in order.
@@ -296,11 +300,11 @@ function spliceNow(s: Session, hs: Handshake, reply: Buffer, code: number, relay
     if (early !== null) bs.write(early);
   }
   s.event(EV.HANDOFF, {
-    backend: `${ctx.backend.host}:${ctx.backend.port}`,
-    mode: ctx.config.backend.handoff,
+    backend: hs.backend.name,
+    mode: hs.backend.mode,
     verdict: s.verdict,
     code,
-    handshake_ms: Date.now() - hs.started,
+    handshake_ms: s.ctx.clock.now() - hs.started,
     ...(relayed !== undefined ? { after: 'RCPT', relayed } : {}),
   });
   bs.pipe(cs);
@@ -316,8 +320,7 @@ function _onHandoffTimeout(s: Session): void {
 }
 
 function backendFail(s: Session, stage: Stage, reason: string): void {
-  const ctx = s.ctx;
-  s.event(EV.BACKEND_FAIL, { backend: `${ctx.backend.host}:${ctx.backend.port}`, stage, reason });
+  s.event(EV.BACKEND_FAIL, { backend: handshakes.get(s)?.backend.name ?? chooseBackend(s.gen.backend, s.verdict).name, stage, reason });
   if ((handshakes.get(s)?.replay ?? null) !== null) {
     fallback(s, stage, `backend: ${reason}`);
     return;
@@ -329,7 +332,7 @@ function backendFail(s: Session, stage: Stage, reason: string): void {
     bs.removeAllListeners('data');
     bs.destroy();
   }
-  closeWith(s, ctx.replies.serviceUnavailable);
+  closeWith(s, s.gen.replies.serviceUnavailable);
 }
 
 /**
@@ -338,6 +341,7 @@ function backendFail(s: Session, stage: Stage, reason: string): void {
  * RCPT with its 450 and goes on (session/dummy.ts resumeDummy()).
  */
 function fallback(s: Session, stage: Stage, reason: string): void {
+  const hs = handshakes.get(s);
   handshakes.delete(s);
   s.clearTimer();
   s.event(EV.HANDOFF_FALLBACK, { reason, stage });
@@ -348,7 +352,7 @@ function fallback(s: Session, stage: Stage, reason: string): void {
     if (stage !== 'connect' && bs.writable) endSocket(bs, 'QUIT\r\n');
     else bs.destroy();
   }
-  resumeDummy(s);
+  hs?.onFallback(s);
 }
 
 function _onBackendError(this: ScreenSocket, err: NodeJS.ErrnoException): void {

@@ -1,5 +1,5 @@
 /*
- * handoff/sink.ts - the built-in sink backend: a tiny SMTP server on loopback
+ * server/sink.ts - the built-in sink backend: a tiny SMTP server on loopback
  * that accepts and discards everything. For `smtpscreen demo`, for
  * `npm start` out of the box, and for the load generator.
  *

@@ -1,0 +1,36 @@
+/*
+ * handoff/backend.ts - a backend smtpd as an object, and the one function
+ * that chooses the backend for a client.
+ *
+ * Exports: Backend, makeBackend(), chooseBackend().
+ * A Backend is where a screened client goes: its address, how it learns the
+ * real client (XCLIENT, PROXY v1/v2, or nothing), its timeouts, and what it
+ * offers in EHLO once learned (deep.after_pass handoff). chooseBackend() is
+ * the single place that picks one for a verdict; today there is one backend,
+ * so it is that one: routing by verdict (a friendlier smtpd for known
+ * clients, a stricter one for strangers) is a change of this function only.
+ */
+import type { HandoffMode } from '../config/types.js';
+import type { EhloLearner } from './ehlo.js';
+
+export interface Backend {
+  /** "host:port", for logs. */
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly mode: HandoffMode;
+  readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  /** What the backend offers in EHLO (deep.after_pass handoff), or null when it is not learned. */
+  readonly ehlo: EhloLearner | null;
+}
+
+export function makeBackend(host: string, port: number, mode: HandoffMode, connectTimeoutMs: number, handshakeTimeoutMs: number, ehlo: EhloLearner | null): Backend {
+  const name = `${host}:${port}`;
+  return Object.freeze({ name, host, port, mode, connectTimeoutMs, handshakeTimeoutMs, ehlo });
+}
+
+/** The backend for a client with HANDOFF verdict `verdict` (allowlisted, old, new, ...). */
+export function chooseBackend(backend: Backend, _verdict: string): Backend {
+  return backend;
+}

@@ -1,0 +1,166 @@
+/*
+ * server/generation.ts - build the generation (session/generation.ts) from a
+ * configuration: everything derived from it, in one immutable object.
+ *
+ * Exports: makeGeneration(), MadeGeneration.
+ * Order: access list (a bad file fails, naming file and line) → STARTTLS
+ * context → replies → DNSBL test and its resolver → the built-in sink if the
+ * backend is "sink" → the backend, and with deep.after_pass handoff its EHLO
+ * learned (a backend that cannot be reached delays this by at most its two
+ * timeouts and is asked again every 30 s) → the two personalities, each
+ * pointing back at the generation. A reload calls this again and swaps the
+ * result in for new connections.
+ */
+import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { Config } from '../config/types.js';
+import { EV } from '../log/events.js';
+import { loadAccessList } from '../checks/access.js';
+import { makeReplies } from '../smtp/replies.js';
+import { TestIndex } from '../session/flags.js';
+import type { Generation, Personality, PersonalityConfig } from '../session/generation.js';
+import { Dnsbl } from '../checks/dnsbl.js';
+import { Resolver } from '../dns/resolver.js';
+import { reverseName } from '../dns/reverse.js';
+import { ScreenError } from '../util/errors.js';
+import { startSink, type Sink } from './sink.js';
+import { EhloLearner, probeBackendEhlo } from '../handoff/ehlo.js';
+import { makeBackend } from '../handoff/backend.js';
+import { makePersonalities } from './stress.js';
+
+export interface MadeGeneration {
+  readonly gen: Generation;
+  /** The DNSBL resolver (closed at stop), or null. */
+  readonly resolver: Resolver | null;
+  /** The built-in sink backend, or null. */
+  readonly sink: Sink | null;
+}
+
+export async function makeGeneration(config: Config, log: Logger, counters: Record<string, number>): Promise<MadeGeneration> {
+  const access = config.access.list === null ? null : loadAccessList(config.access.list);
+  const tlsContext = loadTls(config);
+  const replies = makeReplies(config.hostname, config.banner);
+  const enabled: number[] = [];
+  if (config.pregreet.enable) enabled.push(TestIndex.pregreet);
+  const { dnsbl, resolver } = makeDnsbl(config, log, counters);
+  if (dnsbl !== null) enabled.push(TestIndex.dnsbl);
+  if (config.greylist.enable) enabled.push(TestIndex.greylist);
+  const pc = makePersonalities(config, enabled);
+  let sink: Sink | null = null;
+  let host = config.backend.address.host;
+  let port = config.backend.address.port;
+  if (host === 'sink') {
+    sink = await startSink('127.0.0.1', port);
+    host = sink.host;
+    port = sink.port;
+  }
+  const b = config.backend;
+  // deep.after_pass handoff: learn the backend's EHLO before the first client sees the dummy engine's.
+  const ehlo = b.handoff !== 'none' && config.deep.after_pass === 'handoff' && (pc.normal.deep !== null || pc.stress.deep !== null)
+    ? makeEhloLearner(config, host, port, log)
+    : null;
+  if (ehlo !== null) await ehlo.start();
+  const backend = makeBackend(host, port, b.handoff, b.connect_timeout, b.handshake_timeout, ehlo);
+  const gen = { config, replies, access, dnsbl, tls: tlsContext, backend } as Generation & { personalities: Generation['personalities'] };
+  const withGen = (p: PersonalityConfig): Personality => Object.freeze({ ...p, gen });
+  (gen as { personalities: Generation['personalities'] }).personalities = Object.freeze({ normal: withGen(pc.normal), stress: withGen(pc.stress) });
+  return { gen: Object.freeze(gen), resolver, sink };
+}
+
+/** The DNSBL test and its resolver, or nulls when no sites are configured. */
+function makeDnsbl(config: Config, log: Logger, counters: Record<string, number>): { dnsbl: Dnsbl | null; resolver: Resolver | null } {
+  const d = config.dnsbl;
+  if (d.sites.length === 0) return { dnsbl: null, resolver: null };
+  const r = config.resolver;
+  const servers = r.servers.length > 0 ? r.servers : Resolver.fromResolvConf();
+  if (servers.length === 0) {
+    throw new ScreenError('SCR_ERR_CONFIG', 'resolver.servers is empty and /etc/resolv.conf names no nameserver: DNSBL lookups have nowhere to go', { key: 'resolver.servers', value: [] });
+  }
+  const resolver = new Resolver({
+    servers, timeoutMs: r.timeout, tries: r.tries, deadlineMs: d.timeout,
+    minTtl: r.min_ttl / 1000, maxTtl: r.max_ttl / 1000, cacheMax: r.cache_max,
+  });
+  const emit = (event: string, fields: Record<string, unknown>): void => {
+    counters[event] = (counters[event] ?? 0) + 1;
+    if (event === EV.DNSBL_SITE && fields['state'] === 'resumed') log.info({ event, ...fields });
+    else log.warn({ event, ...fields });
+  };
+  const dnsbl = new Dnsbl(d.sites, {
+    threshold: d.threshold, allowlistThreshold: d.allowlist_threshold, ttlMinMs: d.ttl_min, ttlMaxMs: d.ttl_max,
+    slowWarningMs: d.slow_warning, txt: d.txt, replyMap: d.reply_map,
+    health: {
+      enable: d.health.enable, intervalMs: d.health.interval, listed: d.health.listed, unlisted: d.health.unlisted,
+      errorLimit: d.health.error_limit, sites: d.health.sites,
+    },
+  }, resolver, reverseName, emit);
+  return { dnsbl, resolver };
+}
+
+
+/** While the backend cannot be reached, its EHLO is asked again this often. */
+const EHLO_RETRY_MS = 30_000;
+
+/** The backend's EHLO learner (handoff/ehlo.ts), logging BACKEND EHLO when what it offers is learned, changes, or cannot be learned. */
+function makeEhloLearner(config: Config, host: string, port: number, log: Logger): EhloLearner {
+  const b = config.backend;
+  const target = `${host}:${port}`;
+  let learnedOnce = false;
+  return new EhloLearner({
+    probe: () => probeBackendEhlo({
+      host, port, mode: b.handoff, hostname: config.hostname,
+      timeoutMs: b.connect_timeout + b.handshake_timeout,
+    }),
+    hostname: config.hostname,
+    refreshMs: b.ehlo_refresh,
+    retryMs: EHLO_RETRY_MS,
+    onChange: (info) => {
+      const ev: Record<string, unknown> = {
+        event: EV.BACKEND_EHLO, backend: target, state: learnedOnce ? 'changed' : 'learned',
+        offered: info.offered, xclient: info.xclient === null ? null : [...info.xclient],
+      };
+      learnedOnce = true;
+      if (b.handoff === 'xclient' && info.xclient === null) {
+        // Every handoff would fail too: say so once, where the postmaster looks first.
+        ev['warning'] = 'backend.handoff is xclient but the backend does not offer XCLIENT to the screener (Postfix: smtpd_authorized_xclient_hosts)';
+        log.warn(ev);
+      } else log.info(ev);
+    },
+    onError: (reason) => {
+      log.warn({ event: EV.BACKEND_EHLO, backend: target, state: 'failed', reason, retry_ms: EHLO_RETRY_MS });
+    },
+  });
+}
+
+
+/** tls.cert and tls.key: one secure context for every STARTTLS; a bad file fails start-up naming its key. */
+function loadTls(config: Config): tls.SecureContext | null {
+  const { cert: certFile, key: keyFile } = config.tls;
+  if (certFile === null || keyFile === null) return null;
+  const read = (key: string, file: string): string => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new ScreenError('SCR_ERR_CONFIG', `${key}: cannot read ${file} (${code})`, { key, value: file });
+    }
+    if (!text.includes('-----BEGIN ')) {
+      throw new ScreenError('SCR_ERR_CONFIG', `${key}: ${file} is not PEM`, { key, value: file });
+    }
+    return text;
+  };
+  const cert = read('tls.cert', certFile);
+  const key = read('tls.key', keyFile);
+  try {
+    return tls.createSecureContext({ cert, key });
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    // Which file is at fault: try the certificate alone.
+    let bad = 'tls.key';
+    try { new X509Certificate(cert); } catch { bad = 'tls.cert'; }
+    throw new ScreenError('SCR_ERR_CONFIG', `${bad}: ${bad === 'tls.cert' ? certFile : keyFile}: cannot use tls.cert and tls.key (${why})`,
+      { key: bad, value: bad === 'tls.cert' ? certFile : keyFile });
+  }
+}

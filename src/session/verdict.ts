@@ -1,0 +1,258 @@
+/*
+ * session/verdict.ts - the one verdict function: the test-state table and the
+ * facts of one client in, what happens to it and the record to store out.
+ *
+ * Exports: atAccept(), AcceptFacts, AcceptVerdict, afterEarly(), EarlyFacts, deepDue(),
+ *          EarlyVerdict, afterDeep(), DeepFacts, DeepVerdict, Enforced, cleared().
+ * Pure (no socket, no log, no store write): the session calls it and acts on
+ * what it returns (session/machine.ts, conclude.ts, deep.ts), and `explain`
+ * calls the same functions on the same inputs, so its answer cannot drift
+ * from the screener's. The one side effect a verdict needs, greylisting's
+ * atomic first-seen/retry decision, comes in as a function: the session
+ * passes the store's observe(), explain a read-only look at its snapshot.
+ *
+ * The rules are postscreen's: a test that failed loses its pass (drop,
+ * enforce and ignore alike); any failure under drop or enforce earns no
+ * pass at all, and the first enforced failure's reply is what the dummy
+ * engine gives at RCPT; a failure under ignore is handed over but nothing
+ * is remembered, so the tests repeat next time; a DNSBL score at or below
+ * the allowlist threshold completes every test with the DNSBL TTL.
+ */
+import type { Action } from '../config/types.js';
+import { allPassed, withPasses, type VerdictRecord } from '../cache/store.js';
+import type { Dnsbl, DnsblSummary } from '../checks/dnsbl.js';
+import { greylistApplies, type GreylistDecision } from '../checks/greylist.js';
+import { DEEP_BIT, DEEP_TESTS, type DeepOptions, type DeepTests } from '../checks/deep.js';
+import { dnsblReply } from '../smtp/replies.js';
+import type { Replies } from '../smtp/replies.js';
+import { networkOf } from '../net/cidr.js';
+import { TestIndex } from './flags.js';
+import { DONE, PASS, TODO, fates } from './test-state.js';
+import type { PersonalityConfig as Personality } from './generation.js';
+
+const PREGREET = TestIndex.pregreet;
+const DNSBL = TestIndex.dnsbl;
+const GREYLIST = TestIndex.greylist;
+
+/** The first enforced failure: the 550 the dummy engine gives at RCPT, and why. */
+export interface Enforced {
+  readonly reply: string;
+  readonly reason: string;
+}
+
+// ---- at accept: access list and verdict cache ------------------------------
+
+export interface AcceptFacts {
+  readonly now: number;
+  readonly personality: Personality;
+  /** The access list's matching entry's action, or null. */
+  readonly access: 'permit' | 'reject' | 'dunno' | null;
+  /** The client's stored record, or null. */
+  readonly record: VerdictRecord | null;
+}
+
+export type AcceptVerdict =
+  | { readonly next: 'allowlisted' }
+  /** Denylisted: what access.action says (drop: 521 now; enforce: 550 at RCPT; ignore: the tests go on). */
+  | { readonly next: 'denylisted'; readonly action: Action }
+  | { readonly next: 'pass-old' }
+  | { readonly next: 'test' };
+
+export function atAccept(f: AcceptFacts): AcceptVerdict {
+  if (f.access === 'permit') return { next: 'allowlisted' };
+  if (f.access === 'reject') return { next: 'denylisted', action: f.personality.config.access.action };
+  if (f.record !== null && allPassed(f.record, f.personality.enabled, f.now)) return { next: 'pass-old' };
+  return { next: 'test' };
+}
+
+// ---- at the end of the greet wait ------------------------------------------
+
+export interface EarlyFacts {
+  readonly client: string;
+  readonly now: number;
+  readonly personality: Personality;
+  readonly replies: Replies;
+  /** The test-state table (session/test-state.ts). */
+  readonly state: number;
+  readonly record: VerdictRecord | null;
+  /** A failure before now (denylist, pregreet) under enforce. */
+  readonly enforced: Enforced | null;
+  /** A failure before now under ignore. */
+  readonly ignored: boolean;
+  /** The DNSBL test and this client's summary, or null when there were no lookups. */
+  readonly dnsbl: { readonly test: Dnsbl; readonly summary: DnsblSummary; readonly txt: ReadonlyMap<string, string> } | null;
+  /** Greylisting: decide for `network` now (the store's atomic observe, or a look at a snapshot). */
+  readonly greylist: (network: string) => GreylistDecision;
+}
+
+export interface EarlyVerdict {
+  /**
+   * drop: the reply, then close. enforce: the dummy engine, `reply` at RCPT.
+   * greylist / deep: the dummy engine, 450 at RCPT (greylisted, or deep tests to pass first).
+   * handoff: to the backend now, with `name` (HANDOFF's verdict).
+   */
+  readonly next: 'drop' | 'enforce' | 'greylist' | 'deep' | 'handoff';
+  readonly reply: string | null;
+  readonly reason: string;
+  readonly name: 'new' | 'ignored' | 'untested' | 'dnsbl-allowlisted' | '';
+  /** The record to store under the client's address, or null: nothing to store. */
+  readonly record: VerdictRecord | null;
+  /** The DNSBL score reached the threshold: log DNSBL with this action. */
+  readonly dnsblFailed: Action | null;
+  /** The DNSBL score reached the allowlist threshold. */
+  readonly allowlisted: boolean;
+  /** Greylisting decided: log it. */
+  readonly greylist: { readonly network: string; readonly decision: GreylistDecision } | null;
+  /** Log PASS NEW (the client is handed over as a new client). */
+  readonly passNew: boolean;
+}
+
+const NO_CHANGE: ReadonlyArray<readonly [number, number]> = [];
+
+function verdict(next: EarlyVerdict['next'], v: Partial<EarlyVerdict>): EarlyVerdict {
+  return {
+    next, reply: null, reason: '', name: '', record: null, dnsblFailed: null, allowlisted: false, greylist: null, passNew: false, ...v,
+  };
+}
+
+/** A stored record with the passes of the failed tests cleared, or null when there is nothing to clear. */
+export function cleared(rec: VerdictRecord | null, tests: readonly number[]): VerdictRecord | null {
+  if (rec === null) return null;
+  const changes = tests.filter((t) => (rec[t] ?? 0) !== 0).map((t) => [t, 0] as const);
+  return changes.length === 0 ? null : withPasses(rec, changes);
+}
+
+/** Append a listing's TXT text to a reply, printable ASCII only, bounded. */
+function withTxt(reply: string, txt: string): string {
+  if (txt === '') return reply;
+  const clean = txt.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+  return `${reply.slice(0, -2)}; ${clean}\r\n`;
+}
+
+export function afterEarly(f: EarlyFacts): EarlyVerdict {
+  const cfg = f.personality.config;
+  const failed: number[] = [];
+  // Pregreet: done with a failure (any action) when the client talked early.
+  const pg = fates(f.state, PREGREET);
+  if ((pg & DONE) !== 0 && (pg & PASS) === 0) failed.push(PREGREET);
+
+  let enforced = f.enforced;
+  let ignored = f.ignored;
+  let dnsblFailed: Action | null = null;
+  const d = f.dnsbl;
+  if (d !== null && d.test.failed(d.summary)) {
+    failed.push(DNSBL);
+    dnsblFailed = cfg.dnsbl.action;
+    const site = d.test.replySite(d.summary);
+    const hit = d.summary.hits.find((h) => (cfg.dnsbl.reply_map[h.site] ?? h.site) === site);
+    const txt = d.txt.get(hit?.site ?? '') ?? '';
+    switch (dnsblFailed) {
+      case 'drop':
+        return verdict('drop', { reply: withTxt(dnsblReply(521, f.client, site), txt), reason: 'dnsbl', dnsblFailed, record: cleared(f.record, failed) });
+      case 'enforce':
+        enforced ??= { reply: withTxt(dnsblReply(550, f.client, site), txt), reason: 'dnsbl' };
+        break;
+      case 'ignore':
+        ignored = true;
+        break;
+    }
+  }
+  const record = cleared(f.record, failed);
+  if (enforced !== null) return verdict('enforce', { reply: enforced.reply, reason: enforced.reason, record, dnsblFailed });
+  const deepTodo = (rec: VerdictRecord | null): boolean => deepDue(f.personality.deep, rec, f.now) !== 0;
+  if (ignored) {
+    // No pass is remembered, so the test repeats next time; deep tests still due run first
+    // (postscreen runs them whatever the early tests said).
+    const rec = record ?? f.record;
+    if (deepTodo(rec)) return verdict('deep', { reason: 'deep', record, dnsblFailed });
+    return verdict('handoff', { name: 'ignored', record, dnsblFailed });
+  }
+  if (f.personality.enabled.length === 0) return verdict('handoff', { name: 'untested' });
+
+  const now = f.now;
+  const changes: Array<readonly [number, number]> = [];
+  const allowlisted = d !== null && d.test.allowlisted(d.summary);
+  if (allowlisted && d !== null) {
+    // postscreen: an allowlisted score completes every test, with the DNSBL TTL.
+    for (const i of f.personality.enabled) changes.push([i, now + d.summary.ttlMs]);
+    return verdict('handoff', { name: 'dnsbl-allowlisted', record: withPasses(f.record, changes), allowlisted, passNew: true });
+  }
+  if (cfg.pregreet.enable && (pg & TODO) !== 0 && (pg & PASS) !== 0) changes.push([PREGREET, now + cfg.pregreet.ttl]);
+  // A DNSBL pass is remembered only when every site answered.
+  if (d !== null && d.summary.complete) changes.push([DNSBL, now + d.summary.ttlMs]);
+
+  // Greylisting, after the early tests passed.
+  let greylist: EarlyVerdict['greylist'] = null;
+  let deferred = false;
+  const g = cfg.greylist;
+  if (g.enable && !((f.record?.[GREYLIST] ?? 0) > now)) {
+    if (!greylistApplies(g.policy, d?.summary.score ?? 0, g.suspicious_score)) changes.push([GREYLIST, now + g.ttl]);
+    else {
+      const network = networkOf(f.client, g.ipv4_prefix, g.ipv6_prefix);
+      if (network !== null) {
+        const decision = f.greylist(network);
+        greylist = { network, decision };
+        if (decision.verdict === 'pass') changes.push([GREYLIST, decision.state]);
+        else deferred = true;
+      }
+    }
+  }
+  const rec = withPasses(f.record, changes.length > 0 ? changes : NO_CHANGE);
+  // Deferred: the passes so far are kept; the dummy engine answers 450 at RCPT and logs the envelope.
+  if (deferred) return verdict('greylist', { reason: 'greylist', record: rec, greylist });
+  // The early passes are kept; PASS NEW waits for the deep tests (afterDeep()).
+  if (deepTodo(rec)) return verdict('deep', { reason: 'deep', record: rec, greylist });
+  return verdict('handoff', { name: 'new', record: rec, greylist, passNew: true });
+}
+
+/** Bits (checks/deep.ts DEEP_BIT) of the enabled deep tests without an unexpired pass in `rec`. */
+export function deepDue(deep: DeepOptions | null, rec: VerdictRecord | null, now: number): number {
+  if (deep === null) return 0;
+  let todo = 0;
+  for (const t of DEEP_TESTS) {
+    if (deep[t].enable && !((rec?.[TestIndex[t]] ?? 0) > now)) todo |= DEEP_BIT[t];
+  }
+  return todo;
+}
+
+// ---- at the end of a dummy session that ran deep tests ----------------------
+
+export interface DeepFacts {
+  readonly now: number;
+  readonly personality: Personality;
+  readonly record: VerdictRecord | null;
+  readonly deep: DeepTests;
+  /** The session had an enforced failure (it earns nothing here). */
+  readonly enforced: boolean;
+}
+
+export interface DeepVerdict {
+  readonly record: VerdictRecord | null;
+  /** The deep tests that passed, for PASS NEW; null: no PASS NEW. */
+  readonly passNew: readonly string[] | null;
+}
+
+export function afterDeep(f: DeepFacts): DeepVerdict {
+  const deep = f.deep;
+  if (deep.failed !== 0) {
+    // As the early tests: the failed test loses its pass; nothing else is written.
+    const failed = DEEP_TESTS.filter((t) => (deep.failed & DEEP_BIT[t]) !== 0).map((t) => TestIndex[t]);
+    return { record: cleared(f.record, failed), passNew: null };
+  }
+  // A client that failed an early test (enforced) earns nothing (postscreen: any FAIL clears every PASS).
+  if (deep.passed === 0 || f.enforced) return { record: null, passNew: null };
+  const changes: Array<readonly [number, number]> = [];
+  const passed: string[] = [];
+  for (const t of DEEP_TESTS) {
+    const until = deep.passUntil(t, f.now);
+    if (until > 0) {
+      changes.push([TestIndex[t], until]);
+      passed.push(t);
+    }
+  }
+  const rec = withPasses(f.record, changes);
+  return { record: rec, passNew: deep.complete && allPassed(rec, f.personality.enabled, f.now) ? passed : null };
+}
+
+
+
