@@ -15,7 +15,8 @@ import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Config, HostPort } from '../config/types.js';
-import { EV } from '../log/events.js';
+import { EV, type EventName } from '../log/events.js';
+import { Emitter } from '../log/emit.js';
 import { MemoryStore } from '../cache/memory.js';
 import type { VerdictStore } from '../cache/store.js';
 import { loadAccessList } from '../checks/access.js';
@@ -57,7 +58,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const enabled: number[] = [];
   if (config.pregreet.enable) enabled.push(TestIndex.pregreet);
   const counters: Record<string, number> = {};
-  const { dnsbl, resolver } = makeDnsbl(config, log, counters);
+  const emitter = new Emitter(log, counters);
+  const { dnsbl, resolver } = makeDnsbl(config, emitter);
   if (dnsbl !== null) enabled.push(TestIndex.dnsbl);
   if (config.greylist.enable) enabled.push(TestIndex.greylist);
   const personalities = makePersonalities(config, enabled);
@@ -88,6 +90,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     backends: 0,
     fdLimit,
     counters,
+    emitter,
     personalities,
     stressState: new StressState(stressMarks),
   };
@@ -112,7 +115,6 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   }
   const addresses = listeners.map((l) => l.address);
   const started: Record<string, unknown> = {
-    event: EV.STARTED,
     listen: addresses,
     backend: `${backend.host}:${backend.port}`,
     handoff: config.backend.handoff,
@@ -123,8 +125,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   if (ctx.fdLimit !== null && config.limits.max_connections > ctx.fdLimit - FD_RESERVE) {
     started['warning'] = `limits.max_connections ${config.limits.max_connections} is above the file descriptor limit ` +
       `${ctx.fdLimit} minus ${FD_RESERVE} reserved: the descriptor limit applies first`;
-    log.warn(started);
-  } else log.info(started);
+    emitter.emit(EV.STARTED, started, 'warn');
+  } else emitter.emit(EV.STARTED, started);
 
   dnsbl?.startHealth();
   let snapTimer: NodeJS.Timeout | null = null;
@@ -149,7 +151,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       ctx.ehlo?.stop();
       await resolver?.close();
       if (snapFile !== null) logSnapshot(ctx, 'save', snapFile, await saveSnapshot(store, snapFile));
-      ctx.log.info({ event: EV.STOPPED, forced });
+      emitter.emit(EV.STOPPED, { forced });
       return forced;
     });
     return closing;
@@ -164,7 +166,7 @@ async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs
   for (const s of ctx.sessions) {
     if (s.phase !== 'splice' && s.phase !== 'handoff') closeWith(s, ctx.replies.serviceUnavailable);
   }
-  ctx.log.info({ event: EV.STOPPING, signal, open: ctx.sessions.size, drain_ms: drainMs });
+  ctx.emitter.emit(EV.STOPPING, { signal, open: ctx.sessions.size, drain_ms: drainMs });
   let forced = 0;
   if (ctx.sessions.size > 0) {
     await new Promise<void>((resolve) => {
@@ -191,7 +193,7 @@ async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs
 }
 
 /** The DNSBL test and its resolver, or nulls when no sites are configured. */
-function makeDnsbl(config: Config, log: Logger, counters: Record<string, number>): { dnsbl: Dnsbl | null; resolver: Resolver | null } {
+function makeDnsbl(config: Config, emitter: Emitter): { dnsbl: Dnsbl | null; resolver: Resolver | null } {
   const d = config.dnsbl;
   if (d.sites.length === 0) return { dnsbl: null, resolver: null };
   const r = config.resolver;
@@ -203,10 +205,9 @@ function makeDnsbl(config: Config, log: Logger, counters: Record<string, number>
     servers, timeoutMs: r.timeout, tries: r.tries, deadlineMs: d.timeout,
     minTtl: r.min_ttl / 1000, maxTtl: r.max_ttl / 1000, cacheMax: r.cache_max,
   });
+  // DNSBL SITE and DNSBL WARNING at their rows' level (warn); a site that comes back is good news: info.
   const emit = (event: string, fields: Record<string, unknown>): void => {
-    counters[event] = (counters[event] ?? 0) + 1;
-    if (event === EV.DNSBL_SITE && fields['state'] === 'resumed') log.info({ event, ...fields });
-    else log.warn({ event, ...fields });
+    emitter.emit(event as EventName, fields, event === EV.DNSBL_SITE && fields['state'] === 'resumed' ? 'info' : undefined);
   };
   const dnsbl = new Dnsbl(d.sites, {
     threshold: d.threshold, allowlistThreshold: d.allowlist_threshold, ttlMinMs: d.ttl_min, ttlMaxMs: d.ttl_max,
@@ -220,10 +221,8 @@ function makeDnsbl(config: Config, log: Logger, counters: Record<string, number>
 }
 
 function logSnapshot(ctx: Ctx, op: 'load' | 'save', file: string, r: SnapshotResult): void {
-  const c = ctx.counters;
-  c[EV.CACHE] = (c[EV.CACHE] ?? 0) + 1;
-  if (r.ok) ctx.log.info({ event: EV.CACHE, op, file, entries: r.entries, skipped: r.skipped, expired: r.expired });
-  else ctx.log.error({ event: EV.CACHE, op: 'error', during: op, file, error: r.error, set_aside: r.setAside });
+  if (r.ok) ctx.emitter.emit(EV.CACHE, { op, file, entries: r.entries, skipped: r.skipped, expired: r.expired });
+  else ctx.emitter.emit(EV.CACHE, { op: 'error', during: op, file, error: r.error, set_aside: r.setAside }, 'error');
 }
 
 /** While the backend cannot be reached, its EHLO is asked again this often. */
@@ -244,18 +243,18 @@ function makeEhloLearner(ctx: Ctx): EhloLearner {
     retryMs: EHLO_RETRY_MS,
     onChange: (info) => {
       const ev: Record<string, unknown> = {
-        event: EV.BACKEND_EHLO, backend: target, state: learnedOnce ? 'changed' : 'learned',
+        backend: target, state: learnedOnce ? 'changed' : 'learned',
         offered: info.offered, xclient: info.xclient === null ? null : [...info.xclient],
       };
       learnedOnce = true;
       if (b.handoff === 'xclient' && info.xclient === null) {
         // Every handoff would fail too: say so once, where the postmaster looks first.
         ev['warning'] = 'backend.handoff is xclient but the backend does not offer XCLIENT to the screener (Postfix: smtpd_authorized_xclient_hosts)';
-        ctx.log.warn(ev);
-      } else ctx.log.info(ev);
+        ctx.emitter.emit(EV.BACKEND_EHLO, ev, 'warn');
+      } else ctx.emitter.emit(EV.BACKEND_EHLO, ev);
     },
     onError: (reason) => {
-      ctx.log.warn({ event: EV.BACKEND_EHLO, backend: target, state: 'failed', reason, retry_ms: EHLO_RETRY_MS });
+      ctx.emitter.emit(EV.BACKEND_EHLO, { backend: target, state: 'failed', reason, retry_ms: EHLO_RETRY_MS }, 'warn');
     },
   });
 }

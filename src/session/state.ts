@@ -61,6 +61,8 @@ export interface Ctx {
   fdLimit: number | null;
   /** Counters for `stats` and the demo. */
   counters: Record<string, number>;
+  /** Counts and logs events at their table level (log/emit.ts); its counts object is `counters`. */
+  emitter: import('../log/emit.js').Emitter;
   /** Called after a session is accounted for (the drain watches it). */
   onSessionEnd?: () => void;
   /** The normal and the stress personality, built once at start (server/stress.ts). */
