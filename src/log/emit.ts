@@ -50,8 +50,7 @@ export class Emitter {
     if (slot === undefined) slot = this.#slot(name);
     const lv = level ?? slot.level;
     if (!this.#log.isLevelEnabled(lv)) return;
-    // The root logger's level decides (checked above); the child passes everything on.
-    slot.log ??= this.#log.child({ event: name }, { level: 'trace' });
+    slot.log ??= this.#log.child({ event: name }); // a pino child follows its parent's level
     slot.log[lv](fields ?? NO_FIELDS);
   }
 
