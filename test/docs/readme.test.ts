@@ -93,6 +93,29 @@ test('the fields logged in src/ with an event are the fields of its row', () => 
   assert.ok(checked >= 25, `checked the fields of ${checked} call sites`);
 });
 
+test('hand-written log calls in src/ use the level of the event\'s row (or its other level); Session.event() logs at info', () => {
+  const byKey = new Map(EVENTS.map((e) => [evKey(e.name), e]));
+  let checked = 0;
+  for (const { file, text } of sources) {
+    const calls = /\.(debug|info|warn|error|fatal)\(\{\s*event:\s*(?:EV\.([A-Z_]+)|'([A-Z][A-Z -]*[A-Z])')|\.event\((?:EV\.([A-Z_]+)|DEEP_EVENT\[)/g;
+    for (const m of text.matchAll(calls)) {
+      const lv = m[1] ?? 'info';
+      const rows = m[0].includes('DEEP_EVENT') ? EVENTS.filter((e) => /COMMAND PIPELINING|NON-SMTP COMMAND|BARE NEWLINE/.test(e.name))
+        : [byKey.get(m[2] ?? m[4] ?? evKey(m[3] ?? ''))];
+      for (const row of rows) {
+        assert.ok(row !== undefined, `${file}: ${m[0]} names a row`);
+        assert.ok(lv === row.level || lv === row.also?.level, `${file}: ${row.name} logged at ${lv}, its row says ${levelTextOf(row)}`);
+        checked++;
+      }
+    }
+  }
+  assert.ok(checked >= 20, `checked the level of ${checked} call sites`);
+});
+
+function levelTextOf(e: { level: string; also?: { level: string } }): string {
+  return e.also === undefined ? e.level : `${e.level} or ${e.also.level}`;
+}
+
 test('recordKeys: the keys of a record literal, spread ternaries included, nested values not', () => {
   const src = "f(EV.X, { a, b: g({ no: 1 }), c: [{ no2: 2 }], 'q': `${ {no3: 3}.no3 }`, ...(x ? { d: 1 } : {}), ...rest, e: 'x,y' })";
   assert.deepEqual(recordKeys(src, src.indexOf('{')), ['a', 'b', 'c', 'd', 'e']);
