@@ -1,3 +1,9 @@
+/*
+ * The README against the source: the generated configuration and log event
+ * tables are up to date (`npm run docs`), the set-up commands, and the table
+ * of events against src/: every event logged has a row, every row is logged,
+ * and the fields and levels of the logged records are those of their rows.
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
