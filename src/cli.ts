@@ -15,6 +15,7 @@ import { applyOverrides, formatConfig, loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { createLogger } from './log/logger.js';
 import { EV } from './log/events.js';
+import { Emitter } from './log/emit.js';
 import { startScreener } from './server/screener.js';
 import { runDemo } from './demo.js';
 import { explain } from './explain.js';
@@ -97,16 +98,15 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const code = err instanceof ScreenError ? err.code : e.code;
-    logger.fatal({ event: EV.START_FAILED, code, message: e.message });
+    new Emitter(logger).emit(EV.START_FAILED, { code, message: e.message });
     logger.flush();
     process.stderr.write(`smtpscreen: cannot start: ${e.message}\n`);
     return 2;
   }
   // The last guard: an error that no session handler contained (session/guard.ts) is logged and counted; the other sessions go on.
-  const counters = scr.ctx.counters;
+  const emitter = scr.ctx.emitter;
   process.on('uncaughtException', (err: Error) => {
-    counters[EV.INTERNAL_ERROR] = (counters[EV.INTERNAL_ERROR] ?? 0) + 1;
-    logger.error({ event: EV.INTERNAL_ERROR, where: 'process', error: err.message, stack: err.stack });
+    emitter.emit(EV.INTERNAL_ERROR, { where: 'process', error: err.message, stack: err.stack });
   });
   return new Promise<number>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {

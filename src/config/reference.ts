@@ -6,11 +6,8 @@
  * `npm run docs` rewrites the parts of README.md between the markers; a unit
  * test fails when README.md and SCHEMA disagree, so the docs cannot rot.
  */
+import { cell, replaceSection } from '../util/markdown.js';
 import { SCHEMA, defaultText, type KeySpec } from './schema.js';
-
-function cell(s: string): string {
-  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-}
 
 function typeText(spec: KeySpec): string {
   if (spec.type === 'enum' && spec.values !== undefined) return spec.values.join(' \\| ');
@@ -47,16 +44,6 @@ export const README_MARKERS = {
 
 /** README text with both generated sections replaced; throws if a marker is missing. */
 export function renderReadmeSections(readme: string): string {
-  let out = readme;
-  const parts: Array<[readonly [string, string], string]> = [
-    [README_MARKERS.config, configReferenceMarkdown()],
-    [README_MARKERS.differences, postscreenDifferencesMarkdown()],
-  ];
-  for (const [[start, end], body] of parts) {
-    const a = out.indexOf(start);
-    const b = out.indexOf(end);
-    if (a < 0 || b < a) throw new Error(`README.md lacks the markers ${start} ... ${end}`);
-    out = out.slice(0, a + start.length) + '\n' + body + '\n' + out.slice(b);
-  }
-  return out;
+  const out = replaceSection(readme, README_MARKERS.config, configReferenceMarkdown());
+  return replaceSection(out, README_MARKERS.differences, postscreenDifferencesMarkdown());
 }

@@ -1,50 +1,238 @@
 /*
- * log/events.ts - the names of every log event: the monitoring interface.
+ * log/events.ts - every log event in one table: the monitoring interface.
  *
- * Exports: EV (event name constants), EventName.
- * Every decision is one pino line with `event` set to one of these, plus
- * `client` and `port` when a client is involved. The README's log event
- * reference lists each with a "Translation:" line; keep both in step.
+ * Exports: EVENTS (the table), EventSpec, EventLevel, EventName, EV (name
+ *          constants, EV.NON_SMTP_COMMAND = 'NON-SMTP COMMAND'), evKey(name),
+ *          eventSpec(name).
+ * Every decision is one pino line with `event` set to a name of this table,
+ * plus `client` and `port` when a client is involved (and `stress: true` for a
+ * connection served by the stress personality). Each row says the level
+ * log/emit.ts logs it at, its fields and the README's translation: `npm run
+ * docs` writes the README's log event table from it (log/reference.ts) and the
+ * docs test fails when they differ, so fields and texts are reviewed here.
  */
-export const EV = {
-  // Lifecycle of the process
-  STARTED: 'STARTED',          // fields: listen[], backend, handoff, pid
-  START_FAILED: 'START FAILED',// fields: code, message (a port in use, an unreadable access list)
-  STOPPING: 'STOPPING',        // fields: signal, open (sessions still open), drain_ms
-  STOPPED: 'STOPPED',          // fields: forced (sessions cut at drain timeout)
-  ACCEPT_ERROR: 'ACCEPT ERROR',// fields: code (EMFILE, ENFILE, ...), listener; accept loop goes on
-  INTERNAL_ERROR: 'INTERNAL ERROR', // fields: where, phase, error, stack; that session got 421, the process goes on
-  // One connection
-  CONNECT: 'CONNECT',                  // client, port, local, local_port
-  ALL_PORTS_BUSY: 'ALL PORTS BUSY',    // client, port, count
-  TOO_MANY_CONNECTIONS: 'TOO MANY CONNECTIONS', // client, port, count
-  PROXY_FAIL: 'PROXY FAIL',            // peer, reason (malformed, timeout, untrusted)
-  ALLOWLISTED: 'ALLOWLISTED',          // client, port, entry
-  DENYLISTED: 'DENYLISTED',            // client, port, entry, action
-  PASS_OLD: 'PASS OLD',
-  PASS_NEW: 'PASS NEW',
-  PREGREET: 'PREGREET',                // bytes, after_ms, sample (escaped), action
-  HANGUP: 'HANGUP',                    // after_ms, phase (accept: the peer left before its address could be read; no client)
-  DNSBL: 'DNSBL',                      // score, hits [{site, weight, records}], action, lookup_ms, late
-  DNSBL_SITE: 'DNSBL SITE',            // site, state (suspended, resumed), reason
-  DNSBL_WARNING: 'DNSBL WARNING',      // site, reason (error-answer, slow), value, lookup_ms
-  COMMAND_PIPELINING: 'COMMAND PIPELINING', // after (the command), sample (input sent with it, escaped), action
-  NON_SMTP_COMMAND: 'NON-SMTP COMMAND',     // after (previous command), sample (the line, escaped), action
-  BARE_NEWLINE: 'BARE NEWLINE',             // after (previous command), sample (the line, escaped), action
-  COMMAND_TIME_LIMIT: 'COMMAND TIME LIMIT',     // after
-  COMMAND_COUNT_LIMIT: 'COMMAND COUNT LIMIT',   // after, count, limit
-  COMMAND_LENGTH_LIMIT: 'COMMAND LENGTH LIMIT', // after, length
-  COMMAND_ERROR_LIMIT: 'COMMAND ERROR LIMIT',   // after, count, limit (smtpd_hard_error_limit; postscreen has none)
-  TLS_FAIL: 'TLS FAIL',                // reason (handshake error code, or timeout), after_ms (since STARTTLS)
-  GREYLIST: 'GREYLIST',
-  NOQUEUE: 'NOQUEUE',                  // reply, helo, from, to, reason
-  HANDOFF: 'HANDOFF',                  // backend, mode, verdict, code, handshake_ms; after a replay: after (RCPT), relayed (MAIL or RCPT)
-  HANDOFF_FALLBACK: 'HANDOFF FALLBACK', // reason, stage: deep.after_pass handoff could not be exact; the client gets the 450 (reconnect)
-  BACKEND_EHLO: 'BACKEND EHLO',        // backend, state (learned, changed, failed), offered, xclient, reason
-  BACKEND_FAIL: 'BACKEND FAIL',        // backend, stage (connect, handshake, xclient), reason
-  DISCONNECT: 'DISCONNECT',            // duration_ms, bytes_in, bytes_out, phase
-  STRESS: 'STRESS',
-  CACHE: 'CACHE',                      // op (load, save, error), entries, file
-} as const;
 
-export type EventName = (typeof EV)[keyof typeof EV];
+export type EventLevel = 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+
+export interface EventSpec {
+  /** As logged in `event`. */
+  readonly name: string;
+  /** The level emit() logs it at unless the call names another. */
+  readonly level: EventLevel;
+  /** Some calls log at another level: which, and when (README text following the level). */
+  readonly also?: { readonly level: EventLevel; readonly when: string };
+  /**
+   * [field, one-line meaning], in README order. "name {a, b}" or "name [{a, b}]" shows a field's
+   * shape; "/ name" starts the fields of another form of the event (or fields only some calls add).
+   */
+  readonly fields: ReadonlyArray<readonly [string, string]>;
+  /** The README's Translation column: what the line means to the postmaster. */
+  readonly translation: string;
+}
+
+const TABLE = [
+  // ---- the process ----
+  { name: 'STARTED', level: 'info', also: { level: 'warn', when: 'with `warning`' },
+    fields: [['listen', 'every listener as bound, "host:port"'], ['backend', 'the backend, "host:port" (the built-in sink as bound)'],
+      ['handoff', 'backend.handoff'], ['pid', 'the process id'], ['fd_limit', 'the soft file descriptor limit, null when unknown'],
+      ['stress {enter, leave, limit}', 'the stress watermarks as connection counts'],
+      ['warning', 'why the configuration does not work as written (at warn)']],
+    translation: 'The listeners are bound (ports as bound: port 0 in the config gives a free port). `stress`: the stress ' +
+      'watermarks as connection counts. Logged at warn, with `warning`, when `limits.max_connections` exceeds the ' +
+      'file descriptor limit.' },
+  { name: 'START FAILED', level: 'fatal',
+    fields: [['code', 'the error code (SCR_ERR_CONFIG, EADDRINUSE, ...)'], ['message', 'what failed, naming the key or file']],
+    translation: 'Start-up failed (port in use, unreadable access list); exit 2.' },
+  { name: 'STOPPING', level: 'info',
+    fields: [['signal', 'the signal received (close: stopped by the program)'], ['open', 'sessions still open'],
+      ['drain_ms', 'how long they may take']],
+    translation: 'A signal arrived: no more accepts; `open` sessions get up to `drain_ms`.' },
+  { name: 'STOPPED', level: 'info',
+    fields: [['forced', 'sessions cut at the drain deadline']],
+    translation: 'Done; `forced` sessions were cut at the drain deadline.' },
+  { name: 'ACCEPT ERROR', level: 'error',
+    fields: [['code', 'EMFILE, ENFILE, or the code the listener reported'], ['message', 'the error text'],
+      ['listener', 'the listener, "host:port"'], ['count', 'accept errors since the last such line']],
+    translation: 'Accepting is failing: `EMFILE` when the descriptors smtpscreen holds come within 64 of the process limit (new ' +
+      'clients then get `421 4.3.2 All server ports are busy`), or an error the listener reported. `count` since the ' +
+      'last such line, at most one a second. The accept loop goes on.' },
+  { name: 'INTERNAL ERROR', level: 'error',
+    fields: [['where', 'the handler that threw (process: caught at the process level, no client)'], ['phase', 'the phase of the session'],
+      ['error', 'the error message'], ['stack', 'its stack trace']],
+    translation: 'A handler threw: that session got `421 4.3.2` and was closed, the process goes on; `where` names the ' +
+      'handler (`process`: caught at the process level). A bug: please report it.' },
+  // ---- one connection ----
+  { name: 'CONNECT', level: 'info',
+    fields: [['client', 'the client address'], ['port', 'the client port'], ['local', 'the address it connected to'],
+      ['local_port', 'the port it connected to']],
+    translation: 'A client connected (after any PROXY header: the real client).' },
+  { name: 'ALL PORTS BUSY', level: 'info',
+    fields: [['client', 'the client address'], ['port', 'the client port'], ['count', 'connections open'],
+      ['limit', 'which limit: connections (limits.max_connections) or fds (the file descriptor limit)']],
+    translation: 'Over `limits.max_connections` (`limit: connections`) or near the file descriptor limit (`limit: fds`, ' +
+      'see ACCEPT ERROR): 421 and close.' },
+  { name: 'TOO MANY CONNECTIONS', level: 'info',
+    fields: [['client', 'the client address'], ['port', 'the client port'], ['count', 'connections of this address already open']],
+    translation: 'Over `limits.max_per_client` for this address: 421 and close.' },
+  { name: 'PROXY FAIL', level: 'warn',
+    fields: [['peer', 'the address that sent the header'], ['port', 'its port'], ['reason', 'malformed: <why>, timeout or untrusted'],
+      ['listener', 'the listener, "host:port"']],
+    translation: 'A PROXY header was malformed (`malformed: <why>`), late (`timeout`) or from an untrusted peer (`untrusted`): ' +
+      'closed.' },
+  { name: 'ALLOWLISTED', level: 'info',
+    fields: [['entry', 'the access list entry that matched']],
+    translation: 'A `permit` entry matched: handed over at once.' },
+  { name: 'DENYLISTED', level: 'info',
+    fields: [['entry', 'the access list entry that matched'], ['action', 'access.action: enforce, drop or ignore']],
+    translation: 'A `reject` entry matched; `action` says what follows.' },
+  { name: 'PASS OLD', level: 'info', fields: [],
+    translation: 'Every enabled test has an unexpired pass: handed over at once.' },
+  { name: 'PASS NEW', level: 'info',
+    fields: [['dnsbl_score', 'the DNSBL score'], ['dnsbl_late', 'the sites that had not answered'],
+      ['allowlisted', 'true: the score reached dnsbl.allowlist_threshold'], ['/ deep', 'the deep tests passed']],
+    translation: 'The client passed the tests now; remembered, handed over. With DNSBL sites: its score, the sites that had not ' +
+      'answered (then the DNSBL pass is not remembered), and `allowlisted` when the score reached ' +
+      '`dnsbl.allowlist_threshold` and ended the greet wait early. With `deep` (the deep tests it passed): logged ' +
+      'when its dummy session ends; it was not handed over, its next connection is a `PASS OLD`.' },
+  { name: 'PREGREET', level: 'info',
+    fields: [['bytes', 'bytes sent before the greeting was complete'], ['after_ms', 'when the first came, after connecting'],
+      ['sample', 'the start, escaped'], ['action', 'pregreet.action']],
+    translation: 'The client sent `bytes` bytes `after_ms` after connecting, before the greeting was complete; `sample` is the ' +
+      'start, escaped.' },
+  { name: 'HANGUP', level: 'info',
+    fields: [['after_ms', 'time since connecting'], ['phase', 'pregreet, dummy, handoff, or accept (before it was a session)'],
+      ['reason', 'at accept: why (peer address unreadable)']],
+    translation: 'The client left `after_ms` after connecting, during `phase` (pregreet, dummy, handoff). Not a failure. ' +
+      '`phase: accept` (no client, no port): the peer reset the connection before it was accepted (a port scanner), so ' +
+      'its address could not be read; it never becomes a session.' },
+  { name: 'NOQUEUE', level: 'info',
+    fields: [['reply', 'the reply to RCPT'], ['helo', 'the HELO/EHLO name'], ['from', 'the MAIL FROM address'],
+      ['to', 'the RCPT TO address'], ['proto', 'SMTP or ESMTP'], ['reason', 'why the recipient was refused']],
+    translation: 'The dummy engine refused a recipient; the envelope is logged. `reason`: the enforced failure (denylist, ' +
+      'pregreet, dnsbl, pipelining, non_smtp, bare_newline) with its 550, or why a client still under test gets the ' +
+      '450: greylist, deep (deep tests to pass first).' },
+  { name: 'COMMAND TIME LIMIT', level: 'info',
+    fields: [['after', 'the last command before the wait']],
+    translation: 'The client took longer than `dummy.command_time_limit` for one command: 421 and close.' },
+  { name: 'COMMAND COUNT LIMIT', level: 'info',
+    fields: [['after', 'the last command'], ['count', 'commands so far'], ['limit', 'dummy.command_count_limit']],
+    translation: 'More than `dummy.command_count_limit` commands: 421 and close.' },
+  { name: 'COMMAND LENGTH LIMIT', level: 'info',
+    fields: [['after', 'the last command'], ['length', 'the line\'s length in bytes']],
+    translation: 'A line longer than `dummy.line_length_limit`: 421 and close.' },
+  { name: 'COMMAND ERROR LIMIT', level: 'info',
+    fields: [['after', 'the last command'], ['count', 'error replies so far'], ['limit', 'dummy.hard_error_limit']],
+    translation: 'The client got `dummy.hard_error_limit` error replies (4xx/5xx, refused recipients included): `421 4.7.0 ' +
+      '<host> Error: too many errors` and close.' },
+  { name: 'TLS FAIL', level: 'info',
+    fields: [['reason', 'the OpenSSL error code, or timeout'], ['after_ms', 'time since STARTTLS']],
+    translation: 'STARTTLS in the dummy engine (`tls.cert`, `tls.key`) was accepted but the TLS handshake failed (`reason`: the ' +
+      'OpenSSL error code, e.g. a client that sent garbage instead of a ClientHello) or did not finish within ' +
+      '`dummy.command_time_limit` (`reason: timeout`); the session is closed, the screener goes on.' },
+  { name: 'COMMAND PIPELINING', level: 'info',
+    fields: [['after', 'the command'], ['sample', 'the input sent with it, escaped'], ['action', 'deep.pipelining.action']],
+    translation: 'Deep test: the client sent more input with the command `after` (before our reply); `sample` is that input, ' +
+      'escaped. `action` follows.' },
+  { name: 'NON-SMTP COMMAND', level: 'info',
+    fields: [['after', 'the previous command'], ['sample', 'the line, escaped'], ['action', 'deep.non_smtp.action']],
+    translation: 'Deep test: after the command `after`, a line that is no SMTP (a forbidden verb such as `GET`, a header-like ' +
+      '`Name: value`, a verb that is not UTF-8); `sample` is the line, escaped.' },
+  { name: 'BARE NEWLINE', level: 'info',
+    fields: [['after', 'the previous command'], ['sample', 'the line, escaped'], ['action', 'deep.bare_newline.action']],
+    translation: 'Deep test: after the command `after`, a line ended by LF without CR; `sample` is the line, escaped.' },
+  { name: 'HANDOFF', level: 'info',
+    fields: [['backend', 'the backend, "host:port"'], ['mode', 'backend.handoff'],
+      ['verdict', 'allowlisted, old, new, ignored or untested'], ['code', 'the reply code the client got from the backend'],
+      ['handshake_ms', 'time from the backend connect to the splice'], ['/ after', 'RCPT: a same-connection handoff'],
+      ['relayed', 'the replayed command whose reply the client got: MAIL or RCPT']],
+    translation: "The backend took the client (`verdict`: allowlisted, old, new, ignored, untested); `code` is its greeting's. " +
+      "After a same-connection handoff (`deep.after_pass: handoff`): `after: RCPT`, and `code` is the backend's reply " +
+      'to the replayed RCPT (`relayed: RCPT`) or MAIL (`relayed: MAIL`, a refused sender), which the client got as ' +
+      'its RCPT reply.' },
+  { name: 'HANDOFF FALLBACK', level: 'info',
+    fields: [['reason', 'why the handoff could not be exact'], ['stage', 'where: start, connect, greeting, xclient, helo, mail, rcpt']],
+    translation: '`deep.after_pass: handoff` could not hand the client over exactly (`reason`: tls, backend EHLO not learned, ' +
+      'backend does not offer XCLIENT, stopping, backend no longer offers KEYWORD, backend: <failure>) at `stage` ' +
+      '(start, connect, greeting, xclient, helo, mail, rcpt); the client gets the 450 as with `reconnect` and its ' +
+      'retry is a `PASS OLD`.' },
+  { name: 'BACKEND FAIL', level: 'info',
+    fields: [['backend', 'the backend, "host:port"'], ['stage', 'connect, greeting, xclient, helo, mail or rcpt'],
+      ['reason', 'the error, timeout, or the reply that failed']],
+    translation: 'The backend could not be reached or failed the handshake at `stage` (connect, greeting, xclient; in a ' +
+      'same-connection handoff also helo, mail, rcpt): the client got 421 (or, in a same-connection handoff, the ' +
+      "fallback's 450)." },
+  { name: 'BACKEND EHLO', level: 'info', also: { level: 'warn', when: 'for `state: failed` and with `warning`' },
+    fields: [['backend', 'the backend, "host:port"'], ['state', 'learned, changed or failed'],
+      ['offered', 'the EHLO keywords the dummy engine now offers'], ['xclient', 'the XCLIENT attributes the backend offers, null: none'],
+      ['warning', 'why every handoff would fail (at warn)'], ['/ reason', 'why the backend could not be asked'],
+      ['retry_ms', 'when it is asked again']],
+    translation: "`deep.after_pass: handoff`: the backend's EHLO reply was `learned` (at start) or has `changed`; `offered` are " +
+      'the keywords the dummy engine now offers, `xclient` the XCLIENT attributes the backend offers (null: none; ' +
+      'with `backend.handoff: xclient` that is logged at warn with a `warning`: every handoff would fail). `state: ' +
+      'failed` (at warn): the backend could not be asked (`reason`); asked again every `retry_ms`.' },
+  { name: 'DISCONNECT', level: 'info',
+    fields: [['duration_ms', 'time since connecting'], ['bytes_in', 'bytes from the client'], ['bytes_out', 'bytes to the client'],
+      ['phase', 'the phase the session ended in']],
+    translation: 'The connection closed; bytes from and to the client.' },
+  { name: 'SOCKET ERROR', level: 'debug',
+    fields: [['code', 'the socket error code (ECONNRESET, EPIPE, ...)'], ['phase', 'the phase of the session']],
+    translation: 'A network error on a socket of the session, e.g. the client reset the connection. Expected on the Internet, ' +
+      'hence at debug; DISCONNECT follows.' },
+  // ---- the screener's state ----
+  { name: 'CACHE', level: 'info', also: { level: 'error', when: 'for `op: error`' },
+    fields: [['op', 'load, save or error'], ['file', 'the snapshot file'], ['entries', 'records loaded or saved'],
+      ['skipped', 'corrupt lines skipped at load'], ['expired', 'records dropped as expired'],
+      ['/ error', 'why it failed'], ['during', 'load or save'], ['set_aside', 'where a corrupt snapshot was moved']],
+    translation: 'The snapshot was loaded or saved, or failed (`op: error`).' },
+  { name: 'DNSBL', level: 'info',
+    fields: [['score', 'the summed weights'], ['hits [{site, weight, records}]', 'the sites that listed the client, with their answers'],
+      ['action', 'dnsbl.action'], ['lookup_ms', 'time the lookups took'], ['late', 'the sites that had not answered']],
+    translation: "The client's DNSBL score reached `dnsbl.threshold`: `hits` are the sites that listed it with their weights and " +
+      'answers; `late` the sites whose answer had not arrived (counted as not listed). `action` follows.' },
+  { name: 'DNSBL SITE', level: 'warn', also: { level: 'info', when: 'for `state: resumed`' },
+    fields: [['site', 'the DNSBL domain'], ['state', 'suspended or resumed'], ['reason', 'why']],
+    translation: 'A site was suspended (its probe failed or it answered errors `dnsbl.health.error_limit` times in a row: its ' +
+      'weight counts as zero) or resumed (its probe passed).' },
+  { name: 'DNSBL WARNING', level: 'warn',
+    fields: [['site', 'the DNSBL domain'], ['reason', 'error-answer or slow'], ['value', 'the reserved answer (error-answer)'],
+      ['lookup_ms', 'how long the answer took (slow)']],
+    translation: "A site gave a reserved error answer (`error-answer`, e.g. Spamhaus's 127.255.255.254 for queries through " +
+      'public resolvers: never a listing) or was slower than `dnsbl.slow_warning` (`slow`). At most once a minute per ' +
+      'site and reason.' },
+  { name: 'GREYLIST', level: 'info',
+    fields: [['network', 'the client network greylisting keys on'], ['state', 'defer or pass'], ['reason', 'new, early or expired'],
+      ['wait_ms', 'time left before a retry is accepted'], ['delay_ms', 'time between the first try and this retry']],
+    translation: 'Greylisting: `state: defer` (`reason` new, early with `wait_ms` left, or expired: the 450 follows at RCPT and ' +
+      'NOQUEUE logs the envelope) or `state: pass` (a retry from `network` after `delay_ms`, within the window).' },
+  { name: 'STRESS', level: 'info', also: { level: 'warn', when: 'for `state: enter`' },
+    fields: [['state', 'enter or leave'], ['count', 'connections open'], ['limit', 'the connection limit'],
+      ['threshold', 'the watermark crossed']],
+    translation: '`state: enter` (at warn): `count` open connections reached `threshold` (`stress.enter_at` of `limit`), and new ' +
+      'connections get the stress personality. `state: leave`: the count fell to `threshold` (`stress.leave_at`), and ' +
+      'new connections are normal again. Once per transition; postscreen format: `entering STRESS mode with 9 ' +
+      'connections`.' },
+] as const satisfies readonly EventSpec[];
+
+/** The table, in README order. */
+export const EVENTS: readonly EventSpec[] = TABLE;
+
+export type EventName = (typeof TABLE)[number]['name'];
+
+/** "NON-SMTP COMMAND" -> "NON_SMTP_COMMAND": the EV key of a name. */
+type Key<S extends string> =
+  S extends `${infer A} ${infer B}` ? Key<`${A}_${B}`> : S extends `${infer A}-${infer B}` ? Key<`${A}_${B}`> : S;
+
+export function evKey(name: string): string {
+  return name.replace(/[ -]/g, '_');
+}
+
+/** Name constants, so that a misspelt event does not compile: EV.PASS_NEW === 'PASS NEW'. */
+export const EV = Object.freeze(Object.fromEntries(TABLE.map((e) => [evKey(e.name), e.name]))) as
+  { readonly [N in EventName as Key<N>]: N };
+
+const BY_NAME: ReadonlyMap<string, EventSpec> = new Map(TABLE.map((e) => [e.name, e]));
+
+/** The row of an event name, or undefined. */
+export function eventSpec(name: string): EventSpec | undefined {
+  return BY_NAME.get(name);
+}

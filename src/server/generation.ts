@@ -14,9 +14,9 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
-import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
-import { EV } from '../log/events.js';
+import { EV, type EventName } from '../log/events.js';
+import type { Emitter } from '../log/emit.js';
 import { loadAccessList } from '../checks/access.js';
 import { makeReplies } from '../smtp/replies.js';
 import { TestIndex } from '../session/flags.js';
@@ -38,13 +38,13 @@ export interface MadeGeneration {
   readonly sink: Sink | null;
 }
 
-export async function makeGeneration(config: Config, log: Logger, counters: Record<string, number>): Promise<MadeGeneration> {
+export async function makeGeneration(config: Config, emitter: Emitter): Promise<MadeGeneration> {
   const access = config.access.list === null ? null : loadAccessList(config.access.list);
   const tlsContext = loadTls(config);
   const replies = makeReplies(config.hostname, config.banner);
   const enabled: number[] = [];
   if (config.pregreet.enable) enabled.push(TestIndex.pregreet);
-  const { dnsbl, resolver } = makeDnsbl(config, log, counters);
+  const { dnsbl, resolver } = makeDnsbl(config, emitter);
   if (dnsbl !== null) enabled.push(TestIndex.dnsbl);
   if (config.greylist.enable) enabled.push(TestIndex.greylist);
   const pc = makePersonalities(config, enabled);
@@ -59,7 +59,7 @@ export async function makeGeneration(config: Config, log: Logger, counters: Reco
   const b = config.backend;
   // deep.after_pass handoff: learn the backend's EHLO before the first client sees the dummy engine's.
   const ehlo = b.handoff !== 'none' && config.deep.after_pass === 'handoff' && (pc.normal.deep !== null || pc.stress.deep !== null)
-    ? makeEhloLearner(config, host, port, log)
+    ? makeEhloLearner(config, host, port, emitter)
     : null;
   if (ehlo !== null) await ehlo.start();
   const backend = makeBackend(host, port, b.handoff, b.connect_timeout, b.handshake_timeout, ehlo);
@@ -70,7 +70,7 @@ export async function makeGeneration(config: Config, log: Logger, counters: Reco
 }
 
 /** The DNSBL test and its resolver, or nulls when no sites are configured. */
-function makeDnsbl(config: Config, log: Logger, counters: Record<string, number>): { dnsbl: Dnsbl | null; resolver: Resolver | null } {
+function makeDnsbl(config: Config, emitter: Emitter): { dnsbl: Dnsbl | null; resolver: Resolver | null } {
   const d = config.dnsbl;
   if (d.sites.length === 0) return { dnsbl: null, resolver: null };
   const r = config.resolver;
@@ -83,9 +83,7 @@ function makeDnsbl(config: Config, log: Logger, counters: Record<string, number>
     minTtl: r.min_ttl / 1000, maxTtl: r.max_ttl / 1000, cacheMax: r.cache_max,
   });
   const emit = (event: string, fields: Record<string, unknown>): void => {
-    counters[event] = (counters[event] ?? 0) + 1;
-    if (event === EV.DNSBL_SITE && fields['state'] === 'resumed') log.info({ event, ...fields });
-    else log.warn({ event, ...fields });
+    emitter.emit(event as EventName, fields, event === EV.DNSBL_SITE && fields['state'] === 'resumed' ? 'info' : undefined);
   };
   const dnsbl = new Dnsbl(d.sites, {
     threshold: d.threshold, allowlistThreshold: d.allowlist_threshold, ttlMinMs: d.ttl_min, ttlMaxMs: d.ttl_max,
@@ -103,7 +101,7 @@ function makeDnsbl(config: Config, log: Logger, counters: Record<string, number>
 const EHLO_RETRY_MS = 30_000;
 
 /** The backend's EHLO learner (handoff/ehlo.ts), logging BACKEND EHLO when what it offers is learned, changes, or cannot be learned. */
-function makeEhloLearner(config: Config, host: string, port: number, log: Logger): EhloLearner {
+function makeEhloLearner(config: Config, host: string, port: number, emitter: Emitter): EhloLearner {
   const b = config.backend;
   const target = `${host}:${port}`;
   let learnedOnce = false;
@@ -117,18 +115,18 @@ function makeEhloLearner(config: Config, host: string, port: number, log: Logger
     retryMs: EHLO_RETRY_MS,
     onChange: (info) => {
       const ev: Record<string, unknown> = {
-        event: EV.BACKEND_EHLO, backend: target, state: learnedOnce ? 'changed' : 'learned',
+        backend: target, state: learnedOnce ? 'changed' : 'learned',
         offered: info.offered, xclient: info.xclient === null ? null : [...info.xclient],
       };
       learnedOnce = true;
       if (b.handoff === 'xclient' && info.xclient === null) {
         // Every handoff would fail too: say so once, where the postmaster looks first.
         ev['warning'] = 'backend.handoff is xclient but the backend does not offer XCLIENT to the screener (Postfix: smtpd_authorized_xclient_hosts)';
-        log.warn(ev);
-      } else log.info(ev);
+        emitter.emit(EV.BACKEND_EHLO, ev, 'warn');
+      } else emitter.emit(EV.BACKEND_EHLO, ev);
     },
     onError: (reason) => {
-      log.warn({ event: EV.BACKEND_EHLO, backend: target, state: 'failed', reason, retry_ms: EHLO_RETRY_MS });
+      emitter.emit(EV.BACKEND_EHLO, { backend: target, state: 'failed', reason, retry_ms: EHLO_RETRY_MS }, 'warn');
     },
   });
 }

@@ -85,9 +85,7 @@ function acceptError(ls: ListenerState, code: string, message: string): void {
   ls.acceptErrors++;
   const now = Date.now();
   if (now - ls.lastAcceptLog >= 1000) {
-    const c = ls.ctx.counters;
-    c[EV.ACCEPT_ERROR] = (c[EV.ACCEPT_ERROR] ?? 0) + 1;
-    ls.ctx.log.error({ event: EV.ACCEPT_ERROR, code, message, listener: ls.name, count: ls.acceptErrors });
+    ls.ctx.emitter.emit(EV.ACCEPT_ERROR, { code, message, listener: ls.name, count: ls.acceptErrors });
     ls.lastAcceptLog = now;
     ls.acceptErrors = 0;
   }
@@ -111,9 +109,7 @@ function onConnection(this: LServer, socket: PSocket): void {
   const open = ctx.sessions.size + ctx.pendingProxy;
   const fdsFull = ctx.fdLimit !== null && open + ctx.backends + refusedOpen() + FD_RESERVE >= ctx.fdLimit;
   if (open >= ctx.gen.config.limits.max_connections || fdsFull) {
-    const c = ctx.counters;
-    c[EV.ALL_PORTS_BUSY] = (c[EV.ALL_PORTS_BUSY] ?? 0) + 1;
-    ctx.log.info({ event: EV.ALL_PORTS_BUSY, client: peer, port: peerPort, count: open, limit: fdsFull ? 'fds' : 'connections' });
+    ctx.emitter.emit(EV.ALL_PORTS_BUSY, { client: peer, port: peerPort, count: open, limit: fdsFull ? 'fds' : 'connections' });
     if (fdsFull) acceptError(ls, 'EMFILE', `file descriptor limit ${ctx.fdLimit} nearly reached (${FD_RESERVE} kept in reserve)`);
     refuse(socket, ctx.gen.replies.allPortsBusy);
     return;
@@ -151,16 +147,12 @@ function peerAddress(socket: PSocket): string | null {
 
 /** A connection whose peer left before we could read its address: HANGUP at accept, no session. */
 function unreadablePeer(ctx: ServerCtx, socket: PSocket): void {
-  const c = ctx.counters;
-  c[EV.HANGUP] = (c[EV.HANGUP] ?? 0) + 1;
-  ctx.log.info({ event: EV.HANGUP, after_ms: 0, phase: 'accept', reason: 'peer address unreadable' });
+  ctx.emitter.emit(EV.HANGUP, { after_ms: 0, phase: 'accept', reason: 'peer address unreadable' });
   socket.destroy();
 }
 
 function proxyFail(ctx: ServerCtx, socket: PSocket, peer: string, port: number, reason: string, listener: string): void {
-  const c = ctx.counters;
-  c[EV.PROXY_FAIL] = (c[EV.PROXY_FAIL] ?? 0) + 1;
-  ctx.log.warn({ event: EV.PROXY_FAIL, peer, port, reason, listener });
+  ctx.emitter.emit(EV.PROXY_FAIL, { peer, port, reason, listener });
   socket.destroy();
   noteOpen(ctx, ctx.sessions.size + ctx.pendingProxy);
 }

@@ -14,6 +14,7 @@ import { connect } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { EV } from '../log/events.js';
+import { Emitter } from '../log/emit.js';
 import { MemoryStore } from '../cache/memory.js';
 import type { VerdictStore } from '../cache/store.js';
 import type { Ctx } from '../session/state.js';
@@ -45,7 +46,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const log = opts.logger;
   const store = opts.store ?? new MemoryStore(config.cache.max_entries);
   const counters: Record<string, number> = {};
-  const { gen, resolver, sink } = await makeGeneration(config, log, counters);
+  const emitter = new Emitter(log, counters);
+  const { gen, resolver, sink } = await makeGeneration(config, emitter);
   const fdLimit = readFdLimit();
   const stressMarks = watermarks(stressLimit(config.limits.max_connections, fdLimit), config.stress.enter_at, config.stress.leave_at);
   const ctx: ServerCtx = {
@@ -61,6 +63,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     backends: 0,
     fdLimit,
     counters,
+    emitter,
     noteOpen: (count) => noteOpen(ctx, count),
     stressState: new StressState(stressMarks),
   };
@@ -83,7 +86,6 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   }
   const addresses = listeners.map((l) => l.address);
   const started: Record<string, unknown> = {
-    event: EV.STARTED,
     listen: addresses,
     backend: backend.name,
     handoff: backend.mode,
@@ -94,8 +96,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   if (ctx.fdLimit !== null && config.limits.max_connections > ctx.fdLimit - FD_RESERVE) {
     started['warning'] = `limits.max_connections ${config.limits.max_connections} is above the file descriptor limit ` +
       `${ctx.fdLimit} minus ${FD_RESERVE} reserved: the descriptor limit applies first`;
-    log.warn(started);
-  } else log.info(started);
+    emitter.emit(EV.STARTED, started, 'warn');
+  } else emitter.emit(EV.STARTED, started);
 
   dnsbl?.startHealth();
   let snapTimer: NodeJS.Timeout | null = null;
@@ -120,7 +122,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       backend.ehlo?.stop();
       await resolver?.close();
       if (snapFile !== null) logSnapshot(ctx, 'save', snapFile, await saveSnapshot(store, snapFile));
-      ctx.log.info({ event: EV.STOPPED, forced });
+      emitter.emit(EV.STOPPED, { forced });
       return forced;
     });
     return closing;
@@ -135,7 +137,7 @@ async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs
   for (const s of ctx.sessions) {
     if (s.phase !== 'splice' && s.phase !== 'handoff') closeWith(s, s.gen.replies.serviceUnavailable);
   }
-  ctx.log.info({ event: EV.STOPPING, signal, open: ctx.sessions.size, drain_ms: drainMs });
+  ctx.emitter.emit(EV.STOPPING, { signal, open: ctx.sessions.size, drain_ms: drainMs });
   let forced = 0;
   if (ctx.sessions.size > 0) {
     await new Promise<void>((resolve) => {
@@ -162,9 +164,7 @@ async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs
 }
 
 function logSnapshot(ctx: Ctx, op: 'load' | 'save', file: string, r: SnapshotResult): void {
-  const c = ctx.counters;
-  c[EV.CACHE] = (c[EV.CACHE] ?? 0) + 1;
-  if (r.ok) ctx.log.info({ event: EV.CACHE, op, file, entries: r.entries, skipped: r.skipped, expired: r.expired });
-  else ctx.log.error({ event: EV.CACHE, op: 'error', during: op, file, error: r.error, set_aside: r.setAside });
+  if (r.ok) ctx.emitter.emit(EV.CACHE, { op, file, entries: r.entries, skipped: r.skipped, expired: r.expired });
+  else ctx.emitter.emit(EV.CACHE, { op: 'error', during: op, file, error: r.error, set_aside: r.setAside }, 'error');
 }
 

@@ -151,9 +151,6 @@ export function noteOpen(ctx: ServerCtx, count: number): void {
   const st = ctx.stressState;
   const t = st.update(count);
   if (t === null) return;
-  const c = ctx.counters;
-  c[EV.STRESS] = (c[EV.STRESS] ?? 0) + 1;
-  const rec = { event: EV.STRESS, state: t, count, limit: st.marks.limit, threshold: t === 'enter' ? st.marks.enter : st.marks.leave };
-  if (t === 'enter') ctx.log.warn(rec);
-  else ctx.log.info(rec);
+  const rec = { state: t, count, limit: st.marks.limit, threshold: t === 'enter' ? st.marks.enter : st.marks.leave };
+  ctx.emitter.emit(EV.STRESS, rec, t === 'enter' ? 'warn' : undefined);
 }

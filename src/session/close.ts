@@ -72,9 +72,7 @@ export function closeWith(s: Session, text: string | null): void {
 /** 'error' on any socket we own: network outcomes (ECONNRESET, EPIPE) are expected. 'close' follows. */
 export function onSocketError(this: ScreenSocket, err: NodeJS.ErrnoException): void {
   const s = this[kSession];
-  if (s !== undefined && s.ctx.log.isLevelEnabled('debug')) {
-    s.ctx.log.debug({ event: 'SOCKET ERROR', client: s.client, port: s.port, code: err.code, phase: s.phase });
-  }
+  if (s !== undefined) s.event(EV.SOCKET_ERROR, { code: err.code, phase: s.phase });
 }
 
 /**

@@ -24,10 +24,8 @@ export function internalError(s: Session | undefined, where: string, err: unknow
   const e = err instanceof Error ? err : new Error(String(err));
   // No session to close: the process-level guard (cli.ts) logs it.
   if (s === undefined) throw e;
-  const c = s.ctx.counters;
-  c[INTERNAL_ERROR] = (c[INTERNAL_ERROR] ?? 0) + 1;
   try {
-    s.ctx.log.error({ event: INTERNAL_ERROR, client: s.client, port: s.port, where, phase: s.phase, error: e.message, stack: e.stack });
+    s.ctx.emitter.emit(INTERNAL_ERROR, { client: s.client, port: s.port, where, phase: s.phase, error: e.message, stack: e.stack });
   } catch {
     /* a logger that throws must not stop the clean-up */
   }

@@ -39,10 +39,10 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
   const max = cfg.limits.max_per_client;
   const count = max > 0 ? (ctx.perClient.get(client) ?? 0) + 1 : 0;
   if (max > 0 && count > max) {
-    const c = ctx.counters;
-    c[EV.TOO_MANY_CONNECTIONS] = (c[EV.TOO_MANY_CONNECTIONS] ?? 0) + 1;
-    if (personality.stress) ctx.log.info({ event: EV.TOO_MANY_CONNECTIONS, client, port, stress: true, count: count - 1 });
-    else ctx.log.info({ event: EV.TOO_MANY_CONNECTIONS, client, port, count: count - 1 });
+    const em = ctx.emitter;
+    if (!em.enabled(EV.TOO_MANY_CONNECTIONS)) em.emit(EV.TOO_MANY_CONNECTIONS);
+    else if (personality.stress) em.emit(EV.TOO_MANY_CONNECTIONS, { client, port, stress: true, count: count - 1 });
+    else em.emit(EV.TOO_MANY_CONNECTIONS, { client, port, count: count - 1 });
     refuse(socket, gen.replies.tooManyConnections);
     return;
   }

@@ -19,6 +19,8 @@ import type { DnsblQuery } from '../checks/dnsbl.js';
 import type { DeepTests } from '../checks/deep.js';
 import type { Generation, Personality } from './generation.js';
 import type { Clock, TimerHandle } from './clock.js';
+import type { EventName } from '../log/events.js';
+import type { Emitter } from '../log/emit.js';
 
 export type Phase = 'proxy' | 'pregreet' | 'dummy' | 'handoff' | 'splice' | 'closed';
 
@@ -52,6 +54,8 @@ export interface Ctx {
   fdLimit: number | null;
   /** Counters for `stats` and the demo. */
   counters: Record<string, number>;
+  /** Counts and logs events at their table level (log/emit.ts); its counts object is `counters`. */
+  emitter: Emitter;
   /** Called after a session is accounted for (the drain watches it). */
   onSessionEnd?: () => void;
   /** The open connection count changed (the server's stress state watches it). */
@@ -128,16 +132,18 @@ export class Session {
     return this.personality.gen;
   }
 
-  /** Log one event with the session's identity fields. */
-  event(event: string, fields?: Record<string, unknown>): void {
-    const c = this.ctx.counters;
-    c[event] = (c[event] ?? 0) + 1;
-    // Measured by the load bench: building the record when info is off costs ~100 B per idle connection.
-    if (!this.ctx.log.isLevelEnabled('info')) return;
+  /** Count and log one event with the session's identity fields (log/emit.ts: at its row's level). */
+  event(event: EventName, fields?: Record<string, unknown>): void {
+    const em = this.ctx.emitter;
+    // Measured by the load bench: building the record when the level is off costs ~100 B per idle connection.
+    if (!em.enabled(event)) {
+      em.emit(event);
+      return;
+    }
     // Normal lines stay as small as before; only the stress personality adds a field.
-    if (this.stress) this.ctx.log.info({ event, client: this.client, port: this.port, stress: true, ...fields });
-    else if (fields === undefined) this.ctx.log.info({ event, client: this.client, port: this.port });
-    else this.ctx.log.info({ event, client: this.client, port: this.port, ...fields });
+    if (this.stress) em.emit(event, { client: this.client, port: this.port, stress: true, ...fields });
+    else if (fields === undefined) em.emit(event, { client: this.client, port: this.port });
+    else em.emit(event, { client: this.client, port: this.port, ...fields });
   }
 
   clearTimer(): void {

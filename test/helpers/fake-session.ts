@@ -28,6 +28,7 @@ import type { Generation, Personality } from '../../src/session/generation.js';
 import { makePersonalities } from '../../src/server/stress.js';
 import { makeBackend } from '../../src/handoff/backend.js';
 import { startSession } from '../../src/session/machine.js';
+import { Emitter } from '../../src/log/emit.js';
 
 interface Timer { id: number; at: number; fn: (a: unknown, b: unknown) => void; a: unknown; b: unknown }
 
@@ -218,9 +219,10 @@ export function harness(raw: Record<string, unknown> = {}): Harness {
   } as unknown as Generation & { personalities: Generation['personalities'] };
   gen.personalities = { normal: { ...pc.normal, gen }, stress: { ...pc.stress, gen } };
   const backends: FakeSocket[] = [];
+  const counters: Record<string, number> = {};
   const ctx: Ctx = {
     gen, clock, log, store, sessions: new Set(), perClient: new Map(), draining: false, pendingProxy: 0, backends: 0,
-    fdLimit: null, counters: {}, noteOpen: () => undefined,
+    fdLimit: null, counters, emitter: new Emitter(log, counters), noteOpen: () => undefined,
     connect: () => {
       const s = new FakeSocket('127.0.0.1', 2525);
       s.paused = false;

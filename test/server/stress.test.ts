@@ -12,6 +12,8 @@ import {
 } from '../../src/server/stress.js';
 import { STRESS_KEYS, validateConfig } from '../../src/config/schema.js';
 import type { ServerCtx } from '../../src/server/stress.js';
+import { pino } from 'pino';
+import { Emitter } from '../../src/log/emit.js';
 
 const WATERMARKS: Array<{ limit: number; enterPct: number; leavePct: number; enter: number; leave: number }> = [
   { limit: 10, enterPct: 80, leavePct: 60, /* want */ enter: 8, leave: 6 },
@@ -173,16 +175,14 @@ test('personalityFor: auto follows the state; normal and stress are pinned', () 
 });
 
 test('noteOpen: one STRESS event per transition (enter at warn, leave at info) with state, count, limit, threshold', () => {
-  const lines: Array<{ level: string; rec: Record<string, unknown> }> = [];
-  const log = {
-    warn: (rec: Record<string, unknown>) => lines.push({ level: 'warn', rec }),
-    info: (rec: Record<string, unknown>) => lines.push({ level: 'info', rec }),
-  };
-  const ctx = { stressState: new StressState(watermarks(10, 80, 60)), counters: {}, log } as unknown as ServerCtx;
+  const text: string[] = [];
+  const log = pino({ level: 'info', base: null, timestamp: false }, { write: (s: string) => text.push(s) });
+  const counters: Record<string, number> = {};
+  const ctx = { stressState: new StressState(watermarks(10, 80, 60)), counters, emitter: new Emitter(log, counters) } as unknown as ServerCtx;
   for (const n of [1, 5, 8, 9, 8, 7, 8, 9, 10, 7, 6, 5, 7, 6, 3]) noteOpen(ctx, n);
-  assert.deepEqual(lines, [
-    { level: 'warn', rec: { event: 'STRESS', state: 'enter', count: 8, limit: 10, threshold: 8 } },
-    { level: 'info', rec: { event: 'STRESS', state: 'leave', count: 6, limit: 10, threshold: 6 } },
+  assert.deepEqual(text.map((l) => JSON.parse(l) as unknown), [
+    { level: 40, event: 'STRESS', state: 'enter', count: 8, limit: 10, threshold: 8 },
+    { level: 30, event: 'STRESS', state: 'leave', count: 6, limit: 10, threshold: 6 },
   ]);
   assert.equal(ctx.counters['STRESS'], 2);
 });

@@ -13,6 +13,7 @@ import { guardSocket, guardTimer } from '../../src/session/guard.js';
 import { Session, kSession, type Ctx, type ScreenSocket } from '../../src/session/state.js';
 import { makeReplies } from '../../src/smtp/replies.js';
 import { realClock } from '../../src/session/clock.js';
+import { Emitter } from '../../src/log/emit.js';
 import type { Personality } from '../../src/session/generation.js';
 
 async function pair(): Promise<{ server: Socket; client: Socket; close: () => void }> {
@@ -27,7 +28,8 @@ async function pair(): Promise<{ server: Socket; client: Socket; close: () => vo
 
 function session(sock: Socket, lines: Record<string, unknown>[]): Session {
   const log = pino({ level: 'info' }, new Writable({ write(c, _e, cb) { lines.push(JSON.parse(String(c)) as Record<string, unknown>); cb(); } }));
-  const ctx = { log, counters: {}, clock: realClock } as unknown as Ctx;
+  const counters: Record<string, number> = {};
+  const ctx = { log, counters, emitter: new Emitter(log, counters), clock: realClock } as unknown as Ctx;
   const personality = { name: 'normal', stress: false, config: {}, enabled: [], deep: null, gen: { replies: makeReplies('screen.test', 'ESMTP') } } as unknown as Personality;
   return new Session(ctx, sock as ScreenSocket, '192.0.2.7', 4242, personality);
 }
