@@ -10,7 +10,7 @@
  * legitimate software still sends bare LF.
  * Pure: the engine acts on the answer (checks/deep.ts).
  */
-import { escapeClientText } from '../smtp/escape.js';
+import { escapeClientText } from '../util/escape.js';
 
 /** Bytes of the offending line kept for the log (postscreen: 100). */
 export const BARE_NEWLINE_SAMPLE = 100;

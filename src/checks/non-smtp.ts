@@ -17,7 +17,7 @@
  * `regexp:{{/^[^A-Z]/ Bogus}}`; the list here is plain words, no tables.
  * Pure and allocation-free: byte comparisons over the line Buffer.
  */
-import { escapeClientText } from '../smtp/escape.js';
+import { escapeClientText } from '../util/escape.js';
 
 export type NonSmtpReason = 'forbidden' | 'header' | 'utf8';
 
