@@ -20,7 +20,7 @@ import { Address4, Address6 } from 'ip-address';
 import { ScreenError } from '../util/errors.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import type { Config, HostPort, ListenConfig } from './types.js';
-import { parseSite } from '../checks/dnsbl-site.js';
+import { parseSite } from './dnsbl-site.js';
 
 export type KeyType =
   | 'duration' | 'int' | 'string' | 'bool' | 'enum' | 'hostport' | 'cidr-list' | 'path' | 'listen-list'
