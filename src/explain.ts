@@ -13,7 +13,7 @@ import { normalizeAddress } from './net/cidr.js';
 import { loadAccessList } from './checks/access.js';
 import { MemoryStore } from './cache/memory.js';
 import { loadSnapshot } from './cache/snapshot.js';
-import { TESTS, TestIndex } from './session/flags.js';
+import { TESTS, TestIndex, type TestId } from './checks/tests.js';
 import { DEEP_TESTS } from './checks/deep.js';
 import { parseSite } from './config/dnsbl-site.js';
 import { filterMatches, isReservedErrorAnswer } from './checks/dnsbl-site.js';
@@ -77,7 +77,7 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
         return until > now ? `${t} passed until ${new Date(until).toISOString()}` : null;
       }).filter((x): x is string => x !== null);
       out(`cache: ${parts.length > 0 ? parts.join('; ') : 'no valid pass'}`);
-      cachedAll = enabled.length > 0 && enabled.every((t) => (rec[TestIndex[t as keyof typeof TestIndex]] ?? 0) > now);
+      cachedAll = enabled.length > 0 && enabled.every((t) => (rec[TestIndex[t as TestId]] ?? 0) > now);
     }
   }
 

@@ -20,7 +20,7 @@ import { MemoryStore } from '../cache/memory.js';
 import type { VerdictStore } from '../cache/store.js';
 import { loadAccessList } from '../checks/access.js';
 import { makeReplies } from '../smtp/replies.js';
-import { TestIndex } from '../session/flags.js';
+import { TestIndex } from '../checks/tests.js';
 import type { Ctx } from '../session/state.js';
 import { closeWith } from '../session/close.js';
 import { loadSnapshot, saveSnapshot, type SnapshotResult } from '../cache/snapshot.js';

@@ -14,7 +14,7 @@
  * that dummy session ends or is handed over.
  */
 import { EV } from '../log/events.js';
-import { TestIndex } from './flags.js';
+import { TestIndex } from '../checks/tests.js';
 import { newRecord } from '../cache/store.js';
 import { applyAction } from '../checks/check.js';
 import { dnsblReply } from '../smtp/replies.js';

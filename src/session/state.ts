@@ -40,7 +40,7 @@ export interface Ctx {
   replies: Replies;
   /** The DNSBL test, or null when no sites are configured. */
   dnsbl: Dnsbl | null;
-  /** Test indexes (session/flags.ts) that are enabled: PASS OLD needs all of them. */
+  /** Test indexes (checks/tests.ts) that are enabled: PASS OLD needs all of them. */
   enabled: readonly number[];
   /** The deep (after-220) tests, or null when none is enabled (session/deep.ts deepOptions()). */
   deep: DeepOptions | null;
