@@ -28,7 +28,7 @@
  */
 import { connect } from 'node:net';
 import { encodeProxyV1, encodeProxyV2 } from '../net/proxy-protocol.js';
-import { SmtpReplyReader, type SmtpReply } from '../net/xclient.js';
+import { SmtpReplyReader, type SmtpReply } from '../net/smtp-reply.js';
 import { ScreenError, type ErrorCode } from '../util/errors.js';
 
 const SCR_ERR_BACKEND: ErrorCode = 'SCR_ERR_BACKEND';

@@ -26,7 +26,8 @@
 import { connect } from 'node:net';
 import { EV } from '../log/events.js';
 import { encodeProxyV1, encodeProxyV2 } from '../net/proxy-protocol.js';
-import { buildXclient, SmtpReplyReader } from '../net/xclient.js';
+import { buildXclient } from '../net/xclient.js';
+import { SmtpReplyReader } from '../net/smtp-reply.js';
 import { ScreenError } from '../util/errors.js';
 import { kSession, type ScreenSocket, type Session } from '../session/state.js';
 import { closeWith, endSocket, onSocketError } from '../session/close.js';

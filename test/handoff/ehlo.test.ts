@@ -14,7 +14,7 @@ import {
   xclientAttributes, type LearnedEhlo, type ProbeOptions,
 } from '../../src/handoff/ehlo.js';
 import { decodeProxyHeader, type ProxyHeader } from '../../src/net/proxy-protocol.js';
-import { SmtpReplyReader, type SmtpReply } from '../../src/net/xclient.js';
+import { SmtpReplyReader, type SmtpReply } from '../../src/net/smtp-reply.js';
 import { ScreenError } from '../../src/util/errors.js';
 
 const POSTFIX_EHLO =
