@@ -34,7 +34,7 @@ import { closeWith, endSocket, onSocketError } from '../session/close.js';
 import type { Envelope } from '../smtp/dummy-engine.js';
 import { concludeDummy } from '../session/deep.js';
 import { resumeDummy } from '../session/dummy.js';
-import { missingKeywords, parseEhloKeywords } from './ehlo.js';
+import { missingKeywords, parseEhloKeywords } from '../smtp/ehlo-keywords.js';
 import { guardSocket, guardTimer } from '../session/guard.js';
 
 type Stage = 'connect' | 'greeting' | 'xclient' | 'helo' | 'mail' | 'rcpt' | 'done';
