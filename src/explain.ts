@@ -10,7 +10,8 @@
  */
 import type { Config } from './config/types.js';
 import { normalizeAddress } from './net/cidr.js';
-import { loadAccessList } from './checks/access.js';
+import { ACCESS_FILE, parseAccessList } from './checks/access.js';
+import { readTextFile } from './util/read-file.js';
 import { MemoryStore } from './cache/memory.js';
 import { loadSnapshot } from './cache/snapshot.js';
 import { TESTS, TestIndex, type TestId } from './checks/tests.js';
@@ -39,12 +40,13 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
   let verdict: string | null = null;
 
   // 1. Access list.
-  if (cfg.access.list === null) out('access list: none configured');
+  const accessFile = cfg.access.list;
+  if (accessFile === null) out('access list: none configured');
   else {
-    const hit = loadAccessList(cfg.access.list).match(client);
-    if (hit === undefined) out(`access list: ${cfg.access.list}: no entry matches`);
+    const hit = parseAccessList(readTextFile(accessFile, ACCESS_FILE), accessFile).match(client);
+    if (hit === undefined) out(`access list: ${accessFile}: no entry matches`);
     else {
-      out(`access list: ${cfg.access.list}:${hit.line}: ${hit.entry} ${hit.action}`);
+      out(`access list: ${accessFile}:${hit.line}: ${hit.entry} ${hit.action}`);
       if (hit.action === 'permit') verdict = 'ALLOWLISTED: handed to the backend at once, no tests';
       if (hit.action === 'reject') {
         verdict = {

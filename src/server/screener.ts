@@ -18,7 +18,8 @@ import type { Config, HostPort } from '../config/types.js';
 import { EV } from '../log/events.js';
 import { MemoryStore } from '../cache/memory.js';
 import type { VerdictStore } from '../cache/store.js';
-import { loadAccessList } from '../checks/access.js';
+import { ACCESS_FILE, parseAccessList } from '../checks/access.js';
+import { readTextFile } from '../util/read-file.js';
 import { makeReplies } from '../smtp/replies.js';
 import { TestIndex } from '../checks/tests.js';
 import type { Ctx } from '../session/state.js';
@@ -51,7 +52,8 @@ export interface Screener {
 
 export async function startScreener(config: Config, opts: ScreenerOptions): Promise<Screener> {
   const log = opts.logger;
-  const access = config.access.list === null ? null : loadAccessList(config.access.list);
+  const accessFile = config.access.list;
+  const access = accessFile === null ? null : parseAccessList(readTextFile(accessFile, ACCESS_FILE), accessFile);
   const tlsContext = loadTls(config);
   const store = opts.store ?? new MemoryStore(config.cache.max_entries);
   const enabled: number[] = [];
