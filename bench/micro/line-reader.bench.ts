@@ -19,7 +19,7 @@ import { DummyEngine, type EngineOutput } from '../../src/smtp/dummy-engine.js';
 import { makeReplies } from '../../src/smtp/replies.js';
 import { DeepTests } from '../../src/checks/deep.js';
 import { deepOptions } from '../../src/session/deep.js';
-import { validateConfig } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/validate.js';
 
 const DIALOGUE = [
   'EHLO mail.sender.example.com',

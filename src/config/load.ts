@@ -14,7 +14,8 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, stringify } from 'yaml';
 import { ScreenError } from '../util/errors.js';
-import { configToRaw, setPath, validateConfig, type ConfigIssue } from './schema.js';
+import { configToRaw, setPath } from './raw.js';
+import { validateConfig, type ConfigIssue } from './validate.js';
 import type { Config } from './types.js';
 
 /** Command-line values, as typed; validated by applyOverrides(). */

@@ -6,7 +6,8 @@
  * `npm run docs` rewrites the parts of README.md between the markers; a unit
  * test fails when README.md and SCHEMA disagree, so the docs cannot rot.
  */
-import { SCHEMA, defaultText, type KeySpec } from './schema.js';
+import { defaultText } from './raw.js';
+import { SCHEMA, type KeySpec } from './schema.js';
 
 function cell(s: string): string {
   return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');

@@ -5,7 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SCHEMA, STRESS_DEFAULTS, STRESS_KEYS, configToRaw, defaultConfig, validateConfig } from '../../src/config/schema.js';
+import { SCHEMA, STRESS_KEYS } from '../../src/config/schema.js';
+import { configToRaw, defaultConfig } from '../../src/config/raw.js';
+import { STRESS_DEFAULTS, validateConfig } from '../../src/config/validate.js';
 import { applyOverrides, formatConfig, parseConfigText } from '../../src/config/load.js';
 import { configReferenceMarkdown } from '../../src/config/reference.js';
 import { ScreenError } from '../../src/util/errors.js';

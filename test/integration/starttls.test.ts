@@ -19,7 +19,7 @@ import { portOf, greeted, withScreener } from '../helpers/screener.js';
 import { runSwaks } from '../helpers/swaks.js';
 import { reply, type RawClient } from '../helpers/smtp-client.js';
 import { startScreener as startInProcess } from '../../src/server/screener.js';
-import { validateConfig } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/validate.js';
 
 let dir: string;
 let cert: string;

@@ -10,7 +10,8 @@ import {
   StressState, makePersonalities, noteOpen, personalityFor, stressConfig, stressLimit, stressValues, watermarks,
   type Transition,
 } from '../../src/server/stress.js';
-import { STRESS_KEYS, validateConfig } from '../../src/config/schema.js';
+import { STRESS_KEYS } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/validate.js';
 import type { Ctx } from '../../src/session/state.js';
 
 const WATERMARKS: Array<{ limit: number; enterPct: number; leavePct: number; enter: number; leave: number }> = [

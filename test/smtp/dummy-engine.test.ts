@@ -12,7 +12,7 @@ import { EV, type EventName } from '../../src/log/events.js';
 import { LineReader, type LineSink } from '../../src/smtp/line-reader.js';
 import { DEEP_BIT, DEEP_TESTS, DeepTests, type DeepOptions } from '../../src/checks/deep.js';
 import { deepOptions } from '../../src/session/deep.js';
-import { validateConfig } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/validate.js';
 
 const R = makeReplies('mx.example.org');
 
