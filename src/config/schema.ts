@@ -33,6 +33,11 @@ export interface KeySpec {
   /** int: bounds; duration: bounds in ms. */
   readonly min?: number;
   readonly max?: number;
+  /**
+   * duration: an age compared with the clock (a TTL, a delay between attempts), never a timer's
+   * delay, so its maximum may pass 2^31-1 ms; every other duration key may arm a timer.
+   */
+  readonly age?: true;
   /** null is a valid value (path keys: "none"). */
   readonly nullable?: boolean;
   /** hostport: the word "sink" (built-in sink backend) is accepted. */
@@ -52,6 +57,16 @@ export interface KeySpec {
 }
 
 const ACTIONS = ['ignore', 'enforce', 'drop'] as const;
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+// Bounds of the durations. Node arms a timer of more than 2^31-1 ms (24.8 days) with 1 ms, so a
+// key that arms a timer stays far below: a wait (for a client, DNS, the backend, the drain) at
+// most 1h, a periodic job between 1s (more often would hammer DNSBL sites, the disk, the backend)
+// and 1d. Ages are never a timer's delay; a year bounds them (a pass or a cached answer kept
+// longer is a typo).
+const AGE_MAX = 365 * DAY;
 const HP = (host: string, port: number): HostPort => ({ host, port });
 
 export const SCHEMA: readonly KeySpec[] = [
@@ -93,7 +108,7 @@ export const SCHEMA: readonly KeySpec[] = [
     postscreen: 'postscreen_client_connection_count_limit', postscreenDefault: '$smtpd_client_connection_count_limit (50)' },
   { key: 'limits.backlog', type: 'int', default: 4096, min: 1, max: 65535, unit: 'connections',
     doc: 'listen(2) backlog.', postscreen: null, postscreenDefault: null },
-  { key: 'limits.proxy_timeout', type: 'duration', default: 5000, min: 1, unit: 'ms',
+  { key: 'limits.proxy_timeout', type: 'duration', default: 5000, min: 1, max: HOUR, unit: 'ms',
     doc: 'Time allowed to receive a PROXY header.',
     postscreen: 'postscreen_upstream_proxy_timeout', postscreenDefault: '5s' },
   { key: 'access.list', type: 'path', default: null, nullable: true,
@@ -107,7 +122,7 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'pregreet.enable', type: 'bool', default: true,
     doc: 'Send a "220-" teaser and watch for clients that talk before their turn.',
     postscreen: 'postscreen_greet_banner (empty disables the teaser)', postscreenDefault: '$smtpd_banner' },
-  { key: 'pregreet.wait', type: 'duration', default: 6000, min: 0, unit: 'ms',
+  { key: 'pregreet.wait', type: 'duration', default: 6000, min: 0, max: HOUR, unit: 'ms',
     doc: 'How long to wait for early talkers before completing the greeting.', stress: '2s',
     postscreen: 'postscreen_greet_wait', postscreenDefault: '${stress?{2}:{6}}s' },
   { key: 'pregreet.action', type: 'enum', values: ACTIONS, default: 'enforce',
@@ -115,7 +130,7 @@ export const SCHEMA: readonly KeySpec[] = [
     postscreen: 'postscreen_greet_action', postscreenDefault: 'ignore',
     note: 'postscreen ships ignore so enabling it blocks nothing; pregreeting is a bot trait with almost no ' +
       'false positives, and enforce still logs helo/from/to before a 550 the sender sees' },
-  { key: 'pregreet.ttl', type: 'duration', default: 86_400_000, min: 0, unit: 'ms',
+  { key: 'pregreet.ttl', type: 'duration', default: 86_400_000, min: 0, max: AGE_MAX, age: true, unit: 'ms',
     doc: 'How long a pregreet pass is remembered for a client address.',
     postscreen: 'postscreen_greet_ttl', postscreenDefault: '1d' },
   { key: 'dnsbl.sites', type: 'site-list', default: [],
@@ -131,15 +146,15 @@ export const SCHEMA: readonly KeySpec[] = [
     doc: 'Action for a client that fails the DNSBL test.', stress: 'normal',
     postscreen: 'postscreen_dnsbl_action', postscreenDefault: 'ignore',
     note: 'listing sites is an explicit operator decision; enforce logs the envelope and refuses at RCPT' },
-  { key: 'dnsbl.timeout', type: 'duration', default: 10_000, min: 1, unit: 'ms',
+  { key: 'dnsbl.timeout', type: 'duration', default: 10_000, min: 1, max: HOUR, unit: 'ms',
     doc: 'Deadline of one site lookup; an answer still missing when the greet wait ends counts as not listed.',
     postscreen: 'postscreen_dnsbl_timeout', postscreenDefault: '10s' },
-  { key: 'dnsbl.ttl_min', type: 'duration', default: 60_000, min: 0, unit: 'ms',
+  { key: 'dnsbl.ttl_min', type: 'duration', default: 60_000, min: 0, max: AGE_MAX, age: true, unit: 'ms',
     doc: 'Lower bound of the DNSBL pass TTL (taken from the DNS answers).',
     postscreen: 'postscreen_dnsbl_min_ttl', postscreenDefault: '60s' },
-  { key: 'dnsbl.ttl_max', type: 'duration', default: 3_600_000, min: 0, unit: 'ms',
+  { key: 'dnsbl.ttl_max', type: 'duration', default: 3_600_000, min: 0, max: AGE_MAX, age: true, unit: 'ms',
     doc: 'Upper bound of the DNSBL pass TTL.', postscreen: 'postscreen_dnsbl_max_ttl', postscreenDefault: '1h' },
-  { key: 'dnsbl.slow_warning', type: 'duration', default: 2000, min: 1, unit: 'ms',
+  { key: 'dnsbl.slow_warning', type: 'duration', default: 2000, min: 1, max: HOUR, unit: 'ms',
     doc: 'A site answering slower than this is logged (DNSBL WARNING, reason slow; at most once a minute per site).',
     postscreen: null, postscreenDefault: null },
   { key: 'dnsbl.txt', type: 'bool', default: false,
@@ -150,7 +165,7 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'dnsbl.health.enable', type: 'bool', default: true,
     doc: 'Probe each site periodically with its test entries; a failing site is suspended (weight 0) until it recovers.',
     postscreen: null, postscreenDefault: null, note: 'postscreen has no site health: a broken list silently stops or starts listing everyone' },
-  { key: 'dnsbl.health.interval', type: 'duration', default: 300_000, min: 100, unit: 'ms',
+  { key: 'dnsbl.health.interval', type: 'duration', default: 300_000, min: SECOND, max: DAY, unit: 'ms',
     doc: 'Time between probes of one site.', postscreen: null, postscreenDefault: null },
   { key: 'dnsbl.health.listed', type: 'ip', default: '127.0.0.2',
     doc: 'Test address every site must list (RFC 5782).', postscreen: null, postscreenDefault: null },
@@ -167,11 +182,11 @@ export const SCHEMA: readonly KeySpec[] = [
     doc: 'Greylist every new client, or only those whose DNSBL score is at least greylist.suspicious_score.', postscreen: null, postscreenDefault: null },
   { key: 'greylist.suspicious_score', type: 'int', default: 1, unit: 'score',
     doc: 'With policy suspicious: the DNSBL score from which a client is greylisted (set it below dnsbl.threshold).', postscreen: null, postscreenDefault: null },
-  { key: 'greylist.min_delay', type: 'duration', default: 300_000, min: 0, unit: 'ms',
+  { key: 'greylist.min_delay', type: 'duration', default: 300_000, min: 0, max: AGE_MAX, age: true, unit: 'ms',
     doc: 'A retry sooner than this after the first attempt is deferred again.', postscreen: null, postscreenDefault: null },
-  { key: 'greylist.max_delay', type: 'duration', default: 172_800_000, min: 1, unit: 'ms',
+  { key: 'greylist.max_delay', type: 'duration', default: 172_800_000, min: 1, max: AGE_MAX, age: true, unit: 'ms',
     doc: 'A retry later than this counts as a new first attempt.', postscreen: null, postscreenDefault: null },
-  { key: 'greylist.ttl', type: 'duration', default: 3_024_000_000, min: 1, unit: 'ms',
+  { key: 'greylist.ttl', type: 'duration', default: 3_024_000_000, min: 1, max: AGE_MAX, age: true, unit: 'ms',
     doc: 'How long a network that retried properly is remembered (its clients are not greylisted again).', postscreen: null, postscreenDefault: null },
   { key: 'greylist.ipv4_prefix', type: 'int', default: 24, min: 8, max: 32, unit: 'bits',
     doc: 'IPv4 network size greylisted as one (large senders retry from neighbouring addresses).', postscreen: null, postscreenDefault: null },
@@ -180,17 +195,17 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'resolver.servers', type: 'hostport-list', default: [],
     doc: 'DNS servers for DNSBL lookups ("ADDR:PORT"); empty: the nameservers of /etc/resolv.conf.',
     postscreen: null, postscreenDefault: null, note: 'postscreen asks dnsblog(8) processes through the system resolver; we run our own UDP resolver in-process' },
-  { key: 'resolver.timeout', type: 'duration', default: 1000, min: 1, unit: 'ms',
+  { key: 'resolver.timeout', type: 'duration', default: 1000, min: 1, max: HOUR, unit: 'ms',
     doc: 'Time for one try at one server.', postscreen: null, postscreenDefault: null },
   { key: 'resolver.tries', type: 'int', default: 3, min: 1, max: 20, unit: 'tries',
     doc: 'Tries per lookup, over the servers in turn.', postscreen: null, postscreenDefault: null },
   { key: 'resolver.cache_max', type: 'int', default: 100_000, min: 1, unit: 'entries',
     doc: 'DNS answers cached (positive and negative).', postscreen: null, postscreenDefault: null },
-  { key: 'resolver.min_ttl', type: 'duration', default: 60_000, min: 0, unit: 'ms',
+  { key: 'resolver.min_ttl', type: 'duration', default: 60_000, min: 0, max: AGE_MAX, age: true, unit: 'ms',
     doc: 'Lower bound of the TTL of cached answers.', postscreen: null, postscreenDefault: null },
-  { key: 'resolver.max_ttl', type: 'duration', default: 3_600_000, min: 0, unit: 'ms',
+  { key: 'resolver.max_ttl', type: 'duration', default: 3_600_000, min: 0, max: AGE_MAX, age: true, unit: 'ms',
     doc: 'Upper bound of the TTL of cached answers.', postscreen: null, postscreenDefault: null },
-  { key: 'dummy.command_time_limit', type: 'duration', default: 300_000, min: 1, unit: 'ms',
+  { key: 'dummy.command_time_limit', type: 'duration', default: 300_000, min: 1, max: HOUR, unit: 'ms',
     doc: 'Total time to receive one command in the dummy SMTP engine.', stress: '10s',
     postscreen: 'postscreen_command_time_limit', postscreenDefault: '${stress?{10}:{300}}s' },
   { key: 'dummy.command_count_limit', type: 'int', default: 20, min: 1, unit: 'commands',
@@ -215,7 +230,7 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'deep.pipelining.action', type: 'enum', values: ACTIONS, stress: 'normal', default: 'enforce',
     doc: 'Action for a pipelining client: drop (521 and close), enforce (550 at RCPT, envelope logged), ignore (logged; passes for the shortest TTL of all tests).',
     postscreen: 'postscreen_pipelining_action', postscreenDefault: 'enforce' },
-  { key: 'deep.pipelining.ttl', type: 'duration', default: 2_592_000_000, min: 1, unit: 'ms',
+  { key: 'deep.pipelining.ttl', type: 'duration', default: 2_592_000_000, min: 1, max: AGE_MAX, age: true, unit: 'ms',
     doc: 'How long a pipelining pass is remembered for a client address.', postscreen: 'postscreen_pipelining_ttl', postscreenDefault: '30d' },
   { key: 'deep.non_smtp.enable', type: 'bool', default: false, stress: 'normal',
     doc: 'Non-SMTP command test: a forbidden verb (deep.forbidden_commands), a header-like line ("Subject: x") or a verb that is not UTF-8 fails.',
@@ -223,14 +238,14 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'deep.non_smtp.action', type: 'enum', values: ACTIONS, stress: 'normal', default: 'drop',
     doc: 'Action for a client that sends a non-SMTP command (drop: "521 5.7.0 Error: I can break rules, too. Goodbye.").',
     postscreen: 'postscreen_non_smtp_command_action', postscreenDefault: 'drop' },
-  { key: 'deep.non_smtp.ttl', type: 'duration', default: 2_592_000_000, min: 1, unit: 'ms',
+  { key: 'deep.non_smtp.ttl', type: 'duration', default: 2_592_000_000, min: 1, max: AGE_MAX, age: true, unit: 'ms',
     doc: 'How long a non-SMTP command pass is remembered.', postscreen: 'postscreen_non_smtp_command_ttl', postscreenDefault: '30d' },
   { key: 'deep.bare_newline.enable', type: 'bool', default: false, stress: 'normal',
     doc: 'Bare newline test: a command line ended by LF without CR fails.',
     postscreen: 'postscreen_bare_newline_enable', postscreenDefault: 'no' },
   { key: 'deep.bare_newline.action', type: 'enum', values: ACTIONS, stress: 'normal', default: 'ignore',
     doc: 'Action for a client that sends a bare LF.', postscreen: 'postscreen_bare_newline_action', postscreenDefault: 'ignore' },
-  { key: 'deep.bare_newline.ttl', type: 'duration', default: 2_592_000_000, min: 1, unit: 'ms',
+  { key: 'deep.bare_newline.ttl', type: 'duration', default: 2_592_000_000, min: 1, max: AGE_MAX, age: true, unit: 'ms',
     doc: 'How long a bare newline pass is remembered.', postscreen: 'postscreen_bare_newline_ttl', postscreenDefault: '30d' },
   { key: 'deep.forbidden_commands', type: 'word-list', default: ['CONNECT', 'GET', 'POST'],
     doc: 'Verbs that fail the non-SMTP test, compared without case (only verbs the engine does not know).',
@@ -245,7 +260,7 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'cache.snapshot', type: 'path', default: null, nullable: true,
     doc: 'Snapshot file so a restart does not re-screen every client; null for none.',
     postscreen: 'postscreen_cache_map', postscreenDefault: 'btree:$data_directory/postscreen_cache' },
-  { key: 'cache.snapshot_interval', type: 'duration', default: 60_000, min: 1000, unit: 'ms',
+  { key: 'cache.snapshot_interval', type: 'duration', default: 60_000, min: SECOND, max: DAY, unit: 'ms',
     doc: 'How often the snapshot is written.', postscreen: null, postscreenDefault: null },
   { key: 'backend.address', type: 'hostport', default: HP('127.0.0.1', 10025), sinkOk: true,
     doc: 'The real SMTP server; "sink:0" is the built-in sink (demos and tests).',
@@ -253,14 +268,14 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'backend.handoff', type: 'enum', values: ['xclient', 'proxy-v1', 'proxy-v2', 'none'], default: 'xclient',
     doc: 'How the backend learns the real client address.',
     postscreen: null, postscreenDefault: null, note: 'postscreen passes the socket itself; we proxy it' },
-  { key: 'backend.connect_timeout', type: 'duration', default: 10_000, min: 1, unit: 'ms',
+  { key: 'backend.connect_timeout', type: 'duration', default: 10_000, min: 1, max: HOUR, unit: 'ms',
     doc: 'Time to connect to the backend before the client gets a 421.', postscreen: null, postscreenDefault: null },
-  { key: 'backend.handshake_timeout', type: 'duration', default: 30_000, min: 1, unit: 'ms',
+  { key: 'backend.handshake_timeout', type: 'duration', default: 30_000, min: 1, max: HOUR, unit: 'ms',
     doc: 'Time for the backend greeting and the XCLIENT/PROXY handshake.', postscreen: null, postscreenDefault: null },
-  { key: 'backend.ehlo_refresh', type: 'duration', default: 600_000, min: 1000, unit: 'ms',
+  { key: 'backend.ehlo_refresh', type: 'duration', default: 600_000, min: SECOND, max: DAY, unit: 'ms',
     doc: 'With deep.after_pass: handoff, how often the backend\'s EHLO reply is learned again (the dummy engine offers only what the backend supports); while the backend cannot be reached, retried every 30 s.',
     postscreen: null, postscreenDefault: null },
-  { key: 'drain_timeout', type: 'duration', default: 30_000, min: 0, unit: 'ms',
+  { key: 'drain_timeout', type: 'duration', default: 30_000, min: 0, max: HOUR, unit: 'ms',
     doc: 'Time proxied sessions get to finish after SIGTERM.', postscreen: null, postscreenDefault: null },
   { key: 'log.format', type: 'enum', values: ['json', 'postscreen'], default: 'json',
     doc: 'json: one NDJSON event per line; postscreen: postscreen-style syslog lines.',
