@@ -11,7 +11,7 @@
  * The engine task runs CMDS commands per op through one engine (count
  * limit out of reach, output discarded): cost per command = mean / CMDS.
  * The "deep tests" task is the same with pipelining, non-SMTP and bare
- * newline due (issue 5): the per-command price of the deep tests.
+ * newline due: the per-command price of the deep tests.
  */
 import type { Bench } from 'tinybench';
 import { LineReader, type LineSink } from '../../src/smtp/line-reader.js';

@@ -22,7 +22,7 @@ import { escapeClientText } from '../util/escape.js';
 export type NonSmtpReason = 'forbidden' | 'header' | 'utf8';
 
 /** Bytes of the offending line kept for the log (postscreen: 100). */
-export const NON_SMTP_SAMPLE = 100;
+const NON_SMTP_SAMPLE = 100;
 
 function upper(b: number): number {
   return b >= 0x61 && b <= 0x7a ? b - 0x20 : b;

@@ -18,7 +18,7 @@
 import { escapeClientText } from '../util/escape.js';
 
 /** Bytes of the pipelined input kept for the log (postscreen: 100). */
-export const PIPELINING_SAMPLE = 100;
+const PIPELINING_SAMPLE = 100;
 
 /** Did the client pipeline? `hasPayload`: the command carries data after it (BDAT). */
 export function pipelined(hasPayload: boolean, buffered: number): boolean {

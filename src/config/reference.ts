@@ -1,8 +1,7 @@
 /*
  * config/reference.ts - the README's configuration tables, generated from SCHEMA.
  *
- * Exports: configReferenceMarkdown(), postscreenDifferencesMarkdown(),
- *          README_MARKERS, renderReadmeSections().
+ * Exports: configReferenceMarkdown(), renderReadmeSections().
  * `npm run docs` rewrites the parts of README.md between the markers; a unit
  * test fails when README.md and SCHEMA disagree, so the docs cannot rot.
  */
@@ -43,7 +42,7 @@ export function configReferenceMarkdown(): string {
   return rows.join('\n');
 }
 
-export function postscreenDifferencesMarkdown(): string {
+function postscreenDifferencesMarkdown(): string {
   const rows = ['| smtpscreen key | our default | postscreen parameter | postscreen default | why we differ |', '|---|---|---|---|---|'];
   for (const s of SCHEMA) {
     if (s.note === undefined) continue;
@@ -52,7 +51,7 @@ export function postscreenDifferencesMarkdown(): string {
   return rows.join('\n');
 }
 
-export const README_MARKERS = {
+const README_MARKERS = {
   config: ['<!-- config-reference:start -->', '<!-- config-reference:end -->'],
   differences: ['<!-- postscreen-differences:start -->', '<!-- postscreen-differences:end -->'],
 } as const;

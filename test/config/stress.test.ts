@@ -1,5 +1,5 @@
 /*
- * Configuration of the stress personality (issue 5): the watermarks, the
+ * Configuration of the stress personality: the watermarks, the
  * `stress:` overrides (validated as their normal keys, errors naming
  * `stress.x.y`), listen[].personality, printing and round trips, the docs column.
  */

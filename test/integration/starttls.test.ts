@@ -1,5 +1,5 @@
 /*
- * Integration (issue 5): STARTTLS in the dummy engine, with the real screener
+ * Integration: STARTTLS in the dummy engine, with the real screener
  * process, a self-signed certificate made at test time (openssl) and swaks.
  * - swaks --tls completes the dummy session inside TLS: handshake, EHLO
  *   again, 450 at RCPT, NOQUEUE logged.
