@@ -14,7 +14,7 @@ import { validateConfig } from '../../src/config/validate.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { configReferenceMarkdown } from '../../src/config/reference.js';
 import { formatDuration } from '../../src/util/duration.js';
-import { ScreenError } from '../../src/util/errors.js';
+import { configError } from '../helpers/config-error.js';
 
 /** setTimeout's limit: a longer delay is taken as 1 ms. */
 const TIMER_LIMIT_MS = 2 ** 31 - 1;
@@ -25,17 +25,6 @@ function rawWith(key: string, value: unknown): Record<string, unknown> {
   const raw: Record<string, unknown> = {};
   setPath(raw, key, value);
   return raw;
-}
-
-function configError(fn: () => unknown): ScreenError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof ScreenError, String(e));
-    assert.equal(e.code, 'SCR_ERR_CONFIG');
-    return e;
-  }
-  assert.fail('no error thrown');
 }
 
 test('25d is refused for pregreet.wait and cache.snapshot_interval, naming the key, the value and the maximum', () => {

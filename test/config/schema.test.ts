@@ -10,20 +10,9 @@ import { configToRaw, defaultConfig, defaultText } from '../../src/config/raw.js
 import { validateConfig } from '../../src/config/validate.js';
 import { hostPortOf } from '../../src/config/host-port.js';
 import { loadConfig, applyOverrides, formatConfig, parseConfigText } from '../../src/config/load.js';
-import { ScreenError } from '../../src/util/errors.js';
+import { configError } from '../helpers/config-error.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../fixtures/smtpscreen.example.yaml', import.meta.url));
-
-function configError(fn: () => unknown): ScreenError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof ScreenError, String(e));
-    assert.equal(e.code, 'SCR_ERR_CONFIG');
-    return e;
-  }
-  assert.fail('expected SCR_ERR_CONFIG');
-}
 
 test('defaults: empty, null and {} give the documented defaults', () => {
   for (const raw of [undefined, null, {}]) {

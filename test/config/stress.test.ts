@@ -10,18 +10,7 @@ import { configToRaw, defaultConfig } from '../../src/config/raw.js';
 import { STRESS_DEFAULTS, validateConfig } from '../../src/config/validate.js';
 import { applyOverrides, formatConfig, parseConfigText } from '../../src/config/load.js';
 import { configReferenceMarkdown } from '../../src/config/reference.js';
-import { ScreenError } from '../../src/util/errors.js';
-
-function configError(fn: () => unknown): ScreenError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof ScreenError, String(e));
-    assert.equal(e.code, 'SCR_ERR_CONFIG');
-    return e;
-  }
-  assert.fail('expected SCR_ERR_CONFIG');
-}
+import { configError } from '../helpers/config-error.js';
 
 test('defaults: 90% / 70% (postscreen\'s high and low water marks), no overrides, listeners auto', () => {
   const c = defaultConfig();
