@@ -10,13 +10,15 @@
  */
 import type { Config } from './config/types.js';
 import { normalizeAddress } from './net/cidr.js';
-import { loadAccessList } from './checks/access.js';
+import { ACCESS_FILE, parseAccessList } from './checks/access.js';
+import { readTextFile } from './util/read-file.js';
 import { MemoryStore } from './cache/memory.js';
 import { loadSnapshot } from './cache/snapshot.js';
-import { TESTS, TestIndex } from './session/flags.js';
+import { TESTS, TestIndex } from './checks/tests.js';
 import { DEEP_TESTS } from './checks/deep.js';
 import { Dnsbl, type DnsblSummary } from './checks/dnsbl.js';
-import { parseSite, filterMatches, isReservedErrorAnswer } from './checks/dnsbl-site.js';
+import { parseSite } from './config/dnsbl-site.js';
+import { filterMatches, isReservedErrorAnswer } from './checks/dnsbl-site.js';
 import { greylistDecide } from './checks/greylist.js';
 import { Resolver } from './dns/resolver.js';
 import { reverseName } from './dns/reverse.js';
@@ -59,9 +61,10 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
 
   // 1. Access list.
   let access: 'permit' | 'reject' | 'dunno' | null = null;
-  if (cfg.access.list === null) out('access list: none configured');
+  const accessFile = cfg.access.list;
+  if (accessFile === null) out('access list: none configured');
   else {
-    const hit = loadAccessList(cfg.access.list).match(client);
+    const hit = parseAccessList(readTextFile(accessFile, ACCESS_FILE), accessFile).match(client);
     if (hit === undefined) out(`access list: ${cfg.access.list}: no entry matches`);
     else {
       access = hit.action;

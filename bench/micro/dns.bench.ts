@@ -4,7 +4,8 @@
  * its SOA (plus answersFor / negativeTtl on them), reverseName for IPv4 and IPv6 clients.
  */
 import type { Bench } from 'tinybench';
-import { answersFor, decodeMessage, encodeQuery, encodeResponse, negativeTtl } from '../../src/dns/packet.js';
+import { answersFor, decodeMessage, encodeQuery, negativeTtl } from '../../src/dns/packet.js';
+import { encodeResponse } from '../../test/helpers/dns-encode.js';
 import { reverseName } from '../../src/dns/reverse.js';
 
 let seed = 0x2545f491;

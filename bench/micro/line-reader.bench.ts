@@ -11,7 +11,7 @@
  * The engine task runs CMDS commands per op through one engine (count
  * limit out of reach, output discarded): cost per command = mean / CMDS.
  * The "deep tests" task is the same with pipelining, non-SMTP and bare
- * newline due (issue 5): the per-command price of the deep tests.
+ * newline due: the per-command price of the deep tests.
  */
 import type { Bench } from 'tinybench';
 import { LineReader, type LineSink } from '../../src/smtp/line-reader.js';
@@ -19,7 +19,7 @@ import { DummyEngine, type EngineOutput } from '../../src/smtp/dummy-engine.js';
 import { makeReplies } from '../../src/smtp/replies.js';
 import { DeepTests } from '../../src/checks/deep.js';
 import { deepOptions } from '../../src/session/deep.js';
-import { validateConfig } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/validate.js';
 
 const DIALOGUE = [
   'EHLO mail.sender.example.com',

@@ -3,7 +3,8 @@
  * whole and split in two chunks).
  */
 import type { Bench } from 'tinybench';
-import { buildXclient, SmtpReplyReader } from '../../src/net/xclient.js';
+import { buildXclient } from '../../src/net/xclient.js';
+import { SmtpReplyReader } from '../../src/net/smtp-reply.js';
 
 export default function (bench: Bench): void {
   const greeting = Buffer.from('220 backend.example.com ESMTP Postfix\r\n');

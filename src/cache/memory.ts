@@ -9,7 +9,7 @@
 import { LRUCache } from 'lru-cache';
 import { withPasses, type VerdictRecord, type VerdictStore } from './store.js';
 import { greylistDecide, type GreylistDecision, type GreylistOptions } from '../checks/greylist.js';
-import { TestIndex } from '../session/flags.js';
+import { TestIndex } from '../checks/tests.js';
 
 const GREYLIST = TestIndex.greylist;
 

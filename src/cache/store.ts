@@ -3,14 +3,14 @@
  *
  * Exports: VerdictRecord, VerdictStore, newRecord(), withPasses(), encodeRecord(),
  *          decodeRecord(), allPassed().
- * A record is one pass-until time (epoch ms, 0 = none) per row of session/flags.ts.
+ * A record is one pass-until time (epoch ms, 0 = none) per row of checks/tests.ts.
  * Greylist state is kept under "net:<CIDR>" keys in the same store, in the
  * greylist row (negative: first seen; positive: passed until).
  * Text form (snapshot file, later Redis): "1:<t0>;<t1>;..." where 1 is the
  * version; fewer fields than rows read as 0 (postscreen's psc_parse_tests does
  * the same), more fields than rows are ignored (a newer writer).
  */
-import { TEST_COUNT } from '../session/flags.js';
+import { TEST_COUNT } from '../checks/tests.js';
 import { ScreenError } from '../util/errors.js';
 import type { GreylistDecision, GreylistOptions } from '../checks/greylist.js';
 

@@ -6,17 +6,18 @@
  *   AccessMatch                         { action, entry (CIDR as written), line }
  *   AccessList                          match(addr), size, source
  *   parseAccessList(text, source?)      parse list text; throws ScreenError SCR_ERR_ACCESS_LIST
- *   loadAccessList(path)                read a file synchronously (config time) and parse it
+ *   ACCESS_FILE                         the list file's role for util/read-file.ts: callers read
+ *                                       the file (readTextFile(path, ACCESS_FILE)), then parse
  *
  * Format: one `CIDR ACTION` per line, ACTION permit|reject|dunno (any case), `#` starts a
  * comment (whole line or trailing), blank lines ignored, fields separated by spaces or tabs.
  * First match wins over all entries (IPv4 and IPv6), as in postscreen: `dunno` stops the search
  * with no verdict, so it shadows every later entry that would match the same client.
- * Pure: parse and match only, no sockets, no logging.
+ * Pure: parse and match only, no files, no sockets, no logging.
  */
-import { readFileSync } from 'node:fs';
 import { CidrMatcher, parseCidr, type Cidr, type ParsedAddress } from '../net/cidr.js';
 import { ScreenError } from '../util/errors.js';
+import type { FileRole } from '../util/read-file.js';
 
 export type AccessAction = 'permit' | 'reject' | 'dunno';
 
@@ -27,6 +28,9 @@ export interface AccessMatch {
   /** 1-based line number in the source. */
   readonly line: number;
 }
+
+/** The access list file (access.list): unreadable is SCR_ERR_ACCESS_LIST "<path>: cannot read access list (ENOENT)". */
+export const ACCESS_FILE: FileRole = { key: 'access.list', what: 'access list', code: 'SCR_ERR_ACCESS_LIST' };
 
 const ACTIONS: ReadonlyMap<string, AccessAction> = new Map([
   ['permit', 'permit'],
@@ -93,17 +97,4 @@ export function parseAccessList(text: string, source = '<inline>'): AccessList {
     matcher.add(cidr, Object.freeze({ action, entry: cidrText, line: lineNo }));
   }
   return new AccessList(source, matcher);
-}
-
-/** Reads and parses an access list file (synchronously: config time only). */
-export function loadAccessList(path: string): AccessList {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new ScreenError('SCR_ERR_ACCESS_LIST', `${path}: cannot read access list (${code})`,
-      { file: path, value: path, cause: code });
-  }
-  return parseAccessList(text, path);
 }

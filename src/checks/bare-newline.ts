@@ -10,10 +10,10 @@
  * legitimate software still sends bare LF.
  * Pure: the engine acts on the answer (checks/deep.ts).
  */
-import { escapeClientText } from '../smtp/escape.js';
+import { escapeClientText } from '../util/escape.js';
 
 /** Bytes of the offending line kept for the log (postscreen: 100). */
-export const BARE_NEWLINE_SAMPLE = 100;
+const BARE_NEWLINE_SAMPLE = 100;
 
 /** Did this line end in a bare LF? (The reader knows; named here so the test reads as one.) */
 export function bareNewline(bareLf: boolean): boolean {

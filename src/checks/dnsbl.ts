@@ -15,7 +15,8 @@
  * until a probe passes again. A dead list never rejects anybody.
  */
 import type { DnsLookup, LookupResult } from '../dns/types.js';
-import { filterMatches, isReservedErrorAnswer, parseSite, type DnsblSite } from './dnsbl-site.js';
+import { filterMatches, isReservedErrorAnswer } from './dnsbl-site.js';
+import { parseSite, type DnsblSite } from '../config/dnsbl-site.js';
 
 export interface DnsblOptions {
   threshold: number;

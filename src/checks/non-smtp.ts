@@ -17,12 +17,12 @@
  * `regexp:{{/^[^A-Z]/ Bogus}}`; the list here is plain words, no tables.
  * Pure and allocation-free: byte comparisons over the line Buffer.
  */
-import { escapeClientText } from '../smtp/escape.js';
+import { escapeClientText } from '../util/escape.js';
 
 export type NonSmtpReason = 'forbidden' | 'header' | 'utf8';
 
 /** Bytes of the offending line kept for the log (postscreen: 100). */
-export const NON_SMTP_SAMPLE = 100;
+const NON_SMTP_SAMPLE = 100;
 
 function upper(b: number): number {
   return b >= 0x61 && b <= 0x7a ? b - 0x20 : b;

@@ -15,10 +15,10 @@
  * unknown commands included.
  * Pure: no sockets, no clock; the engine acts on the answer (checks/deep.ts).
  */
-import { escapeClientText } from '../smtp/escape.js';
+import { escapeClientText } from '../util/escape.js';
 
 /** Bytes of the pipelined input kept for the log (postscreen: 100). */
-export const PIPELINING_SAMPLE = 100;
+const PIPELINING_SAMPLE = 100;
 
 /** Did the client pipeline? `hasPayload`: the command carries data after it (BDAT). */
 export function pipelined(hasPayload: boolean, buffered: number): boolean {

@@ -12,7 +12,7 @@
  * session/dummy.ts feeds them to the dummy engine. Once that much is kept, `full` asks the
  * session to stop reading, so the rest waits in the kernel and nothing is lost.
  */
-import { escapeClientText } from '../smtp/escape.js';
+import { escapeClientText } from '../util/escape.js';
 
 /** How many of the early bytes are kept for the log sample. */
 export const SAMPLE_BYTES = 100;

@@ -2,7 +2,7 @@
  * config/load.ts - YAML file -> validated Config; command-line overrides; printing.
  *
  * Exports: loadConfig(path?), parseConfigText(text, source), applyOverrides(cfg, o),
- *   formatConfig(cfg), Overrides, OVERRIDE_FLAGS.
+ *   formatConfig(cfg), Overrides.
  * Every failure is a ScreenError('SCR_ERR_CONFIG'): a missing file names the
  * file, a YAML syntax error names file:line:column, a bad value names the key
  * (or, for an override, the flag: `--greet-wait: bad duration "6x"`).
@@ -14,7 +14,8 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, stringify } from 'yaml';
 import { ScreenError } from '../util/errors.js';
-import { configToRaw, setPath, validateConfig, type ConfigIssue } from './schema.js';
+import { configToRaw, setPath } from './raw.js';
+import { validateConfig, type ConfigIssue } from './validate.js';
 import type { Config } from './types.js';
 
 /** Command-line values, as typed; validated by applyOverrides(). */
@@ -33,7 +34,7 @@ export interface Overrides {
 }
 
 /** Each override: its flag, and the config key it sets (errors on that key are reported under the flag). */
-export const OVERRIDE_FLAGS: Readonly<Record<keyof Overrides, { flag: string; key: string }>> = {
+const OVERRIDE_FLAGS: Readonly<Record<keyof Overrides, { flag: string; key: string }>> = {
   listen: { flag: '--listen', key: 'listen' },
   backend: { flag: '--backend', key: 'backend.address' },
   handoff: { flag: '--handoff', key: 'backend.handoff' },

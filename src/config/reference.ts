@@ -7,7 +7,9 @@
  * test fails when README.md and SCHEMA disagree, so the docs cannot rot.
  */
 import { cell, replaceSection } from '../util/markdown.js';
-import { SCHEMA, defaultText, type KeySpec } from './schema.js';
+import { formatDuration } from '../util/duration.js';
+import { defaultText } from './raw.js';
+import { SCHEMA, type KeySpec } from './schema.js';
 
 function typeText(spec: KeySpec): string {
   if (spec.type === 'enum' && spec.values !== undefined) return spec.values.join(' \\| ');
@@ -20,10 +22,20 @@ function stressText(spec: KeySpec): string {
   return spec.stress === 'normal' ? 'as normal' : `\`${spec.stress}\``;
 }
 
+/** The range column: "1s..1d", ">= 1", "<= 0" in the key's own notation; empty when unbounded. */
+function rangeText(spec: KeySpec): string {
+  const fmt = spec.type === 'duration' ? formatDuration : spec.type === 'percent' ? (x: number) => `${x}%` : String;
+  const { min, max } = spec;
+  if (min !== undefined && max !== undefined) return `${fmt(min)}..${fmt(max)}`;
+  if (min !== undefined) return `>= ${fmt(min)}`;
+  if (max !== undefined) return `<= ${fmt(max)}`;
+  return '';
+}
+
 export function configReferenceMarkdown(): string {
-  const rows = ['| key | type | default | unit | stress | what it does |', '|---|---|---|---|---|---|'];
+  const rows = ['| key | type | default | range | unit | stress | what it does |', '|---|---|---|---|---|---|---|'];
   for (const s of SCHEMA) {
-    rows.push(`| \`${s.key}\` | ${typeText(s)} | \`${cell(defaultText(s))}\` | ${s.unit ?? ''} | ${stressText(s)} | ${cell(s.doc)} |`);
+    rows.push(`| \`${s.key}\` | ${typeText(s)} | \`${cell(defaultText(s))}\` | ${rangeText(s)} | ${s.unit ?? ''} | ${stressText(s)} | ${cell(s.doc)} |`);
   }
   return rows.join('\n');
 }

@@ -1,6 +1,6 @@
 /*
  * dns/query.ts - the records the resolver's parts share (dns/resolver.ts, dns/udp-pool.ts,
- * dns/tcp.ts, dns/resolver-options.ts). Types only: no code runs here.
+ * dns/tcp-fallback.ts, dns/resolver-options.ts). Types only: no code runs here.
  *
  * Exports:
  *   Query      one lookup in flight: its encoding, the current try (socket + ID, or TCP), its

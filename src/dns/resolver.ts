@@ -20,9 +20,10 @@
  * The parts: this file decides (cache, coalescing, which server, which try, what an answer
  * means, when a try is over); dns/resolver-options.ts checks the options; dns/udp-pool.ts owns
  * the UDP sockets (random ports, rotation, reply matching by source, ID and question) over the
- * mechanics of dns/udp.ts (IDs, query slab); dns/tcp.ts repeats a truncated try over TCP;
- * dns/query.ts holds the records they share. A given-up ID stays quarantined on its socket for
- * deadlineMs, so a late reply is told apart from a spoofed one and never matches a new query.
+ * mechanics of dns/udp.ts (IDs, query slab); dns/tcp-fallback.ts repeats a truncated try over
+ * TCP (the exchange itself: dns/tcp.ts); dns/query.ts holds the records they share. A given-up
+ * ID stays quarantined on its socket for deadlineMs, so a late reply is told apart from a
+ * spoofed one and never matches a new query.
  *
  * Timers: one sweep interval (period min(timeout, deadline)/4, at most 100 ms, unref'd) runs
  * while anything is in flight and moves expired tries on (sweep() is public for that timer and
@@ -44,7 +45,7 @@ import { answersFor, canonical, encodeQuery, negativeTtl } from './packet.js';
 import { QTYPE, RCODE, type DnsLookup, type DnsMessage, type LookupError, type LookupResult, type LookupType } from './types.js';
 import { newId, slabAdvance, slabTake } from './udp.js';
 import { UdpPool } from './udp-pool.js';
-import { TcpFallback } from './tcp.js';
+import { TcpFallback } from './tcp-fallback.js';
 import type { Counters, Query, Server } from './query.js';
 import { resolvConfServers, resolverSettings, type ResolverOptions } from './resolver-options.js';
 

@@ -1,154 +1,24 @@
 /*
- * handoff/ehlo.ts - what the backend offers in EHLO, learned, and the dummy engine's EHLO built from it.
+ * handoff/ehlo.ts - the backend's EHLO, asked and learned again periodically.
  *
  * Exports:
- *   parseEhloKeywords(reply)           250 reply -> Map KEYWORD -> params ('' when none), in order;
- *                                      not 250: throws ScreenError SCR_ERR_SMTP_REPLY
- *   NEVER_OFFERED                      keywords the dummy engine never offers ('X*': every X... keyword)
- *   buildDummyEhlo(hostname, keywords) { plain, tls, offered }: the dummy engine's EHLO replies
- *   missingKeywords(offered, backend)  offered keywords the backend's map lacks
- *   xclientAttributes(keywords)        XCLIENT attribute names, or null without XCLIENT
  *   ProbeOptions, ProbeStage, probeBackendEhlo(opts)
  *                                      one connect / greeting / EHLO / QUIT dialogue with the backend;
  *                                      failures reject with ScreenError SCR_ERR_BACKEND, details { stage, reason }
- *   LearnedEhlo, EhloLearnerOptions, EhloLearner
- *                                      periodic re-learning (start/stop/learn/current)
+ *   EhloLearnerOptions, EhloLearner    periodic re-learning (start/stop/learn/current)
  *
- * Why: with deep.after_pass handoff a client that passed the deep tests in the dummy engine is
- * replayed to the backend on the same connection, so the dummy engine must have offered only what
- * the backend supports. We offer the backend's keywords in its order, minus those we never offer:
- * PIPELINING (the pipelining test needs it unoffered), STARTTLS (the dummy engine has its own and
- * puts it in `tls` after SIZE), AUTH (a client must not authenticate to the screener), VRFY, ETRN,
- * ATRN, TURN (answered 502 by the dummy engine), and every X... keyword (XCLIENT, XFORWARD are for
- * us; private extensions have commands the dummy engine does not know).
- * Keyword syntax is RFC 5321's ehlo-keyword, (ALPHA / DIGIT) *(ALPHA / DIGIT / "-"); a legacy
- * "AUTH=LOGIN" line is not one and is ignored. A reply line is at most 512 octets (RFC 5321
- * 4.5.3.1.5): a longer keyword line, or params that are not printable ASCII, is not offered.
- * Not a hot path: the probe runs once per backend.ehlo_refresh, buildDummyEhlo once per change.
+ * Why: with deep.after_pass handoff the dummy engine must offer only what the backend supports;
+ * what that is, and the dummy engine's replies built from it, is smtp/ehlo-keywords.ts's (pure).
+ * This file holds the network and the schedule around it.
+ * Not a hot path: the probe runs once per backend.ehlo_refresh.
  */
 import { connect } from 'node:net';
 import { encodeProxyV1, encodeProxyV2 } from '../net/proxy-protocol.js';
-import { SmtpReplyReader, type SmtpReply } from '../net/xclient.js';
+import { SmtpReplyReader, type SmtpReply } from '../net/smtp-reply.js';
+import { learnedEhlo, parseEhloKeywords, sameKeywords, type LearnedEhlo } from '../smtp/ehlo-keywords.js';
 import { ScreenError, type ErrorCode } from '../util/errors.js';
 
 const SCR_ERR_BACKEND: ErrorCode = 'SCR_ERR_BACKEND';
-
-/** Keywords the dummy engine never offers; an entry ending in '*' is a prefix. */
-export const NEVER_OFFERED: readonly string[] = Object.freeze([
-  'PIPELINING', 'STARTTLS', 'AUTH', 'VRFY', 'ETRN', 'ATRN', 'TURN', 'X*',
-]);
-
-const NEVER_EXACT: ReadonlySet<string> = new Set(NEVER_OFFERED.filter((k) => !k.endsWith('*')));
-const NEVER_PREFIX: readonly string[] = NEVER_OFFERED.filter((k) => k.endsWith('*')).map((k) => k.slice(0, -1));
-
-/** RFC 5321 4.5.3.1.5: a reply line, code and CRLF included. */
-const REPLY_LINE_MAX = 512;
-
-/** ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-") */
-function isEhloKeyword(s: string): boolean {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-    if (!alnum && (i === 0 || c !== 45)) return false;
-  }
-  return true;
-}
-
-/** Printable ASCII (0x20..0x7e): may go into a reply line. */
-function isPrintable(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
-
-function neverOffered(keyword: string): boolean {
-  if (NEVER_EXACT.has(keyword)) return true;
-  for (const p of NEVER_PREFIX) if (keyword.startsWith(p)) return true;
-  return false;
-}
-
-/**
- * parseEhloKeywords - the keywords of a 250 EHLO reply, upper-cased, in the server's order.
- * lines[0] (the server's name) is skipped; empty lines and invalid keywords are ignored; the
- * first occurrence of a keyword wins.
- */
-export function parseEhloKeywords(reply: SmtpReply): Map<string, string> {
-  if (reply.code !== 250) {
-    throw new ScreenError('SCR_ERR_SMTP_REPLY', `EHLO reply code ${reply.code}, not 250`,
-      { reason: 'EHLO reply not 250', value: reply.code });
-  }
-  const out = new Map<string, string>();
-  for (let i = 1; i < reply.lines.length; i++) {
-    const line = (reply.lines[i] ?? '').trim();
-    if (line.length === 0) continue;
-    const sp = line.indexOf(' ');
-    const raw = sp < 0 ? line : line.slice(0, sp);
-    // Checked before upper-casing: 'ß'.toUpperCase() is 'SS'.
-    if (!isEhloKeyword(raw)) continue;
-    const keyword = raw.toUpperCase();
-    if (out.has(keyword)) continue;
-    out.set(keyword, sp < 0 ? '' : line.slice(sp + 1).trim());
-  }
-  return out;
-}
-
-function formatEhlo(hostname: string, items: readonly string[]): string {
-  if (items.length === 0) return `250 ${hostname}\r\n`;
-  let out = `250-${hostname}\r\n`;
-  for (let i = 0; i < items.length; i++) out += `${i === items.length - 1 ? '250 ' : '250-'}${items[i] ?? ''}\r\n`;
-  return out;
-}
-
-/**
- * buildDummyEhlo - the dummy engine's EHLO replies offering the backend's keywords (in its order)
- * minus NEVER_OFFERED; `tls` adds STARTTLS after SIZE, or first. `offered` excludes STARTTLS.
- * Keys are upper-cased and must be ehlo-keywords (first occurrence wins); params are trimmed.
- * Throws SCR_ERR_CONFIG for a hostname that is not one printable word (as makeReplies).
- */
-export function buildDummyEhlo(hostname: string, keywords: ReadonlyMap<string, string>): { plain: string; tls: string; offered: string[] } {
-  if (hostname.length === 0 || !isPrintable(hostname) || hostname.includes(' ')) {
-    throw new ScreenError('SCR_ERR_CONFIG', `hostname must be one printable word: ${JSON.stringify(hostname)}`,
-      { key: 'hostname', value: hostname });
-  }
-  const offered: string[] = [];
-  const items: string[] = [];
-  const seen = new Set<string>();
-  let sizeAt = -1;
-  for (const [key, value] of keywords) {
-    if (!isEhloKeyword(key)) continue;
-    const keyword = key.toUpperCase();
-    if (seen.has(keyword)) continue;
-    seen.add(keyword);
-    if (neverOffered(keyword)) continue;
-    const params = value.trim();
-    if (!isPrintable(params)) continue;
-    const item = params.length === 0 ? keyword : `${keyword} ${params}`;
-    if (item.length + 6 > REPLY_LINE_MAX) continue;
-    if (keyword === 'SIZE') sizeAt = items.length;
-    offered.push(keyword);
-    items.push(item);
-  }
-  const withTls = items.slice();
-  withTls.splice(sizeAt + 1, 0, 'STARTTLS');
-  return { plain: formatEhlo(hostname, items), tls: formatEhlo(hostname, withTls), offered };
-}
-
-/** The offered keywords that `backend` lacks (params are not compared: SIZE may change its limit). */
-export function missingKeywords(offered: readonly string[], backend: ReadonlyMap<string, string>): string[] {
-  return offered.filter((k) => !backend.has(k));
-}
-
-/** XCLIENT's attribute names, upper-cased (Postfix: NAME ADDR PORT PROTO HELO LOGIN DESTADDR DESTPORT); null without XCLIENT. */
-export function xclientAttributes(keywords: ReadonlyMap<string, string>): Set<string> | null {
-  const params = keywords.get('XCLIENT');
-  if (params === undefined) return null;
-  const out = new Set<string>();
-  for (const word of params.split(/\s+/)) if (word.length > 0) out.add(word.toUpperCase());
-  return out;
-}
 
 export type ProbeStage = 'connect' | 'greeting' | 'ehlo';
 
@@ -169,7 +39,7 @@ const QUIT_GRACE_MS = 200;
 function replyReason(r: SmtpReply): string {
   const text = `${r.code} ${r.lines.join(' ')}`.trim();
   const cut = text.length > 200 ? `${text.slice(0, 200)}...` : text;
-  return isPrintable(cut) ? cut : cut.replace(/[^\x20-\x7e]/g, '?');
+  return cut.replace(/[^\x20-\x7e]/g, '?');
 }
 
 function errorReason(err: unknown): string {
@@ -289,15 +159,6 @@ export function probeBackendEhlo(opts: ProbeOptions): Promise<Map<string, string
   });
 }
 
-/** What was learned from the backend: its keywords and the dummy engine's replies built from them. */
-export interface LearnedEhlo {
-  keywords: ReadonlyMap<string, string>;
-  plain: string;
-  tls: string;
-  offered: readonly string[];
-  xclient: ReadonlySet<string> | null;
-}
-
 export interface EhloLearnerOptions {
   probe: () => Promise<Map<string, string>>;
   /** Our hostname, the first line of the dummy engine's EHLO reply. */
@@ -312,12 +173,6 @@ export interface EhloLearnerOptions {
   onError: (reason: string) => void;
 }
 
-function sameKeywords(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
-  if (a.size !== b.size) return false;
-  for (const [k, v] of a) if (b.get(k) !== v) return false;
-  return true;
-}
-
 function probeErrorReason(err: unknown): string {
   if (err instanceof ScreenError && typeof err.details['stage'] === 'string' && typeof err.details['reason'] === 'string') {
     return `${err.details['stage']}: ${err.details['reason']}`;
@@ -329,9 +184,10 @@ function probeErrorReason(err: unknown): string {
  * EhloLearner - learns the backend's EHLO at start and every refreshMs (retryMs after a failure).
  * A failed probe keeps what was learned. learn() is where a probe's answer lands (public for
  * tests); keyword order alone is not a change. Only the screener's own probe teaches it: the
- * backend's EHLO reply to a replayed client is checked, not learned (session/handoff.ts). start() is meant to be called once; after stop() no probe
- * starts and a probe in flight calls nothing back (learn() still works). onChange is called from
- * learn() synchronously: the caller reads `current` right after.
+ * backend's EHLO reply to a replayed client is checked, not learned (session/handoff.ts).
+ * start() is meant to be called once; after stop() no probe starts and a probe in flight calls
+ * nothing back (learn() still works). onChange is called from learn() synchronously: the caller
+ * reads `current` right after.
  */
 export class EhloLearner {
   readonly #opts: EhloLearnerOptions;
@@ -363,15 +219,11 @@ export class EhloLearner {
     this.#timer = null;
   }
 
-  /** Take a keyword map (from a probe or a real handoff); `current` changes when the keywords do. */
+  /** Take a keyword map (from a probe); `current` changes when the keywords do. */
   learn(keywords: ReadonlyMap<string, string>): void {
     const prev = this.#current;
     if (prev !== null && sameKeywords(prev.keywords, keywords)) return;
-    const copy = new Map(keywords);
-    const built = buildDummyEhlo(this.#opts.hostname, copy);
-    const info: LearnedEhlo = {
-      keywords: copy, plain: built.plain, tls: built.tls, offered: Object.freeze(built.offered), xclient: xclientAttributes(copy),
-    };
+    const info = learnedEhlo(this.#opts.hostname, new Map(keywords));
     this.#current = info;
     this.#opts.onChange(info);
   }

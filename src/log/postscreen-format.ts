@@ -11,7 +11,7 @@
  * Events postscreen has no line for (HANDOFF, BACKEND FAIL, ...) get a line in
  * the same spirit; an unknown event gets "NAME key=value ...". A missing field
  * never throws: it renders as "unknown" (addresses) or is left out.
- * Client text arrives escaped (smtp/escape.ts); as a last guard any raw
+ * Client text arrives escaped (util/escape.ts); as a last guard any raw
  * control character left is shown as '?', like Postfix's printable().
  */
 import { EV } from './events.js';

@@ -17,9 +17,10 @@ import tls from 'node:tls';
 import type { Config } from '../config/types.js';
 import { EV, type EventName } from '../log/events.js';
 import type { Emitter } from '../log/emit.js';
-import { loadAccessList } from '../checks/access.js';
+import { ACCESS_FILE, parseAccessList } from '../checks/access.js';
+import { readTextFile } from '../util/read-file.js';
 import { makeReplies } from '../smtp/replies.js';
-import { TestIndex } from '../session/flags.js';
+import { TestIndex } from '../checks/tests.js';
 import type { Generation, Personality, PersonalityConfig } from '../session/generation.js';
 import { Dnsbl } from '../checks/dnsbl.js';
 import { Resolver } from '../dns/resolver.js';
@@ -39,7 +40,8 @@ export interface MadeGeneration {
 }
 
 export async function makeGeneration(config: Config, emitter: Emitter): Promise<MadeGeneration> {
-  const access = config.access.list === null ? null : loadAccessList(config.access.list);
+  const accessFile = config.access.list;
+  const access = accessFile === null ? null : parseAccessList(readTextFile(accessFile, ACCESS_FILE), accessFile);
   const tlsContext = loadTls(config);
   const replies = makeReplies(config.hostname, config.banner);
   const enabled: number[] = [];

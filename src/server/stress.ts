@@ -17,7 +17,9 @@
 import type { Config, ListenPersonality } from '../config/types.js';
 import type { DeepOptions } from '../checks/deep.js';
 import { deepEnabled, deepOptions } from '../session/deep.js';
-import { STRESS_DEFAULTS, STRESS_KEYS, setPath } from '../config/schema.js';
+import { STRESS_KEYS } from '../config/schema.js';
+import { setPath } from '../config/raw.js';
+import { STRESS_DEFAULTS } from '../config/validate.js';
 import { EV } from '../log/events.js';
 import type { Ctx } from '../session/state.js';
 import type { Personality, PersonalityConfig } from '../session/generation.js';

@@ -17,7 +17,7 @@
  */
 import type { Config } from '../config/types.js';
 import { EV } from '../log/events.js';
-import { TestIndex } from './flags.js';
+import { TestIndex } from '../checks/tests.js';
 import { DEEP_TESTS, type DeepOptions } from '../checks/deep.js';
 import { afterDeep } from './verdict.js';
 import { ForbiddenCommands } from '../checks/non-smtp.js';
@@ -35,7 +35,7 @@ export function deepOptions(config: Config): DeepOptions | null {
   };
 }
 
-/** Test indexes (session/flags.ts) of the enabled deep tests, for ctx.enabled. */
+/** Test indexes (checks/tests.ts) of the enabled deep tests, for a personality's enabled list. */
 export function deepEnabled(config: Config): number[] {
   return DEEP_TESTS.filter((t) => config.deep[t].enable).map((t) => TestIndex[t]);
 }

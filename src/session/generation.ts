@@ -27,7 +27,7 @@ export interface PersonalityConfig {
   readonly stress: boolean;
   /** The whole configuration with this personality's values. */
   readonly config: Config;
-  /** Test indexes (session/flags.ts) enabled under this personality: PASS OLD needs a pass for each. */
+  /** Test indexes (checks/tests.ts) enabled under this personality: PASS OLD needs a pass for each. */
   readonly enabled: readonly number[];
   /** The deep tests under this personality (stress may skip or enforce them), or null when none is enabled. */
   readonly deep: DeepOptions | null;

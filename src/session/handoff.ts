@@ -25,13 +25,14 @@
  */
 import { EV } from '../log/events.js';
 import { encodeProxyV1, encodeProxyV2 } from '../net/proxy-protocol.js';
-import { buildXclient, SmtpReplyReader } from '../net/xclient.js';
+import { buildXclient } from '../net/xclient.js';
+import { SmtpReplyReader } from '../net/smtp-reply.js';
 import { ScreenError } from '../util/errors.js';
 import { kSession, type ScreenSocket, type Session } from './state.js';
 import { closeWith, endSocket, onSocketError } from './close.js';
 import type { Envelope } from '../smtp/dummy-engine.js';
 import { concludeDummy } from './deep.js';
-import { missingKeywords, parseEhloKeywords } from '../handoff/ehlo.js';
+import { missingKeywords, parseEhloKeywords } from '../smtp/ehlo-keywords.js';
 import { chooseBackend, type Backend } from '../handoff/backend.js';
 import { guardSocket, guardTimer } from './guard.js';
 import { IGNORED } from './test-state.js';

@@ -12,7 +12,7 @@
  * (late events return early).
  */
 import { EV } from '../log/events.js';
-import { TestIndex } from './flags.js';
+import { TestIndex } from '../checks/tests.js';
 import { applyAction } from '../checks/check.js';
 import { EARLY_KEEP, PregreetProbe, pregreetResult } from '../checks/pregreet.js';
 import { Session, kSession, type Ctx, type ScreenSocket } from './state.js';

@@ -5,7 +5,7 @@
  * Exports: FAIL, PASS, TODO, DONE, IGNORED, ALLOWLISTED, flag(), fates(), EARLY_TESTS, earlyTodo(),
  *          earlyDone(), anyFail(), stateToString().
  * One small integer per session: 4 bits per row of the test table
- * (session/flags.ts), FAIL = 1, PASS = 2, TODO = 4, DONE = 8, shifted by
+ * (checks/tests.ts), FAIL = 1, PASS = 2, TODO = 4, DONE = 8, shifted by
  * 4 x the test's index. Six tests take 24 bits: a V8 small integer, so the
  * table costs an idle connection nothing beyond the one field.
  *   TODO  the test runs in this session (raised at accept or when the dummy
@@ -17,7 +17,7 @@
  * did any test fail? stateToString() prints the bits by name for logs,
  * `explain` and tests ("PREGREET_TODO|PREGREET_DONE|DNSBL_TODO").
  */
-import { TESTS, TEST_COUNT, TestIndex } from './flags.js';
+import { TESTS, TEST_COUNT, TestIndex } from '../checks/tests.js';
 
 export const FAIL = 1;
 export const PASS = 2;

@@ -26,7 +26,7 @@ import { DEEP_BIT, DEEP_TESTS, type DeepOptions, type DeepTests } from '../check
 import { dnsblReply } from '../smtp/replies.js';
 import type { Replies } from '../smtp/replies.js';
 import { networkOf } from '../net/cidr.js';
-import { TestIndex } from './flags.js';
+import { TestIndex } from '../checks/tests.js';
 import { DONE, PASS, TODO, fates } from './test-state.js';
 import type { PersonalityConfig as Personality } from './generation.js';
 

@@ -6,7 +6,7 @@
  * the engine is synchronous, and the result is an escaped string, so nothing
  * refers to the scratch after a call.
  */
-import { escapeClientText } from './escape.js';
+import { escapeClientText } from '../util/escape.js';
 
 const SP = 0x20;
 

@@ -55,7 +55,7 @@
  * After close() the engine ignores every input.
  */
 import { EV, type EventName } from '../log/events.js';
-import { escapeClientText } from './escape.js';
+import { escapeClientText } from '../util/escape.js';
 import { stripCrlf, type Replies } from './replies.js';
 import { extractAddress } from './address.js';
 import { applyAction } from '../checks/check.js';

@@ -88,7 +88,7 @@ const DENYLIST_REJECT = '550 5.3.2 Service currently unavailable\r\n';
 const GENERIC_DROP = DENYLIST_DROP;
 const GENERIC_REJECT = '550 5.7.1 Service unavailable\r\n';
 
-/** Per-test texts, keyed by the names in session/flags.ts plus 'denylist'. */
+/** Per-test texts, keyed by the names in checks/tests.ts plus 'denylist'. */
 const DROP_BY_TEST: ReadonlyMap<string, string> = new Map([
   ['denylist', DENYLIST_DROP],
   ['pregreet', PROTOCOL_ERROR_DROP],

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { MemoryStore } from '../../src/cache/memory.js';
 import { newRecord, encodeRecord, decodeRecord, allPassed } from '../../src/cache/store.js';
 import { loadSnapshot, saveSnapshot, SNAPSHOT_HEADER } from '../../src/cache/snapshot.js';
-import { TestIndex, TEST_COUNT } from '../../src/session/flags.js';
+import { TestIndex, TEST_COUNT } from '../../src/checks/tests.js';
 
 const NOW = 1_800_000_000_000;
 

@@ -18,7 +18,7 @@ import { makeReplies } from '../../src/smtp/replies.js';
 import { DEEP_BIT, DeepTests, type DeepOptions } from '../../src/checks/deep.js';
 import { ForbiddenCommands } from '../../src/checks/non-smtp.js';
 import { EV } from '../../src/log/events.js';
-import { escapeClientText } from '../../src/smtp/escape.js';
+import { escapeClientText } from '../../src/util/escape.js';
 import type { Action } from '../../src/config/types.js';
 
 const R = makeReplies('mx.example.org');

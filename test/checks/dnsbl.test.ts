@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseSite, filterMatches, isReservedErrorAnswer } from '../../src/checks/dnsbl-site.js';
+import { parseSite } from '../../src/config/dnsbl-site.js';
+import { filterMatches, isReservedErrorAnswer } from '../../src/checks/dnsbl-site.js';
 import { Dnsbl, type DnsblOptions, type DnsblQuery } from '../../src/checks/dnsbl.js';
 import type { DnsLookup, LookupResult, LookupType } from '../../src/dns/types.js';
 import { reverseName } from '../../src/dns/reverse.js';

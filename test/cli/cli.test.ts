@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runDemo } from '../../src/demo.js';
-import { defaultConfig } from '../../src/config/schema.js';
+import { defaultConfig } from '../../src/config/raw.js';
 
 const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'scr-cli-'));

@@ -5,22 +5,14 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { SCHEMA, validateConfig, defaultConfig, configToRaw, parseHostPort, defaultText } from '../../src/config/schema.js';
+import { SCHEMA } from '../../src/config/schema.js';
+import { configToRaw, defaultConfig, defaultText } from '../../src/config/raw.js';
+import { validateConfig } from '../../src/config/validate.js';
+import { hostPortOf } from '../../src/config/host-port.js';
 import { loadConfig, applyOverrides, formatConfig, parseConfigText } from '../../src/config/load.js';
-import { ScreenError } from '../../src/util/errors.js';
+import { configError } from '../helpers/config-error.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../fixtures/smtpscreen.example.yaml', import.meta.url));
-
-function configError(fn: () => unknown): ScreenError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof ScreenError, String(e));
-    assert.equal(e.code, 'SCR_ERR_CONFIG');
-    return e;
-  }
-  assert.fail('expected SCR_ERR_CONFIG');
-}
 
 test('defaults: empty, null and {} give the documented defaults', () => {
   for (const raw of [undefined, null, {}]) {
@@ -215,11 +207,11 @@ test('all errors are collected into one', () => {
   for (const k of keys) assert.ok(e.message.includes(k), k);
 });
 
-test('parseHostPort', () => {
-  assert.deepEqual(parseHostPort('192.0.2.1:25'), { host: '192.0.2.1', port: 25 });
-  assert.deepEqual(parseHostPort('[::1]:2525'), { host: '::1', port: 2525 });
-  assert.deepEqual(parseHostPort('sink:0', { sink: true }), { host: 'sink', port: 0 });
-  assert.throws(() => parseHostPort('sink:0'), { code: 'SCR_ERR_CONFIG' });
+test('hostPortOf: HostPort, or the problem as text', () => {
+  assert.deepEqual(hostPortOf('192.0.2.1:25', false), { host: '192.0.2.1', port: 25 });
+  assert.deepEqual(hostPortOf('[::1]:2525', false), { host: '::1', port: 2525 });
+  assert.deepEqual(hostPortOf('sink:0', true), { host: 'sink', port: 0 });
+  assert.equal(hostPortOf('sink:0', false), '"sink" is only valid as backend.address');
 });
 
 test('configToRaw round-trips through validateConfig', () => {

@@ -1,25 +1,16 @@
 /*
- * Configuration of the stress personality (issue 5): the watermarks, the
+ * Configuration of the stress personality: the watermarks, the
  * `stress:` overrides (validated as their normal keys, errors naming
  * `stress.x.y`), listen[].personality, printing and round trips, the docs column.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SCHEMA, STRESS_DEFAULTS, STRESS_KEYS, configToRaw, defaultConfig, validateConfig } from '../../src/config/schema.js';
+import { SCHEMA, STRESS_KEYS } from '../../src/config/schema.js';
+import { configToRaw, defaultConfig } from '../../src/config/raw.js';
+import { STRESS_DEFAULTS, validateConfig } from '../../src/config/validate.js';
 import { applyOverrides, formatConfig, parseConfigText } from '../../src/config/load.js';
 import { configReferenceMarkdown } from '../../src/config/reference.js';
-import { ScreenError } from '../../src/util/errors.js';
-
-function configError(fn: () => unknown): ScreenError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof ScreenError, String(e));
-    assert.equal(e.code, 'SCR_ERR_CONFIG');
-    return e;
-  }
-  assert.fail('expected SCR_ERR_CONFIG');
-}
+import { configError } from '../helpers/config-error.js';
 
 test('defaults: 90% / 70% (postscreen\'s high and low water marks), no overrides, listeners auto', () => {
   const c = defaultConfig();

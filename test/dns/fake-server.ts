@@ -17,7 +17,8 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { decodeMessage, encodeResponse } from '../../src/dns/packet.js';
+import { decodeMessage } from '../../src/dns/packet.js';
+import { encodeResponse } from '../helpers/dns-encode.js';
 import type { DnsMessage } from '../../src/dns/types.js';
 
 export interface FakeRinfo {

@@ -1,6 +1,6 @@
 /*
  * test/dns/packet.test.ts - encodeQuery, decodeMessage, questionMatches, answersFor, negativeTtl,
- * encodeResponse. Tables of hand-made packets (each malformed one with its `reason`), then
+ * and the test encoder (test/helpers/dns-encode.ts) they are fed with. Tables of hand-made packets (each malformed one with its `reason`), then
  * fast-check: round trip with and without compression, random and mutated packets only ever
  * throw ScreenError SCR_ERR_DNS_PACKET, and 64 KB hostile packets decode in linear time.
  */
@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { formatAddress } from '../../src/net/cidr.js';
-import { answersFor, decodeMessage, encodeQuery, encodeResponse, negativeTtl, questionMatches, type ResponseOptions, type ResponseRecord } from '../../src/dns/packet.js';
+import { answersFor, decodeMessage, encodeQuery, negativeTtl, questionMatches } from '../../src/dns/packet.js';
+import { encodeResponse, type ResponseOptions, type ResponseRecord } from '../helpers/dns-encode.js';
 import type { DnsMessage, DnsRecord } from '../../src/dns/types.js';
 import { ScreenError } from '../../src/util/errors.js';
 

@@ -1,5 +1,5 @@
 /*
- * Integration (issue 5): STARTTLS in the dummy engine, with the real screener
+ * Integration: STARTTLS in the dummy engine, with the real screener
  * process, a self-signed certificate made at test time (openssl) and swaks.
  * - swaks --tls completes the dummy session inside TLS: handshake, EHLO
  *   again, 450 at RCPT, NOQUEUE logged.
@@ -19,7 +19,7 @@ import { portOf, greeted, withScreener } from '../helpers/screener.js';
 import { runSwaks } from '../helpers/swaks.js';
 import { reply, type RawClient } from '../helpers/smtp-client.js';
 import { startScreener as startInProcess } from '../../src/server/screener.js';
-import { validateConfig } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/validate.js';
 
 let dir: string;
 let cert: string;

@@ -10,7 +10,8 @@ import {
   StressState, makePersonalities, noteOpen, personalityFor, stressConfig, stressLimit, stressValues, watermarks,
   type Transition,
 } from '../../src/server/stress.js';
-import { STRESS_KEYS, validateConfig } from '../../src/config/schema.js';
+import { STRESS_KEYS } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/validate.js';
 import type { ServerCtx } from '../../src/server/stress.js';
 import { pino } from 'pino';
 import { Emitter } from '../../src/log/emit.js';

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { harness, type FakeSocket, type Harness } from '../helpers/fake-session.js';
-import { TestIndex } from '../../src/session/flags.js';
+import { TestIndex } from '../../src/checks/tests.js';
 import { withPasses } from '../../src/cache/store.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));

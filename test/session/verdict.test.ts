@@ -5,13 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { validateConfig } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/validate.js';
 import { makePersonalities } from '../../src/server/stress.js';
 import { makeReplies } from '../../src/smtp/replies.js';
 import { Dnsbl, type DnsblSummary } from '../../src/checks/dnsbl.js';
 import { greylistDecide, type GreylistDecision } from '../../src/checks/greylist.js';
 import { withPasses, type VerdictRecord } from '../../src/cache/store.js';
-import { TestIndex } from '../../src/session/flags.js';
+import { TestIndex } from '../../src/checks/tests.js';
 import { DONE, FAIL, PASS, TODO, flag, stateToString, earlyDone } from '../../src/session/test-state.js';
 import { afterEarly, atAccept, type EarlyFacts } from '../../src/session/verdict.js';
 

@@ -12,7 +12,7 @@ import { EV, type EventName } from '../../src/log/events.js';
 import { LineReader, type LineSink } from '../../src/smtp/line-reader.js';
 import { DEEP_BIT, DEEP_TESTS, DeepTests, type DeepOptions } from '../../src/checks/deep.js';
 import { deepOptions } from '../../src/session/deep.js';
-import { validateConfig } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/validate.js';
 
 const R = makeReplies('mx.example.org');
 
@@ -267,7 +267,7 @@ test('dummy-engine property: random input never throws, never sends after close,
   );
 });
 
-// ---- deep protocol tests (issue 5) ----------------------------------------------------
+// ---- deep protocol tests ------------------------------------------------------------
 // Dialogues fed through the real LineReader, as session/dummy.ts wires it: each
 // chunk is one read, so "EHLO x\r\nMAIL ...\r\n" in one chunk is pipelining.
 
@@ -520,7 +520,7 @@ test('dummy-engine deep: the pass TTLs: full TTL at RCPT, the shortest TTL of al
   assert.equal(D30, d.opts.non_smtp.ttl);
 });
 
-// ---- STARTTLS (issue 5) -------------------------------------------------------
+// ---- STARTTLS ---------------------------------------------------------------
 
 test('dummy-engine: without TLS, STARTTLS is not offered in EHLO and gets 502 5.5.1', () => {
   const { e, h } = engine();

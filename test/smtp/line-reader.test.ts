@@ -196,7 +196,7 @@ test('line-reader property: stop() after the k-th event leaves exactly the unrea
   );
 });
 
-test('line-reader: buffered counts the bytes after the line in its chunk; rest() shows them during the call only (issue 5)', () => {
+test('line-reader: buffered counts the bytes after the line in its chunk; rest() shows them during the call only', () => {
   const reader = new LineReader(100);
   const seen: Array<[string, number, string]> = [];
   const sink: LineSink = {

@@ -1,10 +1,10 @@
 /*
- * test/smtp/escape.test.ts - escapeClientText: postscreen's escape(3) rendering.
+ * test/util/escape.test.ts - escapeClientText: postscreen's escape(3) rendering.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { escapeClientText } from '../../src/smtp/escape.js';
+import { escapeClientText } from '../../src/util/escape.js';
 
 const cases: Array<{ name: string; input: Buffer | string; max?: number; want: string }> = [
   { name: 'printable text unchanged', input: 'EHLO mail.example.com', want: 'EHLO mail.example.com' },

@@ -1,12 +1,14 @@
 /*
- * test/net/access.test.ts - checks/access.ts: list syntax, first-match-wins, dunno, errors.
+ * test/checks/access.test.ts - checks/access.ts: list syntax, first-match-wins, dunno, errors;
+ * the list file read through util/read-file.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadAccessList, parseAccessList } from '../../src/checks/access.js';
+import { ACCESS_FILE, parseAccessList } from '../../src/checks/access.js';
+import { readTextFile } from '../../src/util/read-file.js';
 import { ScreenError } from '../../src/util/errors.js';
 
 const LIST = [
@@ -78,19 +80,23 @@ test('access list errors: SCR_ERR_ACCESS_LIST with file, line and value', () => 
   }
 });
 
-test('loadAccessList reads a file; a missing file is SCR_ERR_ACCESS_LIST', () => {
+test('an access list file is read, then parsed; a missing file is SCR_ERR_ACCESS_LIST naming access.list and the path', () => {
   const dir = mkdtempSync(join(tmpdir(), 'smtpscreen-access-'));
   try {
     const path = join(dir, 'access.cidr');
     writeFileSync(path, '10.0.0.0/8 permit\n::1 reject\n');
-    const list = loadAccessList(path);
+    const list = parseAccessList(readTextFile(path, ACCESS_FILE), path);
     assert.equal(list.source, path);
     assert.equal(list.match('10.1.1.1')?.action, 'permit');
     assert.equal(list.match('::1')?.action, 'reject');
-    assert.throws(() => loadAccessList(join(dir, 'missing.cidr')), (err: unknown) => {
+    const missing = join(dir, 'missing.cidr');
+    assert.throws(() => readTextFile(missing, ACCESS_FILE), (err: unknown) => {
       assert.ok(err instanceof ScreenError);
       assert.equal(err.code, 'SCR_ERR_ACCESS_LIST');
+      assert.equal(err.message, `${missing}: cannot read access list (ENOENT)`);
       assert.equal(err.details['cause'], 'ENOENT');
+      assert.equal(err.details['key'], 'access.list');
+      assert.equal(err.details['file'], missing);
       return true;
     });
   } finally {

@@ -1,7 +1,7 @@
 /*
- * session/flags.ts - the test table: one row per test, as postscreen's PSC_TINDX_*.
+ * checks/tests.ts - the test table: one row per test, as postscreen's PSC_TINDX_*.
  *
- * Exports: TESTS, TestId, TestIndex, TEST_COUNT, testIndex().
+ * Exports: TESTS, TestId, TestIndex, TEST_COUNT.
  * The verdict cache stores one pass-until time per row, in this order; a new
  * test is a new file in checks/ plus one row here (append only: the cache
  * record codec reads rows by position, and missing trailing rows read as 0,
@@ -14,8 +14,3 @@ export const TEST_COUNT = TESTS.length;
 export const TestIndex: { readonly [K in TestId]: number } = Object.freeze(
   Object.fromEntries(TESTS.map((t, i) => [t, i])) as { [K in TestId]: number },
 );
-
-export function testIndex(id: string): number {
-  const i = (TESTS as readonly string[]).indexOf(id);
-  return i;
-}

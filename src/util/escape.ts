@@ -1,5 +1,5 @@
 /*
- * smtp/escape.ts - make client-supplied bytes safe and readable in a log line.
+ * util/escape.ts - make client-supplied bytes safe and readable in a log line.
  *
  * Exports: escapeClientText(buf, max = 100): string.
  * Follows Postfix's escape(3) as postscreen uses it for PREGREET, BARE NEWLINE
