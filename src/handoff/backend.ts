@@ -2,7 +2,7 @@
  * handoff/backend.ts - a backend smtpd as an object, and the one function
  * that chooses the backend for a client.
  *
- * Exports: Backend, makeBackend(), chooseBackend().
+ * Exports: Backend, EhloSource, makeBackend(), chooseBackend().
  * A Backend is where a screened client goes: its address, how it learns the
  * real client (XCLIENT, PROXY v1/v2, or nothing), its timeouts, and what it
  * offers in EHLO once learned (deep.after_pass handoff). chooseBackend() is
@@ -11,7 +11,12 @@
  * clients, a stricter one for strangers) is a change of this function only.
  */
 import type { HandoffMode } from '../config/types.js';
-import type { EhloLearner } from './ehlo.js';
+import type { LearnedEhlo } from '../smtp/ehlo-keywords.js';
+
+/** What the backend offers in EHLO, as learned (server/backend-ehlo.ts EhloLearner). */
+export interface EhloSource {
+  readonly current: LearnedEhlo | null;
+}
 
 export interface Backend {
   /** "host:port", for logs. */
@@ -22,10 +27,10 @@ export interface Backend {
   readonly connectTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
   /** What the backend offers in EHLO (deep.after_pass handoff), or null when it is not learned. */
-  readonly ehlo: EhloLearner | null;
+  readonly ehlo: EhloSource | null;
 }
 
-export function makeBackend(host: string, port: number, mode: HandoffMode, connectTimeoutMs: number, handshakeTimeoutMs: number, ehlo: EhloLearner | null): Backend {
+export function makeBackend(host: string, port: number, mode: HandoffMode, connectTimeoutMs: number, handshakeTimeoutMs: number, ehlo: EhloSource | null): Backend {
   const name = `${host}:${port}`;
   return Object.freeze({ name, host, port, mode, connectTimeoutMs, handshakeTimeoutMs, ehlo });
 }

@@ -27,7 +27,7 @@ import { Resolver } from '../dns/resolver.js';
 import { reverseName } from '../dns/reverse.js';
 import { ScreenError } from '../util/errors.js';
 import { startSink, type Sink } from './sink.js';
-import { EhloLearner, probeBackendEhlo } from '../handoff/ehlo.js';
+import { EhloLearner, probeBackendEhlo } from './backend-ehlo.js';
 import { makeBackend } from '../handoff/backend.js';
 import { makePersonalities } from './stress.js';
 
@@ -37,6 +37,8 @@ export interface MadeGeneration {
   readonly resolver: Resolver | null;
   /** The built-in sink backend, or null. */
   readonly sink: Sink | null;
+  /** The backend's EHLO learner (deep.after_pass handoff; stopped at stop), or null. */
+  readonly ehlo: EhloLearner | null;
 }
 
 export async function makeGeneration(config: Config, emitter: Emitter): Promise<MadeGeneration> {
@@ -68,7 +70,7 @@ export async function makeGeneration(config: Config, emitter: Emitter): Promise<
   const gen = { config, replies, access, dnsbl, tls: tlsContext, backend } as Generation & { personalities: Generation['personalities'] };
   const withGen = (p: PersonalityConfig): Personality => Object.freeze({ ...p, gen });
   (gen as { personalities: Generation['personalities'] }).personalities = Object.freeze({ normal: withGen(pc.normal), stress: withGen(pc.stress) });
-  return { gen: Object.freeze(gen), resolver, sink };
+  return { gen: Object.freeze(gen), resolver, sink, ehlo };
 }
 
 /** The DNSBL test and its resolver, or nulls when no sites are configured. */

@@ -2,13 +2,11 @@
  * server/screener.ts - wires the rooms together: init order, listeners, drain.
  *
  * Exports: startScreener(), Screener, ScreenerOptions.
- * Init order: access list (a bad file fails start-up, naming file and line) →
- * verdict store → replies → built-in sink if the backend is "sink" → the two
- * personalities and the stress watermarks (server/stress.ts) → with
- * deep.after_pass handoff, the backend's EHLO (handoff/ehlo.ts; a backend
- * that cannot be reached delays start-up by at most its two timeouts and is
- * asked again every 30 s) → listeners → STARTED. close() stops accepting, ends sessions still being screened with
- * a 421, lets spliced sessions finish for up to drain_timeout, then cuts the rest.
+ * Init order: the verdict store → the generation (server/generation.ts: access
+ * list, replies, DNSBL, the backend and its EHLO, the personalities) → the
+ * stress watermarks (server/stress.ts) → the snapshot → listeners → STARTED.
+ * close() stops accepting, ends sessions still being screened with a 421,
+ * lets spliced sessions finish for up to drain_timeout, then cuts the rest.
  */
 import { connect } from 'node:net';
 import type { Logger } from 'pino';
@@ -47,7 +45,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const store = opts.store ?? new MemoryStore(config.cache.max_entries);
   const counters: Record<string, number> = {};
   const emitter = new Emitter(log, counters);
-  const { gen, resolver, sink } = await makeGeneration(config, emitter);
+  const { gen, resolver, sink, ehlo } = await makeGeneration(config, emitter);
   const fdLimit = readFdLimit();
   const stressMarks = watermarks(stressLimit(config.limits.max_connections, fdLimit), config.stress.enter_at, config.stress.leave_at);
   const ctx: ServerCtx = {
@@ -79,7 +77,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     for (const l of config.listen) listeners.push(await startListener(ctx, l));
   } catch (err) {
     for (const l of listeners) l.server.close();
-    backend.ehlo?.stop();
+    ehlo?.stop();
     resolver?.close();
     await sink?.close();
     throw err;
@@ -119,7 +117,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     closing ??= drain(ctx, listeners, sink, drainMs, signal).then(async (forced) => {
       if (snapTimer !== null) clearInterval(snapTimer);
       dnsbl?.stopHealth();
-      backend.ehlo?.stop();
+      ehlo?.stop();
       await resolver?.close();
       if (snapFile !== null) logSnapshot(ctx, 'save', snapFile, await saveSnapshot(store, snapFile));
       emitter.emit(EV.STOPPED, { forced });

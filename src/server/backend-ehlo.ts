@@ -1,5 +1,5 @@
 /*
- * handoff/ehlo.ts - the backend's EHLO, asked and learned again periodically.
+ * server/backend-ehlo.ts - the backend's EHLO, asked and learned again periodically.
  *
  * Exports:
  *   ProbeOptions, ProbeStage, probeBackendEhlo(opts)

@@ -6,7 +6,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { EhloLearner, probeBackendEhlo, type ProbeOptions } from '../../src/handoff/ehlo.js';
+import { EhloLearner, probeBackendEhlo, type ProbeOptions } from '../../src/server/backend-ehlo.js';
 import { buildDummyEhlo, type LearnedEhlo } from '../../src/smtp/ehlo-keywords.js';
 import { decodeProxyHeader, type ProxyHeader } from '../../src/net/proxy-protocol.js';
 import { ScreenError } from '../../src/util/errors.js';
