@@ -16,7 +16,8 @@ import { MemoryStore } from './cache/memory.js';
 import { loadSnapshot } from './cache/snapshot.js';
 import { TESTS, TestIndex } from './checks/tests.js';
 import { DEEP_TESTS } from './checks/deep.js';
-import { Dnsbl, type DnsblSummary } from './checks/dnsbl.js';
+import { Dnsbl } from './checks/dnsbl.js';
+import type { CheckOutcome } from './checks/check.js';
 import { parseSite } from './config/dnsbl-site.js';
 import { filterMatches, isReservedErrorAnswer } from './checks/dnsbl-site.js';
 import { greylistDecide } from './checks/greylist.js';
@@ -114,7 +115,7 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
   }
 
   // 3. DNSBL sites, asked now (fresh: no cache), through the screener's own scoring.
-  let dnsbl: { test: Dnsbl; summary: DnsblSummary; txt: ReadonlyMap<string, string> } | null = null;
+  let dnsbl: CheckOutcome | null = null;
   if (cfg.dnsbl.sites.length === 0) out('dnsbl: no sites configured');
   else {
     const servers = cfg.resolver.servers.length > 0 ? cfg.resolver.servers : Resolver.fromResolvConf();
@@ -131,7 +132,7 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
       const d = cfg.dnsbl;
       const test = new Dnsbl(d.sites, {
         threshold: d.threshold, allowlistThreshold: d.allowlist_threshold, ttlMinMs: d.ttl_min, ttlMaxMs: d.ttl_max,
-        slowWarningMs: d.slow_warning, txt: d.txt, replyMap: d.reply_map,
+        slowWarningMs: d.slow_warning, timeoutMs: d.timeout, txt: d.txt, replyMap: d.reply_map,
         health: { enable: false, intervalMs: d.health.interval, listed: d.health.listed, unlisted: d.health.unlisted, errorLimit: d.health.error_limit, sites: d.health.sites },
       }, fresh, reverseName, () => undefined);
       const q = await new Promise<ReturnType<Dnsbl['start']>>((resolve) => {
@@ -141,7 +142,7 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
       if (q !== null) {
         // TXT lookups (dnsbl.txt) are started by the answers: let them land.
         await new Promise((r) => setTimeout(r, 0));
-        dnsbl = { test, summary: test.summary(q), txt: q.txt };
+        dnsbl = test.outcome(q);
       }
       for (const site of cfg.dnsbl.sites.map(parseSite)) {
         const name = reverseName(client, site.domain);
@@ -155,7 +156,7 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
     } finally {
       await resolver.close();
     }
-    out(`dnsbl: score ${dnsbl?.summary.score ?? 0} (threshold ${cfg.dnsbl.threshold}${cfg.dnsbl.allowlist_threshold < 0 ? `, allowlist at ${cfg.dnsbl.allowlist_threshold} or below` : ''})`);
+    out(`dnsbl: score ${dnsbl?.score ?? 0} (threshold ${cfg.dnsbl.threshold}${cfg.dnsbl.allowlist_threshold < 0 ? `, allowlist at ${cfg.dnsbl.allowlist_threshold} or below` : ''})`);
   }
 
   // 4. The verdict at the end of the greet wait, for a client that waited its turn.
@@ -165,7 +166,7 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
   if (dnsbl !== null) state |= flag(TestIndex.dnsbl, TODO | DONE);
   const v = afterEarly({
     client, now, personality, replies: makeReplies(cfg.hostname, cfg.banner), state, record,
-    enforced: null, ignored: accept.next === 'denylisted', dnsbl,
+    enforced: null, ignored: accept.next === 'denylisted', checks: dnsbl === null ? [] : [{ test: TestIndex.dnsbl, outcome: dnsbl }],
     // A look only: explain never records a first attempt.
     greylist: (network) => greylistDecide(store.get(`net:${network}`)?.[TestIndex.greylist] ?? 0, now,
       { minDelayMs: g.min_delay, maxDelayMs: g.max_delay, ttlMs: g.ttl }),

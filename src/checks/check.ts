@@ -1,11 +1,21 @@
 /*
  * checks/check.ts - what every test returns, and the one switch over actions.
  *
- * Exports: Result, Outcome, applyAction().
+ * Exports: Result, Outcome, applyAction(), EarlyCheck, CheckRun, CheckOutcome.
  * A check decides pass or fail; what a failure does is the same three-way
  * switch for every test (postscreen's DROP / ENFORCE / IGNORE), written once here.
+ *
+ * EarlyCheck is the one shape of a check that runs beside the greet wait
+ * (DNSBL today; a shared-store lookup or an HTTP policy next: one file
+ * each, plus a config key and a row in the generation's list). The session
+ * starts every configured check at accept with the client; a check calls
+ * its owner back once when its answer is complete, never synchronously; the
+ * greet wait bounds it (without a pregreet test, the longest `deadlineMs`);
+ * outcome() is what the verdict function (session/verdict.ts) reads, the
+ * same for every check.
  */
 import type { Action } from '../config/types.js';
+import type { EventName } from '../log/events.js';
 
 export interface Result {
   /** true: the client passed this test; false: it failed. */
@@ -30,4 +40,42 @@ export function applyAction(action: Action): Outcome {
       throw new Error(`unknown action ${String(never)}`);
     }
   }
+}
+
+/** One check's work for one client. */
+export interface CheckRun {
+  /** After this the owner is not called back. */
+  cancel(): void;
+}
+
+/** What a check says about a client, read when the greet wait ends (complete or not). */
+export interface CheckOutcome {
+  /** Every answer is in (a pass is remembered only then). */
+  readonly complete: boolean;
+  /** The client failed: the personality's action for this test applies (session/verdict.ts). */
+  readonly failed: boolean;
+  /** The reply for a failure: 521 (drop) or 550 (enforce, at RCPT). */
+  reply(code: 521 | 550): string;
+  /** The client is vouched for: every enabled test passes at once, for `ttlMs`. */
+  readonly allowlisted: boolean;
+  /** How long a pass is remembered, ms. */
+  readonly ttlMs: number;
+  /** How suspicious the client looks (greylisting's `suspicious` policy); 0 when nothing says so. */
+  readonly score: number;
+  /** The failure's log event and its fields. */
+  readonly event: EventName;
+  readonly fields: Readonly<Record<string, unknown>>;
+  /** Fields the check adds to PASS NEW. */
+  readonly passFields: Readonly<Record<string, unknown>>;
+}
+
+export interface EarlyCheck<R extends CheckRun = CheckRun> {
+  /** Its row in the test table (checks/tests.ts). */
+  readonly test: number;
+  /** Without a pregreet test, the longest the session waits for it, ms. */
+  readonly deadlineMs: number;
+  /** Start for one client; null when there is nothing to ask (the check has no say). `done` runs once, later. */
+  start<T>(client: string, owner: T, done: (owner: T, run: R) => void): R | null;
+  /** What the run says now (pending answers count as not listed). */
+  outcome(run: R): CheckOutcome;
 }

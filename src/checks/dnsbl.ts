@@ -3,7 +3,8 @@
  * score, thresholds, reply text, and site health. No UDP here: lookups go
  * through an injected DnsLookup, reverse names through an injected function.
  *
- * Exports: Dnsbl, DnsblQuery, DnsblOptions, DnsblHit, DnsblSummary.
+ * Exports: Dnsbl, DnsblQuery, DnsblOptions, DnsblHit, DnsblSummary, dnsblReply().
+ * Dnsbl is an EarlyCheck (checks/check.ts): start(), outcome().
  * One query per client connection: start() launches one lookup per distinct
  * domain (sites sharing a domain share its answer); each answer adds the
  * weight of every site of that domain whose filter matches. The session reads
@@ -15,6 +16,9 @@
  * until a probe passes again. A dead list never rejects anybody.
  */
 import type { DnsLookup, LookupResult } from '../dns/types.js';
+import { EV } from '../log/events.js';
+import { TestIndex } from './tests.js';
+import type { CheckOutcome, CheckRun, EarlyCheck } from './check.js';
 import { filterMatches, isReservedErrorAnswer } from './dnsbl-site.js';
 import { parseSite, type DnsblSite } from '../config/dnsbl-site.js';
 
@@ -24,6 +28,8 @@ export interface DnsblOptions {
   ttlMinMs: number;
   ttlMaxMs: number;
   slowWarningMs: number;
+  /** dnsbl.timeout: the deadlineMs of the check contract (default 0: none given). */
+  timeoutMs?: number;
   txt: boolean;
   replyMap: Record<string, string>;
   health: {
@@ -72,7 +78,7 @@ interface Domain {
 
 const WARN_EVERY_MS = 60_000;
 
-export class DnsblQuery {
+export class DnsblQuery implements CheckRun {
   readonly client: string;
   readonly started: number;
   pending = 0;
@@ -93,7 +99,8 @@ export class DnsblQuery {
   }
 }
 
-export class Dnsbl {
+export class Dnsbl implements EarlyCheck<DnsblQuery> {
+  readonly test = TestIndex.dnsbl;
   readonly opts: DnsblOptions;
   readonly domains: Domain[];
   readonly #lookup: DnsLookup;
@@ -235,6 +242,32 @@ export class Dnsbl {
     return this.opts.allowlistThreshold < 0 && s.complete && s.score <= this.opts.allowlistThreshold;
   }
 
+  /** The longest a session waits for the answers without a pregreet test (dnsbl.timeout), ms. */
+  get deadlineMs(): number {
+    return this.opts.timeoutMs ?? 0;
+  }
+
+  /** The check contract (checks/check.ts): what this client's lookups say now. */
+  outcome(q: DnsblQuery): CheckOutcome {
+    const s = this.summary(q);
+    const failed = this.failed(s);
+    return {
+      complete: s.complete,
+      failed,
+      allowlisted: this.allowlisted(s),
+      ttlMs: s.ttlMs,
+      score: s.score,
+      reply: (code) => {
+        const site = this.replySite(s);
+        const hit = s.hits.find((h) => (this.opts.replyMap[h.site] ?? h.site) === site);
+        return withTxt(dnsblReply(code, q.client, site), q.txt.get(hit?.site ?? '') ?? '');
+      },
+      event: EV.DNSBL,
+      fields: failed ? { score: s.score, hits: s.hits, lookup_ms: s.lookupMs, late: s.late } : NO_FIELDS,
+      passFields: s.late.length > 0 ? { dnsbl_score: s.score, dnsbl_late: s.late } : { dnsbl_score: s.score },
+    };
+  }
+
   /** The name in the reject text: the listing site with the highest weight, through reply_map. */
   replySite(s: DnsblSummary): string {
     let best: DnsblHit | null = null;
@@ -279,6 +312,28 @@ export class Dnsbl {
       d.probing = false;
     }
   }
+}
+
+const NO_FIELDS: Readonly<Record<string, unknown>> = Object.freeze({});
+
+/**
+ * dnsblReply - postscreen's DNSBL reply: 521 for drop, 550 for enforce.
+ * "550 5.7.1 Service unavailable; client [1.2.3.4] blocked using zen.example"
+ * Formatted per failing client; unprintable characters become '?' so that no
+ * client or site name can inject a line.
+ */
+export function dnsblReply(code: 521 | 550, client: string, site: string): string {
+  return `${code} 5.7.1 Service unavailable; client [${printable(client)}] blocked using ${printable(site)}\r\n`;
+}
+
+function printable(s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, '?');
+}
+
+/** Append a listing's TXT text to a reply, printable ASCII only, bounded. */
+function withTxt(reply: string, txt: string): string {
+  if (txt === '') return reply;
+  return `${reply.slice(0, -2)}; ${printable(txt).slice(0, 200)}\r\n`;
 }
 
 function describe(r: LookupResult): string {

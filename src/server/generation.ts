@@ -67,7 +67,8 @@ export async function makeGeneration(config: Config, emitter: Emitter): Promise<
     : null;
   if (ehlo !== null) await ehlo.start();
   const backend = makeBackend(host, port, b.handoff, b.connect_timeout, b.handshake_timeout, ehlo);
-  const gen = { config, replies, access, dnsbl, tls: tlsContext, backend } as Generation & { personalities: Generation['personalities'] };
+  const checks = dnsbl === null ? [] : [dnsbl];
+  const gen = { config, replies, access, dnsbl, checks, tls: tlsContext, backend } as unknown as Generation & { personalities: Generation['personalities'] };
   const withGen = (p: PersonalityConfig): Personality => Object.freeze({ ...p, gen });
   (gen as { personalities: Generation['personalities'] }).personalities = Object.freeze({ normal: withGen(pc.normal), stress: withGen(pc.stress) });
   return { gen: Object.freeze(gen), resolver, sink, ehlo };
@@ -91,7 +92,7 @@ function makeDnsbl(config: Config, emitter: Emitter): { dnsbl: Dnsbl | null; res
   };
   const dnsbl = new Dnsbl(d.sites, {
     threshold: d.threshold, allowlistThreshold: d.allowlist_threshold, ttlMinMs: d.ttl_min, ttlMaxMs: d.ttl_max,
-    slowWarningMs: d.slow_warning, txt: d.txt, replyMap: d.reply_map,
+    slowWarningMs: d.slow_warning, timeoutMs: d.timeout, txt: d.txt, replyMap: d.reply_map,
     health: {
       enable: d.health.enable, intervalMs: d.health.interval, listed: d.health.listed, unlisted: d.health.unlisted,
       errorLimit: d.health.error_limit, sites: d.health.sites,

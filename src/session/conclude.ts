@@ -19,16 +19,25 @@ import { handoff } from './handoff.js';
 import { enterDummy } from './dummy.js';
 import { closeWith } from './close.js';
 import { afterEarly } from './verdict.js';
+import type { CheckOutcome } from '../checks/check.js';
 import { ALLOWLISTED, IGNORED } from './test-state.js';
 
 export function conclude(s: Session): void {
   if (s.closed) return;
   const ctx = s.ctx;
-  const q = s.dnsbl;
-  const test = s.gen.dnsbl;
-  q?.cancel();
-  const summary = test !== null && q !== null ? test.summary(q) : null;
-  const now = s.ctx.clock.now();
+  // What every early check says now; a check still waiting for answers has them counted as not listed.
+  const checks: Array<{ test: number; outcome: CheckOutcome }> = [];
+  const runs = s.runs;
+  if (runs !== null) {
+    for (let i = 0; i < runs.length; i++) {
+      const run = runs[i];
+      const c = s.gen.checks[i];
+      if (run == null || c === undefined) continue;
+      run.cancel();
+      checks.push({ test: c.test, outcome: c.outcome(run) });
+    }
+  }
+  const now = ctx.clock.now();
   const store = ctx.store;
   const g = s.config.greylist;
   const v = afterEarly({
@@ -36,12 +45,10 @@ export function conclude(s: Session): void {
     state: s.tests, record: s.record,
     enforced: s.rejectReply === null ? null : { reply: s.rejectReply, reason: s.rejectReason },
     ignored: (s.tests & IGNORED) !== 0,
-    dnsbl: test !== null && q !== null && summary !== null ? { test, summary, txt: q.txt } : null,
+    checks,
     greylist: (network) => store.observe(network, now, { minDelayMs: g.min_delay, maxDelayMs: g.max_delay, ttlMs: g.ttl }),
   });
-  if (v.dnsblFailed !== null && summary !== null) {
-    s.event(EV.DNSBL, { score: summary.score, hits: summary.hits, action: v.dnsblFailed, lookup_ms: summary.lookupMs, late: summary.late });
-  }
+  for (const f of v.failedChecks) s.event(f.outcome.event, { ...f.outcome.fields, action: f.action });
   if (v.record !== null) {
     s.record = v.record;
     store.set(s.client, v.record);
@@ -70,8 +77,12 @@ export function conclude(s: Session): void {
     case 'handoff':
       if (v.allowlisted) s.tests |= ALLOWLISTED;
       if (v.passNew) {
-        if (summary === null) s.event(EV.PASS_NEW);
-        else s.event(EV.PASS_NEW, { dnsbl_score: summary.score, ...(summary.late.length > 0 ? { dnsbl_late: summary.late } : {}), ...(v.allowlisted ? { allowlisted: true } : {}) });
+        if (checks.length === 0) s.event(EV.PASS_NEW);
+        else {
+          let fields: Record<string, unknown> = {};
+          for (const c of checks) fields = { ...fields, ...c.outcome.passFields };
+          s.event(EV.PASS_NEW, v.allowlisted ? { ...fields, allowlisted: true } : fields);
+        }
       }
       s.verdict = v.name;
       handoff(s);

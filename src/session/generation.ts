@@ -16,6 +16,7 @@ import type { SecureContext } from 'node:tls';
 import type { Config } from '../config/types.js';
 import type { AccessList } from '../checks/access.js';
 import type { Dnsbl } from '../checks/dnsbl.js';
+import type { EarlyCheck } from '../checks/check.js';
 import type { DeepOptions } from '../checks/deep.js';
 import type { Replies } from '../smtp/replies.js';
 import type { Backend } from '../handoff/backend.js';
@@ -48,8 +49,10 @@ export interface Generation {
   readonly config: Config;
   readonly replies: Replies;
   readonly access: AccessList | null;
-  /** The DNSBL test, or null when no sites are configured. */
+  /** The DNSBL test, or null when no sites are configured (also in `checks`; the server runs its health probes). */
   readonly dnsbl: Dnsbl | null;
+  /** The checks every new client gets at accept, beside the greet wait (checks/check.ts EarlyCheck). */
+  readonly checks: readonly EarlyCheck[];
   /** STARTTLS in the dummy engine (tls.cert / tls.key), or null: not offered. */
   readonly tls: SecureContext | null;
   /** The backend clients are handed to (handoff/backend.ts chooseBackend()). */

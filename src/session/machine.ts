@@ -16,7 +16,7 @@ import { TestIndex } from '../checks/tests.js';
 import { applyAction } from '../checks/check.js';
 import { EARLY_KEEP, PregreetProbe, pregreetResult } from '../checks/pregreet.js';
 import { Session, kSession, type Ctx, type ScreenSocket } from './state.js';
-import type { DnsblQuery } from '../checks/dnsbl.js';
+import type { CheckRun, EarlyCheck } from '../checks/check.js';
 import { closeWith, refuse, onClientClose, onClientEnd } from './close.js';
 import { conclude } from './conclude.js';
 import { atAccept, cleared } from './verdict.js';
@@ -26,7 +26,6 @@ import type { Personality } from './generation.js';
 import { guardSocket, guardTimer } from './guard.js';
 
 const PREGREET = TestIndex.pregreet;
-const DNSBL = TestIndex.dnsbl;
 
 /**
  * A connection whose client address is known. `socket` has its 'error'
@@ -93,18 +92,26 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
   }
 
   // 3. The early tests during the greet wait. DNSBL lookups start now, unless a DNSBL pass is still valid.
-  if (gen.dnsbl !== null && !((rec?.[DNSBL] ?? 0) > now)) {
-    s.dnsbl = gen.dnsbl.start(client, s, onDnsblDone);
-    if (s.dnsbl !== null) s.tests |= flag(DNSBL, TODO);
+  // The early checks (checks/check.ts) start now, each unless its pass is still valid.
+  const checks = gen.checks;
+  let deadline = 0;
+  for (let i = 0; i < checks.length; i++) {
+    const c = checks[i] as EarlyCheck;
+    if ((rec?.[c.test] ?? 0) > now) continue;
+    const run = c.start(client, s, onCheckDone);
+    if (run === null) continue;
+    (s.runs ??= new Array<CheckRun | null>(checks.length).fill(null))[i] = run;
+    s.tests |= flag(c.test, TODO);
+    deadline = Math.max(deadline, c.deadlineMs);
   }
   s.phase = 'pregreet';
   if (!cfg.pregreet.enable) {
-    if (s.dnsbl === null) {
+    if (s.runs === null) {
       queueMicrotask(() => concludeGuarded(s));
       return;
     }
-    // No teaser: wait for the lookups alone, bounded by the lookup deadline.
-    s.timer = s.ctx.clock.setTimeout(onGreetWaitEnd, cfg.dnsbl.timeout, s);
+    // No teaser: wait for the checks alone, bounded by their longest deadline.
+    s.timer = s.ctx.clock.setTimeout(onGreetWaitEnd, deadline, s);
     return;
   }
   s.tests |= flag(PREGREET, TODO);
@@ -160,12 +167,14 @@ function _onEarlyData(this: ScreenSocket, chunk: Buffer): void {
   endWaitIfDone(s);
 }
 
-/** Every DNSBL answer is in. A score at or below the allowlist threshold ends the wait now; so does a wait with nothing else to wait for. */
-function _onDnsblDone(s: Session, q: DnsblQuery): void {
-  if (s.closed || s.phase !== 'pregreet' || s.dnsbl !== q) return;
-  s.tests |= flag(DNSBL, DONE);
-  const dnsbl = s.gen.dnsbl;
-  if (dnsbl !== null && dnsbl.allowlisted(dnsbl.summary(q)) && !anyFail(s.tests) && (s.tests & IGNORED) === 0) {
+/** A check's answer is complete. One that vouches for the client (DNSBL allowlist) ends the wait now; so does a wait with nothing else to wait for. */
+function _onCheckDone(s: Session, run: CheckRun): void {
+  if (s.closed || s.phase !== 'pregreet' || s.runs === null) return;
+  const i = s.runs.indexOf(run);
+  const c = s.gen.checks[i];
+  if (c === undefined) return;
+  s.tests |= flag(c.test, DONE);
+  if (c.outcome(run).allowlisted && !anyFail(s.tests) && (s.tests & IGNORED) === 0) {
     s.tests |= ALLOWLISTED;
     s.clearTimer();
     s.socket.removeListener('data', onEarlyData);
@@ -187,5 +196,5 @@ function _onGreetWaitEnd(s: Session): void {
 // The entry points Node calls, each wrapped once: a throw ends that session with 421, not the process (session/guard.ts).
 const onEarlyData = guardSocket('pregreet data', _onEarlyData);
 const onGreetWaitEnd = guardTimer('greet wait', _onGreetWaitEnd);
-const onDnsblDone = guardTimer('dnsbl answer', _onDnsblDone);
+const onCheckDone = guardTimer('check answer', _onCheckDone);
 const concludeGuarded = guardTimer('conclude', conclude);

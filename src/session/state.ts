@@ -15,7 +15,7 @@ import type { VerdictStore, VerdictRecord } from '../cache/store.js';
 import type { DummyEngine } from '../smtp/dummy-engine.js';
 import type { LineReader } from '../smtp/line-reader.js';
 import type { PregreetProbe } from '../checks/pregreet.js';
-import type { DnsblQuery } from '../checks/dnsbl.js';
+import type { CheckRun } from '../checks/check.js';
 import type { DeepTests } from '../checks/deep.js';
 import type { Generation, Personality } from './generation.js';
 import type { Clock, TimerHandle } from './clock.js';
@@ -95,8 +95,8 @@ export class Session {
   /** Why the dummy engine refuses RCPT: the enforced failure, or greylist / deep (450). */
   rejectReason = '';
   pregreet: PregreetProbe | null = null;
-  /** DNSBL lookups of this connection, started at accept. */
-  dnsbl: DnsblQuery | null = null;
+  /** The early checks' runs of this connection (indexed as gen.checks), started at accept; null when none runs. */
+  runs: Array<CheckRun | null> | null = null;
   reader: LineReader | null = null;
   engine: DummyEngine | null = null;
   /** Deep tests run in this dummy session; concludeDummy() (session/deep.ts) sets it back to null. */

@@ -18,15 +18,14 @@
  * is remembered, so the tests repeat next time; a DNSBL score at or below
  * the allowlist threshold completes every test with the DNSBL TTL.
  */
-import type { Action } from '../config/types.js';
+import type { Action, Config } from '../config/types.js';
 import { allPassed, withPasses, type VerdictRecord } from '../cache/store.js';
-import type { Dnsbl, DnsblSummary } from '../checks/dnsbl.js';
+import type { CheckOutcome } from '../checks/check.js';
 import { greylistApplies, type GreylistDecision } from '../checks/greylist.js';
 import { DEEP_BIT, DEEP_TESTS, type DeepOptions, type DeepTests } from '../checks/deep.js';
-import { dnsblReply } from '../smtp/replies.js';
 import type { Replies } from '../smtp/replies.js';
 import { networkOf } from '../net/cidr.js';
-import { TestIndex } from '../checks/tests.js';
+import { TESTS, TestIndex } from '../checks/tests.js';
 import { DONE, PASS, TODO, fates } from './test-state.js';
 import type { PersonalityConfig as Personality } from './generation.js';
 
@@ -79,8 +78,8 @@ export interface EarlyFacts {
   readonly enforced: Enforced | null;
   /** A failure before now under ignore. */
   readonly ignored: boolean;
-  /** The DNSBL test and this client's summary, or null when there were no lookups. */
-  readonly dnsbl: { readonly test: Dnsbl; readonly summary: DnsblSummary; readonly txt: ReadonlyMap<string, string> } | null;
+  /** What each early check (checks/check.ts EarlyCheck) that ran for this client says, by its test row. */
+  readonly checks: ReadonlyArray<{ readonly test: number; readonly outcome: CheckOutcome }>;
   /** Greylisting: decide for `network` now (the store's atomic observe, or a look at a snapshot). */
   readonly greylist: (network: string) => GreylistDecision;
 }
@@ -97,9 +96,9 @@ export interface EarlyVerdict {
   readonly name: 'new' | 'ignored' | 'untested' | 'dnsbl-allowlisted' | '';
   /** The record to store under the client's address, or null: nothing to store. */
   readonly record: VerdictRecord | null;
-  /** The DNSBL score reached the threshold: log DNSBL with this action. */
-  readonly dnsblFailed: Action | null;
-  /** The DNSBL score reached the allowlist threshold. */
+  /** The checks that failed, with the action that applied: log each one's event. */
+  readonly failedChecks: ReadonlyArray<{ readonly outcome: CheckOutcome; readonly action: Action }>;
+  /** A check vouched for the client (DNSBL allowlist threshold): every test passed. */
   readonly allowlisted: boolean;
   /** Greylisting decided: log it. */
   readonly greylist: { readonly network: string; readonly decision: GreylistDecision } | null;
@@ -108,10 +107,11 @@ export interface EarlyVerdict {
 }
 
 const NO_CHANGE: ReadonlyArray<readonly [number, number]> = [];
+const NO_FAILED: EarlyVerdict['failedChecks'] = [];
 
 function verdict(next: EarlyVerdict['next'], v: Partial<EarlyVerdict>): EarlyVerdict {
   return {
-    next, reply: null, reason: '', name: '', record: null, dnsblFailed: null, allowlisted: false, greylist: null, passNew: false, ...v,
+    next, reply: null, reason: '', name: '', record: null, failedChecks: NO_FAILED, allowlisted: false, greylist: null, passNew: false, ...v,
   };
 }
 
@@ -122,11 +122,11 @@ export function cleared(rec: VerdictRecord | null, tests: readonly number[]): Ve
   return changes.length === 0 ? null : withPasses(rec, changes);
 }
 
-/** Append a listing's TXT text to a reply, printable ASCII only, bounded. */
-function withTxt(reply: string, txt: string): string {
-  if (txt === '') return reply;
-  const clean = txt.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
-  return `${reply.slice(0, -2)}; ${clean}\r\n`;
+/** The action of a failed test under this configuration (a new early check adds its row). */
+function actionOf(cfg: Config, test: number): Action {
+  if (test === DNSBL) return cfg.dnsbl.action;
+  if (test === PREGREET) return cfg.pregreet.action;
+  throw new Error(`no action for test row ${test}`);
 }
 
 export function afterEarly(f: EarlyFacts): EarlyVerdict {
@@ -138,19 +138,17 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
 
   let enforced = f.enforced;
   let ignored = f.ignored;
-  let dnsblFailed: Action | null = null;
-  const d = f.dnsbl;
-  if (d !== null && d.test.failed(d.summary)) {
-    failed.push(DNSBL);
-    dnsblFailed = cfg.dnsbl.action;
-    const site = d.test.replySite(d.summary);
-    const hit = d.summary.hits.find((h) => (cfg.dnsbl.reply_map[h.site] ?? h.site) === site);
-    const txt = d.txt.get(hit?.site ?? '') ?? '';
-    switch (dnsblFailed) {
+  const failedChecks: Array<{ outcome: CheckOutcome; action: Action }> = [];
+  for (const c of f.checks) {
+    if (!c.outcome.failed) continue;
+    const action = actionOf(cfg, c.test);
+    failed.push(c.test);
+    failedChecks.push({ outcome: c.outcome, action });
+    switch (action) {
       case 'drop':
-        return verdict('drop', { reply: withTxt(dnsblReply(521, f.client, site), txt), reason: 'dnsbl', dnsblFailed, record: cleared(f.record, failed) });
+        return verdict('drop', { reply: c.outcome.reply(521), reason: TESTS[c.test] ?? '', failedChecks, record: cleared(f.record, failed) });
       case 'enforce':
-        enforced ??= { reply: withTxt(dnsblReply(550, f.client, site), txt), reason: 'dnsbl' };
+        enforced ??= { reply: c.outcome.reply(550), reason: TESTS[c.test] ?? '' };
         break;
       case 'ignore':
         ignored = true;
@@ -158,35 +156,39 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
     }
   }
   const record = cleared(f.record, failed);
-  if (enforced !== null) return verdict('enforce', { reply: enforced.reply, reason: enforced.reason, record, dnsblFailed });
+  if (enforced !== null) return verdict('enforce', { reply: enforced.reply, reason: enforced.reason, record, failedChecks });
   const deepTodo = (rec: VerdictRecord | null): boolean => deepDue(f.personality.deep, rec, f.now) !== 0;
   if (ignored) {
     // No pass is remembered, so the test repeats next time; deep tests still due run first
     // (postscreen runs them whatever the early tests said).
     const rec = record ?? f.record;
-    if (deepTodo(rec)) return verdict('deep', { reason: 'deep', record, dnsblFailed });
-    return verdict('handoff', { name: 'ignored', record, dnsblFailed });
+    if (deepTodo(rec)) return verdict('deep', { reason: 'deep', record, failedChecks });
+    return verdict('handoff', { name: 'ignored', record, failedChecks });
   }
   if (f.personality.enabled.length === 0) return verdict('handoff', { name: 'untested' });
 
   const now = f.now;
   const changes: Array<readonly [number, number]> = [];
-  const allowlisted = d !== null && d.test.allowlisted(d.summary);
-  if (allowlisted && d !== null) {
+  const vouch = f.checks.find((c) => c.outcome.allowlisted);
+  if (vouch !== undefined) {
     // postscreen: an allowlisted score completes every test, with the DNSBL TTL.
-    for (const i of f.personality.enabled) changes.push([i, now + d.summary.ttlMs]);
-    return verdict('handoff', { name: 'dnsbl-allowlisted', record: withPasses(f.record, changes), allowlisted, passNew: true });
+    for (const i of f.personality.enabled) changes.push([i, now + vouch.outcome.ttlMs]);
+    return verdict('handoff', { name: 'dnsbl-allowlisted', record: withPasses(f.record, changes), allowlisted: true, passNew: true });
   }
   if (cfg.pregreet.enable && (pg & TODO) !== 0 && (pg & PASS) !== 0) changes.push([PREGREET, now + cfg.pregreet.ttl]);
-  // A DNSBL pass is remembered only when every site answered.
-  if (d !== null && d.summary.complete) changes.push([DNSBL, now + d.summary.ttlMs]);
+  // A check's pass is remembered only when its answer is complete (DNSBL: every site answered).
+  let score = 0;
+  for (const c of f.checks) {
+    score += c.outcome.score;
+    if (c.outcome.complete) changes.push([c.test, now + c.outcome.ttlMs]);
+  }
 
   // Greylisting, after the early tests passed.
   let greylist: EarlyVerdict['greylist'] = null;
   let deferred = false;
   const g = cfg.greylist;
   if (g.enable && !((f.record?.[GREYLIST] ?? 0) > now)) {
-    if (!greylistApplies(g.policy, d?.summary.score ?? 0, g.suspicious_score)) changes.push([GREYLIST, now + g.ttl]);
+    if (!greylistApplies(g.policy, score, g.suspicious_score)) changes.push([GREYLIST, now + g.ttl]);
     else {
       const network = networkOf(f.client, g.ipv4_prefix, g.ipv6_prefix);
       if (network !== null) {

@@ -2,7 +2,7 @@
  * smtp/replies.ts - every SMTP reply smtpscreen sends, formatted once per hostname.
  *
  * Exports: Replies (interface), makeReplies(hostname, banner = 'ESMTP'),
- *          dnsblReply(code, client, site), stripCrlf(reply).
+ *          stripCrlf(reply).
  *
  * Texts follow postscreen (postscreen.c, postscreen_early.c, postscreen_smtpd.c,
  * postscreen_state.c) so log and bounce parsers keep working. Where we differ,
@@ -76,7 +76,7 @@ export interface Replies {
   readonly drop: string;
   /** The 521 a test's `drop` action sends; postscreen's text per test. */
   dropFor(test: string): string;
-  /** The 550 a test's `enforce` action gives at RCPT; postscreen's text per test. For DNSBL use dnsblReply(550, ...). */
+  /** The 550 a test's `enforce` action gives at RCPT; postscreen's text per test. For DNSBL, checks/dnsbl.ts dnsblReply(). */
   reject(test: string): string;
 }
 
@@ -186,22 +186,7 @@ export function makeReplies(hostname: string, banner = 'ESMTP'): Replies {
   });
 }
 
-/**
- * dnsblReply - postscreen's DNSBL reply: 521 for drop, 550 for enforce.
- * "550 5.7.1 Service unavailable; client [1.2.3.4] blocked using zen.example"
- * Formatted per failing client (the address is in it); `site` is the DNSBL
- * domain or its postscreen_dnsbl_reply_map replacement. Unprintable
- * characters in either become '?' so no caller can inject a line.
- */
-export function dnsblReply(code: 521 | 550, client: string, site: string): string {
-  return `${code} 5.7.1 Service unavailable; client [${printable(client)}] blocked using ${printable(site)}\r\n`;
-}
-
 /** The reply as it appears in a log field: without the final CRLF. */
 export function stripCrlf(reply: string): string {
   return reply.endsWith('\r\n') ? reply.slice(0, -2) : reply;
-}
-
-function printable(s: string): string {
-  return isReplyText(s) ? s : s.replace(/[^\x20-\x7e]/g, '?');
 }

@@ -205,7 +205,7 @@ export function harness(raw: Record<string, unknown> = {}): Harness {
     const d = config.dnsbl;
     dnsbl = new Dnsbl(d.sites, {
       threshold: d.threshold, allowlistThreshold: d.allowlist_threshold, ttlMinMs: d.ttl_min, ttlMaxMs: d.ttl_max,
-      slowWarningMs: d.slow_warning, txt: false, replyMap: d.reply_map,
+      slowWarningMs: d.slow_warning, timeoutMs: d.timeout, txt: false, replyMap: d.reply_map,
       health: { enable: false, intervalMs: 60_000, listed: '127.0.0.2', unlisted: '127.0.0.1', errorLimit: d.health.error_limit, sites: {} },
     }, dns, (a, zone) => `${a.split('.').reverse().join('.')}.${zone}`, () => undefined, clock.now);
     enabled.push(TestIndex.dnsbl);
@@ -214,7 +214,7 @@ export function harness(raw: Record<string, unknown> = {}): Harness {
   const pc = makePersonalities(config, enabled);
   const b = config.backend;
   const gen = {
-    config, replies: makeReplies(config.hostname, config.banner), access: null, dnsbl, tls: null,
+    config, replies: makeReplies(config.hostname, config.banner), access: null, dnsbl, checks: dnsbl === null ? [] : [dnsbl], tls: null,
     backend: makeBackend('127.0.0.1', 2525, b.handoff, b.connect_timeout, b.handshake_timeout, null),
   } as unknown as Generation & { personalities: Generation['personalities'] };
   gen.personalities = { normal: { ...pc.normal, gen }, stress: { ...pc.stress, gen } };

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { validateConfig } from '../../src/config/validate.js';
 import { makePersonalities } from '../../src/server/stress.js';
 import { makeReplies } from '../../src/smtp/replies.js';
-import { Dnsbl, type DnsblSummary } from '../../src/checks/dnsbl.js';
+import { Dnsbl, DnsblQuery, type DnsblSummary } from '../../src/checks/dnsbl.js';
 import { greylistDecide, type GreylistDecision } from '../../src/checks/greylist.js';
 import { withPasses, type VerdictRecord } from '../../src/cache/store.js';
 import { TestIndex } from '../../src/checks/tests.js';
@@ -37,14 +37,20 @@ function dnsblOf(raw: Record<string, unknown>, score: number, hits: DnsblSummary
     slowWarningMs: d.slow_warning, txt: false, replyMap: d.reply_map,
     health: { enable: false, intervalMs: 1000, listed: '127.0.0.2', unlisted: '127.0.0.1', errorLimit: 5, sites: {} },
   }, noLookup, () => null, () => undefined);
-  const summary: DnsblSummary = { score, hits, complete, late: complete ? [] : ['x.test'], ttlMs: 3_600_000, lookupMs: 5 };
-  return { p, dnsbl: { test, summary, txt: new Map<string, string>() } };
+  const q = new DnsblQuery('192.0.2.10', NOW - 5);
+  q.score = score;
+  q.hits = hits;
+  q.pending = complete ? 0 : 1;
+  if (!complete) q.lateDomains.add('x.test');
+  q.ttlSec = 3600;
+  q.lastAnswer = NOW;
+  return { p, dnsbl: [{ test: DB, outcome: test.outcome(q) }] };
 }
 
 function facts(over: Partial<EarlyFacts> & Pick<EarlyFacts, 'personality'>): EarlyFacts {
   return {
     client: '192.0.2.10', now: NOW, replies: makeReplies('screen.test', 'ESMTP'),
-    state: flag(PG, TODO | PASS | DONE), record: null, enforced: null, ignored: false, dnsbl: null,
+    state: flag(PG, TODO | PASS | DONE), record: null, enforced: null, ignored: false, checks: [],
     greylist: () => { throw new Error('greylist not expected'); }, ...over,
   };
 }
@@ -60,19 +66,19 @@ test('afterEarly: a table of clients', () => {
   ];
   {
     const { p, dnsbl } = dnsblOf(sites, 4, [{ site: 'low.test', weight: 1, records: ['127.0.0.2'] }, { site: 'high.test', weight: 3, records: ['127.0.0.2'] }]);
-    rows.push({ label: 'listed by two weighted sites: enforce names the highest-weighted', f: facts({ personality: p, dnsbl, state: flag(PG, TODO | PASS | DONE) | flag(DB, TODO | DONE) }), next: 'enforce', reason: 'dnsbl', stored: null });
+    rows.push({ label: 'listed by two weighted sites: enforce names the highest-weighted', f: facts({ personality: p, checks: dnsbl, state: flag(PG, TODO | PASS | DONE) | flag(DB, TODO | DONE) }), next: 'enforce', reason: 'dnsbl', stored: null });
   }
   {
     const { p, dnsbl } = dnsblOf(sites, 1, [{ site: 'low.test', weight: 1, records: ['127.0.0.2'] }]);
-    rows.push({ label: 'below the threshold: passes, DNSBL pass stored', f: facts({ personality: p, dnsbl, state: flag(PG, TODO | PASS | DONE) | flag(DB, TODO | DONE) }), next: 'handoff', name: 'new', stored: { [PG]: NOW + p.config.pregreet.ttl, [DB]: NOW + 3_600_000 } });
+    rows.push({ label: 'below the threshold: passes, DNSBL pass stored', f: facts({ personality: p, checks: dnsbl, state: flag(PG, TODO | PASS | DONE) | flag(DB, TODO | DONE) }), next: 'handoff', name: 'new', stored: { [PG]: NOW + p.config.pregreet.ttl, [DB]: NOW + 3_600_000 } });
   }
   {
     const { p, dnsbl } = dnsblOf(sites, 1, [], false);
-    rows.push({ label: 'a site did not answer: no DNSBL pass stored', f: facts({ personality: p, dnsbl, state: flag(PG, TODO | PASS | DONE) | flag(DB, TODO) }), next: 'handoff', name: 'new', stored: { [PG]: NOW + p.config.pregreet.ttl, [DB]: 0 } });
+    rows.push({ label: 'a site did not answer: no DNSBL pass stored', f: facts({ personality: p, checks: dnsbl, state: flag(PG, TODO | PASS | DONE) | flag(DB, TODO) }), next: 'handoff', name: 'new', stored: { [PG]: NOW + p.config.pregreet.ttl, [DB]: 0 } });
   }
   {
     const { p, dnsbl } = dnsblOf(sites, -1, [{ site: 'wl.test', weight: -1, records: ['127.0.0.2'] }]);
-    rows.push({ label: 'allowlist threshold: every enabled test passes', f: facts({ personality: p, dnsbl, state: flag(PG, TODO) | flag(DB, TODO | DONE) }), next: 'handoff', name: 'dnsbl-allowlisted', stored: { [PG]: NOW + 3_600_000, [DB]: NOW + 3_600_000 } });
+    rows.push({ label: 'allowlist threshold: every enabled test passes', f: facts({ personality: p, checks: dnsbl, state: flag(PG, TODO) | flag(DB, TODO | DONE) }), next: 'handoff', name: 'dnsbl-allowlisted', stored: { [PG]: NOW + 3_600_000, [DB]: NOW + 3_600_000 } });
   }
   {
     const p = personality({ greylist: { enable: true } });
@@ -108,9 +114,10 @@ test('afterEarly: a table of clients', () => {
 test('afterEarly: the 550 names the highest-weighted listing site, through reply_map', () => {
   const { p, dnsbl } = dnsblOf({ dnsbl: { ...sites.dnsbl, reply_map: { 'high.test': 'public.example' } } }, 4,
     [{ site: 'low.test', weight: 1, records: ['127.0.0.2'] }, { site: 'high.test', weight: 3, records: ['127.0.0.2'] }]);
-  const v = afterEarly(facts({ personality: p, dnsbl }));
+  const v = afterEarly(facts({ personality: p, checks: dnsbl }));
   assert.match(v.reply ?? '', /^550 5\.7\.1 .* blocked using public\.example\r\n$/);
-  assert.equal(v.dnsblFailed, 'enforce');
+  assert.equal(v.failedChecks[0]?.action, 'enforce');
+  assert.equal(v.failedChecks[0]?.outcome.fields['score'], 4);
 });
 
 test('afterEarly never edits the record it was given', () => {
