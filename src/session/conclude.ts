@@ -49,10 +49,7 @@ export function conclude(s: Session): void {
     greylist: (network) => store.observe(network, now, { minDelayMs: g.min_delay, maxDelayMs: g.max_delay, ttlMs: g.ttl }),
   });
   for (const f of v.failedChecks) s.event(f.outcome.event, { ...f.outcome.fields, action: f.action });
-  if (v.record !== null) {
-    s.record = v.record;
-    store.set(s.client, v.record);
-  }
+  s.remember(v.record);
   if (v.greylist !== null) {
     const { network, decision: d } = v.greylist;
     if (d.verdict === 'defer') s.event(EV.GREYLIST, { network, state: 'defer', reason: d.reason, ...(d.reason === 'early' ? { wait_ms: d.waitMs } : {}) });

@@ -46,9 +46,6 @@ export function concludeDummy(s: Session): void {
   if (deep === null) return;
   s.deep = null;
   const v = afterDeep({ now: s.ctx.clock.now(), personality: s.personality, record: s.record, deep, enforced: s.rejectReply !== null });
-  if (v.record !== null) {
-    s.record = v.record;
-    s.ctx.store.set(s.client, v.record);
-  }
+  s.remember(v.record);
   if (v.passNew !== null) s.event(EV.PASS_NEW, { deep: v.passNew });
 }

@@ -143,11 +143,7 @@ function _onEarlyData(this: ScreenSocket, chunk: Buffer): void {
   const r = pregreetResult(s.pregreet, s.started);
   s.event(EV.PREGREET, { ...r.fields, action });
   // A failed test loses its pass, whatever the action (a new record: stored records are values).
-  const rec = cleared(s.record, [PREGREET]);
-  if (rec !== null) {
-    s.record = rec;
-    s.ctx.store.set(s.client, rec);
-  }
+  s.remember(cleared(s.record, [PREGREET]));
   switch (applyAction(action)) {
     case 'drop':
       s.tests |= flag(PREGREET, FAIL | DONE);

@@ -88,7 +88,7 @@ export class Session {
   timer: TimerHandle | null = null;
   /** The test-state table (session/test-state.ts): TODO / PASS / FAIL / DONE per test, and the session bits below. */
   tests = 0;
-  /** The client's stored record as read at accept, or the last one this session stored. A value: never edited. */
+  /** The client's stored record as read at accept, or the last one this session stored (remember()). A value: never edited. */
   record: VerdictRecord | null = null;
   /** The first enforced failure's 550 (the dummy engine's reply at RCPT), or null. */
   rejectReply: string | null = null;
@@ -144,6 +144,16 @@ export class Session {
     if (this.stress) em.emit(event, { client: this.client, port: this.port, stress: true, ...fields });
     else if (fields === undefined) em.emit(event, { client: this.client, port: this.port });
     else em.emit(event, { client: this.client, port: this.port, ...fields });
+  }
+
+  /**
+   * The one writer of the client's verdict record: keep it as the session's
+   * and store it. `rec` is a new value (session/verdict.ts); null: nothing to store.
+   */
+  remember(rec: VerdictRecord | null): void {
+    if (rec === null) return;
+    this.record = rec;
+    this.ctx.store.set(this.client, rec);
   }
 
   clearTimer(): void {
