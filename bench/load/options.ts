@@ -10,7 +10,9 @@ import { parseArgs } from 'node:util';
 import { parseDuration } from '../../src/util/duration.js';
 import type { HostPort } from './protocol.js';
 
-export const SCENARIOS = ['idle', 'pregreet', 'legit', 'listed', 'slowloris', 'throughput', 'mix', 'deep'] as const;
+export const SCENARIOS = ['idle', 'pregreet', 'legit', 'listed', 'slowloris', 'throughput', 'mix', 'deep', 'soak'] as const;
+/** What `--scenario all` runs: every scenario but the soak (30 minutes by default; asked for by name). */
+export const ALL: readonly Scenario[] = SCENARIOS.filter((s) => s !== 'soak');
 /** Scenarios that are also run against the floor server (floor.ts) unless --no-floor. */
 export const FLOORED: readonly Scenario[] = ['idle', 'pregreet', 'throughput'];
 export type Scenario = (typeof SCENARIOS)[number];
@@ -55,6 +57,9 @@ export interface Options {
   report: boolean;
   /** legit: time a few cached clients at K-1 zombie counts below the full one (the chart). */
   steps: number;
+  /** soak: how long the mix rounds go on, and the server sampling interval. */
+  soakMs: number;
+  sampleMs: number;
   out: string | null;
   keep: boolean;
   quiet: boolean;
@@ -63,11 +68,11 @@ export interface Options {
 export function usage(): string {
   return `usage: npm run bench:load -- [options]   (node dist/bench/load/zombie.js)
 
-  --scenario NAME      idle|pregreet|legit|listed|slowloris|throughput|mix|deep|all, or a
-                       comma-separated list (default idle)
+  --scenario NAME      idle|pregreet|legit|listed|slowloris|throughput|mix|deep|soak|all, or a
+                       comma-separated list (default idle; all = every one but soak)
   --count N            zombies: idle 19000, pregreet 5000, legit (held meanwhile) 18000,
                        listed 5000 (and as many in the mixed run), slowloris 5000, mix 10000,
-                       deep 2000 (new clients per mode)
+                       deep 2000 (new clients per mode), soak 2000 (per round, at most 7000)
   --clients M          legit: well-behaved clients timed (default 200)
   --duration D         upper bound for each scenario, e.g. 120s (default 180s)
   --hold D             idle: how long the zombies are held once connected (default 30s:
@@ -75,8 +80,10 @@ export function usage(): string {
   --greet-wait D       screener pregreet.wait for pregreet and legit (default 1s)
   --idle-wait D        screener pregreet.wait for idle (default: duration + 60s, at least 300s)
   --action enforce|drop  screener pregreet.action for the pregreet scenario (default enforce)
-  --rate N             pregreet, listed, mix: connects per second, all workers (default
-                       1000; 0 = no pace, only the pending cap)
+  --rate N             pregreet, listed, mix, soak: connects per second, all workers (default
+                       1000, soak 100; 0 = no pace, only the pending cap)
+  --soak-for D         soak: mix rounds for D, then stop (default 30m, at most 6h)
+  --sample-every D     soak: the server's fds, RSS and heap every D (default 10s, at least 500ms)
   --listed-share P     listed: % of listed clients in the mixed run (default 50)
   --command-time D     slowloris, mix: screener dummy.command_time_limit (default 10s)
   --dribble D          slowloris, mix: one byte every D per slow zombie (default 2s)
@@ -106,7 +113,8 @@ export function usage(): string {
   --direct HOST:PORT   legit with --target: the backend to time directly
   --addr-base A.B      zombies come from 127.A.B.1 upward (default 10.0); legit clients
                        from 127.(A+100).0.1 upward
-  --out FILE           JSON result (default bench/results/load-<scenario>.json)
+  --out FILE           JSON result (default bench/results/load-<scenario>.json; soak:
+                       bench/results/soak.json)
   --keep               keep the screener's temp dir (config, log, profiles)
   --quiet              no progress on stderr
 `;
@@ -161,12 +169,13 @@ export function parseOptions(argv: string[]): Options & { help: boolean } {
       'no-gc-trace': { type: 'boolean' }, out: { type: 'string' }, keep: { type: 'boolean' }, quiet: { type: 'boolean' },
       'listed-share': { type: 'string' }, 'command-time': { type: 'string' }, dribble: { type: 'string' },
       size: { type: 'string' }, messages: { type: 'string' }, sink: { type: 'string' },
+      'soak-for': { type: 'string' }, 'sample-every': { type: 'string' },
       'no-floor': { type: 'boolean' }, 'no-report': { type: 'boolean' }, steps: { type: 'string' },
       help: { type: 'boolean', short: 'h' }, role: { type: 'string' }, 'exit-by': { type: 'string' },
     },
   });
   const sc = v.scenario ?? 'idle';
-  const names = sc === 'all' ? [...SCENARIOS] : sc.split(',');
+  const names = sc === 'all' ? [...ALL] : sc.split(',');
   const scenarios = names.filter((x): x is Scenario => (SCENARIOS as readonly string[]).includes(x));
   if (scenarios.length === 0 || scenarios.length !== names.length) {
     throw new Error(`--scenario: want ${SCENARIOS.join(', ')}, a comma-separated list or all; got "${sc}"`);
@@ -185,6 +194,10 @@ export function parseOptions(argv: string[]): Options & { help: boolean } {
     throw new Error(`--addr-base: want A.B with A in 1..150 and B in 0..255, got "${v['addr-base']}"`);
   }
   const count = v.count === undefined ? null : int('--count', v.count, 0, 1);
+  const soakMs = ms('--soak-for', v['soak-for'], 30 * 60_000) as number;
+  if (soakMs < 1000 || soakMs > 6 * 3_600_000) throw new Error(`--soak-for: want 1s..6h, got "${v['soak-for']}"`);
+  const sampleMs = ms('--sample-every', v['sample-every'], 10_000) as number;
+  if (sampleMs < 500) throw new Error(`--sample-every: at least 500ms, got "${v['sample-every']}"`);
   const perWorker = int('--per-worker', v['per-worker'], 9000, 1);
   if (perWorker > 19_000) throw new Error('--per-worker: at most 19000 (each worker has a 20,000-fd limit)');
   return {
@@ -200,7 +213,7 @@ export function parseOptions(argv: string[]): Options & { help: boolean } {
     greetWaitMs: ms('--greet-wait', v['greet-wait'], null),
     idleWaitMs: ms('--idle-wait', v['idle-wait'], null),
     action,
-    rate: int('--rate', v.rate, 1000),
+    rate: int('--rate', v.rate, scenarios.length === 1 && scenarios[0] === 'soak' ? 100 : 1000),
     pending: int('--pending', v.pending, 500, 1),
     perWorker,
     minWorkers: int('--workers', v.workers, 1, 1),
@@ -220,6 +233,8 @@ export function parseOptions(argv: string[]): Options & { help: boolean } {
     floor: v['no-floor'] !== true,
     report: v['no-report'] !== true,
     steps: int('--steps', v.steps, 4, 1),
+    soakMs,
+    sampleMs,
     out: v.out ?? null,
     keep: v.keep === true,
     quiet: v.quiet === true,

@@ -11,8 +11,10 @@
  *                            the added p99 against the zombies held.
  *   rss-vs-connections.svg   idle: server RSS against sockets held, for the
  *                            screener and the floor (plain Node), per second.
+ *   soak.svg                 soak (soak.json, bench/load/soak.ts): the server's
+ *                            open fds, RSS and heap against time, three panels.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -127,6 +129,49 @@ function rssCurve(sc: Json): Array<[number, number]> {
   return pts;
 }
 
+/** stack - SVG charts one above the other in one picture (nested <svg> elements). */
+function stack(charts: string[]): string {
+  const H = 400;
+  const inner = charts.map((c, i) => c.trim().replace(/^<svg /, `<svg y="${i * H}" `));
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="720" height="${H * charts.length}" viewBox="0 0 720 ${H * charts.length}">\n${inner.join('\n')}\n</svg>\n`;
+}
+
+type Sample = { t_s: number; fds: number; rss_kb: number; heap_mb: number | null; heap_full_gc_mb: number | null };
+
+/** soakSection - soak.svg and the report's soak section from DIR/soak.json (none without it). */
+function soakSection(dir: string): string[] {
+  const file = join(dir, 'soak.json');
+  if (!existsSync(file)) return [];
+  let doc: Json;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8')) as Json;
+  } catch {
+    return [];
+  }
+  const sc = (doc['scenarios'] as Json | undefined)?.['soak'] as Json | undefined;
+  if (sc === undefined) return [];
+  const samples = ((sc['series'] as Json | undefined)?.['samples'] as Sample[] | undefined) ?? [];
+  const min = (s: Sample): number => Math.round((s.t_s / 60) * 100) / 100;
+  const pts = (f: (s: Sample) => number | null): Array<[number, number]> =>
+    samples.flatMap((s) => { const v = f(s); return v === null ? [] : [[min(s), v] as [number, number]]; });
+  writeFileSync(join(dir, 'soak.svg'), stack([
+    lineChart({ title: 'Soak: server open descriptors', xLabel: 'minutes', yLabel: 'fds', series: [{ name: 'fds', points: pts((s) => s.fds) }] }),
+    lineChart({ title: 'Soak: server RSS', xLabel: 'minutes', yLabel: 'MB', series: [{ name: 'RSS', points: pts((s) => Math.round(s.rss_kb / 102.4) / 10) }] }),
+    lineChart({
+      title: 'Soak: server V8 heap used', xLabel: 'minutes', yLabel: 'MB', series: [
+        { name: 'after last GC', points: pts((s) => s.heap_mb) },
+        { name: 'after last full GC', points: pts((s) => s.heap_full_gc_mb), dashed: true },
+      ],
+    }),
+  ]));
+  const md = ['## soak', '', `From \`soak.json\`, finished ${String(doc['finished'])}.`, '',
+    `Settings: \`${JSON.stringify(sc['settings'])}\``, '', '![fds, RSS and heap over the soak](soak.svg)', ''];
+  md.push(...figuresTable((sc['figures'] as Json | undefined) ?? {}, undefined), '');
+  const notes = (sc['notes'] as string[] | undefined) ?? [];
+  if (notes.length > 0) md.push('Notes:', '', ...notes.map((n) => `- ${n}`), '');
+  return md;
+}
+
 /** writeReport - rewrite DIR/report.md and its charts from DIR/load-*.json; returns the report's path. */
 export function writeReport(dir: string): string {
   const files = readdirSync(dir).filter((f) => /^load-.*\.json$/.test(f)).sort();
@@ -190,6 +235,7 @@ export function writeReport(dir: string): string {
     const notes = (sc['notes'] as string[] | undefined) ?? [];
     if (notes.length > 0) md.push('Notes:', '', ...notes.map((n) => `- ${n}`), '');
   }
+  md.push(...soakSection(dir));
   const out = join(dir, 'report.md');
   writeFileSync(out, `${md.join('\n')}\n`);
   return out;

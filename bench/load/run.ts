@@ -3,7 +3,7 @@
  *
  * Exports: runScenario(name, env), runWithFloor(name, env).
  * Scenarios live in scenarios.ts (idle, pregreet, legit), listed.ts,
- * slowloris.ts, throughput.ts, mix.ts and deep.ts. For the FLOORED ones (idle,
+ * slowloris.ts, throughput.ts, mix.ts, deep.ts and soak.ts. For the FLOORED ones (idle,
  * pregreet, throughput) runWithFloor() runs the same scenario a second time
  * against the floor server (floor.ts: plain Node, accept/greet/hold or a
  * pipe() proxy) and attaches it with the ratios screener / floor.
@@ -16,6 +16,7 @@ import { slowloris } from './slowloris.js';
 import { throughput } from './throughput.js';
 import { mix } from './mix.js';
 import { deep } from './deep.js';
+import { soak } from './soak.js';
 import { round } from './proc.js';
 
 export function runScenario(name: Scenario, env: Env): Promise<ScenarioResult> {
@@ -36,6 +37,8 @@ export function runScenario(name: Scenario, env: Env): Promise<ScenarioResult> {
       return mix(env);
     case 'deep':
       return deep(env);
+    case 'soak':
+      return soak(env);
   }
 }
 

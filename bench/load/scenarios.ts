@@ -45,7 +45,7 @@ export interface ScenarioResult {
   floor?: ScenarioResult;
   ratios?: Record<string, number | null>;
   /** Extra series for the report (legit: latency against zombies held). */
-  series?: Record<string, Array<Record<string, number>>>;
+  series?: Record<string, Array<Record<string, number | null>>>;
 }
 
 /** Descriptors a Node server process holds before any client (stdio, epoll, listeners, ...). */

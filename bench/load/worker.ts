@@ -303,6 +303,7 @@ export function interleave(weights: readonly number[]): number[] {
 
 function runOpen(c: OpenCmd): void {
   const t0 = Date.now();
+  closing = false; // a soak opens again after a closeAll(): closes count as failures and losses again
   // Verdict times and latencies are per open (counts and byLabel are cumulative).
   firstVerdictAt = 0;
   lastVerdictAt = 0;

@@ -1,5 +1,5 @@
 /*
- * bench/load/zombie.ts - the zombie load generator (issue 2): `npm run bench:load -- [options]`.
+ * bench/load/zombie.ts - the zombie load generator: `npm run bench:load -- [options]`.
  *
  * Exports: nothing; a program with three roles, chosen by --role:
  *   (none)  the parent: starts the screener (or targets --target), forks the
@@ -113,6 +113,15 @@ function summary(r: ScenarioResult): string {
         lines.push(`  ${k}: ${n(`${k}_ok`)} ok of ${n(`${k}_started`)}, wrong ${n(`${k}_wrong`)}, errors ${n(`${k}_errors`)}${f[`${k}_ms`] !== undefined ? `; ms ${p(`${k}_ms`)}` : ''}`);
       }
       break;
+    case 'soak':
+      lines.push(
+        `  ${n('rounds')} rounds, ${n('connections')} connections in ${n('soak_s')} s; wrong verdicts ${n('wrong')}, errors ${n('errors')}; ${n('samples')} samples every ${n('sample_every_s')} s`,
+        `  fds ${n('fds_start')} -> ${n('fds_end')} (max ${n('fds_max')}; settled after a round: ${n('settled_fds_first_round')} -> ${n('settled_fds_last_round')})`,
+        `  RSS kB ${n('rss_kb_start')} -> ${n('rss_kb_end')} (max ${n('rss_kb_max')}; settled: ${n('settled_rss_kb_first_round')} -> ${n('settled_rss_kb_last_round')})`,
+        `  heap MB ${n('heap_mb_start')} -> ${n('heap_mb_end')}; after full GCs ${n('heap_full_gc_mb_first')} -> ${n('heap_full_gc_mb_last')}`,
+        `  plateau ${n('plateau')}, growth over the last quarter ${n('growth_last_quarter')}`,
+      );
+      break;
     case 'deep':
       lines.push(
         `  reconnect: ${n('reconnect_deferred')} of ${n('clients_per_run')} deferred (450), ${n('reconnect_delivered')} delivered on the retry (${n('reconnect_first_failed')} first attempts and ${n('reconnect_retry_failed')} retries failed otherwise); ${n('reconnect_connections_per_delivery')} connections and ${n('reconnect_cpu_ms_per_delivery')} ms server CPU per delivery; ${n('reconnect_delivered_per_s')} deliveries/s`,
@@ -146,8 +155,8 @@ async function main(): Promise<number> {
   }
   setQuiet(opts.quiet);
   // The whole run is bounded: each scenario by --duration, plus start/stop margins.
-  const runs = opts.scenarios.reduce((a, s) => a + (opts.floor && opts.target === null && FLOORED.includes(s) ? 2 : 1), 0);
-  const bound = runs * (opts.durationMs + 60_000);
+  const bound = opts.scenarios.reduce((a, s) => a + (s === 'soak' ? opts.soakMs + 120_000
+    : (opts.floor && opts.target === null && FLOORED.includes(s) ? 2 : 1) * (opts.durationMs + 60_000)), 0);
   const guard = setTimeout(() => {
     process.stderr.write(`zombie: run exceeded its bound of ${bound} ms; killing the children it started\n`);
     killAll();
@@ -169,7 +178,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${summary(r)}\n`);
   }
   const name = opts.scenarios.length === 1 ? opts.scenarios[0] : 'all';
-  const out = opts.out ?? `bench/results/load-${name}.json`;
+  const out = opts.out ?? (name === 'soak' ? 'bench/results/soak.json' : `bench/results/load-${name}.json`);
   const { help: _help, ...options } = opts;
   const doc = {
     tool: 'smtpscreen bench/load/zombie',

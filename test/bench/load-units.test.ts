@@ -1,6 +1,7 @@
 /*
  * test/bench/load-units.test.ts - the pure parts of the load generator:
- * source addresses, percentiles, option parsing.
+ * source addresses, percentiles, option parsing, the soak's plateau test and
+ * its incremental reading of the screener's --trace-gc lines.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,10 @@ import { percentiles } from '../../bench/load/proc.js';
 import { parseOptions } from '../../bench/load/options.js';
 import { interleave } from '../../bench/load/worker.js';
 import { lineChart } from '../../bench/load/report.js';
+import { heapFollower, plateau } from '../../bench/load/soak.js';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
 
 test('sourceAddress: 254 clients per /24, never .0 or .255', () => {
   const table: ReadonlyArray<{ base: [number, number]; i: number; want: string }> = [
@@ -53,6 +58,52 @@ test('parseOptions: defaults per scenario and "all"', () => {
   assert.deepEqual(o.target, { host: '127.0.0.1', port: 2525 });
   assert.deepEqual(o.serverNodeArgs, ['--cpu-prof', '--trace-gc']);
   assert.throws(() => parseOptions(['--action', 'maybe']), /--action/);
+});
+
+test('parseOptions: the soak is asked for by name, 30 minutes and 10 s samples by default, 100/s', () => {
+  assert.ok(!parseOptions(['--scenario', 'all']).scenarios.includes('soak'));
+  const s = parseOptions(['--scenario', 'soak']);
+  assert.deepEqual(s.scenarios, ['soak']);
+  assert.equal(s.soakMs, 30 * 60_000);
+  assert.equal(s.sampleMs, 10_000);
+  assert.equal(s.rate, 100);
+  assert.equal(parseOptions(['--scenario', 'mix']).rate, 1000);
+  const t = parseOptions(['--scenario', 'soak', '--soak-for', '20s', '--sample-every', '2s', '--rate', '20']);
+  assert.equal(t.soakMs, 20_000);
+  assert.equal(t.sampleMs, 2000);
+  assert.equal(t.rate, 20);
+  assert.throws(() => parseOptions(['--soak-for', '7h']), /--soak-for/);
+  assert.throws(() => parseOptions(['--soak-for', 'long']), /--soak-for/);
+  assert.throws(() => parseOptions(['--sample-every', '100ms']), /--sample-every/);
+});
+
+test('plateau: the last quarter against the quarter before it', () => {
+  assert.equal(plateau([1, 2, 3]), null, 'too short to say');
+  assert.deepEqual(plateau([10, 20, 30, 40, 50, 50, 50, 50]), { plateau: true, growth: 0 });
+  const rising = plateau([10, 20, 30, 40, 50, 60, 70, 80]);
+  assert.equal(rising?.plateau, false);
+  assert.equal(rising?.growth, 0.3636); // mean of [70, 80] over mean of [50, 60]: 75 / 55 - 1
+  assert.equal(plateau([100, 100, 100, 100, 100, 100, 100, 104])?.plateau, true, '2 % under the 5 % tolerance');
+  assert.equal(plateau([100, 100, 100, 100, 100, 100, 100, 104], 0.01)?.plateau, false);
+});
+
+test('heapFollower: reads only what the log gained, keeps the last GC and the last full GC', () => {
+  const dir = mkdtempSync(join(os.tmpdir(), 'heap-follow-'));
+  try {
+    const file = join(dir, 'screener.log');
+    writeFileSync(file, '{"level":40,"msg":"x"}\n[123:0x5f00]   100 ms: Scavenge 4.1 (5.0) -> 3.2 (6.0) MB, 0.5 / 0.0 ms  (average mu = 1.000) allocation failure;\n');
+    const read = heapFollower(file);
+    assert.deepEqual(read(), { heap: 3.2, full: null });
+    // A line written in two pieces is taken once it is whole.
+    appendFileSync(file, '[123:0x5f00]   900 ms: Mark-Compact 30.5 (40.0) -> 21.7 (39.0) MB, 5.0 / 0.0 ms');
+    assert.deepEqual(read(), { heap: 3.2, full: null });
+    appendFileSync(file, '  (average mu = 0.9) finalize;\n[123:0x5f00]   950 ms: Scavenge 25.0 (39.0) -> 22.4 (39.0) MB, 0.4 / 0.0 ms  task;\n');
+    assert.deepEqual(read(), { heap: 22.4, full: 21.7 });
+    assert.deepEqual(heapFollower(join(dir, 'gone.log'))(), { heap: null, full: null });
+    assert.deepEqual(heapFollower(null)(), { heap: null, full: null });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('interleave: smooth weighted round robin spreads every kind over the cycle', () => {
