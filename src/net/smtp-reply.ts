@@ -12,6 +12,8 @@
  */
 import { ScreenError } from '../util/errors.js';
 
+const EMPTY = Buffer.alloc(0);
+
 export interface SmtpReply {
   code: number;
   /** Text of each line after the code and separator (latin1, lossless). */
@@ -38,10 +40,19 @@ function replyError(why: string, value: string): ScreenError {
 export class SmtpReplyReader {
   readonly #maxLine: number;
   readonly #maxReply: number;
-  /** Bytes of the reply in progress (from its first line on). */
-  #buf: Buffer = Buffer.alloc(0);
-  /** Offset in #buf of the next unparsed line. */
+  /**
+   * Bytes of the reply in progress (from its first line on): #store[#from, #from + #len).
+   * #store grows by doubling and is never written below #from + #len, so the `raw` views
+   * handed out (a splice writes them to the client later) stay intact; appending costs the
+   * chunk, not the reply so far (a reply in tiny chunks used to be copied whole each time).
+   */
+  #store: Buffer = EMPTY;
+  #from = 0;
+  #len = 0;
+  /** Offset (from #from) of the next unparsed line. */
   #scan = 0;
+  /** Offset (from #from) up to which the unparsed line holds no LF: a long line in tiny chunks is searched once. */
+  #seen = 0;
   #code = -1;
   #lines: string[] = [];
 
@@ -52,11 +63,16 @@ export class SmtpReplyReader {
 
   feed(chunk: Buffer): SmtpReply[] {
     const out: SmtpReply[] = [];
-    const buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    let buf = chunk;
+    if (this.#len > 0) {
+      this.#append(chunk);
+      buf = this.#store.subarray(this.#from, this.#from + this.#len);
+    }
     let replyStart = 0;
     let pos = this.#scan;
+    let look = Math.max(pos, this.#seen);
     for (;;) {
-      const lf = buf.indexOf(10, pos);
+      const lf = buf.indexOf(10, look);
       if (lf < 0) break;
       let end = lf;
       if (end > pos && buf[end - 1] === 13) end--;
@@ -70,6 +86,7 @@ export class SmtpReplyReader {
       this.#code = code;
       this.#lines.push(end > pos + 3 ? buf.toString('latin1', pos + 4, end) : '');
       pos = lf + 1;
+      look = pos;
       if (sep === 32) {
         out.push({ code, lines: this.#lines, raw: buf.subarray(replyStart, pos) });
         replyStart = pos;
@@ -80,15 +97,38 @@ export class SmtpReplyReader {
       }
     }
     if (buf.length - pos > this.#maxLine + 1) throw replyError('line too long', buf.toString('latin1', pos, pos + 64));
-    if (buf.length - replyStart > this.#maxReply + this.#maxLine) throw replyError('reply too long', String(buf.length - replyStart));
-    this.#buf = replyStart === buf.length ? Buffer.alloc(0) : buf.subarray(replyStart);
+    // The partial line may hold maxLine + 1 bytes (its CR), as a complete one may.
+    if (buf.length - replyStart > this.#maxReply + this.#maxLine + 1) throw replyError('reply too long', String(buf.length - replyStart));
     this.#scan = pos - replyStart;
+    this.#seen = buf.length - replyStart;
+    if (buf === chunk) {
+      // Parsed in the caller's chunk: keep a copy of what is left, if anything.
+      this.#store = EMPTY;
+      this.#from = 0;
+      this.#len = 0;
+      if (replyStart < buf.length) this.#append(buf.subarray(replyStart));
+    } else {
+      this.#from += replyStart;
+      this.#len -= replyStart;
+    }
     return out;
   }
 
   /** Bytes after the last complete reply: a partial reply, or data that followed it. */
   rest(): Buffer {
-    return this.#buf;
+    return this.#len === 0 ? EMPTY : this.#store.subarray(this.#from, this.#from + this.#len);
+  }
+
+  /** Append after the bytes kept; a full store is replaced by one twice the size (the old one is left as it is). */
+  #append(chunk: Buffer): void {
+    if (this.#from + this.#len + chunk.length > this.#store.length) {
+      const grown = Buffer.allocUnsafe(Math.max(256, 2 * (this.#len + chunk.length)));
+      this.#store.copy(grown, 0, this.#from, this.#from + this.#len);
+      this.#store = grown;
+      this.#from = 0;
+    }
+    chunk.copy(this.#store, this.#from + this.#len);
+    this.#len += chunk.length;
   }
 
   #lineCode(buf: Buffer, pos: number, end: number): number {

@@ -1,6 +1,6 @@
 /*
  * test/net/smtp-reply.test.ts - SmtpReplyReader (tables and fast-check: chunk-split invariance,
- * arbitrary bytes only throw ScreenError).
+ * arbitrary bytes only throw ScreenError; the raw bytes stay intact; linear time in tiny chunks).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -90,4 +90,78 @@ test('property: SmtpReplyReader on arbitrary bytes only returns or throws Screen
       assert.equal(err.code, 'SCR_ERR_SMTP_REPLY');
     }
   }), { numRuns: 3000 });
+});
+
+test('SmtpReplyReader: a reply cut before its last LF reads as the whole one, up to the reply size bound', () => {
+  // 10 bytes of "250-" lines (the bound), then a last line of maxLine bytes plus its CR waiting for the LF.
+  const data = Buffer.from('250-abcd\r\n250 abcd\r\n', 'latin1');
+  const opts = { maxLine: 8, maxReply: 10 };
+  assert.deepEqual(new SmtpReplyReader(opts).feed(data).map((r) => r.lines), [['abcd', 'abcd']]);
+  const r = new SmtpReplyReader(opts);
+  assert.deepEqual(r.feed(data.subarray(0, data.length - 1)), []);
+  assert.deepEqual(r.feed(data.subarray(data.length - 1)).map((x) => x.lines), [['abcd', 'abcd']]);
+});
+
+test('SmtpReplyReader: the raw bytes of a reply stay intact while later chunks arrive', () => {
+  const r = new SmtpReplyReader();
+  const raws: Buffer[] = [];
+  const text = '250-one\r\n250 two\r\n220 three\r\n354 go ahead\r\n';
+  const data = Buffer.from(text.repeat(50), 'latin1');
+  for (let i = 0; i < data.length; i += 3) for (const x of r.feed(data.subarray(i, i + 3))) raws.push(x.raw);
+  assert.equal(Buffer.concat(raws).toString('latin1'), text.repeat(50));
+  assert.equal(r.rest().length, 0);
+});
+
+/** ms per call of fn: min over 5 batches of at least ~10 ms. */
+function perCall(fn: () => void): number {
+  let reps = 1;
+  for (let d = 0; d < 10 && reps < 4096; reps *= 2) {
+    const a = performance.now();
+    for (let i = 0; i < reps; i++) fn();
+    d = performance.now() - a;
+    if (d >= 10) break;
+  }
+  let best = Infinity;
+  for (let b = 0; b < 5; b++) {
+    const a = performance.now();
+    for (let i = 0; i < reps; i++) fn();
+    best = Math.min(best, (performance.now() - a) / reps);
+  }
+  return best;
+}
+
+test('SmtpReplyReader: a long reply in tiny chunks costs time linear in its length', () => {
+  // Each chunk used to copy and search the whole reply so far: 10 times the bytes took 50-450 times as long.
+  const shapes: Array<{ what: string; make: (n: number) => () => void }> = [
+    {
+      what: 'multi-line reply in 1-byte chunks',
+      make: (n) => {
+        const line = '250-0123456789abcdef0123456789abcdef0123456789abcdef0123\r\n';
+        const data = Buffer.from(line.repeat(Math.ceil(n / line.length)).slice(0, n), 'latin1');
+        return () => {
+          const r = new SmtpReplyReader({ maxReply: 1 << 20 });
+          for (let i = 0; i < n; i++) r.feed(data.subarray(i, i + 1));
+        };
+      },
+    },
+    {
+      what: 'one line without LF in 16-byte chunks',
+      make: (n) => {
+        const data = Buffer.alloc(n, 0x41);
+        data.write('250 ', 0, 'latin1');
+        return () => {
+          const r = new SmtpReplyReader({ maxLine: n + 2 });
+          for (let i = 0; i < n; i += 16) r.feed(data.subarray(i, i + 16));
+        };
+      },
+    },
+  ];
+  for (const s of shapes) {
+    const small = s.make(6000);
+    const large = s.make(60_000);
+    small();
+    large();
+    const ratio = perCall(large) / perCall(small);
+    assert.ok(ratio < 30, `${s.what}: 10 times the input took ${ratio.toFixed(1)} times as long (linear: about 10)`);
+  }
 });
