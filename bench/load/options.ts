@@ -72,7 +72,7 @@ export function usage(): string {
                        comma-separated list (default idle; all = every one but soak)
   --count N            zombies: idle 19000, pregreet 5000, legit (held meanwhile) 18000,
                        listed 5000 (and as many in the mixed run), slowloris 5000, mix 10000,
-                       deep 2000 (new clients per mode), soak 2000 (per round, at most 7000)
+                       deep 2000 (new clients per mode), soak 2000 (per round, at most 14224)
   --clients M          legit: well-behaved clients timed (default 200)
   --duration D         upper bound for each scenario, e.g. 120s (default 180s)
   --hold D             idle: how long the zombies are held once connected (default 30s:

@@ -9,10 +9,13 @@
  * for the soak), lets the slowloris zombies run into the command time limit,
  * closes the idle ones and waits for the server to give their descriptors
  * back; rounds stop when the next one would not end before the soak's end
- * (and at most MAX_ROUNDS). Source addresses advance each round and wrap
- * inside 127.30.200.1.. (the listed /16 served by the bench rbldnsd), so after
- * the first wrap the screener's cache and the resolver's cache stop growing:
- * memory that still climbs after that is a leak, not the cache filling.
+ * (and at most MAX_ROUNDS). Source addresses advance by --count each round
+ * and come back exactly every ADDRESS_WINDOW / count rounds (the listed row
+ * stays inside 127.30.200.1.., the /16 served by the bench rbldnsd): after
+ * that no new client is seen, so the screener's cache and the resolver's
+ * cache stop growing, and memory that still climbs is a leak, not the caches
+ * filling (a first run whose addresses drifted instead kept adding clients,
+ * and its heap grew with them).
  * The heap is read from the screener's --trace-gc lines (heap used after the
  * last GC, and after the last full GC): no code in the screener for it.
  */
@@ -116,7 +119,9 @@ interface RoundRow {
 export async function soak(env: Env): Promise<ScenarioResult> {
   const o = env.opts;
   const n = o.count ?? 2000;
-  if (n * 2 > ADDRESS_WINDOW) throw new Error(`soak: --count ${n} is too large for the address window (${ADDRESS_WINDOW / 2} at most)`);
+  if (n > ADDRESS_WINDOW) throw new Error(`soak: --count ${n} is too large for the address window (${ADDRESS_WINDOW} at most)`);
+  // Whole rounds of addresses: round k + cycle uses exactly round k's addresses.
+  const cycle = Math.floor(ADDRESS_WINDOW / n);
   const waitMs = o.greetWaitMs ?? 1000;
   const t0 = Date.now();
   const end = t0 + o.soakMs;
@@ -166,8 +171,8 @@ export async function soak(env: Env): Promise<ScenarioResult> {
       roundNo++;
       const startedAt = Date.now();
       const roundEnd = Math.min(end, startedAt + roundMs);
-      // Each row numbers its own addresses from `first`; they wrap inside the window.
-      const first = ((roundNo - 1) * n) % (ADDRESS_WINDOW - n);
+      // Each row numbers its own addresses from `first`; every `cycle` rounds they come back.
+      const first = ((roundNo - 1) % cycle) * n;
       const opened = await f.open('idle', tt.listen, n, first, o.addrBase, o.pending, o.rate, Math.max(startedAt + 1000, roundEnd - o.commandTimeMs - 3000), [...MIX], o.dribbleMs);
       const peakFds = tt.pid === null ? -1 : countFds(tt.pid);
       // Worker counts are cumulative over the soak: this round's slowloris are the difference.
@@ -228,6 +233,7 @@ export async function soak(env: Env): Promise<ScenarioResult> {
       heap_full_gc_mb_first: heaps[0] ?? null, heap_full_gc_mb_last: heaps[heaps.length - 1] ?? null,
       settled_fds_first_round: settledFds[0] ?? null, settled_fds_last_round: settledFds[settledFds.length - 1] ?? null,
       settled_rss_kb_first_round: settledRss[0] ?? null, settled_rss_kb_last_round: settledRss[settledRss.length - 1] ?? null,
+      address_cycle_rounds: cycle,
       round_peak_fds: percentiles(rounds.map((r) => r.peak_fds)),
     });
     const pl = {
@@ -239,7 +245,7 @@ export async function soak(env: Env): Promise<ScenarioResult> {
     figures['growth_last_quarter'] = Object.fromEntries(Object.entries(pl).filter(([, v]) => v !== null).map(([k, v]) => [k, v?.growth ?? 0]));
     const notes = commonNotes(env, tt, null);
     notes.push(`each round: ${n} connections of the mix (${MIX.map((x) => `${x.weight} ${x.label}`).join(', ')} of every 10), then the slowloris cut, then the idle ones closed and the server's descriptors settled`);
-    notes.push(`source addresses advance by ${n} a round and wrap after ${ADDRESS_WINDOW - n}: from round ${Math.ceil((ADDRESS_WINDOW - n) / n) + 1} on clients are known to the screener's cache (legit: PASS OLD) and the caches stop growing`);
+    notes.push(`source addresses advance by ${n} a round and come back every ${cycle} rounds: from round ${cycle + 1} on every client is known to the screener's cache (legit: PASS OLD) and the caches stop growing`);
     notes.push('heap: used after the last GC before each sample (heap_mb) and after the last full GC (heap_full_gc_mb), from the screener\'s --trace-gc lines');
     notes.push('plateau: mean of the last quarter of a series against the quarter before it (settled fds within 1 %, RSS and heap within 5 %); 1 = plateau');
     if (rounds.some((r) => !r.settled)) notes.push(`${rounds.filter((r) => !r.settled).length} rounds ended with the server still holding sockets 15 s after the close`);
