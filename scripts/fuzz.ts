@@ -44,8 +44,9 @@ function markdown(rows: Row[], machine: string): string {
     `Machine: ${machine}.`,
     '',
     '"slowest" is the slowest single case as it ran (a GC pause or a preemption lands in some case); "re-timed" is that same input run',
-    'again, min of 5: what the input itself costs. The linear-time check times each worst-case shape at n and 10 n (min of 5-7 runs):',
-    `the ratio is about 10 when linear and must stay under ${MAX_RATIO}.`,
+    'again, min of 5: what the input itself costs. The linear-time check times each worst-case shape at n and 10 n (batches of',
+    `at least 10 ms, small and large interleaved, min of 7 each; the best of up to 3 attempts): the ratio is about 10 when linear,`,
+    `about 100 when quadratic, and must stay under ${MAX_RATIO}.`,
     '',
     '| target | cases | failures | slowest case | re-timed | wall time | seed | finished |',
     '|---|---:|---:|---:|---:|---:|---:|---|',
@@ -99,7 +100,16 @@ function main(): number {
     if (!only.includes(t.name)) continue;
     process.stderr.write(`[fuzz] ${t.name}: ${cases.toLocaleString('en-US')} cases, seed ${seed}\n`);
     const st = runTarget(t, cases, seed, (done) => process.stderr.write(`[fuzz] ${t.name}: ${done.toLocaleString('en-US')} cases\n`));
-    const linear = v['no-linear'] === true ? [] : t.linear.map((s) => linearCheck(s));
+    // Best of up to 3 attempts: on a shared machine one attempt can be stretched by neighbours;
+    // a quadratic shape gives about 100 in every attempt.
+    const linear = v['no-linear'] === true ? [] : t.linear.map((s) => {
+      let best = linearCheck(s);
+      for (let i = 1; i < 3 && best.ratio >= MAX_RATIO; i++) {
+        const again = linearCheck(s);
+        if (again.ratio < best.ratio) best = again;
+      }
+      return best;
+    });
     const row: Row = { ...st, finished: new Date().toISOString(), node: process.version, linear };
     rows.set(t.name, row);
     const slow = linear.filter((l) => l.ratio > MAX_RATIO);

@@ -23,9 +23,13 @@ for (const t of TARGETS) {
 
   test(`fuzz ${t.name}: worst-case shapes take time linear in their size`, () => {
     for (const s of t.linear) {
-      // A loaded machine can stretch one measurement: the better of two attempts counts.
+      // A loaded machine can stretch one measurement: the best of three attempts counts
+      // (a quadratic shape gives about 100 every time).
       let r = linearCheck(s, 0.5);
-      if (r.ratio >= 20) r = linearCheck(s, 0.5);
+      for (let i = 1; i < 3 && r.ratio >= 20; i++) {
+        const again = linearCheck(s, 0.5);
+        if (again.ratio < r.ratio) r = again;
+      }
       assert.ok(r.ratio < 20, `${s.shape}: n ${r.n} ${r.smallMs.toFixed(3)} ms, 10 n ${r.largeMs.toFixed(3)} ms: x${r.ratio.toFixed(1)}`);
     }
   });

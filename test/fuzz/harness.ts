@@ -125,35 +125,42 @@ export interface LinearResult {
   ratio: number;
 }
 
-/** perCall - ms per call of fn: batches of at least ~10 ms (reps calibrated), min over `batches`. */
-function perCall(fn: () => void, batches: number): number {
+/** calibrate - how many calls of fn take at least ~10 ms together. */
+function calibrate(fn: () => void): number {
   let reps = 1;
   for (;;) {
     const a = performance.now();
     for (let i = 0; i < reps; i++) fn();
     const d = performance.now() - a;
-    if (d >= 10 || reps >= 1 << 16) break;
+    if (d >= 10 || reps >= 1 << 16) return reps;
     reps = Math.min(1 << 16, Math.max(reps * 2, Math.ceil((reps * 12) / Math.max(d, 0.01))));
   }
-  let best = Infinity;
-  for (let b = 0; b < batches; b++) {
-    const a = performance.now();
-    for (let i = 0; i < reps; i++) fn();
-    best = Math.min(best, (performance.now() - a) / reps);
-  }
-  return best;
 }
 
-/** linearCheck - time the shape at n and 10 n (per call, min of 5-7 batches of >= 10 ms each, after a warm-up). */
+/** batch - ms per call over `reps` calls. */
+function batch(fn: () => void, reps: number): number {
+  const a = performance.now();
+  for (let i = 0; i < reps; i++) fn();
+  return (performance.now() - a) / reps;
+}
+
+/**
+ * linearCheck - time the shape at n and 10 n, ms per call: batches of at least ~10 ms, small
+ * and large interleaved (both see the same load on a shared machine), the min of 7 each.
+ */
 export function linearCheck(s: LinearShape, scale = 1): LinearResult {
   const n = Math.max(1, Math.round(s.n * scale));
   const small = s.make(n);
   const large = s.make(n * 10);
-  small();
-  large();
-  const smallMs = perCall(small, 7);
-  const largeMs = perCall(large, 5);
-  return { shape: s.shape, n, smallMs, largeMs, ratio: largeMs / Math.max(smallMs, 1e-3) };
+  const rs = calibrate(small);
+  const rl = calibrate(large);
+  let smallMs = Infinity;
+  let largeMs = Infinity;
+  for (let i = 0; i < 7; i++) {
+    smallMs = Math.min(smallMs, batch(small, rs));
+    largeMs = Math.min(largeMs, batch(large, rl));
+  }
+  return { shape: s.shape, n, smallMs, largeMs, ratio: largeMs / Math.max(smallMs, 1e-6) };
 }
 
 /** One edit of a valid input. */

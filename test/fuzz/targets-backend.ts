@@ -203,7 +203,7 @@ export const xclientTarget: FuzzTarget<XclientAttrs> = {
   linear: [
     {
       shape: 'HELO of n octets needing escapes (cut to fit one line)',
-      n: 20_000,
+      n: 2000,
       make: (n) => {
         const helo = '+'.repeat(n);
         return () => { buildXclient({ addr: '192.0.2.1', helo }); };

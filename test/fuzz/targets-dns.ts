@@ -120,7 +120,7 @@ export const dnsTarget: FuzzTarget<DnsCase> = {
   linear: [
     {
       shape: 'n records whose owners are 16-hop pointer ladders (the most work per octet)',
-      n: 400,
+      n: 300,
       make: (n) => {
         // A ladder of 16 questions: name 0 is one 63-octet label, name k one label and a pointer
         // to name k-1, so a pointer to the top costs 16 jumps (the limit); each answer's owner is that pointer.
