@@ -137,6 +137,7 @@ function stack(charts: string[]): string {
 }
 
 type Sample = { t_s: number; fds: number; rss_kb: number; heap_mb: number | null; heap_full_gc_mb: number | null };
+type Round = { started_s: number; settled_fds: number; settled_rss_kb: number };
 
 /** soakSection - soak.svg and the report's soak section from DIR/soak.json (none without it). */
 function soakSection(dir: string): string[] {
@@ -151,12 +152,28 @@ function soakSection(dir: string): string[] {
   const sc = (doc['scenarios'] as Json | undefined)?.['soak'] as Json | undefined;
   if (sc === undefined) return [];
   const samples = ((sc['series'] as Json | undefined)?.['samples'] as Sample[] | undefined) ?? [];
-  const min = (s: Sample): number => Math.round((s.t_s / 60) * 100) / 100;
+  const rounds = ((sc['series'] as Json | undefined)?.['rounds'] as Round[] | undefined) ?? [];
+  const min = (t: number): number => Math.round((t / 60) * 100) / 100;
   const pts = (f: (s: Sample) => number | null): Array<[number, number]> =>
-    samples.flatMap((s) => { const v = f(s); return v === null ? [] : [[min(s), v] as [number, number]]; });
+    samples.flatMap((s) => { const v = f(s); return v === null ? [] : [[min(s.t_s), v] as [number, number]]; });
+  // A round has settled just before the next one starts (the last one at the last sample).
+  const end = samples[samples.length - 1]?.t_s ?? 0;
+  const settled = (f: (r: Round) => number): Array<[number, number]> =>
+    rounds.map((r, i) => [min(rounds[i + 1]?.started_s ?? end), f(r)]);
+  const mb = (kb: number): number => Math.round(kb / 102.4) / 10;
   writeFileSync(join(dir, 'soak.svg'), stack([
-    lineChart({ title: 'Soak: server open descriptors', xLabel: 'minutes', yLabel: 'fds', series: [{ name: 'fds', points: pts((s) => s.fds) }] }),
-    lineChart({ title: 'Soak: server RSS', xLabel: 'minutes', yLabel: 'MB', series: [{ name: 'RSS', points: pts((s) => Math.round(s.rss_kb / 102.4) / 10) }] }),
+    lineChart({
+      title: 'Soak: server open descriptors', xLabel: 'minutes', yLabel: 'fds', series: [
+        { name: 'fds (samples)', points: pts((s) => s.fds) },
+        { name: 'after each round', points: settled((r) => r.settled_fds), dashed: true },
+      ],
+    }),
+    lineChart({
+      title: 'Soak: server RSS', xLabel: 'minutes', yLabel: 'MB', series: [
+        { name: 'RSS (samples)', points: pts((s) => mb(s.rss_kb)) },
+        { name: 'after each round', points: settled((r) => mb(r.settled_rss_kb)), dashed: true },
+      ],
+    }),
     lineChart({
       title: 'Soak: server V8 heap used', xLabel: 'minutes', yLabel: 'MB', series: [
         { name: 'after last GC', points: pts((s) => s.heap_mb) },

@@ -66,7 +66,7 @@ test('soak mode: 20 s of mix rounds, sampled every 2 s, ends by itself and write
     assert.equal(f['connections'], 40 * rounds.length);
     assert.equal(f['samples'], samples.length);
     assert.ok(existsSync(join(dir, 'soak.svg')), 'soak.svg');
-    assert.equal(readFileSync(join(dir, 'soak.svg'), 'utf8').match(/<polyline/g)?.length, 4, 'fds, RSS, two heap lines');
+    assert.equal(readFileSync(join(dir, 'soak.svg'), 'utf8').match(/<polyline/g)?.length, 6, 'fds and RSS (samples, after each round), two heap lines');
     assert.match(readFileSync(join(dir, 'report.md'), 'utf8'), /## soak[\s\S]*soak\.svg/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
