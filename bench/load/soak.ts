@@ -167,6 +167,8 @@ export async function soak(env: Env): Promise<ScenarioResult> {
     let prevStarted = 0;
     let prevCut = 0;
     let prevSlowAccepted = 0;
+    /** Per label over the whole soak (the workers' counts are cumulative): which kind was sorted wrong, or failed. */
+    let byLabel: Record<string, { wrong: number; errors: number }> = {};
     while (roundNo < MAX_ROUNDS && (roundNo === 0 || Date.now() + roundMs / 2 < end)) {
       roundNo++;
       const startedAt = Date.now();
@@ -185,10 +187,13 @@ export async function soak(env: Env): Promise<ScenarioResult> {
       // Counts from the workers are cumulative: this round is the difference.
       let w = 0;
       let e = 0;
+      byLabel = {};
       for (const entry of MIX) {
         const c = gen.byLabel[entry.label]?.counts;
         if (c === undefined) continue;
-        w += entry.label === 'legit' ? c.screened : entry.kind === 'screen' || entry.kind === 'polite' ? c.passed : 0;
+        const lw = entry.label === 'legit' ? c.screened : entry.kind === 'screen' || entry.kind === 'polite' ? c.passed : 0;
+        byLabel[entry.label] = { wrong: lw, errors: c.failed + c.refused };
+        w += lw;
         e += c.failed + c.refused;
       }
       const started = gen.counts.started;
@@ -220,6 +225,8 @@ export async function soak(env: Env): Promise<ScenarioResult> {
       errors,
       samples: samples.length,
       sample_every_s: round(o.sampleMs / 1000, 1),
+      wrong_by_kind: Object.fromEntries(Object.entries(byLabel).map(([k, v]) => [k, v.wrong])),
+      errors_by_kind: Object.fromEntries(Object.entries(byLabel).map(([k, v]) => [k, v.errors])),
     };
     const firstS = samples[0];
     const lastS = samples[samples.length - 1];
@@ -248,6 +255,7 @@ export async function soak(env: Env): Promise<ScenarioResult> {
     notes.push(`source addresses advance by ${n} a round and come back every ${cycle} rounds: from round ${cycle + 1} on every client is known to the screener's cache (legit: PASS OLD) and the caches stop growing`);
     notes.push('heap: used after the last GC before each sample (heap_mb) and after the last full GC (heap_full_gc_mb), from the screener\'s --trace-gc lines');
     notes.push('plateau: mean of the last quarter of a series against the quarter before it (settled fds within 1 %, RSS and heap within 5 %); 1 = plateau');
+    notes.push('errors: connections that failed or were turned away with a 4xx, including connects still pending when a round ran out of time (closed by the generator); wrong: a bot that passed or a legit client refused');
     if (rounds.some((r) => !r.settled)) notes.push(`${rounds.filter((r) => !r.settled).length} rounds ended with the server still holding sockets 15 s after the close`);
     return {
       scenario: 'soak',
