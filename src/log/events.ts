@@ -157,10 +157,11 @@ const TABLE = [
       'retry is a `PASS OLD`.' },
   { name: 'BACKEND FAIL', level: 'info',
     fields: [['backend', 'the backend, "host:port"'], ['stage', 'connect, greeting, xclient, helo, mail or rcpt'],
-      ['reason', 'the error, timeout, or the reply that failed']],
+      ['reason', 'the error code, timeout, closed, malformed reply, or the reply that failed']],
     translation: 'The backend could not be reached or failed the handshake at `stage` (connect, greeting, xclient; in a ' +
-      'same-connection handoff also helo, mail, rcpt): the client got 421 (or, in a same-connection handoff, the ' +
-      "fallback's 450)." },
+      'same-connection handoff also helo, mail, rcpt); `reason`: the socket error code (e.g. `ECONNREFUSED`), `timeout`, ' +
+      '`closed` (the backend ended the connection), `malformed reply: <why>` or the backend\'s refusing reply: the client ' +
+      "got 421 (or, in a same-connection handoff, the fallback's 450)." },
   { name: 'BACKEND EHLO', level: 'info', also: { level: 'warn', when: 'for `state: failed` and with `warning`' },
     fields: [['backend', 'the backend, "host:port"'], ['state', 'learned, changed or failed'],
       ['offered', 'the EHLO keywords the dummy engine now offers'], ['xclient', 'the XCLIENT attributes the backend offers, null: none'],

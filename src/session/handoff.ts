@@ -6,8 +6,9 @@
  * backend's greeting (handshake_timeout covers the whole dialogue) → the
  * backend's "220 " reply completes the greeting the client already saw →
  * splice both sockets with pipe() (backpressure) and half-close.
- * A backend that cannot be reached or fails the handshake gives the client a
- * 421 and BACKEND FAIL is logged: the sender retries, nothing is lost.
+ * A backend that cannot be reached, fails the handshake or ends its side
+ * during it gives the client a 421 and BACKEND FAIL is logged: the sender
+ * retries, nothing is lost.
  *
  * replayHandoff() is the same-connection handoff (deep.after_pass: handoff):
  * the client is in the dummy engine, waiting for the reply to the RCPT that
@@ -111,6 +112,7 @@ function openBackend(s: Session, target: Backend, replay: Envelope | null, offer
   bs.once('close', onBackendGone);
   bs.on('error', onBackendError);
   bs.on('close', onBackendClose);
+  bs.on('end', onBackendEnd);
   bs.on('connect', onBackendConnect);
   bs.on('data', onBackendData);
   handshakes.set(s, { stage: 'connect', reader: new SmtpReplyReader(), xclient: [], started: s.ctx.clock.now(), replay, ehlo: false, offered, onFallback, backend: target });
@@ -373,12 +375,25 @@ function onBackendGone(this: ScreenSocket): void {
   if (s !== undefined) s.ctx.backends--;
 }
 
+/**
+ * The backend ended its side (FIN) during the handshake: it will never reply.
+ * With allowHalfOpen no 'close' follows while our side is open, so without
+ * this the client would wait for handshake_timeout. After the splice started,
+ * pipe() carries the FIN to the client.
+ */
+function _onBackendEnd(this: ScreenSocket): void {
+  const s = this[kSession];
+  if (s === undefined || s.closed || s.backendSock !== this) return;
+  const hs = handshakes.get(s);
+  if (hs !== undefined && hs.stage !== 'done') backendFail(s, hs.stage, 'closed');
+}
+
 function _onBackendClose(this: ScreenSocket): void {
   const s = this[kSession];
   if (s === undefined || s.closed || s.backendSock !== this) return;
   const hs = handshakes.get(s);
   if (hs !== undefined && hs.stage !== 'done') {
-    backendFail(s, hs.stage, 'closed by backend');
+    backendFail(s, hs.stage, 'closed');
     return;
   }
   // Spliced: the backend is gone; let what it wrote reach the client, then close.
@@ -389,4 +404,5 @@ const onBackendConnect = guardSocket('backend connect', _onBackendConnect);
 const onBackendData = guardSocket('backend data', _onBackendData);
 const onHandoffTimeout = guardTimer('handoff timer', _onHandoffTimeout);
 const onBackendClose = guardSocket('backend close', _onBackendClose);
+const onBackendEnd = guardSocket('backend end', _onBackendEnd);
 const onBackendError = guardSocket('backend error', _onBackendError);

@@ -1,7 +1,8 @@
 /*
  * Integration: backends that accept but never greet, or greet and then stall
  * the XCLIENT dialogue. The handshake timeout turns both into a 421 for the
- * client and BACKEND FAIL, within the configured time.
+ * client and BACKEND FAIL, within the configured time. A backend that ends
+ * its side mid-handshake gives the same 421 at once, not after the timeout.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,6 +51,68 @@ for (const c of cases) {
         assert.ok(took >= 700 && took < 7000, `closed after ${took} ms (wait 200 ms + handshake 700 ms)`);
       }
       assert.equal(b.sockets.length, 1);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(b.closed(), 1, 'the screener closed its backend connection');
+    } finally {
+      await s.stop();
+      b.server.close();
+      for (const x of b.sockets) x.destroy();
+    }
+  });
+}
+
+/*
+ * A backend that reads the handshake and then ends its side (FIN) must not
+ * leave the client waiting for handshake_timeout: its end is a BACKEND FAIL
+ * (reason `closed`) and the client's 421 at once.
+ */
+const closers: Array<{ label: string; handoff: 'xclient' | 'proxy-v1'; stage: string; onConn: (s: Socket) => void }> = [
+  {
+    label: 'greets, reads XCLIENT, then ends',
+    handoff: 'xclient',
+    stage: 'xclient',
+    onConn: (s) => {
+      s.write('220 closer.test ESMTP\r\n');
+      let got = '';
+      s.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (got.includes('\r\n')) s.end();
+      });
+    },
+  },
+  {
+    label: 'reads the PROXY header, then ends without a greeting',
+    handoff: 'proxy-v1',
+    stage: 'greeting',
+    onConn: (s) => {
+      let got = '';
+      s.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (got.includes('\r\n')) s.end();
+      });
+    },
+  },
+];
+
+for (const c of closers) {
+  test(`backend that ${c.label} → 421 at once, BACKEND FAIL closed at ${c.stage}`, async () => {
+    const b = await backend(c.onConn);
+    const s = await startScreener({
+      hostname: 'screen.test', listen: ['127.0.0.1:0'], pregreet: { wait: '200ms' },
+      backend: { address: `127.0.0.1:${b.port}`, handoff: c.handoff, connect_timeout: '1s', handshake_timeout: '10s' },
+    });
+    try {
+      const client = await connectClient('127.0.0.1', Number(s.listen[0]?.split(':').pop()), '127.0.9.2');
+      await client.readUntil(/^220-screen\.test ESMTP\r\n/, 5000);
+      const t0 = Date.now();
+      await client.closed;
+      const took = Date.now() - t0;
+      assert.match(client.received(), /^220-screen\.test ESMTP\r\n421 4\.3\.2 Service currently unavailable\r\n$/);
+      // After the 200 ms greet wait the backend's end arrives within a loopback round trip; 1 s is generous.
+      assert.ok(took < 1000, `client closed after ${took} ms (handshake_timeout 10 s)`);
+      const f = await s.waitForEvent((e) => e['event'] === 'BACKEND FAIL');
+      assert.equal(f['stage'], c.stage);
+      assert.equal(f['reason'], 'closed');
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(b.closed(), 1, 'the screener closed its backend connection');
     } finally {
