@@ -109,7 +109,7 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'limits.backlog', type: 'int', default: 4096, min: 1, max: 65535, unit: 'connections',
     doc: 'listen(2) backlog.', postscreen: null, postscreenDefault: null },
   { key: 'limits.proxy_timeout', type: 'duration', default: 5000, min: 1, max: HOUR, unit: 'ms',
-    doc: 'Time allowed to receive a PROXY header.',
+    doc: 'Time allowed to receive the whole PROXY header, counted from accept (not an idle timeout).',
     postscreen: 'postscreen_upstream_proxy_timeout', postscreenDefault: '5s' },
   { key: 'access.list', type: 'path', default: null, nullable: true,
     doc: 'Permanent CIDR access list file (permit/reject/dunno, first match wins); null for none.',

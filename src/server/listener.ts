@@ -4,8 +4,8 @@
  * Exports: startListener(), Listener.
  * Over the global limit a client gets "421 4.3.2 All server ports are busy"
  * and costs nothing more. On listeners with proxy_protocol set, only peers in
- * trusted_proxies may connect, and their header must arrive within
- * limits.proxy_timeout; the address it carries is the client from then on.
+ * trusted_proxies may connect, and their whole header must arrive within
+ * limits.proxy_timeout of the accept; the address it carries is the client from then on.
  * An accept error (EMFILE, ENFILE) is logged at most once a second with a
  * count, and the accept loop goes on (libuv keeps the listening socket).
  * Each accepted connection updates the stress state and takes the personality
@@ -48,6 +48,8 @@ interface ProxyState {
   ls: ListenerState;
   buf: Buffer;
   personality: Personality;
+  /** Armed at accept for the whole header: a peer that trickles bytes does not extend it. */
+  timer: NodeJS.Timeout;
 }
 type PSocket = ScreenSocket & { [kProxy]?: ProxyState | undefined };
 
@@ -126,10 +128,8 @@ function onConnection(this: LServer, socket: PSocket): void {
     return;
   }
   ctx.pendingProxy++;
-  socket[kProxy] = { ls, buf: Buffer.alloc(0), personality };
+  socket[kProxy] = { ls, buf: Buffer.alloc(0), personality, timer: setTimeout(onProxyTimeout, ctx.gen.config.limits.proxy_timeout, socket) };
   socket.on('data', onProxyData);
-  socket.setTimeout(ctx.gen.config.limits.proxy_timeout);
-  socket.on('timeout', onProxyTimeout);
   socket.once('close', onProxyClose);
 }
 
@@ -163,15 +163,14 @@ function proxyDone(socket: PSocket): ProxyState | undefined {
   socket[kProxy] = undefined;
   st.ls.ctx.pendingProxy--;
   socket.removeListener('data', onProxyData);
-  socket.removeListener('timeout', onProxyTimeout);
-  socket.setTimeout(0);
+  clearTimeout(st.timer);
   return st;
 }
 
-function onProxyTimeout(this: PSocket): void {
-  const st = proxyDone(this);
+function onProxyTimeout(socket: PSocket): void {
+  const st = proxyDone(socket);
   if (st === undefined) return;
-  proxyFail(st.ls.ctx, this, peerAddress(this) ?? 'unknown', this.remotePort ?? 0, 'timeout', st.ls.name);
+  proxyFail(st.ls.ctx, socket, peerAddress(socket) ?? 'unknown', socket.remotePort ?? 0, 'timeout', st.ls.name);
 }
 
 function onProxyData(this: PSocket, chunk: Buffer): void {
