@@ -7,12 +7,15 @@
  * line per entry, the record in cache/store.ts's text form. Save writes a
  * temp file in the same directory, fsyncs it, renames it over the old one and
  * fsyncs the directory: a crash leaves the old snapshot or the new one, never
- * half of one. Load skips expired entries; a corrupt line is skipped and
+ * half of one, but a crash during the save leaves its temp file
+ * (".<file>.tmp-<pid>", one per crash): load with removeTemps (the screener
+ * at start, not `explain`, which may run beside a screener that is saving)
+ * deletes those of this snapshot, and only those. Load skips expired entries; a corrupt line is skipped and
  * counted; a file with a bad header is set aside as <file>.corrupt-<time>
  * and the screener starts empty. Neither ever throws: errors are returned for
  * the CACHE log event.
  */
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { decodeRecord, encodeRecord, type VerdictRecord, type VerdictStore } from './store.js';
 import { normalizeAddress } from '../net/cidr.js';
@@ -29,6 +32,36 @@ export interface SnapshotResult {
   error?: string;
   /** Where a corrupt file was moved. */
   setAside?: string;
+  /** Leftover temp files of earlier saves deleted (load with removeTemps). */
+  removedTemps?: number;
+}
+
+/** The temp file a save by process `pid` writes before renaming it over `file`. */
+function snapshotTempName(file: string, pid = process.pid): string {
+  return join(dirname(file), `.${basename(file)}.tmp-${pid}`);
+}
+
+/** Delete the temp files crashed saves of `file` left in its directory: exactly ".<name>.tmp-<digits>". */
+async function removeTemps(file: string): Promise<number> {
+  const dir = dirname(file);
+  const prefix = `.${basename(file)}.tmp-`;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0; // no directory yet: nothing left over; the save reports its own error
+  }
+  let removed = 0;
+  for (const name of names) {
+    if (name.length <= prefix.length || !name.startsWith(prefix) || !/^\d+$/.test(name.slice(prefix.length))) continue;
+    try {
+      await unlink(join(dir, name));
+      removed++;
+    } catch {
+      /* gone meanwhile, or not ours to delete: left as it is */
+    }
+  }
+  return removed;
 }
 
 /** A record worth keeping: an unexpired pass, or a greylist first-seen time (negative). */
@@ -48,7 +81,7 @@ function validKey(key: string): boolean {
 }
 
 export async function saveSnapshot(store: VerdictStore, file: string, now = Date.now()): Promise<SnapshotResult> {
-  const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}`);
+  const tmp = snapshotTempName(file);
   let entries = 0;
   let expired = 0;
   let fh;
@@ -86,7 +119,12 @@ export async function saveSnapshot(store: VerdictStore, file: string, now = Date
   }
 }
 
-export async function loadSnapshot(store: VerdictStore, file: string, now = Date.now()): Promise<SnapshotResult> {
+export async function loadSnapshot(store: VerdictStore, file: string, now = Date.now(), opts: { removeTemps?: boolean } = {}): Promise<SnapshotResult> {
+  if (opts.removeTemps === true) {
+    const removedTemps = await removeTemps(file);
+    const r = await loadSnapshot(store, file, now);
+    return removedTemps > 0 ? { ...r, removedTemps } : r;
+  }
   let text: string;
   try {
     text = await readFile(file, 'utf8');

@@ -183,8 +183,10 @@ const TABLE = [
   { name: 'CACHE', level: 'info', also: { level: 'error', when: 'for `op: error`' },
     fields: [['op', 'load, save or error'], ['file', 'the snapshot file'], ['entries', 'records loaded or saved'],
       ['skipped', 'corrupt lines skipped at load'], ['expired', 'records dropped as expired'],
+      ['removed_temps', 'at load: leftover temp files of crashed saves deleted'],
       ['/ error', 'why it failed'], ['during', 'load or save'], ['set_aside', 'where a corrupt snapshot was moved']],
-    translation: 'The snapshot was loaded or saved, or failed (`op: error`).' },
+    translation: 'The snapshot was loaded or saved, or failed (`op: error`). `removed_temps`: at load, the temp files that ' +
+      'saves cut short by a crash had left (`.<file>.tmp-<pid>` beside the snapshot), now deleted.' },
   { name: 'DNSBL', level: 'info',
     fields: [['score', 'the summed weights'], ['hits [{site, weight, records}]', 'the sites that listed the client, with their answers'],
       ['action', 'dnsbl.action'], ['lookup_ms', 'time the lookups took'], ['late', 'the sites that had not answered']],

@@ -69,7 +69,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const dnsbl = gen.dnsbl;
   const snapFile = config.cache.snapshot;
   if (snapFile !== null) {
-    const r = await loadSnapshot(store, snapFile);
+    const r = await loadSnapshot(store, snapFile, Date.now(), { removeTemps: true });
     logSnapshot(ctx, 'load', snapFile, r);
   }
   const listeners: Listener[] = [];
@@ -162,7 +162,7 @@ async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs
 }
 
 function logSnapshot(ctx: Ctx, op: 'load' | 'save', file: string, r: SnapshotResult): void {
-  if (r.ok) ctx.emitter.emit(EV.CACHE, { op, file, entries: r.entries, skipped: r.skipped, expired: r.expired });
+  if (r.ok) ctx.emitter.emit(EV.CACHE, { op, file, entries: r.entries, skipped: r.skipped, expired: r.expired, removed_temps: r.removedTemps });
   else ctx.emitter.emit(EV.CACHE, { op: 'error', during: op, file, error: r.error, set_aside: r.setAside }, 'error');
 }
 

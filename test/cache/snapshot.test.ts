@@ -89,3 +89,31 @@ test('snapshot: a missing file is a normal first start; an unwritable path is an
   assert.equal(w.ok, false);
   assert.ok(typeof w.error === 'string' && w.error.length > 0);
 });
+
+test('snapshot: load with removeTemps deletes the temp files of crashed saves of that snapshot, and nothing else', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'scr-snap-'));
+  const file = join(dir, 'cache');
+  const a = new MemoryStore(10);
+  const live = newRecord();
+  live[TestIndex.pregreet] = NOW + 60_000;
+  a.set('127.0.0.77', live);
+  assert.equal((await saveSnapshot(a, file, NOW)).ok, true);
+  // What saves killed mid-write leave: ".<name>.tmp-<pid>", one per crash.
+  const leftovers = ['.cache.tmp-1', '.cache.tmp-4242', '.cache.tmp-987654'];
+  // Names that only look alike: other snapshots, other suffixes, no pid, a set-aside corrupt file.
+  const others = ['.cache.tmp-', '.cache.tmp-12x', '.cache.tmp-12.bak', 'cache.tmp-12', '.cache2.tmp-12', '.other.tmp-12', 'x.cache.tmp-12', 'cache.corrupt-1700000000000'];
+  for (const n of [...leftovers, ...others]) writeFileSync(join(dir, n), 'partial\n');
+  // Without the option (explain, beside a running screener) nothing is deleted.
+  await loadSnapshot(new MemoryStore(10), file, NOW);
+  assert.deepEqual(readdirSync(dir).sort(), ['cache', ...leftovers, ...others].sort());
+  const b = new MemoryStore(10);
+  const r = await loadSnapshot(b, file, NOW, { removeTemps: true });
+  assert.deepEqual({ ok: r.ok, entries: r.entries, removedTemps: r.removedTemps }, { ok: true, entries: 1, removedTemps: 3 });
+  assert.deepEqual(readdirSync(dir).sort(), ['cache', ...others].sort());
+  assert.equal(readFileSync(join(dir, '.other.tmp-12'), 'utf8'), 'partial\n');
+  // A missing snapshot with leftovers beside it: still cleaned, a normal empty start.
+  writeFileSync(join(dir, '.fresh.tmp-77'), 'partial\n');
+  const f = await loadSnapshot(new MemoryStore(10), join(dir, 'fresh'), NOW, { removeTemps: true });
+  assert.deepEqual({ ok: f.ok, entries: f.entries, removedTemps: f.removedTemps }, { ok: true, entries: 0, removedTemps: 1 });
+  assert.equal(existsSync(join(dir, '.fresh.tmp-77')), false);
+});
