@@ -5,7 +5,12 @@
  * Exports: main().
  * Exit codes: 0 ok; 1 bad configuration or usage (the message names the key
  * or flag and the value); 2 start-up failure (a port in use, an unreadable
- * access list). SIGTERM/SIGINT: stop accepting, drain, exit 0. 
+ * access list). SIGTERM/SIGINT: stop accepting, drain, save the snapshot,
+ * exit 0; a second one during the drain cuts the open sessions now, and the
+ * snapshot is still saved (the default action, death without it, never runs).
+ * SIGHUP is logged (SIGNAL) and ignored: reload does not exist yet, and its
+ * default action would kill the screener. A stop signal during start-up
+ * stops the screener once it has started.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -16,7 +21,7 @@ import type { Config } from './config/types.js';
 import { createLogger } from './log/logger.js';
 import { EV } from './log/events.js';
 import { Emitter } from './log/emit.js';
-import { startScreener } from './server/screener.js';
+import { startScreener, type Screener } from './server/screener.js';
 import { runDemo } from './demo.js';
 import { explain } from './explain.js';
 import { ScreenError } from './util/errors.js';
@@ -92,7 +97,27 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
   const cfg = configOrNull(file, overrides);
   if (cfg === null) return 1;
   const logger = createLogger({ format: cfg.log.format, level: cfg.log.level });
-  let scr;
+  // Every handler is in place before start-up: a signal that came between STARTED and its handler would get the default action.
+  let scr: Screener | null = null;
+  const signals = new Emitter(logger);
+  let stopping = false;
+  let onFirstStop: (signal: NodeJS.Signals) => void = () => undefined;
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => (onFirstStop = resolve));
+  const stop = (signal: NodeJS.Signals): void => {
+    if (!stopping) {
+      stopping = true;
+      onFirstStop(signal);
+      return;
+    }
+    signals.emit(EV.SIGNAL, { signal, action: 'cut', reason: 'second stop signal during the drain: open sessions are cut now' });
+    void scr?.close(0, signal);
+  };
+  // Kept until the exit: a later signal must find a handler, not the default action.
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', () => {
+    signals.emit(EV.SIGNAL, { signal: 'SIGHUP', action: 'ignored', reason: 'configuration reload is not supported yet; restart to apply changes' });
+  });
   try {
     scr = await startScreener(cfg, { logger });
   } catch (err) {
@@ -108,16 +133,10 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
   process.on('uncaughtException', (err: Error) => {
     emitter.emit(EV.INTERNAL_ERROR, { where: 'process', error: err.message, stack: err.stack });
   });
-  return new Promise<number>((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
-      void scr.close(undefined, signal).then(() => {
-        logger.flush();
-        resolve(0);
-      });
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
+  // A stop signal during start-up is served now that the screener runs.
+  await scr.close(undefined, await stopSignal);
+  logger.flush();
+  return 0;
 }
 
 const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1]);

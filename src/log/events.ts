@@ -48,8 +48,13 @@ const TABLE = [
       ['drain_ms', 'how long they may take']],
     translation: 'A signal arrived: no more accepts; `open` sessions get up to `drain_ms`.' },
   { name: 'STOPPED', level: 'info',
-    fields: [['forced', 'sessions cut at the drain deadline']],
-    translation: 'Done; `forced` sessions were cut at the drain deadline.' },
+    fields: [['forced', 'sessions cut at the drain deadline (or by a second stop signal)']],
+    translation: 'Done; `forced` sessions were cut at the drain deadline (or by a second stop signal).' },
+  { name: 'SIGNAL', level: 'warn',
+    fields: [['signal', 'SIGHUP, or a second SIGTERM/SIGINT'], ['action', 'ignored or cut'], ['reason', 'what it did and why']],
+    translation: 'A signal that does not start a stop. `action: ignored` for SIGHUP (configuration reload is not supported ' +
+      'yet); `action: cut` for a second SIGTERM/SIGINT during the drain: the open sessions are cut now, then the snapshot ' +
+      'is written and the exit is 0 as usual.' },
   { name: 'ACCEPT ERROR', level: 'error',
     fields: [['code', 'EMFILE, ENFILE, or the code the listener reported'], ['message', 'the error text'],
       ['listener', 'the listener, "host:port"'], ['count', 'accept errors since the last such line']],

@@ -36,7 +36,10 @@ export interface Screener {
   /** "host:port" of every listener, as bound. */
   readonly addresses: string[];
   readonly sink: Sink | null;
-  /** Stop accepting, drain, close. Resolves to the number of sessions cut at the deadline. */
+  /**
+   * Stop accepting, drain, close. Resolves to the number of sessions cut at the deadline.
+   * Called again while draining with drainMs 0: the sessions still open are cut now.
+   */
   close(drainMs?: number, signal?: string): Promise<number>;
 }
 
@@ -113,8 +116,10 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   }
 
   let closing: Promise<number> | null = null;
+  let cutNow: (() => void) | null = null;
   const close = (drainMs = config.drain_timeout, signal = 'close'): Promise<number> => {
-    closing ??= drain(ctx, listeners, sink, drainMs, signal).then(async (forced) => {
+    if (closing !== null && drainMs === 0) cutNow?.();
+    closing ??= drain(ctx, listeners, sink, drainMs, signal, (cut) => (cutNow = cut)).then(async (forced) => {
       if (snapTimer !== null) clearInterval(snapTimer);
       dnsbl?.stopHealth();
       ehlo?.stop();
@@ -128,7 +133,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   return { ctx, addresses, sink, close };
 }
 
-async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs: number, signal: string): Promise<number> {
+/** `onCut` receives the function that ends the wait at once, cutting what is still open. */
+async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs: number, signal: string, onCut: (cut: () => void) => void): Promise<number> {
   ctx.draining = true;
   for (const l of listeners) l.server.close();
   // Sessions still being screened are told to come back later; spliced ones may finish.
@@ -139,7 +145,8 @@ async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs
   let forced = 0;
   if (ctx.sessions.size > 0) {
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
+      const cut = (): void => {
+        clearTimeout(timer);
         forced = ctx.sessions.size;
         for (const s of ctx.sessions) {
           s.backendSock?.destroy();
@@ -147,7 +154,9 @@ async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs
           s.socket.destroy();
         }
         resolve();
-      }, drainMs);
+      };
+      const timer = setTimeout(cut, drainMs);
+      onCut(cut);
       ctx.onSessionEnd = () => {
         if (ctx.sessions.size === 0) {
           clearTimeout(timer);
