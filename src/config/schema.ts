@@ -100,7 +100,7 @@ export const SCHEMA: readonly KeySpec[] = [
     postscreen: '(built in) 0.7 × postscreen_pre_queue_limit', postscreenDefault: '70%' },
   // ---- end of the stress rows ----
   { key: 'limits.max_connections', type: 'int', default: 19000, min: 1, unit: 'connections',
-    doc: 'Global connection limit; above it clients get 421 4.3.2 (keep below the fd limit).',
+    doc: 'Global connection limit; above it clients get 421 4.3.2 (keep below (fd limit - 64) / 2: a client may need a backend descriptor too).',
     postscreen: 'postscreen_pre_queue_limit / process limit', postscreenDefault: '$default_process_limit (100)',
     note: 'one event loop holds tens of thousands of sockets; bounded by file descriptors, not processes' },
   { key: 'limits.max_per_client', type: 'int', default: 50, min: 0, unit: 'connections',

@@ -39,7 +39,7 @@ const TABLE = [
       ['warning', 'why the configuration does not work as written (at warn)']],
     translation: 'The listeners are bound (ports as bound: port 0 in the config gives a free port). `stress`: the stress ' +
       'watermarks as connection counts. Logged at warn, with `warning`, when `limits.max_connections` exceeds the ' +
-      'file descriptor limit.' },
+      'clients the file descriptor limit allows ((limit − 64) / 2: each may need a backend descriptor too).' },
   { name: 'START FAILED', level: 'fatal',
     fields: [['code', 'the error code (SCR_ERR_CONFIG, EADDRINUSE, ...)'], ['message', 'what failed, naming the key or file']],
     translation: 'Start-up failed (port in use, unreadable access list); exit 2.' },
@@ -58,7 +58,8 @@ const TABLE = [
   { name: 'ACCEPT ERROR', level: 'error',
     fields: [['code', 'EMFILE, ENFILE, or the code the listener reported'], ['message', 'the error text'],
       ['listener', 'the listener, "host:port"'], ['count', 'accept errors since the last such line']],
-    translation: 'Accepting is failing: `EMFILE` when the descriptors smtpscreen holds come within 64 of the process limit (new ' +
+    translation: 'Accepting is failing: `EMFILE` when the descriptors smtpscreen holds, plus a backend descriptor for every ' +
+      'client that may still be handed over, come within 64 of the process limit (new ' +
       'clients then get `421 4.3.2 All server ports are busy`), or an error the listener reported. `count` since the ' +
       'last such line, at most one a second. The accept loop goes on.' },
   { name: 'INTERNAL ERROR', level: 'error',

@@ -22,7 +22,7 @@ import type { ScreenSocket } from '../session/state.js';
 import type { Personality } from '../session/generation.js';
 import { startSession } from '../session/machine.js';
 import { refuse, refusedOpen, onSocketError } from '../session/close.js';
-import { FD_RESERVE } from './fdlimit.js';
+import { FD_RESERVE, fdsFull as fdsWouldOverrun } from './fdlimit.js';
 import { noteOpen, personalityFor, type ServerCtx } from './stress.js';
 
 export interface Listener {
@@ -109,10 +109,10 @@ function onConnection(this: LServer, socket: PSocket): void {
     return;
   }
   const open = ctx.sessions.size + ctx.pendingProxy;
-  const fdsFull = ctx.fdLimit !== null && open + ctx.backends + refusedOpen() + FD_RESERVE >= ctx.fdLimit;
+  const fdsFull = fdsWouldOverrun(ctx.fdLimit, open, ctx.dummyOnly, ctx.backends, refusedOpen());
   if (open >= ctx.gen.config.limits.max_connections || fdsFull) {
     ctx.emitter.emit(EV.ALL_PORTS_BUSY, { client: peer, port: peerPort, count: open, limit: fdsFull ? 'fds' : 'connections' });
-    if (fdsFull) acceptError(ls, 'EMFILE', `file descriptor limit ${ctx.fdLimit} nearly reached (${FD_RESERVE} kept in reserve)`);
+    if (fdsFull) acceptError(ls, 'EMFILE', `file descriptor limit ${ctx.fdLimit} nearly reached (a backend descriptor kept for every client that may pass, ${FD_RESERVE} in reserve)`);
     refuse(socket, ctx.gen.replies.allPortsBusy);
     return;
   }

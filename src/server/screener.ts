@@ -19,7 +19,7 @@ import type { Ctx } from '../session/state.js';
 import { closeWith } from '../session/close.js';
 import { loadSnapshot, saveSnapshot, type SnapshotResult } from '../cache/snapshot.js';
 import { startListener, type Listener } from './listener.js';
-import { FD_RESERVE, readFdLimit } from './fdlimit.js';
+import { FD_RESERVE, connectionCeiling, readFdLimit } from './fdlimit.js';
 import type { Sink } from './sink.js';
 import { makeGeneration } from './generation.js';
 import { realClock } from '../session/clock.js';
@@ -62,6 +62,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     draining: false,
     pendingProxy: 0,
     backends: 0,
+    dummyOnly: 0,
     fdLimit,
     counters,
     emitter,
@@ -94,9 +95,9 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     fd_limit: ctx.fdLimit,
     stress: ctx.stressState.marks,
   };
-  if (ctx.fdLimit !== null && config.limits.max_connections > ctx.fdLimit - FD_RESERVE) {
-    started['warning'] = `limits.max_connections ${config.limits.max_connections} is above the file descriptor limit ` +
-      `${ctx.fdLimit} minus ${FD_RESERVE} reserved: the descriptor limit applies first`;
+  if (ctx.fdLimit !== null && config.limits.max_connections > connectionCeiling(ctx.fdLimit)) {
+    started['warning'] = `limits.max_connections ${config.limits.max_connections} is above the ${connectionCeiling(ctx.fdLimit)} clients ` +
+      `the file descriptor limit ${ctx.fdLimit} allows (two descriptors each, client and backend, ${FD_RESERVE} reserved): the descriptor limit applies first`;
     emitter.emit(EV.STARTED, started, 'warn');
   } else emitter.emit(EV.STARTED, started);
 

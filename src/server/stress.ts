@@ -23,7 +23,7 @@ import { STRESS_DEFAULTS } from '../config/validate.js';
 import { EV } from '../log/events.js';
 import type { Ctx } from '../session/state.js';
 import type { Personality, PersonalityConfig } from '../session/generation.js';
-import { FD_RESERVE } from './fdlimit.js';
+import { connectionCeiling } from './fdlimit.js';
 
 export interface Watermarks {
   /** Open connections at which stress begins (inclusive). */
@@ -48,7 +48,7 @@ export function watermarks(limit: number, enterPct: number, leavePct: number): W
  */
 export function stressLimit(maxConnections: number, fdLimit: number | null): number {
   if (fdLimit === null) return maxConnections;
-  return Math.max(1, Math.min(maxConnections, fdLimit - FD_RESERVE));
+  return Math.max(1, Math.min(maxConnections, connectionCeiling(fdLimit)));
 }
 
 export type Transition = 'enter' | 'leave' | null;

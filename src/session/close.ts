@@ -112,6 +112,10 @@ export function finish(s: Session, phase: string): void {
   s.reader?.stop();
   const ctx = s.ctx;
   ctx.sessions.delete(s);
+  if (s.dummyOnly) {
+    s.dummyOnly = false;
+    ctx.dummyOnly--;
+  }
   if (s.counted) {
     const n = (ctx.perClient.get(s.client) ?? 1) - 1;
     if (n <= 0) ctx.perClient.delete(s.client);

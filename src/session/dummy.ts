@@ -104,6 +104,7 @@ export function enterDummy(s: Session): void {
   const todo = deepDue(deepOpts, s.record, s.ctx.clock.now());
   s.deep = deepOpts !== null && todo !== 0 ? new DeepTests(deepOpts, todo) : null;
   const sameConnection = s.config.deep.after_pass === 'handoff' && s.deep !== null && s.rejectReason === 'deep';
+  if (!sameConnection) markDummyOnly(s);
   const learned = sameConnection ? chooseBackend(s.gen.backend, 'new').ehlo?.current ?? null : null;
   const port = new DummyPort(s, learned?.offered ?? null);
   s.engine = new DummyEngine(
@@ -129,6 +130,13 @@ export function enterDummy(s: Session): void {
 
 const dummySinks = new WeakMap<Session, DummyPort>();
 
+/** This session will not be handed over: the accept-time descriptor count keeps no backend descriptor for it. */
+function markDummyOnly(s: Session): void {
+  if (s.dummyOnly) return;
+  s.dummyOnly = true;
+  s.ctx.dummyOnly++;
+}
+
 function _onDummyData(this: ScreenSocket, chunk: Buffer): void {
   const s = this[kSession];
   if (s === undefined || s.closed || s.reader === null) return;
@@ -143,6 +151,7 @@ function _onDummyData(this: ScreenSocket, chunk: Buffer): void {
 export function resumeDummy(s: Session): void {
   if (s.closed || s.engine === null || s.reader === null) return;
   s.phase = 'dummy';
+  markDummyOnly(s); // a fallback is not retried
   s.engine.refuseHandedRcpt();
   if (s.closed) return;
   const reader = s.reader;

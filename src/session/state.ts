@@ -50,6 +50,8 @@ export interface Ctx {
   pendingProxy: number;
   /** Backend sockets open (each costs a file descriptor). */
   backends: number;
+  /** Sessions that will not be handed over (dummy engine): no backend descriptor is kept for them (server/fdlimit.ts). */
+  dummyOnly: number;
   /** Soft RLIMIT_NOFILE, or null when unknown (see server/fdlimit.ts). */
   fdLimit: number | null;
   /** Counters for `stats` and the demo. */
@@ -102,6 +104,8 @@ export class Session {
   /** Deep tests run in this dummy session; concludeDummy() (session/deep.ts) sets it back to null. */
   deep: DeepTests | null = null;
   backendSock: ScreenSocket | null = null;
+  /** Counted in ctx.dummyOnly. */
+  dummyOnly = false;
   /** Verdict name for HANDOFF: allowlisted, old, new, ignored. */
   verdict = '';
 
