@@ -95,7 +95,7 @@ const closers: Array<{ label: string; handoff: 'xclient' | 'proxy-v1'; stage: st
 ];
 
 for (const c of closers) {
-  test(`backend that ${c.label} → 421 at once, BACKEND FAIL closed at ${c.stage}`, async () => {
+  test(`backend that ${c.label} → 421 at once, BACKEND FAIL closed at ${c.stage}`, async (t) => {
     const b = await backend(c.onConn);
     const s = await startScreener({
       hostname: 'screen.test', listen: ['127.0.0.1:0'], pregreet: { wait: '200ms' },
@@ -110,6 +110,7 @@ for (const c of closers) {
       assert.match(client.received(), /^220-screen\.test ESMTP\r\n421 4\.3\.2 Service currently unavailable\r\n$/);
       // After the 200 ms greet wait the backend's end arrives within a loopback round trip; 1 s is generous.
       assert.ok(took < 1000, `client closed after ${took} ms (handshake_timeout 10 s)`);
+      t.diagnostic(`421 and close ${took} ms after the teaser (greet wait 200 ms, handshake_timeout 10 s)`);
       const f = await s.waitForEvent((e) => e['event'] === 'BACKEND FAIL');
       assert.equal(f['stage'], c.stage);
       assert.equal(f['reason'], 'closed');
