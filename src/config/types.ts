@@ -149,6 +149,8 @@ export interface Config {
   tls: {
     cert: string | null;
     key: string | null;
+    /** STARTTLS handshakes in progress at once; beyond it, 421. */
+    max_handshakes: number;
   };
   /** The after-220 ("deep") protocol tests, run by the dummy engine. */
   deep: {

@@ -131,10 +131,11 @@ const TABLE = [
     translation: 'The client got `dummy.hard_error_limit` error replies (4xx/5xx, refused recipients included): `421 4.7.0 ' +
       '<host> Error: too many errors` and close.' },
   { name: 'TLS FAIL', level: 'info',
-    fields: [['reason', 'the OpenSSL error code, or timeout'], ['after_ms', 'time since STARTTLS']],
+    fields: [['reason', 'the OpenSSL error code, timeout, or busy'], ['after_ms', 'time since STARTTLS'], ['limit', 'tls.max_handshakes (busy only)']],
     translation: 'STARTTLS in the dummy engine (`tls.cert`, `tls.key`) was accepted but the TLS handshake failed (`reason`: the ' +
       'OpenSSL error code, e.g. a client that sent garbage instead of a ClientHello) or did not finish within ' +
-      '`dummy.command_time_limit` (`reason: timeout`); the session is closed, the screener goes on.' },
+      '`dummy.command_time_limit` (`reason: timeout`); or `tls.max_handshakes` handshakes were already in progress ' +
+      '(`reason: busy`, the client got 421 instead of 220); the session is closed, the screener goes on.' },
   { name: 'COMMAND PIPELINING', level: 'info',
     fields: [['after', 'the command'], ['sample', 'the input sent with it, escaped'], ['action', 'deep.pipelining.action']],
     translation: 'Deep test: the client sent more input with the command `after` (before our reply); `sample` is that input, ' +

@@ -62,6 +62,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     draining: false,
     pendingProxy: 0,
     backends: 0,
+    tlsHandshakes: 0,
     dummyOnly: 0,
     fdLimit,
     counters,

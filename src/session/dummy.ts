@@ -53,14 +53,24 @@ class DummyPort implements EngineOutput, LineSink {
     const s = this.s;
     if (s.closed || s.gen.tls === null) return;
     const raw = s.socket;
+    const limit = s.config.tls.max_handshakes;
+    if (s.ctx.tlsHandshakes >= limit) {
+      // Each handshake in progress holds ~70 KB: a bounded number at once, the rest come back later.
+      s.event(EV.TLS_FAIL, { reason: 'busy', after_ms: 0, limit });
+      closeWith(s, s.gen.replies.serviceUnavailable);
+      return;
+    }
     // Nothing more from the plain socket: the rest of this chunk and later bytes are dropped.
     s.reader?.stop();
     raw.removeListener('data', onDummyData);
     raw.pause();
     s.clearTimer();
     const started = s.ctx.clock.now();
+    s.ctx.tlsHandshakes++;
+    handshaking.set(s, started);
+    raw.once('close', onHandshakeSocketClose);
     s.timer = s.ctx.clock.setTimeout(onTlsTimeout, s.config.dummy.command_time_limit, s, started);
-    if (raw.writable) raw.write(reply, () => upgrade(s, started));
+    if (raw.writable) raw.write(reply, () => upgrade(s));
   }
   close(): void {
     closeWith(this.s, null);
@@ -175,11 +185,21 @@ function _onCommandTimeout(s: Session): void {
   if (!s.closed) closeWith(s, null);
 }
 
-/** Handshakes under way: session -> when STARTTLS was accepted. */
+/** Handshakes under way (counted in ctx.tlsHandshakes): session -> when STARTTLS was accepted. */
 const handshaking = new WeakMap<Session, number>();
 
+/** The handshake of `s` is over (secure, failed, timed out or the client left): release its slot once. */
+function handshakeDone(s: Session): void {
+  if (handshaking.delete(s)) s.ctx.tlsHandshakes--;
+}
+
+function onHandshakeSocketClose(this: ScreenSocket): void {
+  const s = this[kSession];
+  if (s !== undefined) handshakeDone(s);
+}
+
 /** The 220 Ready reply is written: wrap the raw socket (server side) and read the session from the TLSSocket. */
-function upgrade(s: Session, started: number): void {
+function upgrade(s: Session): void {
   const secureContext = s.gen.tls;
   if (s.closed || secureContext === null || s.socket.destroyed) return;
   s.reader?.takePending();
@@ -190,7 +210,6 @@ function upgrade(s: Session, started: number): void {
   sec[kSession] = s;
   s.io = sec;
   s.tls = true;
-  handshaking.set(s, started);
   sec.on('secure', onTlsSecure);
   sec.on('error', onTlsError);
   sec.on('data', onDummyData);
@@ -200,13 +219,14 @@ function upgrade(s: Session, started: number): void {
 
 function _onTlsSecure(this: ScreenSocket): void {
   const s = this[kSession];
-  if (s === undefined || s.closed) return;
-  handshaking.delete(s);
+  if (s === undefined) return;
+  handshakeDone(s);
+  if (s.closed) return;
   armCommandTimer(s);
 }
 
 function tlsFail(s: Session, reason: string, started: number): void {
-  handshaking.delete(s);
+  handshakeDone(s);
   s.event(EV.TLS_FAIL, { reason, after_ms: s.ctx.clock.now() - started });
   const io = s.io;
   closeWith(s, null);

@@ -48,6 +48,8 @@ export interface Ctx {
   draining: boolean;
   /** Connections still reading their PROXY header (they count against the global limit). */
   pendingProxy: number;
+  /** STARTTLS handshakes in progress (bounded by tls.max_handshakes). */
+  tlsHandshakes: number;
   /** Backend sockets open (each costs a file descriptor). */
   backends: number;
   /** Sessions that will not be handed over (dummy engine): no backend descriptor is kept for them (server/fdlimit.ts). */

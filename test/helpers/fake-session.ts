@@ -221,7 +221,7 @@ export function harness(raw: Record<string, unknown> = {}): Harness {
   const backends: FakeSocket[] = [];
   const counters: Record<string, number> = {};
   const ctx: Ctx = {
-    gen, clock, log, store, sessions: new Set(), perClient: new Map(), draining: false, pendingProxy: 0, backends: 0, dummyOnly: 0,
+    gen, clock, log, store, sessions: new Set(), perClient: new Map(), draining: false, pendingProxy: 0, backends: 0, tlsHandshakes: 0, dummyOnly: 0,
     fdLimit: null, counters, emitter: new Emitter(log, counters), noteOpen: () => undefined,
     connect: () => {
       const s = new FakeSocket('127.0.0.1', 2525);

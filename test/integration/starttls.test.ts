@@ -109,6 +109,26 @@ describe('STARTTLS in the dummy engine', () => {
     });
   });
 
+  test('tls.max_handshakes: a STARTTLS beyond the bound gets 421 and TLS FAIL busy; a finished handshake frees its slot', async () => {
+    await withScreener({ ...cfg({ cert, key, max_handshakes: 1 }), dummy: { command_time_limit: '5s' } }, async (s) => {
+      const a = await greeted(s, '127.0.60.6');
+      await cmd(a, 'EHLO stall.test\r\n');
+      assert.match(await cmd(a, 'STARTTLS\r\n'), /^220 2\.0\.0/m, 'the first handshake may start');
+      const b = await greeted(s, '127.0.60.7');
+      await cmd(b, 'EHLO second.test\r\n');
+      assert.match(await cmd(b, 'STARTTLS\r\n'), /^421 4\.3\.2 /m, 'the second waits for a slot: 421');
+      const f = await s.waitForEvent((e) => e['event'] === 'TLS FAIL' && e['client'] === '127.0.60.7');
+      assert.deepEqual([f['reason'], f['limit']], ['busy', 1]);
+      await b.closed;
+      a.destroy();
+      await s.waitForEvent((e) => e['event'] === 'DISCONNECT' && e['client'] === '127.0.60.6');
+      const c = await greeted(s, '127.0.60.8');
+      await cmd(c, 'EHLO third.test\r\n');
+      assert.match(await cmd(c, 'STARTTLS\r\n'), /^220 2\.0\.0/m, 'the slot of the client that left is free again');
+      c.destroy();
+    });
+  });
+
   test('without a certificate STARTTLS is not offered and gets 502', async () => {
     await withScreener(cfg(null), async (s) => {
       const c = await greeted(s, '127.0.60.5');
