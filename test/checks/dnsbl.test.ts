@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseSite } from '../../src/config/dnsbl-site.js';
 import { filterMatches, isReservedErrorAnswer } from '../../src/checks/dnsbl-site.js';
-import { Dnsbl, type DnsblOptions, type DnsblQuery } from '../../src/checks/dnsbl.js';
+import { Dnsbl, dnsblReply, type DnsblOptions, type DnsblQuery } from '../../src/checks/dnsbl.js';
 import type { DnsLookup, LookupResult, LookupType } from '../../src/dns/types.js';
 import { reverseName } from '../../src/dns/reverse.js';
 
@@ -166,4 +166,9 @@ test('slow sites are logged once a minute with their lookup time', async () => {
   assert.equal(slow.length, 1);
   assert.equal(slow[0]?.[1]['site'], 'slow.test');
   assert.ok((slow[0]?.[1]['lookup_ms'] as number) >= 40);
+});
+
+test('dnsblReply: postscreen\'s text, 521 or 550, with unprintable characters of a site name made harmless', () => {
+  assert.equal(dnsblReply(550, '192.0.2.1', 'zen.example'), '550 5.7.1 Service unavailable; client [192.0.2.1] blocked using zen.example\r\n');
+  assert.equal(dnsblReply(521, '::1', 'bad\r\nsite'), '521 5.7.1 Service unavailable; client [::1] blocked using bad??site\r\n');
 });

@@ -19,6 +19,7 @@ import type { Config } from '../../src/config/types.js';
 import { MemoryStore } from '../../src/cache/memory.js';
 import type { VerdictRecord } from '../../src/cache/store.js';
 import { makeReplies } from '../../src/smtp/replies.js';
+import { parseAccessList } from '../../src/checks/access.js';
 import { Dnsbl } from '../../src/checks/dnsbl.js';
 import type { DnsLookup, LookupResult, LookupType } from '../../src/dns/types.js';
 import { TestIndex } from '../../src/checks/tests.js';
@@ -179,8 +180,8 @@ export interface Harness {
   named(name: string): Array<Record<string, unknown>>;
 }
 
-/** A session world for `raw` (a configuration as YAML would give it). */
-export function harness(raw: Record<string, unknown> = {}): Harness {
+/** A session world for `raw` (a configuration as YAML would give it), with an access list given as its text. */
+export function harness(raw: Record<string, unknown> = {}, accessList: string | null = null): Harness {
   const config = validateConfig({ hostname: 'screen.test', ...raw });
   const clock = new FakeClock();
   const events: Array<Record<string, unknown>> = [];
@@ -214,7 +215,7 @@ export function harness(raw: Record<string, unknown> = {}): Harness {
   const pc = makePersonalities(config, enabled);
   const b = config.backend;
   const gen = {
-    config, replies: makeReplies(config.hostname, config.banner), access: null, dnsbl, checks: dnsbl === null ? [] : [dnsbl], tls: null,
+    config, replies: makeReplies(config.hostname, config.banner), access: accessList === null ? null : parseAccessList(accessList, 'test-access'), dnsbl, checks: dnsbl === null ? [] : [dnsbl], tls: null,
     backend: makeBackend('127.0.0.1', 2525, b.handoff, b.connect_timeout, b.handshake_timeout, null),
   } as unknown as Generation & { personalities: Generation['personalities'] };
   gen.personalities = { normal: { ...pc.normal, gen }, stress: { ...pc.stress, gen } };

@@ -210,3 +210,116 @@ test('backend that never connects: 421 after connect_timeout, BACKEND FAIL, one 
   assert.equal(ends(h, '192.0.2.20').disconnects, 1);
   assert.equal(h.clock.timers.length, 0);
 });
+
+const ACL = '192.0.2.60 permit\n192.0.2.61 reject\n';
+
+test('allowlisted: ALLOWLISTED and the handoff at once, no teaser, nothing stored', async () => {
+  const h = harness(base, ACL);
+  const { sock } = h.connect('192.0.2.60');
+  assert.equal(h.named('ALLOWLISTED').length, 1);
+  backendGreets(h);
+  assert.equal(sock.text(), '220 backend.test ESMTP\r\n');
+  assert.equal(h.named('HANDOFF')[0]?.['verdict'], 'allowlisted');
+  assert.equal(h.writes.length, 0);
+  sock.hangup();
+  await settle();
+  assert.equal(ends(h, '192.0.2.60').disconnects, 1);
+});
+
+for (const action of ['drop', 'enforce', 'ignore'] as const) {
+  test(`denylisted under ${action}: one outcome, one DISCONNECT`, async () => {
+    const h = harness({ ...base, access: { action } }, ACL);
+    const { sock } = h.connect('192.0.2.61');
+    assert.equal(h.named('DENYLISTED')[0]?.['action'], action);
+    if (action === 'drop') assert.match(sock.text(), /^521 5\.3\.2 /);
+    else {
+      h.clock.advance(2000);
+      if (action === 'enforce') {
+        envelope(sock);
+        assert.match(sock.text(), /550 5\.3\.2 Service currently unavailable\r\n$/);
+      } else {
+        backendGreets(h);
+        assert.equal(h.named('HANDOFF')[0]?.['verdict'], 'ignored', 'the other tests decide; nothing remembered');
+      }
+    }
+    sock.hangup();
+    await settle();
+    assert.equal(ends(h, '192.0.2.61').disconnects, 1);
+    assert.equal(h.writes.length, 0);
+    assert.equal(h.clock.timers.length, 0);
+  });
+}
+
+test('a DNSBL answer after the greet wait is late: counted as not listed, no DNSBL pass stored, PASS NEW names it', async () => {
+  const h = harness({ ...base, dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce' } });
+  const { sock } = h.connect('192.0.2.62');
+  h.clock.advance(2000);
+  assert.deepEqual(h.named('PASS NEW')[0]?.['dnsbl_late'], ['bl.test']);
+  h.dns.answerAll(true);
+  await settle();
+  assert.equal(h.named('DNSBL').length, 0, 'the late listing changes nothing');
+  assert.equal(h.writes[0]?.[1][TestIndex.dnsbl], 0);
+  backendGreets(h);
+  sock.hangup();
+  await settle();
+  assert.equal(ends(h, '192.0.2.62').disconnects, 1);
+});
+
+test('deep tests: 450 at RCPT, the passes written when the dummy session ends (PASS NEW), the retry is PASS OLD', async () => {
+  const h = harness({ ...base, deep: { pipelining: { enable: true } } });
+  const a = h.connect('192.0.2.63');
+  h.clock.advance(2000);
+  assert.equal(h.named('PASS NEW').length, 0);
+  envelope(a.sock);
+  assert.match(a.sock.text(), /450 4\.3\.2 /);
+  a.sock.feed('QUIT\r\n');
+  await settle();
+  assert.deepEqual(h.named('PASS NEW')[0]?.['deep'], ['pipelining']);
+  assert.equal(ends(h, '192.0.2.63').disconnects, 1);
+  h.connect('192.0.2.63');
+  assert.equal(h.named('PASS OLD').length, 1);
+});
+
+test('same-connection handoff with no learned EHLO: HANDOFF FALLBACK at start, the 450, the session goes on, the retry is PASS OLD', async () => {
+  const h = harness({ ...base, backend: { handoff: 'xclient' }, deep: { pipelining: { enable: true }, after_pass: 'handoff' } });
+  const { sock } = h.connect('192.0.2.64');
+  h.clock.advance(2000);
+  envelope(sock);
+  const f = h.named('HANDOFF FALLBACK')[0];
+  assert.deepEqual([f?.['reason'], f?.['stage']], ['backend EHLO not learned', 'start']);
+  assert.match(sock.text(), /450 4\.3\.2 /);
+  assert.equal(h.backends.length, 0, 'no backend connection was opened');
+  sock.feed('QUIT\r\n');
+  await settle();
+  assert.equal(ends(h, '192.0.2.64').disconnects, 1);
+  h.connect('192.0.2.64');
+  assert.equal(h.named('PASS OLD').length, 1);
+});
+
+for (const phase of ['dummy', 'handoff'] as const) {
+  test(`hang-up in ${phase}: HANGUP with its phase, one DISCONNECT, no timer left`, async () => {
+    const h = harness(base);
+    const { sock } = h.connect('192.0.2.65');
+    if (phase === 'dummy') sock.feed('EHLO early.test\r\n');
+    else h.clock.advance(2000);
+    sock.hangup();
+    await settle();
+    assert.equal(h.named('HANGUP')[0]?.['phase'], phase);
+    assert.equal(ends(h, '192.0.2.65').disconnects, 1);
+    assert.equal(h.clock.timers.length, 0);
+    for (const b of h.backends) assert.equal(b.destroyed, true, 'the backend connection is closed too');
+  });
+}
+
+test('the handshake times out: 421 after handshake_timeout, BACKEND FAIL at greeting', async () => {
+  const h = harness({ ...base, backend: { handoff: 'xclient', handshake_timeout: '4s' } });
+  const { sock } = h.connect('192.0.2.66');
+  h.clock.advance(2000);
+  h.backends[0]?.emit('connect');
+  h.clock.advance(4000);
+  assert.equal(h.named('BACKEND FAIL')[0]?.['stage'], 'greeting');
+  assert.match(sock.text(), /421 4\.3\.2 /);
+  await settle();
+  assert.equal(ends(h, '192.0.2.66').disconnects, 1);
+  assert.equal(h.clock.timers.length, 0);
+});

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { DummyEngine, type EngineOptions, type EngineOutput } from '../../src/smtp/dummy-engine.js';
 import { makeReplies, stripCrlf } from '../../src/smtp/replies.js';
-import { dnsblReply } from '../../src/checks/dnsbl.js';
 import { EV, type EventName } from '../../src/log/events.js';
 import { LineReader, type LineSink } from '../../src/smtp/line-reader.js';
 import { DEEP_BIT, DEEP_TESTS, DeepTests, type DeepOptions } from '../../src/checks/deep.js';
@@ -229,8 +228,6 @@ test('replies: postscreen texts and hostname validation', () => {
   assert.equal(R.dropFor('denylist'), '521 5.3.2 Service currently unavailable\r\n');
   assert.equal(R.reject('denylist'), '550 5.3.2 Service currently unavailable\r\n');
   assert.equal(R.reject('pregreet'), '550 5.5.1 Protocol error\r\n');
-  assert.equal(dnsblReply(550, '192.0.2.1', 'zen.example'), '550 5.7.1 Service unavailable; client [192.0.2.1] blocked using zen.example\r\n');
-  assert.equal(dnsblReply(521, '::1', 'bad\r\nsite'), '521 5.7.1 Service unavailable; client [::1] blocked using bad??site\r\n');
   for (const bad of ['', 'a b', 'a\r\nb', 'h\u00e9']) {
     assert.throws(() => makeReplies(bad), (err: { code?: string }) => err.code === 'SCR_ERR_CONFIG');
   }
