@@ -52,6 +52,9 @@ export interface Query {
   queued: number;
   triesLeft: number;
   tryDeadline: number;
+  /** Waited in a server's FIFO at some point: a try cut by the deadline is then our delay, not the server's. */
+  waited: boolean;
+  /** Why the last try failed; 'queued' until a try fails at a server. */
   lastError: LookupError;
   done: boolean;
 }
@@ -67,8 +70,10 @@ export interface Counters {
   malformed: number;
   /** Dropped: ID of a try we had already given up on. */
   late: number;
-  /** Tries (UDP or TCP) that ran out of time. */
+  /** Tries (UDP or TCP) that ran out of time (a try cut by the deadline after waiting is not one). */
   timeouts: number;
+  /** Lookups that ended 'queued': their deadline came while they waited for a slot. */
+  queued: number;
   /** TCP repeats after TC. */
   tcp: number;
   cacheHits: number;

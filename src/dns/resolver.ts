@@ -36,6 +36,11 @@
  * 65,536-slot array (same bench): ~1% of the ~14 us CPU a lookup costs here, kept for memory
  * (a Map holds what is in flight, an array 512 KiB per socket).
  *
+ * Whose fault: a lookup whose deadline comes while it waits in the FIFO (or whose try, sent after
+ * such a wait, is cut short by the deadline) ends 'queued', counted in stats().queued: our own
+ * overload, which users must not hold against the server. 'timeout' means a query was sent and
+ * not answered within its try (stats().timeouts counts those tries).
+ *
  * Errors are not cached: they are outcomes of a moment (a busy or restarting server), concurrent
  * askers already share one query, and a cached 'timeout' would keep a DNSBL silently scoring 0
  * for that client after the server came back.
@@ -92,7 +97,7 @@ export class Resolver implements DnsLookup {
   #rr = 0;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
-  readonly #st: Counters = { sent: 0, received: 0, spoofed: 0, malformed: 0, late: 0, timeouts: 0, tcp: 0, cacheHits: 0, coalesced: 0 };
+  readonly #st: Counters = { sent: 0, received: 0, spoofed: 0, malformed: 0, late: 0, timeouts: 0, queued: 0, tcp: 0, cacheHits: 0, coalesced: 0 };
 
   constructor(opts: ResolverOptions) {
     const c = resolverSettings(opts);
@@ -160,7 +165,7 @@ export class Resolver implements DnsLookup {
     const q: Query = {
       key, name: qname, qtype, deadline: now + this.#deadlineMs, promise, resolve, pkt, fresh: true,
       id: -1, sock: null, tcp: null, server: this.#rr, queued: -1, triesLeft: this.#tries, tryDeadline: 0,
-      lastError: 'timeout', done: false,
+      waited: false, lastError: 'queued', done: false,
     };
     this.#rr = (this.#rr + 1) % this.#servers.length;
     this.#inflight.set(key, q);
@@ -209,6 +214,7 @@ export class Resolver implements DnsLookup {
       }
       if (k === n) {
         q.queued = q.server;
+        q.waited = true;
         q.tryDeadline = q.deadline;
         server.wait.push(q);
         return;
@@ -256,7 +262,9 @@ export class Resolver implements DnsLookup {
     this.#release(q, false);
     this.#tcp.drop(q);
     if (this.#inflight.get(q.key) === q) this.#inflight.delete(q.key);
-    if (r.status !== 'error') {
+    if (r.status === 'error') {
+      if (r.error === 'queued') this.#st.queued++;
+    } else {
       this.#cache.set(q.key, {
         status: r.status,
         records: r.status === 'ok' ? r.records : [],
@@ -318,8 +326,10 @@ export class Resolver implements DnsLookup {
     const now = this.#now();
     for (const q of this.#inflight.values()) {
       if (now < q.tryDeadline) continue;
-      // A try still waiting on a socket timed out; one without was cut off by a socket error.
-      if (q.sock !== null || q.tcp !== null) {
+      // A try still waiting on a socket timed out; one without was cut off by a socket error or
+      // never left the queue. A try cut short by the deadline of a lookup that had waited for a
+      // slot lost its time to our queue: lastError stays (a server's earlier failure, or 'queued').
+      if ((q.sock !== null || q.tcp !== null) && !(q.waited && q.tryDeadline >= q.deadline)) {
         this.#st.timeouts++;
         q.lastError = 'timeout';
       }
