@@ -28,6 +28,16 @@ export interface Server {
   family: 4 | 6;
   /** UDP tries on the wire to this server. */
   outstanding: number;
+  /** UDP tries allowed on the wire now, floor..maxOutstanding; the rest is dns/window.ts's. */
+  window: number;
+  floor: number;
+  /** The window at the last sweep tick (it at most doubles between ticks). */
+  tickWindow: number;
+  /** UDP replies since the last tick; replies per ms over the last tick (0: none measured yet). */
+  delivered: number;
+  rate: number;
+  /** Until when the window may not grow (a try timed out). */
+  frozenUntil: number;
   /** Queries waiting for a slot (FIFO from `head`; stale entries are skipped). */
   wait: Query[];
   head: number;

@@ -322,7 +322,7 @@ test('sockets rotate after rotateAfter queries; replies still reach the old sock
 
 test('IDs are unique among queries in flight on a socket', async () => {
   const h: FakeHandler = (m) => [{ buf: reply(m, { answers: [{ name: qname(m), type: QTYPE.A, ttl: 300, data: '127.0.0.2' }] }), delayMs: 30 }];
-  await withServers([h], { sockets: 1, timeoutMs: 2000, maxOutstanding: 5000 }, async (r, [s]) => {
+  await withServers([h], { sockets: 1, timeoutMs: 2000, maxOutstanding: 5000, minOutstanding: 5000 }, async (r, [s]) => {
     const ps: Array<Promise<LookupResult>> = [];
     for (let i = 0; i < 3000; i++) ps.push(r.lookup(`${i}.ids.dnsbl.test`, 'A'));
     for (const res of await Promise.all(ps)) assert.equal(res.status, 'ok');
@@ -419,6 +419,7 @@ test('constructor: bad options are SCR_ERR_CONFIG', () => {
     { label: 'timeoutMs 0', opts: { servers: [{ host: '127.0.0.1', port: 53 }], timeoutMs: 0 } },
     { label: 'tries 1.5', opts: { servers: [{ host: '127.0.0.1', port: 53 }], tries: 1.5 } },
     { label: 'maxTtl < minTtl', opts: { servers: [{ host: '127.0.0.1', port: 53 }], minTtl: 100, maxTtl: 10 } },
+    { label: 'minOutstanding 0', opts: { servers: [{ host: '127.0.0.1', port: 53 }], minOutstanding: 0 } },
   ];
   for (const c of cases) {
     assert.throws(() => new Resolver(c.opts), (e: unknown) => e instanceof ScreenError && e.code === 'SCR_ERR_CONFIG', c.label);
