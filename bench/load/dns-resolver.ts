@@ -86,7 +86,7 @@ async function microCosts(): Promise<Record<string, number>> {
   const sink = dgram.createSocket('udp4');
   await new Promise<void>((resolve) => sink.bind(0, '127.0.0.1', () => resolve()));
   sink.setRecvBufferSize(1 << 20);
-  const r = new Resolver({ servers: [{ host: '127.0.0.1', port: sink.address().port }], timeoutMs: 60000, deadlineMs: 60000, maxOutstanding: N });
+  const r = new Resolver({ servers: [{ host: '127.0.0.1', port: sink.address().port }], timeoutMs: 60000, deadlineMs: 60000, maxOutstanding: N, minOutstanding: N });
   const pending: Array<Promise<unknown>> = [];
   for (let i = 0; i < N; i++) pending.push(r.lookup(nameOf(addressOf(i)), 'A'));
   let sweep = 0;

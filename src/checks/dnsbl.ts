@@ -14,6 +14,14 @@
  * entries; a domain that fails the probe, or gives error_limit errors in a
  * row, is suspended: its weight counts as zero and it is not even asked,
  * until a probe passes again. A dead list never rejects anybody.
+ * Only what the server did counts as an error: a query sent and not answered,
+ * an error rcode, a reserved error answer. A lookup that ran out of time in
+ * the resolver's own queue (error 'queued': a burst beyond what the resolver
+ * sends at once) is our overload: counted in `overloaded`, logged as DNSBL
+ * WARNING reason overload (at most once a second per site, with the count
+ * since the last such line), and neither an error nor an answer for the site.
+ * A probe that ends 'queued' is inconclusive and changes nothing.
+ * No timers here: the server calls healthTick() every health interval.
  */
 import type { DnsLookup, LookupResult } from '../dns/types.js';
 import { EV } from '../log/events.js';
@@ -71,12 +79,17 @@ interface Domain {
   errors: number;
   lastSlowWarn: number;
   lastErrorWarn: number;
+  lastOverloadWarn: number;
+  /** Overloaded lookups not logged yet. */
+  overloadUnlogged: number;
   probeListed: string;
   probeUnlisted: string;
   probing: boolean;
 }
 
 const WARN_EVERY_MS = 60_000;
+/** Overload lines are about a burst happening now: each second's count, not one line a minute. */
+const OVERLOAD_WARN_EVERY_MS = 1000;
 
 export class DnsblQuery implements CheckRun {
   readonly client: string;
@@ -107,7 +120,8 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
   readonly #reverse: ReverseFn;
   readonly #emit: Emit;
   readonly #now: () => number;
-  #timer: NodeJS.Timeout | null = null;
+  /** Lookups (and probes) that ended 'queued' in the resolver: our overload, not the sites'. */
+  overloaded = 0;
 
   constructor(sites: string[], opts: DnsblOptions, lookup: DnsLookup, reverse: ReverseFn, emit: Emit, now: () => number = Date.now) {
     this.opts = opts;
@@ -123,6 +137,7 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
         const p = opts.health.sites[site.domain];
         d = {
           domain: site.domain, sites: [], suspended: false, errors: 0, lastSlowWarn: 0, lastErrorWarn: 0,
+          lastOverloadWarn: -Infinity, overloadUnlogged: 0,
           probeListed: p?.listed ?? opts.health.listed, probeUnlisted: p?.unlisted ?? opts.health.unlisted, probing: false,
         };
         byDomain.set(site.domain, d);
@@ -161,6 +176,10 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
     const now = this.#now();
     q.lateDomains.delete(d.domain);
     q.lastAnswer = now;
+    if (r.status === 'error' && r.error === 'queued') {
+      this.#overload(d, now);
+      return;
+    }
     const elapsed = now - q.started;
     if (elapsed > this.opts.slowWarningMs && now - d.lastSlowWarn >= WARN_EVERY_MS) {
       d.lastSlowWarn = now;
@@ -200,6 +219,18 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
       }
       this.#error(d, `error answer ${reserved}`);
     } else d.errors = 0;
+  }
+
+  #overload(d: Domain, now: number): void {
+    this.overloaded++;
+    d.overloadUnlogged++;
+    if (now - d.lastOverloadWarn >= OVERLOAD_WARN_EVERY_MS) this.#logOverload(d, now);
+  }
+
+  #logOverload(d: Domain, now: number): void {
+    d.lastOverloadWarn = now;
+    this.#emit('DNSBL WARNING', { site: d.domain, reason: 'overload', count: d.overloadUnlogged, total: this.overloaded });
+    d.overloadUnlogged = 0;
   }
 
   #error(d: Domain, why: string): void {
@@ -278,16 +309,14 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
 
   // ---- site health ---------------------------------------------------------
 
-  startHealth(): void {
-    if (!this.opts.health.enable || this.#timer !== null || this.domains.length === 0) return;
-    this.probeAll();
-    this.#timer = setInterval(() => this.probeAll(), this.opts.health.intervalMs);
-    this.#timer.unref();
-  }
-
-  stopHealth(): void {
-    if (this.#timer !== null) clearInterval(this.#timer);
-    this.#timer = null;
+  /**
+   * The server calls this at start and every health.intervalMs: probes every
+   * domain (unless health is off) and logs overload counts a burst left unlogged.
+   */
+  healthTick(): void {
+    const now = this.#now();
+    for (const d of this.domains) if (d.overloadUnlogged > 0) this.#logOverload(d, now);
+    if (this.opts.health.enable) void this.probeAll();
   }
 
   /** Probe every domain once (test entries, bypassing the cache). Resolves when all have answered. */
@@ -303,6 +332,11 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
       const no = this.#reverse(d.probeUnlisted, d.domain);
       if (yes === null || no === null) return;
       const [a, b] = await Promise.all([this.#lookup.lookup(yes, 'A', true), this.#lookup.lookup(no, 'A', true)]);
+      if (isQueued(a) || isQueued(b)) {
+        // Never asked in time: says nothing about the site.
+        this.#overload(d, this.#now());
+        return;
+      }
       const listed = a.status === 'ok' && a.records.some((r) => !isReservedErrorAnswer(r));
       const notListed = b.status === 'nxdomain' || b.status === 'nodata';
       if (listed && notListed) this.#resume(d);
@@ -334,6 +368,10 @@ function printable(s: string): string {
 function withTxt(reply: string, txt: string): string {
   if (txt === '') return reply;
   return `${reply.slice(0, -2)}; ${printable(txt).slice(0, 200)}\r\n`;
+}
+
+function isQueued(r: LookupResult): boolean {
+  return r.status === 'error' && r.error === 'queued';
 }
 
 function describe(r: LookupResult): string {

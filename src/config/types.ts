@@ -130,6 +130,8 @@ export interface Config {
     /** Per try. */
     timeout: number;
     tries: number;
+    /** UDP queries on the wire per server, at most (the window grows to it from 128). */
+    max_outstanding: number;
     cache_max: number;
     /** Answer TTL clamp, ms. */
     min_ttl: number;

@@ -28,6 +28,16 @@ export interface Server {
   family: 4 | 6;
   /** UDP tries on the wire to this server. */
   outstanding: number;
+  /** UDP tries allowed on the wire now, floor..maxOutstanding; the rest is dns/window.ts's. */
+  window: number;
+  floor: number;
+  /** The window at the last sweep tick (it at most doubles between ticks). */
+  tickWindow: number;
+  /** UDP replies since the last tick; replies per ms over the last tick (0: none measured yet). */
+  delivered: number;
+  rate: number;
+  /** Until when the window may not grow (a try timed out). */
+  frozenUntil: number;
   /** Queries waiting for a slot (FIFO from `head`; stale entries are skipped). */
   wait: Query[];
   head: number;
@@ -52,6 +62,9 @@ export interface Query {
   queued: number;
   triesLeft: number;
   tryDeadline: number;
+  /** Waited in a server's FIFO at some point: a try cut by the deadline is then our delay, not the server's. */
+  waited: boolean;
+  /** Why the last try failed; 'queued' until a try fails at a server. */
   lastError: LookupError;
   done: boolean;
 }
@@ -67,8 +80,10 @@ export interface Counters {
   malformed: number;
   /** Dropped: ID of a try we had already given up on. */
   late: number;
-  /** Tries (UDP or TCP) that ran out of time. */
+  /** Tries (UDP or TCP) that ran out of time (a try cut by the deadline after waiting is not one). */
   timeouts: number;
+  /** Lookups that ended 'queued': their deadline came while they waited for a slot. */
+  queued: number;
   /** TCP repeats after TC. */
   tcp: number;
   cacheHits: number;

@@ -46,18 +46,22 @@ export interface ResolverOptions {
   /** Queries per socket before it is replaced by one on a new random port. Default 10000. */
   rotateAfter?: number;
   /**
-   * UDP queries on the wire per server; more wait in a FIFO for a free slot (their deadline
-   * still runs). Default 128: rbldnsd's 128 KiB receive buffer holds ~157 queries, and a burst
-   * beyond what a server can buffer is dropped and costs a whole try timeout.
+   * Most UDP queries on the wire per server; more wait in a FIFO for a free slot (their deadline
+   * still runs). The window starts at 128 (rbldnsd's 128 KiB receive buffer holds ~157 queries:
+   * a burst beyond what a server buffers is dropped and costs a whole try timeout) and grows
+   * towards this while the FIFO would not drain in time (dns/window.ts). Default 1024 (unbound's
+   * num-queries-per-thread): a server answering in 200 ms then serves up to 5,120 lookups/s.
    */
   maxOutstanding?: number;
+  /** The window's start and floor; default 128, at most maxOutstanding. */
+  minOutstanding?: number;
   /** Clock in ms (monotonic) for TTLs and deadlines. Default performance.now. */
   now?: () => number;
 }
 
 export const RESOLVER_DEFAULTS = {
   timeoutMs: 1000, tries: 3, deadlineMs: 5000, minTtl: 60, maxTtl: 3600, negTtl: 60,
-  cacheMax: 100000, sockets: 4, rotateAfter: 10000, maxOutstanding: 128,
+  cacheMax: 100000, sockets: 4, rotateAfter: 10000, maxOutstanding: 1024, minOutstanding: 128,
 } as const;
 
 export interface ResolverSettings {
@@ -72,6 +76,7 @@ export interface ResolverSettings {
   sockets: number;
   rotateAfter: number;
   maxOutstanding: number;
+  minOutstanding: number;
   cacheMax: number;
   now: () => number;
 }
@@ -96,7 +101,8 @@ export function resolverSettings(opts: ResolverOptions): ResolverSettings {
     const pct = s.host.indexOf('%');
     const host = family === 4 ? s.host
       : new net.SocketAddress({ address: pct < 0 ? s.host : s.host.slice(0, pct), family: 'ipv6' }).address + (pct < 0 ? '' : s.host.slice(pct));
-    return { host, port: s.port, family: family as 4 | 6, outstanding: 0, wait: [], head: 0 };
+    return { host, port: s.port, family: family as 4 | 6, outstanding: 0, window: 1, floor: 1, tickWindow: 1,
+      delivered: 0, rate: 0, frozenUntil: -Infinity, wait: [], head: 0 }; // window: see dns/window.ts
   });
   const d = RESOLVER_DEFAULTS;
   const timeoutMs = positiveInt('timeoutMs', opts.timeoutMs, d.timeoutMs);
@@ -108,9 +114,10 @@ export function resolverSettings(opts: ResolverOptions): ResolverSettings {
   const sockets = positiveInt('sockets', opts.sockets, d.sockets);
   const rotateAfter = positiveInt('rotateAfter', opts.rotateAfter, d.rotateAfter);
   const maxOutstanding = positiveInt('maxOutstanding', opts.maxOutstanding, d.maxOutstanding);
+  const minOutstanding = Math.min(maxOutstanding, positiveInt('minOutstanding', opts.minOutstanding, d.minOutstanding));
   const cacheMax = positiveInt('cacheMax', opts.cacheMax, d.cacheMax);
   const now = opts.now ?? (() => performance.now());
-  return { servers, timeoutMs, tries, deadlineMs, minTtl, maxTtl, negTtl, sockets, rotateAfter, maxOutstanding, cacheMax, now };
+  return { servers, timeoutMs, tries, deadlineMs, minTtl, maxTtl, negTtl, sockets, rotateAfter, maxOutstanding, minOutstanding, cacheMax, now };
 }
 
 /**

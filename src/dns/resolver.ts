@@ -13,9 +13,10 @@
  * Lookup: cache (LRU, our own expiry against the injected clock) -> in-flight table (identical
  * name+type share one query and one promise) -> UDP try to servers[start], start rotating per
  * lookup, then round-robin on timeout / SERVFAIL / REFUSED / FORMERR while tries remain, all
- * within deadlineMs. A reply with TC=1 repeats the try over TCP to the same server. At most
- * maxOutstanding UDP tries per server are on the wire; the rest wait in a FIFO (another server
- * with room takes them first), so a burst of lookups never overruns a server's receive buffer.
+ * within deadlineMs. A reply with TC=1 repeats the try over TCP to the same server. At most a
+ * window of UDP tries per server are on the wire (128, growing towards maxOutstanding while the
+ * queue would not drain in time: dns/window.ts); the rest wait in a FIFO (another server with
+ * room takes them first), so a burst of lookups never overruns a server's receive buffer.
  *
  * The parts: this file decides (cache, coalescing, which server, which try, what an answer
  * means, when a try is over); dns/resolver-options.ts checks the options; dns/udp-pool.ts owns
@@ -26,19 +27,19 @@
  * spoofed one and never matches a new query.
  *
  * Timers: one sweep interval (period min(timeout, deadline)/4, at most 100 ms, unref'd) runs
- * while anything is in flight and moves expired tries on (sweep() is public for that timer and
- * for tests). A try ends between timeoutMs and timeoutMs + period; a lookup by deadlineMs +
- * period at the latest. Measured (bench/load/dns-resolver.ts, "micro"): setTimeout+clearTimeout
- * costs 91-98 ns and a Timeout object per try; the sweep 6-11 ns per lookup in flight per tick,
- * i.e. 0.06-0.11 ms per tick with 10,000 in flight. At 60,000 lookups/s that is ~6 ms/s of
- * timer work against ~1 ms/s; the sweep stays cheaper while mean latency is under ~0.8 s.
- * ID table: Map<number, Query> per socket, 156 ns per set+get+delete against 17 ns for a
- * 65,536-slot array (same bench): ~1% of the ~14 us CPU a lookup costs here, kept for memory
- * (a Map holds what is in flight, an array 512 KiB per socket).
+ * while anything is in flight, moves expired tries on and ticks the windows (sweep() is public
+ * for that timer and tests). A try ends between timeoutMs and timeoutMs + period; a lookup by
+ * deadlineMs + period at the latest. Measured (bench/load/dns-resolver.ts, "micro"):
+ * setTimeout+clearTimeout costs 91-98 ns and a Timeout object per try; the sweep 6-11 ns per
+ * lookup in flight per tick (0.06-0.11 ms with 10,000 in flight): cheaper while mean latency is
+ * under ~0.8 s. ID table: Map<number, Query> per socket, 156 ns per set+get+delete against 17 ns
+ * for a 65,536-slot array: ~1% of a lookup's ~14 us CPU, kept for memory (512 KiB per socket).
  *
- * Errors are not cached: they are outcomes of a moment (a busy or restarting server), concurrent
- * askers already share one query, and a cached 'timeout' would keep a DNSBL silently scoring 0
- * for that client after the server came back.
+ * Whose fault: a lookup whose deadline comes while it waits in the FIFO (or whose try, sent after
+ * such a wait, is cut short by the deadline) ends 'queued' (stats().queued): our overload, not
+ * the server's. 'timeout': a query was sent and not answered in its try (stats().timeouts).
+ * Errors are not cached: they are outcomes of a moment (a busy or restarting server), and a
+ * cached 'timeout' would keep a DNSBL silently scoring 0 for that client after the server came back.
  */
 import { LRUCache } from 'lru-cache';
 import { answersFor, canonical, encodeQuery, negativeTtl } from './packet.js';
@@ -48,6 +49,7 @@ import { UdpPool } from './udp-pool.js';
 import { TcpFallback } from './tcp-fallback.js';
 import type { Counters, Query, Server } from './query.js';
 import { resolvConfServers, resolverSettings, type ResolverOptions } from './resolver-options.js';
+import { Windows } from './window.js';
 
 export { RESOLVER_DEFAULTS, type ResolverOptions, type ResolverServer } from './resolver-options.js';
 
@@ -82,8 +84,8 @@ export class Resolver implements DnsLookup {
   readonly #minTtl: number;
   readonly #maxTtl: number;
   readonly #negTtl: number;
-  readonly #maxOutstanding: number;
   readonly #sweepMs: number;
+  readonly #win: Windows;
   readonly #now: () => number;
   readonly #cache: LRUCache<string, CacheEntry>;
   readonly #inflight = new Map<string, Query>();
@@ -92,7 +94,7 @@ export class Resolver implements DnsLookup {
   #rr = 0;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
-  readonly #st: Counters = { sent: 0, received: 0, spoofed: 0, malformed: 0, late: 0, timeouts: 0, tcp: 0, cacheHits: 0, coalesced: 0 };
+  readonly #st: Counters = { sent: 0, received: 0, spoofed: 0, malformed: 0, late: 0, timeouts: 0, queued: 0, tcp: 0, cacheHits: 0, coalesced: 0 };
 
   constructor(opts: ResolverOptions) {
     const c = resolverSettings(opts);
@@ -103,20 +105,17 @@ export class Resolver implements DnsLookup {
     this.#minTtl = c.minTtl;
     this.#maxTtl = c.maxTtl;
     this.#negTtl = c.negTtl;
-    this.#maxOutstanding = c.maxOutstanding;
     this.#cache = new LRUCache<string, CacheEntry>({ max: c.cacheMax });
     this.#now = c.now;
     this.#sweepMs = Math.max(1, Math.min(100, Math.floor(Math.min(this.#timeoutMs, this.#deadlineMs) / 4)));
+    this.#win = new Windows(c.servers, c.minOutstanding, c.maxOutstanding, c.timeoutMs, this.#sweepMs);
     // A given-up ID is quarantined for a whole lookup's time: no reply to it can come later.
     this.#udp = new UdpPool(c.servers, this.#st, c.sockets, c.rotateAfter, c.deadlineMs, c.now,
       this.#onUdpReply, this.#onUdpLost);
     this.#tcp = new TcpFallback(c.servers, this.#st, c.timeoutMs, this.#onTcpAnswer, this.#onTcpFail);
   }
 
-  /**
-   * Nameservers from resolv.conf text (default: read /etc/resolv.conf). Like glibc: the first
-   * three usable lines, and the local server when there are none or the file cannot be read.
-   */
+  /** Nameservers from resolv.conf text (default: /etc/resolv.conf), as glibc reads them. */
   static fromResolvConf(text?: string): Array<{ host: string; port: 53 }> {
     return resolvConfServers(text);
   }
@@ -160,13 +159,14 @@ export class Resolver implements DnsLookup {
     const q: Query = {
       key, name: qname, qtype, deadline: now + this.#deadlineMs, promise, resolve, pkt, fresh: true,
       id: -1, sock: null, tcp: null, server: this.#rr, queued: -1, triesLeft: this.#tries, tryDeadline: 0,
-      lastError: 'timeout', done: false,
+      waited: false, lastError: 'queued', done: false,
     };
     this.#rr = (this.#rr + 1) % this.#servers.length;
     this.#inflight.set(key, q);
     if (this.#timer === null) {
       this.#timer = setInterval(sweepTick, this.#sweepMs, this);
       this.#timer.unref();
+      this.#win.start(now);
     }
     this.#sendTry(q, now);
     return promise;
@@ -200,15 +200,17 @@ export class Resolver implements DnsLookup {
       return;
     }
     let server = this.#servers[q.server] as Server;
-    if (server.outstanding >= this.#maxOutstanding) {
+    if (server.outstanding >= server.window) {
       // Full: another server with room takes it, or it waits for this one.
       const n = this.#servers.length;
       let k = 1;
       for (; k < n; k++) {
-        if ((this.#servers[(q.server + k) % n] as Server).outstanding < this.#maxOutstanding) break;
+        const other = this.#servers[(q.server + k) % n] as Server;
+        if (other.outstanding < other.window) break;
       }
       if (k === n) {
         q.queued = q.server;
+        q.waited = true;
         q.tryDeadline = q.deadline;
         server.wait.push(q);
         return;
@@ -256,7 +258,9 @@ export class Resolver implements DnsLookup {
     this.#release(q, false);
     this.#tcp.drop(q);
     if (this.#inflight.get(q.key) === q) this.#inflight.delete(q.key);
-    if (r.status !== 'error') {
+    if (r.status === 'error') {
+      if (r.error === 'queued') this.#st.queued++;
+    } else {
       this.#cache.set(q.key, {
         status: r.status,
         records: r.status === 'ok' ? r.records : [],
@@ -289,15 +293,8 @@ export class Resolver implements DnsLookup {
       case RCODE.NXDOMAIN:
         this.#finish(q, { status: 'nxdomain', ttl: this.#negativeTtl(msg) });
         return;
-      case RCODE.REFUSED:
-        q.lastError = 'refused';
-        break;
-      case RCODE.FORMERR:
-        q.lastError = 'formerr';
-        break;
-      default: // SERVFAIL, NOTIMP and the rest: this server cannot answer, another may
-        q.lastError = 'servfail';
-        break;
+      default: // REFUSED, FORMERR, SERVFAIL, NOTIMP and the rest: this server cannot answer, another may
+        q.lastError = msg.rcode === RCODE.REFUSED ? 'refused' : msg.rcode === RCODE.FORMERR ? 'formerr' : 'servfail';
     }
     this.#nextTry(q, now);
   }
@@ -318,16 +315,20 @@ export class Resolver implements DnsLookup {
     const now = this.#now();
     for (const q of this.#inflight.values()) {
       if (now < q.tryDeadline) continue;
-      // A try still waiting on a socket timed out; one without was cut off by a socket error.
-      if (q.sock !== null || q.tcp !== null) {
+      // A try still waiting on a socket timed out; one without was cut off by a socket error or
+      // never left the queue. A try cut short by the deadline of a lookup that had waited for a
+      // slot lost its time to our queue: lastError stays (a server's earlier failure, or 'queued').
+      if ((q.sock !== null || q.tcp !== null) && !(q.waited && q.tryDeadline >= q.deadline)) {
         this.#st.timeouts++;
         q.lastError = 'timeout';
+        if (q.sock !== null) this.#win.timeout(this.#servers[q.server] as Server, now);
       }
       this.#release(q, true);
       this.#tcp.drop(q);
       this.#nextTry(q, now);
     }
     this.#udp.forget(now);
+    this.#win.tick(now);
     if (this.#inflight.size === 0 && this.#timer !== null) {
       clearInterval(this.#timer);
       this.#timer = null;
@@ -338,6 +339,7 @@ export class Resolver implements DnsLookup {
 
   /** A UDP reply passed the pool's checks: its try is over. */
   readonly #onUdpReply = (q: Query, msg: DnsMessage): void => {
+    this.#win.reply(this.#servers[q.server] as Server, this.#now());
     this.#release(q, false);
     this.#onAnswer(q, msg, false);
   };
@@ -374,7 +376,7 @@ export class Resolver implements DnsLookup {
     const server = this.#servers[i] as Server;
     const wait = server.wait;
     let now = -1;
-    while (server.head < wait.length && server.outstanding < this.#maxOutstanding) {
+    while (server.head < wait.length && server.outstanding < server.window) {
       const q = wait[server.head] as Query;
       wait[server.head++] = undefined as unknown as Query; // let it go
       if (q.done || q.queued !== i) continue;

@@ -50,7 +50,12 @@ export interface DnsMessage {
 
 export type LookupType = 'A' | 'TXT';
 
-export type LookupError = 'timeout' | 'servfail' | 'refused' | 'formerr' | 'malformed' | 'network' | 'cname-loop' | 'bad-name';
+/**
+ * 'queued' is ours, not the server's: the lookup's deadline came while it waited in the
+ * resolver's queue for a free slot (no try sent, or the last try cut short by the deadline after
+ * such a wait). 'timeout' is the server's: a query sent and not answered in its time.
+ */
+export type LookupError = 'timeout' | 'queued' | 'servfail' | 'refused' | 'formerr' | 'malformed' | 'network' | 'cname-loop' | 'bad-name';
 
 export type LookupResult =
   /** records: A as dotted quads, TXT as strings; ttl: seconds, clamped, the minimum over the records used. */

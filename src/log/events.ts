@@ -204,11 +204,14 @@ const TABLE = [
     translation: 'A site was suspended (its probe failed or it answered errors `dnsbl.health.error_limit` times in a row: its ' +
       'weight counts as zero) or resumed (its probe passed).' },
   { name: 'DNSBL WARNING', level: 'warn',
-    fields: [['site', 'the DNSBL domain'], ['reason', 'error-answer or slow'], ['value', 'the reserved answer (error-answer)'],
-      ['lookup_ms', 'how long the answer took (slow)']],
+    fields: [['site', 'the DNSBL domain'], ['reason', 'error-answer, slow or overload'], ['value', 'the reserved answer (error-answer)'],
+      ['lookup_ms', 'how long the answer took (slow)'], ['/ count', 'lookups of the site that ran out of time in our resolver queue since the last such line (overload)'],
+      ['total', 'such lookups since start, all sites']],
     translation: "A site gave a reserved error answer (`error-answer`, e.g. Spamhaus's 127.255.255.254 for queries through " +
-      'public resolvers: never a listing) or was slower than `dnsbl.slow_warning` (`slow`). At most once a minute per ' +
-      'site and reason.' },
+      'public resolvers: never a listing) or was slower than `dnsbl.slow_warning` (`slow`), at most once a minute per ' +
+      'site and reason; or lookups of the site ran out of time in smtpscreen\'s own resolver queue (`overload`: a burst ' +
+      'beyond what the resolver sends at once), at most once a second per site. Overload is not the site\'s fault: it never ' +
+      'counts against its health.' },
   { name: 'GREYLIST', level: 'info',
     fields: [['network', 'the client network greylisting keys on'], ['state', 'defer or pass'], ['reason', 'new, early or expired'],
       ['wait_ms', 'time left before a retry is accepted'], ['delay_ms', 'time between the first try and this retry']],

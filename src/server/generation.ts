@@ -85,7 +85,7 @@ function makeDnsbl(config: Config, emitter: Emitter): { dnsbl: Dnsbl | null; res
   }
   const resolver = new Resolver({
     servers, timeoutMs: r.timeout, tries: r.tries, deadlineMs: d.timeout,
-    minTtl: r.min_ttl / 1000, maxTtl: r.max_ttl / 1000, cacheMax: r.cache_max,
+    minTtl: r.min_ttl / 1000, maxTtl: r.max_ttl / 1000, cacheMax: r.cache_max, maxOutstanding: r.max_outstanding,
   });
   const emit = (event: string, fields: Record<string, unknown>): void => {
     emitter.emit(event as EventName, fields, event === EV.DNSBL_SITE && fields['state'] === 'resumed' ? 'info' : undefined);

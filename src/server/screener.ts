@@ -102,7 +102,9 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     emitter.emit(EV.STARTED, started, 'warn');
   } else emitter.emit(EV.STARTED, started);
 
-  dnsbl?.startHealth();
+  // DNSBL site health: the probe interval is the server's (checks/ own no timers).
+  dnsbl?.healthTick();
+  const healthTimer = dnsbl === null ? null : setInterval(() => dnsbl.healthTick(), config.dnsbl.health.interval).unref();
   let snapTimer: NodeJS.Timeout | null = null;
   let saving = false;
   if (snapFile !== null) {
@@ -123,7 +125,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     if (closing !== null && drainMs === 0) cutNow?.();
     closing ??= drain(ctx, listeners, sink, drainMs, signal, (cut) => (cutNow = cut)).then(async (forced) => {
       if (snapTimer !== null) clearInterval(snapTimer);
-      dnsbl?.stopHealth();
+      if (healthTimer !== null) clearInterval(healthTimer);
       ehlo?.stop();
       await resolver?.close();
       if (snapFile !== null) logSnapshot(ctx, 'save', snapFile, await saveSnapshot(store, snapFile));

@@ -172,3 +172,53 @@ test('dnsblReply: postscreen\'s text, 521 or 550, with unprintable characters of
   assert.equal(dnsblReply(550, '192.0.2.1', 'zen.example'), '550 5.7.1 Service unavailable; client [192.0.2.1] blocked using zen.example\r\n');
   assert.equal(dnsblReply(521, '::1', 'bad\r\nsite'), '521 5.7.1 Service unavailable; client [::1] blocked using bad??site\r\n');
 });
+
+const QUEUED: LookupResult = { status: 'error', error: 'queued' };
+const TIMEOUT: LookupResult = { status: 'error', error: 'timeout' };
+
+test('overload: lookups that expired in the resolver queue never count against the site; one warning a second with the count', async () => {
+  let now = 10_000;
+  const t = new Map<string, LookupResult>();
+  const f = new FakeLookup(t);
+  const events: Array<[string, Record<string, unknown>]> = [];
+  const d = new Dnsbl(['bl.test*3'], { ...OPTS, health: { ...OPTS.health, errorLimit: 2 } }, f, reverseName, (e, x) => events.push([e, x]), () => now);
+  for (let i = 1; i <= 10; i++) t.set(`A ${i}.30.0.127.bl.test`, QUEUED);
+  await Promise.all(Array.from({ length: 10 }, (_, i) => run(d, `127.0.30.${i + 1}`)));
+  assert.equal(d.overloaded, 10);
+  assert.equal(d.domains[0]?.suspended, false, 'ten overloaded lookups with error_limit 2: not suspended');
+  assert.equal(d.domains[0]?.errors, 0);
+  const overload = () => events.filter(([e, x]) => e === 'DNSBL WARNING' && x['reason'] === 'overload').map(([, x]) => x);
+  assert.deepEqual(overload(), [{ site: 'bl.test', reason: 'overload', count: 1, total: 1 }], 'the first at once, the rest held back');
+  d.healthTick(); // health off: only the held-back count is logged
+  assert.deepEqual(overload()[1], { site: 'bl.test', reason: 'overload', count: 9, total: 10 });
+  assert.deepEqual(f.asked.filter(([, , fresh]) => fresh), [], 'no probe with health off');
+  now += 1000;
+  await run(d, '127.0.30.1');
+  assert.deepEqual(overload()[2], { site: 'bl.test', reason: 'overload', count: 1, total: 11 }, 'a second later: logged at once');
+  assert.equal(events.some(([e]) => e === 'DNSBL SITE'), false);
+  // Overload between two real errors neither resets nor adds: the second error suspends.
+  t.set('A 1.31.0.127.bl.test', TIMEOUT);
+  t.set('A 2.31.0.127.bl.test', TIMEOUT);
+  await run(d, '127.0.31.1');
+  await run(d, '127.0.30.2');
+  await run(d, '127.0.31.2');
+  assert.deepEqual(events.filter(([e]) => e === 'DNSBL SITE').map(([, x]) => x['state']), ['suspended']);
+});
+
+test('health: a probe that expired in the resolver queue is inconclusive (no suspend, no resume)', async () => {
+  const t = new Map<string, LookupResult>([['A 2.0.0.127.bl.test', QUEUED]]);
+  const f = new FakeLookup(t);
+  const events: Array<[string, Record<string, unknown>]> = [];
+  const d = new Dnsbl(['bl.test*3'], OPTS, f, reverseName, (e, x) => events.push([e, x]));
+  await d.probeAll();
+  assert.equal(d.domains[0]?.suspended, false);
+  assert.equal(d.overloaded, 1);
+  t.set('A 2.0.0.127.bl.test', ok(['127.0.0.4'])); // listed entry fine, but...
+  t.set('A 1.0.0.127.bl.test', ok(['127.0.0.2'])); // ...the unlisted one is listed: suspended
+  await d.probeAll();
+  assert.equal(d.domains[0]?.suspended, true);
+  t.set('A 1.0.0.127.bl.test', QUEUED);
+  await d.probeAll();
+  assert.equal(d.domains[0]?.suspended, true, 'a queued probe does not resume either');
+  assert.deepEqual(events.filter(([e]) => e === 'DNSBL SITE').map(([, x]) => x['state']), ['suspended']);
+});

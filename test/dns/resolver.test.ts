@@ -322,7 +322,7 @@ test('sockets rotate after rotateAfter queries; replies still reach the old sock
 
 test('IDs are unique among queries in flight on a socket', async () => {
   const h: FakeHandler = (m) => [{ buf: reply(m, { answers: [{ name: qname(m), type: QTYPE.A, ttl: 300, data: '127.0.0.2' }] }), delayMs: 30 }];
-  await withServers([h], { sockets: 1, timeoutMs: 2000, maxOutstanding: 5000 }, async (r, [s]) => {
+  await withServers([h], { sockets: 1, timeoutMs: 2000, maxOutstanding: 5000, minOutstanding: 5000 }, async (r, [s]) => {
     const ps: Array<Promise<LookupResult>> = [];
     for (let i = 0; i < 3000; i++) ps.push(r.lookup(`${i}.ids.dnsbl.test`, 'A'));
     for (const res of await Promise.all(ps)) assert.equal(res.status, 'ok');
@@ -355,14 +355,37 @@ test('maxOutstanding: at most that many UDP tries per server on the wire, the re
     assert.equal((s1?.count() ?? 0) + (s2?.count() ?? 0), 10);
     assert.ok((s1?.count() ?? 0) <= 8 && (s2?.count() ?? 0) >= 2, `split ${s1?.count()}/${s2?.count()}`);
   });
-  // Waiting behind a silent server: the deadline ends the waiting lookups too.
+  // Waiting behind a silent server: the deadline ends the waiting lookups too. The two sent
+  // time out (the server's doing); the four that never left the queue end 'queued' (ours).
   await withServers([() => 'silent'], { maxOutstanding: 2, timeoutMs: 1000, tries: 1, deadlineMs: 60 }, async (r) => {
     const t0 = performance.now();
     const ps: Array<Promise<LookupResult>> = [];
     for (let i = 0; i < 6; i++) ps.push(r.lookup(`${i}.dead.dnsbl.test`, 'A'));
-    for (const res of await Promise.all(ps)) assert.deepEqual(res, { status: 'error', error: 'timeout' });
+    const res = await Promise.all(ps);
+    assert.deepEqual(res.slice(0, 2), [{ status: 'error', error: 'timeout' }, { status: 'error', error: 'timeout' }]);
+    for (const x of res.slice(2)) assert.deepEqual(x, { status: 'error', error: 'queued' });
     assert.ok(performance.now() - t0 < 60 + 15 + 60, 'by the deadline');
     assert.equal(r.stats().inFlight, 0);
+    assert.equal(r.stats().queued, 4);
+  });
+});
+
+test('a lookup whose deadline comes while it waits for a slot ends queued, not timeout; those sent and answered are answers', async () => {
+  // 100 ms per answer, 2 slots, 250 ms deadline: two rounds are answered, a third is sent at
+  // ~200 ms and cut by the deadline after waiting, the rest never leave the queue.
+  const h: FakeHandler = (m) => [{ buf: reply(m, { answers: [{ name: qname(m), type: QTYPE.A, ttl: 300, data: '127.0.0.2' }] }), delayMs: 100 }];
+  await withServers([h], { maxOutstanding: 2, timeoutMs: 1000, tries: 1, deadlineMs: 250 }, async (r, [s]) => {
+    const ps: Array<Promise<LookupResult>> = [];
+    for (let i = 0; i < 12; i++) ps.push(r.lookup(`${i}.burst.dnsbl.test`, 'A'));
+    const res = await Promise.all(ps);
+    const ok = res.filter((x) => x.status === 'ok').length;
+    const queued = res.filter((x) => x.status === 'error' && x.error === 'queued').length;
+    assert.equal(ok + queued, 12, `only answers and queued: ${JSON.stringify(res)}`);
+    assert.ok(ok >= 2 && ok <= 6, `answered ${ok}`);
+    assert.ok((s?.count() ?? 0) < 12, 'some never left the queue');
+    const st = r.stats();
+    assert.equal(st.queued, queued);
+    assert.equal(st.timeouts, 0, 'no try counted as timed out');
   });
 });
 
@@ -396,6 +419,7 @@ test('constructor: bad options are SCR_ERR_CONFIG', () => {
     { label: 'timeoutMs 0', opts: { servers: [{ host: '127.0.0.1', port: 53 }], timeoutMs: 0 } },
     { label: 'tries 1.5', opts: { servers: [{ host: '127.0.0.1', port: 53 }], tries: 1.5 } },
     { label: 'maxTtl < minTtl', opts: { servers: [{ host: '127.0.0.1', port: 53 }], minTtl: 100, maxTtl: 10 } },
+    { label: 'minOutstanding 0', opts: { servers: [{ host: '127.0.0.1', port: 53 }], minOutstanding: 0 } },
   ];
   for (const c of cases) {
     assert.throws(() => new Resolver(c.opts), (e: unknown) => e instanceof ScreenError && e.code === 'SCR_ERR_CONFIG', c.label);
