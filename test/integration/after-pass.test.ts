@@ -1,5 +1,5 @@
 /*
- * Integration (issue 5): deep.after_pass: handoff, the same-connection
+ * Integration: deep.after_pass: handoff, the same-connection
  * handoff, with the real screener process in front of the private Postfix.
  * Postfix here logs an INFO line at every RCPT from s@example.test (with the
  * client address, proto and helo as it sees them), refuses

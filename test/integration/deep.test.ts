@@ -1,5 +1,5 @@
 /*
- * Integration (issue 5): the deep protocol tests, with the real screener
+ * Integration: the deep protocol tests, with the real screener
  * process in front of the private Postfix, swaks and raw sockets as clients
  * from distinct 127.x addresses, 1 s greet wait.
  * - A well-behaved client (swaks) passes the deep tests in the dummy engine,

@@ -32,7 +32,7 @@ const CASES: Array<{ ev: Record<string, unknown>; line: string }> = [
   { ev: { event: EV.NON_SMTP_COMMAND, ...C, phase: 'CONNECT', sample: 'GET / HTTP/1.1' },
     line: 'NON-SMTP COMMAND from [192.0.2.1]:5678 after CONNECT: GET / HTTP/1.1' },
   { ev: { event: EV.BARE_NEWLINE, ...C, phase: 'DATA' }, line: 'BARE NEWLINE from [192.0.2.1]:5678 after DATA' },
-  // The fields the dummy engine emits (issue 5): `after` and `sample`.
+  // The fields the dummy engine emits: `after` and `sample`.
   { ev: { event: EV.COMMAND_PIPELINING, ...C, after: 'EHLO', sample: 'MAIL FROM:<a@b>\\r\\n', action: 'enforce' },
     line: 'COMMAND PIPELINING from [192.0.2.1]:5678 after EHLO: MAIL FROM:<a@b>\\r\\n' },
   { ev: { event: EV.NON_SMTP_COMMAND, ...C, after: 'CONNECT', sample: 'GET / HTTP/1.0', action: 'drop' },
