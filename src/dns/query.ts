@@ -33,7 +33,7 @@ export interface Server {
   floor: number;
   /** The window at the last sweep tick (it at most doubles between ticks). */
   tickWindow: number;
-  /** UDP replies since the last tick; replies per ms over the last tick (0: none measured yet). */
+  /** UDP replies since the last tick; replies per ms, smoothed over ticks (0: none measured yet). */
   delivered: number;
   rate: number;
   /** Until when the window may not grow (a try timed out). */

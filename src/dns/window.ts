@@ -21,7 +21,7 @@
  * So the window starts at the floor and grows by one per reply (each reply then sends at most two
  * queries: never a burst beyond what came back), only while the queries waiting for this server
  * could not drain within targetMs (the resolver's per-try timeout) at the rate replies came back
- * over the last sweep tick, and to at most twice its size at that tick. The measured rate, not a
+ * (smoothed over the sweep's ticks), and to at most twice its size at the last tick. The measured rate, not a
  * round trip, decides: a fast server on a busy CPU drains thousands a second and is left alone
  * (its round trips look long only because our own event loop is late to read the replies); a
  * server answering in 200 ms drains window/0.2 s and grows until its queue drains in time, up to
@@ -31,10 +31,12 @@
  * genuine overload, where more slots cannot help); a server that is merely far away drops none.
  * Known cost: when our own CPU is the bottleneck (a queue that cannot drain in time even at the
  * floor) the rate says "slow" and the window grows into a fast server's buffer once per FREEZE_MS:
- * rbldnsd, 10,000 in flight on the loaded machine: 0-510 of 30,000 tries retried, no lookup lost.
+ * rbldnsd, 10,000 in flight: 0-315 of 30,000 tries retried (0-510 at load 8), no lookup lost.
  */
 import type { Server } from './query.js';
 
+/** Weight of one tick's reply rate in the smoothed rate. */
+const RATE_GAIN = 1 / 4;
 /** After a try timed out, the window is not grown for this long. */
 const FREEZE_MS = 10_000;
 
@@ -58,13 +60,19 @@ export class Windows {
     for (const s of this.#servers) s.delivered = 0; // an idle spell is no measure of a rate
   }
 
-  /** A tick late by more than a period saw our event loop stall, not the server: no rate (no growth). */
+  /**
+   * The rate is smoothed over ticks (RATE_GAIN): a server answering in 200 ms sends its replies in
+   * waves, one tick full and the next empty. A tick late by more than a period saw our event loop
+   * stall, not the server: the rate starts over (no growth until a tick on time).
+   */
   tick(now: number): void {
     const elapsed = now - this.#lastTick;
     if (elapsed <= 0) return;
     this.#lastTick = now;
+    const stalled = elapsed > 2 * this.#periodMs;
     for (const s of this.#servers) {
-      s.rate = elapsed > 2 * this.#periodMs ? 0 : s.delivered / elapsed;
+      const r = s.delivered / elapsed;
+      s.rate = stalled ? 0 : s.rate === 0 ? r : s.rate + (r - s.rate) * RATE_GAIN;
       s.delivered = 0;
       s.tickWindow = s.window;
     }
