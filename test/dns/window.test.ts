@@ -54,6 +54,19 @@ test('window: grows one per reply while the queue would not drain, at most doubl
   assert.equal(s.window, 10, 'the ceiling');
 });
 
+test('window: replies in waves (a 200 ms server: one 100 ms tick full, the next empty) still grow it', () => {
+  const s = server();
+  const w = new Windows([s], 4, 64, 1000, 100);
+  waiting(s, 500);
+  w.start(0);
+  for (let i = 0; i < 4; i++) w.reply(s, 50);
+  w.tick(100);
+  w.tick(200); // the gap between two waves
+  assert.ok(s.rate > 0, `rate after an empty tick: ${s.rate}`);
+  for (let i = 0; i < 4; i++) w.reply(s, 250);
+  assert.equal(s.window, 8);
+});
+
 test('window: a stalled tick gives no rate; an empty queue gives slots back down to the floor; a timeout resets and freezes', () => {
   const s = server();
   const w = new Windows([s], 4, 64, 1000, 100);
