@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import { RESOLVER_DEFAULTS, Resolver } from '../../src/dns/resolver.js';
 import { QTYPE, RCODE } from '../../src/dns/types.js';
 import { reply, startFakeDns } from '../../test/dns/fake-server.js';
-import { machineInfo, percentiles, round, type Percentiles } from './proc.js';
+import { machineInfo, median, percentiles, round, type Percentiles } from './proc.js';
 
 interface CapResult {
   cap: number;
@@ -90,11 +90,6 @@ async function oneRun(cap: number, run: number, count: number, latency: number, 
     lastResultMs: round(lastResultMs, 1), latencyMs: percentiles(Array.from(lat)), serverPeakHeld: peak, sent,
     cpuMs: round((cpu.user + cpu.system) / 1000, 1),
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? 0 : (s[(s.length - 1) >> 1] as number);
 }
 
 async function main(): Promise<void> {

@@ -25,7 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { RESOLVER_DEFAULTS, Resolver, type ResolverStats } from '../../src/dns/resolver.js';
 import { encodeQuery } from '../../src/dns/packet.js';
-import { cpuPct, machineInfo, percentiles, round, sampleProc, type Percentiles, type ProcSample } from './proc.js';
+import { cpuPct, machineInfo, median, percentiles, round, sampleProc, type Percentiles, type ProcSample } from './proc.js';
 
 type Outcome = 'listed' | 'unlisted' | string;
 type Client = 'ours' | 'c-ares';
@@ -292,11 +292,6 @@ async function oneRun(client: Client, run: number, port: number, rbldnsdPid: num
     await ours.close();
   }
   return res;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? 0 : (s[(s.length - 1) >> 1] as number);
 }
 
 async function main(): Promise<void> {

@@ -2,7 +2,7 @@
  * bench/load/proc.ts - what a process costs, read from /proc (Linux only).
  *
  * Exports: ProcSample, sampleProc(pid), countFds(pid), countEstablished(host, port),
- *   cpuPct(a, b), machineInfo(), percentiles(xs), round(x, digits), Percentiles.
+ *   cpuPct(a, b), machineInfo(), median(xs), percentiles(xs), round(x, digits), Percentiles.
  * Everything is read from the server's side: /proc/PID/status (VmRSS, RssAnon),
  * /proc/PID/stat (utime+stime), /proc/PID/fd (open descriptors) and
  * /proc/net/tcp (sockets in ESTABLISHED on a local port, the accept queue
@@ -116,6 +116,12 @@ export interface Percentiles {
 }
 
 /** percentiles - nearest-rank percentiles of xs (ms); zeros when xs is empty. */
+/** The median (the lower middle of an even count; 0 for none). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? 0 : (s[(s.length - 1) >> 1] as number);
+}
+
 export function percentiles(xs: readonly number[]): Percentiles {
   if (xs.length === 0) return { n: 0, min: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0 };
   const s = [...xs].sort((a, b) => a - b);

@@ -106,7 +106,6 @@ export interface EarlyVerdict {
   readonly passNew: boolean;
 }
 
-const NO_CHANGE: ReadonlyArray<readonly [number, number]> = [];
 const NO_FAILED: EarlyVerdict['failedChecks'] = [];
 
 function verdict(next: EarlyVerdict['next'], v: Partial<EarlyVerdict>): EarlyVerdict {
@@ -199,7 +198,7 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
       }
     }
   }
-  const rec = withPasses(f.record, changes.length > 0 ? changes : NO_CHANGE);
+  const rec = withPasses(f.record, changes);
   // Deferred: the passes so far are kept; the dummy engine answers 450 at RCPT and logs the envelope.
   if (deferred) return verdict('greylist', { reason: 'greylist', record: rec, greylist });
   // The early passes are kept; PASS NEW waits for the deep tests (afterDeep()).

@@ -110,9 +110,6 @@ test('every event goes through emit() (log/emit.ts logs it at its row\'s level):
   assert.ok(emits >= 40, `found ${emits} emit() / event() call sites`);
 });
 
-function levelTextOf(e: { level: string; also?: { level: string } }): string {
-  return e.also === undefined ? e.level : `${e.level} or ${e.also.level}`;
-}
 
 test('recordKeys: the keys of a record literal, spread ternaries included, nested values not', () => {
   const src = "f(EV.X, { a, b: g({ no: 1 }), c: [{ no2: 2 }], 'q': `${ {no3: 3}.no3 }`, ...(x ? { d: 1 } : {}), ...rest, e: 'x,y' })";
