@@ -9,8 +9,13 @@
  * ignore smtpd reads it, under enforce postscreen's dummy engine answers it (and sends no
  * banner). So the probe keeps the early bytes, at most `keep` (EARLY_KEEP): under ignore
  * session/handoff.ts writes them to the backend after the handshake, under enforce
- * session/dummy.ts feeds them to the dummy engine. Once that much is kept, `full` asks the
- * session to stop reading, so the rest waits in the kernel and nothing is lost.
+ * session/dummy.ts feeds them to the dummy engine.
+ * What is kept is copied: a socket read is up to 64 KiB, and keeping the read itself kept all
+ * of it (a 96 KiB flood cost ~107 KB per client). Bytes past `keep` are counted in `discarded`
+ * and not kept; the session decides what that means (machine.ts: under ignore the stream can no
+ * longer reach the backend whole, so 421). The socket is not paused when the probe is full:
+ * a paused Node socket still reads ahead up to its highWaterMark (one more read, up to 64 KiB),
+ * which is exactly the memory the bound is for.
  */
 import { escapeClientText } from '../util/escape.js';
 
@@ -24,11 +29,11 @@ export class PregreetProbe {
   firstAt = 0;
   #sample: Buffer | null = null;
   /** One field on every probe; the rest only where bytes are kept (not under drop). Idle zombies are many. */
-  readonly #early: { readonly limit: number; chunks: Buffer[]; length: number } | null;
+  readonly #early: { readonly limit: number; chunks: Buffer[]; length: number; discarded: number } | null;
 
   /** keep: early bytes to keep for the backend (0: none, the default). */
   constructor(keep = 0) {
-    this.#early = keep > 0 ? { limit: keep, chunks: [], length: 0 } : null;
+    this.#early = keep > 0 ? { limit: keep, chunks: [], length: 0, discarded: 0 } : null;
   }
 
   /** Count an early chunk (and keep it, when keeping). Returns true on the first early chunk (the moment to log). */
@@ -36,10 +41,16 @@ export class PregreetProbe {
     const first = this.bytes === 0;
     this.bytes += chunk.length;
     const e = this.#early;
-    if (e !== null && e.length < e.limit) {
-      // A socket's chunk is its own allocation: kept by reference.
-      e.chunks.push(chunk);
-      e.length += chunk.length;
+    if (e !== null) {
+      const n = Math.min(chunk.length, e.limit - e.length);
+      if (n > 0) {
+        // A copy of what is kept, never the read itself: the read may be 64 KiB.
+        const copy = Buffer.allocUnsafe(n);
+        chunk.copy(copy, 0, 0, n);
+        e.chunks.push(copy);
+        e.length += n;
+      }
+      e.discarded += chunk.length - n;
     }
     if (first) {
       this.firstAt = now;
@@ -52,10 +63,9 @@ export class PregreetProbe {
     return this.bytes > 0;
   }
 
-  /** As many early bytes as `keep` allows are held: read no more until the handoff or the dummy engine. */
-  get full(): boolean {
-    const e = this.#early;
-    return e !== null && e.length >= e.limit;
+  /** Early bytes read but not kept (past `keep`): the client's stream has a gap if it goes on. */
+  get discarded(): number {
+    return this.#early === null ? 0 : this.#early.discarded;
   }
 
   /** The kept early bytes, in order, once; null when none were kept. */

@@ -105,6 +105,13 @@ const TABLE = [
       ['sample', 'the start, escaped'], ['action', 'pregreet.action']],
     translation: 'The client sent `bytes` bytes `after_ms` after connecting, before the greeting was complete; `sample` is the ' +
       'start, escaped.' },
+  { name: 'PREGREET LIMIT', level: 'info',
+    fields: [['bytes', 'bytes sent before the greeting so far'], ['kept', 'the early bytes kept (4096)'],
+      ['discarded', 'bytes read past that and not kept'], ['action', 'pregreet.action'], ['outcome', '421 (ignore) or dummy (enforce)']],
+    translation: 'The client sent more than 4 KiB before the greeting, some of it in one read past what is kept: those ' +
+      'bytes were not kept (each client\'s early bytes cost at most 4 KiB). Under `ignore` its stream could not reach ' +
+      'the backend whole: `421 4.7.0 <host> Error: too much data before the greeting` and close. Under `enforce` the ' +
+      'dummy engine goes on (it accepts no mail, so the gap costs nothing). Once per session.' },
   { name: 'HANGUP', level: 'info',
     fields: [['after_ms', 'time since connecting'], ['phase', 'pregreet, dummy, handoff, or accept (before it was a session)'],
       ['reason', 'at accept: why (peer address unreadable)']],

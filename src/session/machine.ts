@@ -24,6 +24,7 @@ import { ALLOWLISTED, DONE, FAIL, IGNORED, PASS, TODO, anyFail, earlyDone, flag 
 import { handoff } from './handoff.js';
 import type { Personality } from './generation.js';
 import { guardSocket, guardTimer } from './guard.js';
+import type { Action } from '../config/types.js';
 
 const PREGREET = TestIndex.pregreet;
 
@@ -136,31 +137,50 @@ function endWaitIfDone(s: Session): void {
 function _onEarlyData(this: ScreenSocket, chunk: Buffer): void {
   const s = this[kSession];
   if (s === undefined || s.closed || s.pregreet === null) return;
-  const first = s.pregreet.record(chunk, s.ctx.clock.now());
-  if (s.pregreet.full) this.pause(); // the rest waits in the kernel until the handoff's pipe() reads it
-  if (!first) return;
+  const p = s.pregreet;
+  const hadGap = p.discarded > 0;
+  const first = p.record(chunk, s.ctx.clock.now());
   const action = s.config.pregreet.action;
-  const r = pregreetResult(s.pregreet, s.started);
-  s.event(EV.PREGREET, { ...r.fields, action });
-  // A failed test loses its pass, whatever the action (a new record: stored records are values).
-  s.remember(cleared(s.record, [PREGREET]));
-  switch (applyAction(action)) {
-    case 'drop':
-      s.tests |= flag(PREGREET, FAIL | DONE);
-      closeWith(s, s.gen.replies.dropFor('pregreet'));
-      return;
-    case 'enforce':
-      s.tests |= flag(PREGREET, FAIL | DONE);
-      if (s.rejectReply === null) {
-        s.rejectReply = s.gen.replies.reject('pregreet');
-        s.rejectReason = 'pregreet';
-      }
-      break;
-    case 'continue':
-      s.tests |= flag(PREGREET, DONE) | IGNORED;
-      break;
+  if (first) {
+    const r = pregreetResult(p, s.started);
+    s.event(EV.PREGREET, { ...r.fields, action });
+    // A failed test loses its pass, whatever the action (a new record: stored records are values).
+    s.remember(cleared(s.record, [PREGREET]));
+    switch (applyAction(action)) {
+      case 'drop':
+        s.tests |= flag(PREGREET, FAIL | DONE);
+        closeWith(s, s.gen.replies.dropFor('pregreet'));
+        return;
+      case 'enforce':
+        s.tests |= flag(PREGREET, FAIL | DONE);
+        if (s.rejectReply === null) {
+          s.rejectReply = s.gen.replies.reject('pregreet');
+          s.rejectReason = 'pregreet';
+        }
+        break;
+      case 'continue':
+        s.tests |= flag(PREGREET, DONE) | IGNORED;
+        break;
+    }
   }
-  endWaitIfDone(s);
+  if (!hadGap && p.discarded > 0 && earlyFlood(s, action)) return;
+  if (first) endWaitIfDone(s);
+}
+
+/**
+ * More than EARLY_KEEP bytes before the greeting: the excess is not kept (the memory bound),
+ * so the client's stream has a gap. Under ignore it would reach the backend with that gap:
+ * 421, the client retries. Under enforce the excess is read and discarded until the wait
+ * ends, and the dummy engine goes on (it never accepts mail, so the gap costs nothing).
+ * Returns true when the session ended.
+ */
+function earlyFlood(s: Session, action: Action): boolean {
+  const p = s.pregreet as PregreetProbe;
+  const cut = applyAction(action) === 'continue';
+  s.event(EV.PREGREET_LIMIT, { bytes: p.bytes, kept: EARLY_KEEP, discarded: p.discarded, action, outcome: cut ? '421' : 'dummy' });
+  if (!cut) return false;
+  closeWith(s, s.gen.replies.earlyTooLong);
+  return true;
 }
 
 /** A check's answer is complete. One that vouches for the client (DNSBL allowlist) ends the wait now; so does a wait with nothing else to wait for. */

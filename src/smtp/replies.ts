@@ -64,6 +64,8 @@ export interface Replies {
   /** COMMAND COUNT LIMIT and COMMAND LENGTH LIMIT: postscreen's generic 421. */
   readonly tooManyCommands: string;
   readonly commandTooLong: string;
+  /** PREGREET LIMIT under ignore: more early bytes than are kept; the stream cannot reach the backend whole. */
+  readonly earlyTooLong: string;
   /** COMMAND ERROR LIMIT: smtpd(8)'s reply at smtpd_hard_error_limit. */
   readonly tooManyErrors: string;
   readonly allPortsBusy: string;
@@ -175,6 +177,7 @@ export function makeReplies(hostname: string, banner = 'ESMTP'): Replies {
     timeout: `421 4.4.2 ${hostname} Error: timeout exceeded\r\n`,
     tooManyCommands: `421 ${hostname} Service unavailable - try again later\r\n`,
     commandTooLong: `421 ${hostname} Service unavailable - try again later\r\n`,
+    earlyTooLong: `421 4.7.0 ${hostname} Error: too much data before the greeting\r\n`,
     tooManyErrors: `421 4.7.0 ${hostname} Error: too many errors\r\n`,
     allPortsBusy: '421 4.3.2 All server ports are busy\r\n',
     tooManyConnections: '421 4.7.0 Error: too many connections\r\n',

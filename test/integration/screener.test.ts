@@ -164,6 +164,23 @@ describe('screener in front of Postfix', () => {
     });
   });
 
+  test('pregreet ignore, a 96 KiB flood before the greeting: PREGREET LIMIT and 421, never handed to Postfix', async () => {
+    await withScreener(cfg({ pregreet: { wait: '1s', action: 'ignore' } }), async (s) => {
+      const addr = '127.0.1.13';
+      const c = await connectClient('127.0.0.1', portOf(s), addr);
+      await c.readUntil(/^220-screen\.test ESMTP\r\n/m, 5000);
+      c.write(Buffer.alloc(96 * 1024, 0x41));
+      assert.match(await c.readUntil(/^421 .*\r\n/m, 5000), /^421 4\.7\.0 screen\.test Error: too much data before the greeting\r\n/m);
+      const lim = await s.waitForEvent((e) => e['event'] === 'PREGREET LIMIT' && e['client'] === addr);
+      assert.equal(lim['kept'], 4096);
+      assert.equal(lim['outcome'], '421');
+      assert.ok((lim['discarded'] as number) > 0 && (lim['bytes'] as number) <= 96 * 1024);
+      await s.waitForEvent((e) => e['event'] === 'DISCONNECT' && e['client'] === addr);
+      assert.equal(byClient(s, 'HANDOFF', addr).length + byClient(s, 'BACKEND FAIL', addr).length, 0, 'no handoff was tried');
+      c.destroy();
+    });
+  });
+
   test('hang-up during the greet wait is HANGUP, not a failure', async () => {
     await withScreener(cfg({ pregreet: { wait: '3s' } }), async (s) => {
       const addr = '127.0.1.12';

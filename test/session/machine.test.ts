@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { harness, type FakeSocket, type Harness } from '../helpers/fake-session.js';
 import { TestIndex } from '../../src/checks/tests.js';
 import { withPasses } from '../../src/cache/store.js';
+import { EARLY_KEEP } from '../../src/checks/pregreet.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -136,6 +137,51 @@ test('pregreet ignore: handed over at once, the early bytes follow the backend g
   sock.hangup();
   await settle();
   assert.equal(ends(h, '192.0.2.15').disconnects, 1);
+});
+
+test('pregreet ignore, more than 4 KiB in one early read: PREGREET LIMIT and 421, no backend (its stream would have a gap)', async () => {
+  const h = harness({ ...base, pregreet: { wait: '2s', action: 'ignore' } });
+  const { sock } = h.connect('192.0.2.17');
+  sock.feed(Buffer.alloc(EARLY_KEEP + 1000, 0x41));
+  await settle();
+  assert.equal(h.named('PREGREET').length, 1);
+  const lim = h.named('PREGREET LIMIT');
+  assert.equal(lim.length, 1);
+  assert.deepEqual([lim[0]?.['bytes'], lim[0]?.['kept'], lim[0]?.['discarded'], lim[0]?.['outcome']], [EARLY_KEEP + 1000, 4096, 1000, '421']);
+  assert.match(sock.text(), /^220-screen\.test ESMTP\r\n421 4\.7\.0 screen\.test Error: too much data before the greeting\r\n$/);
+  assert.equal(h.backends.length, 0, 'never handed over');
+  assert.equal(ends(h, '192.0.2.17').disconnects, 1);
+  assert.equal(h.clock.timers.length, 0);
+});
+
+test('pregreet ignore, exactly 4 KiB early: no limit, all of it follows the backend greeting', async () => {
+  const h = harness({ ...base, pregreet: { wait: '2s', action: 'ignore' } });
+  const { sock } = h.connect('192.0.2.18');
+  const early = Buffer.alloc(EARLY_KEEP, 0x42);
+  early.write('EHLO a\r\n', 0);
+  sock.feed(early);
+  backendGreets(h);
+  assert.equal(h.named('PREGREET LIMIT').length, 0);
+  const b = h.backends[0] as FakeSocket;
+  assert.ok(b.text().endsWith(early.toString('latin1')), 'the 4,096 early bytes reached the backend whole');
+  sock.hangup();
+  await settle();
+});
+
+test('pregreet enforce, more than 4 KiB early: PREGREET LIMIT once, the dummy engine goes on with what was kept (here: an overlong line)', async () => {
+  const h = harness(base);
+  const { sock } = h.connect('192.0.2.19');
+  const early = Buffer.alloc(EARLY_KEEP + 5000, 0x43);
+  early.write('EHLO flood.test\r\n', 0);
+  sock.feed(early);
+  assert.equal(h.named('PREGREET LIMIT')[0]?.['outcome'], 'dummy');
+  assert.match(sock.text(), /^220-screen\.test ESMTP\r\n250-/, 'the kept EHLO is answered');
+  // The rest of the kept 4 KiB is one overlong line: the engine deals with it as with any client.
+  assert.equal(h.named('COMMAND LENGTH LIMIT').length, 1);
+  assert.match(sock.text(), /\r\n421 screen\.test Service unavailable - try again later\r\n$/);
+  assert.equal(h.named('PREGREET LIMIT').length, 1);
+  await settle();
+  assert.equal(ends(h, '192.0.2.19').disconnects, 1);
 });
 
 test('PASS OLD: handed over at once, nothing written', async () => {
