@@ -105,7 +105,8 @@ export class Resolver implements DnsLookup {
     this.#minTtl = c.minTtl;
     this.#maxTtl = c.maxTtl;
     this.#negTtl = c.negTtl;
-    this.#cache = new LRUCache<string, CacheEntry>({ max: c.cacheMax });
+    // maxSize at one unit per entry: bounded like `max`, without preallocating cacheMax slots at start.
+    this.#cache = new LRUCache<string, CacheEntry>({ maxSize: c.cacheMax, sizeCalculation: () => 1 });
     this.#now = c.now;
     this.#sweepMs = Math.max(1, Math.min(100, Math.floor(Math.min(this.#timeoutMs, this.#deadlineMs) / 4)));
     this.#win = new Windows(c.servers, c.minOutstanding, c.maxOutstanding, c.timeoutMs, this.#sweepMs);
