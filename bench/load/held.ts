@@ -1,0 +1,158 @@
+/*
+ * bench/load/held.ts - memory per held connection, by phase.
+ *
+ *   npm run bench:held -- --phase greet|dummy|spliced|flood [--count N] [--bytes B] [--pending P] [--out FILE]
+ *
+ * N clients (default 9,000: at 20,000 fds the screener reserves a backend descriptor for each
+ * client that may be handed over, ~9,968 in all) are opened a few at a time (--pending, default
+ * 20: every read the screener discards is garbage until the next scavenge, and freed memory
+ * stays in RSS) and held in one phase:
+ *   greet    silent, in the greet wait (pregreet.wait 120 s).
+ *   dummy    listed by a real rbldnsd (bl.test, 127.30.0.0/16): after a 200 ms greet wait
+ *            the DNSBL verdict is enforce, the dummy engine completes the greeting; the
+ *            client sends EHLO and waits there (command_time_limit 300 s).
+ *   spliced  allowlisted (access list "127.0.0.0/8 permit"): handed at once to a sink
+ *            (bench/load's, in a process of its own), and held in the splice (two
+ *            descriptors each).
+ *   flood    sends --bytes (default 96 KiB) right after the teaser; held in the greet wait
+ *            by a DNSBL lookup to a UDP socket that never answers (dnsbl.timeout 120 s).
+ * The screener's RSS is sampled before and once it is still (< 256 kB change for 3 s) with
+ * every client held; per client = (RSS held - RSS before) / clients alive. Loopback only;
+ * bounded by --count and a 150 s deadline.
+ */
+import { createSocket } from 'node:dgram';
+import net from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { startScreener, startSinkProcess, sleep, type SinkProcess } from './server.js';
+import { machineInfo, sampleProc } from './proc.js';
+import { startBenchRbldnsd, dnsblConfig } from './listed.js';
+import type { Rbldnsd } from '../../test/helpers/rbldnsd.js';
+
+const PHASES = ['greet', 'dummy', 'spliced', 'flood'] as const;
+type Phase = (typeof PHASES)[number];
+
+const { values } = parseArgs({
+  options: { phase: { type: 'string' }, count: { type: 'string' }, bytes: { type: 'string' }, pending: { type: 'string' }, out: { type: 'string' } },
+});
+const phase = (values.phase ?? 'greet') as Phase;
+if (!PHASES.includes(phase)) throw new Error(`--phase: want ${PHASES.join(', ')}; got "${values.phase}"`);
+const count = Number(values.count ?? 9000);
+const bytes = Number(values.bytes ?? 96 * 1024);
+const pendingCap = Number(values.pending ?? 20);
+const deadline = Date.now() + 150_000;
+
+const silentDns = createSocket('udp4');
+await new Promise<void>((r) => silentDns.bind(0, '127.0.0.1', r));
+silentDns.on('message', () => undefined); // never answers
+let rbl: Rbldnsd | null = null;
+let sink: SinkProcess | null = null;
+let extra: Record<string, Record<string, unknown>> = {};
+let waitMs = 120_000;
+switch (phase) {
+  case 'dummy':
+    rbl = await startBenchRbldnsd();
+    extra = dnsblConfig(rbl, 'enforce');
+    waitMs = 200;
+    break;
+  case 'spliced': {
+    const list = join(mkdtempSync(join(tmpdir(), 'smtpscreen-held-')), 'access');
+    writeFileSync(list, '127.0.0.0/8 permit\n');
+    extra = { access: { list } };
+    // The sink in a process of its own: its sockets and buffers are not the screener's.
+    sink = await startSinkProcess(join(dirname(fileURLToPath(import.meta.url)), 'zombie.js'), deadline + 30_000);
+    break;
+  }
+  case 'flood':
+    extra = {
+      dnsbl: { sites: ['flood.bench.invalid'], timeout: '120s' },
+      resolver: { servers: [`127.0.0.1:${silentDns.address().port}`], timeout: '60s', tries: 1 },
+    };
+    break;
+  case 'greet':
+    break;
+}
+const t = await startScreener({
+  greetWaitMs: waitMs, action: 'enforce', maxConnections: 20_000, commandTimeMs: 300_000, logLevel: 'warn',
+  backend: sink?.listen ?? null, nodeArgs: [], traceGc: false, keepFiles: false, extra,
+});
+const socks: net.Socket[] = [];
+try {
+  await sleep(500);
+  const pid = t.pid as number;
+  const before = sampleProc(pid);
+  const payload = Buffer.alloc(bytes, 0x41);
+  let held = 0;
+  let failed = 0;
+  let pending = 0;
+  // listed clients come from the rbldnsd's 127.30.0.0/16; the others from 127.1.0.0/16.
+  const second = phase === 'dummy' ? 30 : 1;
+  for (let i = 0; i < count && Date.now() < deadline; i++) {
+    while (pending >= pendingCap) await sleep(2);
+    pending++;
+    const n = i + 1;
+    const s = net.connect({ host: t.listen.host, port: t.listen.port, localAddress: `127.${second}.${(n >> 8) & 0xff}.${n & 0xff}` });
+    let waiting = true;
+    const done = (): void => {
+      if (waiting) {
+        waiting = false;
+        pending--;
+      }
+    };
+    s.on('error', () => {
+      failed++;
+      done();
+    });
+    s.once('close', done);
+    let text = '';
+    s.on('data', (c: Buffer) => {
+      if (!waiting) return;
+      text += c.toString('latin1');
+      // Held once in the phase: the teaser (greet, flood), the greeting then the EHLO reply (dummy), the sink's greeting (spliced).
+      if (phase === 'greet' || (phase === 'flood' && text.includes('220-'))) {
+        if (phase === 'flood') s.write(payload);
+        held++;
+        done();
+      } else if (phase === 'spliced' && /^220 /m.test(text)) {
+        held++;
+        done();
+      } else if (phase === 'dummy') {
+        if (/^220 /m.test(text) && !text.includes('EHLO sent')) {
+          text += 'EHLO sent';
+          s.write('EHLO held.bench.invalid\r\n');
+        } else if (/^250 /m.test(text)) {
+          held++;
+          done();
+        }
+      }
+    });
+    socks.push(s);
+  }
+  while (pending > 0 && Date.now() < deadline) await sleep(50);
+  let last = sampleProc(pid);
+  for (let still = 0; still < 3 && Date.now() < deadline; ) {
+    await sleep(1000);
+    const now = sampleProc(pid);
+    still = now !== null && last !== null && Math.abs(now.rssKb - last.rssKb) < 256 ? still + 1 : 0;
+    last = now;
+  }
+  const after = sampleProc(pid);
+  const alive = socks.filter((s) => !s.destroyed).length;
+  const perClient = before && after ? Math.round(((after.rssKb - before.rssKb) * 1024) / Math.max(1, alive)) : null;
+  const result = {
+    bench: 'held', at: new Date().toISOString(), machine: machineInfo(),
+    settings: { phase, clients: count, pending_cap: pendingCap, ...(phase === 'flood' ? { bytes_each: bytes } : {}) },
+    figures: { held, failed, alive_at_sample: alive, rss_before_kb: before?.rssKb ?? null, rss_held_kb: after?.rssKb ?? null, rss_per_client_bytes: perClient },
+  };
+  console.log(JSON.stringify({ phase, ...result.figures }));
+  if (values.out !== undefined) writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
+} finally {
+  for (const s of socks) s.destroy();
+  silentDns.close();
+  await t.stop();
+  await rbl?.stop();
+  await sink?.stop();
+}
