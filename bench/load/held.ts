@@ -1,7 +1,7 @@
 /*
  * bench/load/held.ts - memory per held connection, by phase.
  *
- *   npm run bench:held -- --phase greet|dummy|spliced|flood [--count N] [--bytes B] [--pending P] [--out FILE]
+ *   npm run bench:held -- --phase greet|dummy|spliced|flood [--count N] [--bytes B] [--pending P] [--hold S] [--out FILE]
  *
  * N clients (default 9,000: at 20,000 fds the screener reserves a backend descriptor for each
  * client that may be handed over, ~9,968 in all) are opened a few at a time (--pending, default
@@ -16,9 +16,9 @@
  *            descriptors each).
  *   flood    sends --bytes (default 96 KiB) right after the teaser; held in the greet wait
  *            by a DNSBL lookup to a UDP socket that never answers (dnsbl.timeout 120 s).
- * The screener's RSS is sampled before and once it is still (< 256 kB change for 3 s) with
- * every client held; per client = (RSS held - RSS before) / clients alive. Loopback only;
- * bounded by --count and a 150 s deadline.
+ * The screener's RSS is sampled before, and with every client held --hold seconds (default 20:
+ * V8 gives back the ramp's heap growth ~15 s after it) and then still (< 256 kB change for 3 s); per client = (RSS held - RSS before) / clients alive. Loopback only;
+ * bounded by --count and a 180 s deadline.
  */
 import { createSocket } from 'node:dgram';
 import net from 'node:net';
@@ -36,14 +36,15 @@ const PHASES = ['greet', 'dummy', 'spliced', 'flood'] as const;
 type Phase = (typeof PHASES)[number];
 
 const { values } = parseArgs({
-  options: { phase: { type: 'string' }, count: { type: 'string' }, bytes: { type: 'string' }, pending: { type: 'string' }, out: { type: 'string' } },
+  options: { phase: { type: 'string' }, count: { type: 'string' }, bytes: { type: 'string' }, pending: { type: 'string' }, hold: { type: 'string' }, out: { type: 'string' } },
 });
 const phase = (values.phase ?? 'greet') as Phase;
 if (!PHASES.includes(phase)) throw new Error(`--phase: want ${PHASES.join(', ')}; got "${values.phase}"`);
 const count = Number(values.count ?? 9000);
 const bytes = Number(values.bytes ?? 96 * 1024);
 const pendingCap = Number(values.pending ?? 20);
-const deadline = Date.now() + 150_000;
+const holdMs = Number(values.hold ?? 20) * 1000;
+const deadline = Date.now() + 180_000;
 
 const silentDns = createSocket('udp4');
 await new Promise<void>((r) => silentDns.bind(0, '127.0.0.1', r));
@@ -132,6 +133,8 @@ try {
     socks.push(s);
   }
   while (pending > 0 && Date.now() < deadline) await sleep(50);
+  // V8's memory reducer gives back the heap the ramp grew ~15 s after it (see the idle scenario).
+  await sleep(Math.min(holdMs, Math.max(0, deadline - Date.now() - 10_000)));
   let last = sampleProc(pid);
   for (let still = 0; still < 3 && Date.now() < deadline; ) {
     await sleep(1000);
@@ -144,7 +147,7 @@ try {
   const perClient = before && after ? Math.round(((after.rssKb - before.rssKb) * 1024) / Math.max(1, alive)) : null;
   const result = {
     bench: 'held', at: new Date().toISOString(), machine: machineInfo(),
-    settings: { phase, clients: count, pending_cap: pendingCap, ...(phase === 'flood' ? { bytes_each: bytes } : {}) },
+    settings: { phase, clients: count, pending_cap: pendingCap, hold_s: holdMs / 1000, ...(phase === 'flood' ? { bytes_each: bytes } : {}) },
     figures: { held, failed, alive_at_sample: alive, rss_before_kb: before?.rssKb ?? null, rss_held_kb: after?.rssKb ?? null, rss_per_client_bytes: perClient },
   };
   console.log(JSON.stringify({ phase, ...result.figures }));

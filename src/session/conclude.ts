@@ -36,6 +36,8 @@ export function conclude(s: Session): void {
       run.cancel();
       checks.push({ test: c.test, outcome: c.outcome(run) });
     }
+    // The verdict reads the outcomes once: a session held in the dummy engine keeps no lookup state.
+    s.runs = null;
   }
   const now = ctx.clock.now();
   const store = ctx.store;

@@ -108,6 +108,7 @@ export function enterDummy(s: Session): void {
   s.phase = 'dummy';
   // postscreen sends no banner to a pregreeting client: the engine answers what it said early instead.
   const early = s.pregreet?.takeKept() ?? null;
+  s.pregreet = null; // its result is in s.tests; nothing of it is needed in the dummy session
   if (early === null) s.io.write(s.gen.replies.greeting);
   s.reader = new LineReader(s.config.dummy.line_length_limit);
   const deepOpts = s.personality.deep;

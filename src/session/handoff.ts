@@ -300,6 +300,7 @@ function spliceNow(s: Session, hs: Handshake, reply: Buffer, code: number, relay
   } else {
     // pregreet.action ignore: what the client said before the greeting is its first command.
     const early = s.pregreet?.takeKept() ?? null;
+    s.pregreet = null;
     if (early !== null) bs.write(early);
   }
   s.event(EV.HANDOFF, {
