@@ -8,8 +8,11 @@
  * access list). SIGTERM/SIGINT: stop accepting, drain, save the snapshot,
  * exit 0; a second one during the drain cuts the open sessions now, and the
  * snapshot is still saved (the default action, death without it, never runs).
- * SIGHUP is logged (SIGNAL) and ignored: reload does not exist yet, and its
- * default action would kill the screener. A stop signal during start-up
+ * SIGHUP reloads: the configuration file (with the same command-line flags)
+ * and the access list are read again and new connections get them
+ * (server/screener.ts reload(), RELOAD); a bad file keeps the running
+ * configuration. A SIGHUP during start-up reloads once started; one while
+ * stopping is logged (SIGNAL) and ignored. A stop signal during start-up
  * stops the screener once it has started.
  */
 import { readFileSync } from 'node:fs';
@@ -115,8 +118,16 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
   // Kept until the exit: a later signal must find a handler, not the default action.
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Reload: the file as it is now, with the same flags. Its default action would kill the screener.
+  let hupBeforeStart = false;
+  const readAgain = (): Config => applyOverrides(loadConfig(file), overrides);
   process.on('SIGHUP', () => {
-    signals.emit(EV.SIGNAL, { signal: 'SIGHUP', action: 'ignored', reason: 'configuration reload is not supported yet; restart to apply changes' });
+    if (stopping) {
+      signals.emit(EV.SIGNAL, { signal: 'SIGHUP', action: 'ignored', reason: 'stopping: no reload' });
+      return;
+    }
+    if (scr === null) hupBeforeStart = true;
+    else void scr.reload(readAgain);
   });
   try {
     scr = await startScreener(cfg, { logger });
@@ -133,6 +144,7 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
   process.on('uncaughtException', (err: Error) => {
     emitter.emit(EV.INTERNAL_ERROR, { where: 'process', error: err.message, stack: err.stack });
   });
+  if (hupBeforeStart && !stopping) void scr.reload(readAgain);
   // A stop signal during start-up is served now that the screener runs.
   await scr.close(undefined, await stopSignal);
   logger.flush();

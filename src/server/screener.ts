@@ -18,10 +18,14 @@ import type { VerdictStore } from '../cache/store.js';
 import type { Ctx } from '../session/state.js';
 import { closeWith } from '../session/close.js';
 import { loadSnapshot, saveSnapshot, type SnapshotResult } from '../cache/snapshot.js';
-import { startListener, type Listener } from './listener.js';
+import { reconfigureListener, startListener, type Listener } from './listener.js';
+import { RESTART_KEYS, changedKeys, listenKey, planListeners } from './reload.js';
+import type { Generation } from '../session/generation.js';
+import type { Resolver } from '../dns/resolver.js';
+import { ScreenError } from '../util/errors.js';
 import { FD_RESERVE, connectionCeiling, readFdLimit } from './fdlimit.js';
 import type { Sink } from './sink.js';
-import { makeGeneration } from './generation.js';
+import { makeGeneration, type MadeGeneration } from './generation.js';
 import { realClock } from '../session/clock.js';
 import { StressState, noteOpen, stressLimit, watermarks, type ServerCtx } from './stress.js';
 
@@ -37,6 +41,12 @@ export interface Screener {
   readonly addresses: string[];
   readonly sink: Sink | null;
   /**
+   * Reload: `read` gives the new configuration (it may throw: RELOAD ok false).
+   * Swaps the generation for new connections, binds and closes listeners, logs RELOAD.
+   * Never throws: a failure keeps the running generation and is logged at error.
+   */
+  reload(read: () => Config): Promise<ReloadResult>;
+  /**
    * Stop accepting, drain, close. Resolves to the number of sessions cut at the deadline.
    * Called again while draining with drainMs 0: the sessions still open are cut now.
    */
@@ -48,7 +58,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const store = opts.store ?? new MemoryStore(config.cache.max_entries);
   const counters: Record<string, number> = {};
   const emitter = new Emitter(log, counters);
-  const { gen, resolver, sink, ehlo } = await makeGeneration(config, emitter);
+  let made = await makeGeneration(config, emitter);
+  const { gen, resolver, sink } = made;
   const fdLimit = readFdLimit();
   const stressMarks = watermarks(stressLimit(config.limits.max_connections, fdLimit), config.stress.enter_at, config.stress.leave_at);
   const ctx: ServerCtx = {
@@ -71,23 +82,23 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     stressState: new StressState(stressMarks),
   };
   const backend = gen.backend;
-  const dnsbl = gen.dnsbl;
   const snapFile = config.cache.snapshot;
   if (snapFile !== null) {
     const r = await loadSnapshot(store, snapFile, Date.now(), { removeTemps: true });
     logSnapshot(ctx, 'load', snapFile, r);
   }
-  const listeners: Listener[] = [];
+  // Keyed by the configured address (server/reload.ts listenKey()); a reload adds and removes entries.
+  const listeners = new Map<string, Listener>();
   try {
-    for (const l of config.listen) listeners.push(await startListener(ctx, l));
+    for (const l of config.listen) listeners.set(listenKey(l), await startListener(ctx, l));
   } catch (err) {
-    for (const l of listeners) l.server.close();
-    ehlo?.stop();
-    resolver?.close();
+    for (const l of listeners.values()) l.server.close();
+    made.ehlo?.stop();
+    await resolver?.close();
     await sink?.close();
     throw err;
   }
-  const addresses = listeners.map((l) => l.address);
+  const addresses = [...listeners.values()].map((l) => l.address);
   const started: Record<string, unknown> = {
     listen: addresses,
     backend: backend.name,
@@ -102,43 +113,256 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     emitter.emit(EV.STARTED, started, 'warn');
   } else emitter.emit(EV.STARTED, started);
 
-  // DNSBL site health: the probe interval is the server's (checks/ own no timers).
-  dnsbl?.healthTick();
-  const healthTimer = dnsbl === null ? null : setInterval(() => dnsbl.healthTick(), config.dnsbl.health.interval).unref();
+  // DNSBL site health: the probe interval is the server's (checks/ own no timers). Rearmed by a reload.
+  let healthTimer: NodeJS.Timeout | null = null;
+  const armHealth = (): void => {
+    if (healthTimer !== null) clearInterval(healthTimer);
+    const dnsbl = ctx.gen.dnsbl;
+    healthTimer = dnsbl === null ? null : setInterval(() => dnsbl.healthTick(), ctx.gen.config.dnsbl.health.interval).unref();
+  };
+  gen.dnsbl?.healthTick();
+  armHealth();
   let snapTimer: NodeJS.Timeout | null = null;
   let saving = false;
-  if (snapFile !== null) {
+  const armSnapshot = (): void => {
+    if (snapTimer !== null) clearInterval(snapTimer);
+    snapTimer = null;
+    const file = ctx.gen.config.cache.snapshot;
+    if (file === null) return;
     snapTimer = setInterval(() => {
       if (saving) return;
       saving = true;
-      void saveSnapshot(store, snapFile).then((r) => {
+      void saveSnapshot(store, file).then((r) => {
         saving = false;
-        logSnapshot(ctx, 'save', snapFile, r);
+        logSnapshot(ctx, 'save', file, r);
       });
-    }, config.cache.snapshot_interval);
+    }, ctx.gen.config.cache.snapshot_interval);
     snapTimer.unref();
-  }
+  };
+  armSnapshot();
+  // What reloads dropped (a resolver, a sink) is closed once no session of its generation is left.
+  const retiring = new Retiring(ctx);
+
+  let generation = 1;
+  let reloading: Promise<ReloadResult> | null = null;
+  let again: Promise<ReloadResult> | null = null;
+  const reloadOnce = async (next: Config): Promise<ReloadResult> => {
+    if (closing !== null) return reloadFailed(ctx, generation, 'the screener is stopping', undefined);
+    const prev = { config: ctx.gen.config, made };
+    let nextMade: MadeGeneration;
+    try {
+      nextMade = await makeGeneration(next, emitter, prev);
+    } catch (err) {
+      return reloadFailed(ctx, generation, err instanceof Error ? err.message : String(err), err);
+    }
+    const plan = planListeners([...listeners.keys()], next.listen);
+    const bound: Array<[string, Listener]> = [];
+    try {
+      for (const l of plan.add) bound.push([listenKey(l), await startListener(ctx, l)]);
+    } catch (err) {
+      for (const [, l] of bound) l.server.close();
+      await retiring.closeNow(nextMade, made);
+      return reloadFailed(ctx, generation, err instanceof Error ? err.message : String(err), err);
+    }
+    if (closing !== null) {
+      for (const [, l] of bound) l.server.close();
+      await retiring.closeNow(nextMade, made);
+      return reloadFailed(ctx, generation, 'the screener is stopping', undefined);
+    }
+    // Commit: from here on nothing fails. New connections get the new generation.
+    const old = ctx.gen;
+    const oldMade = made;
+    ctx.gen = nextMade.gen;
+    made = nextMade;
+    generation++;
+    for (const { key, cfg } of plan.keep) {
+      const l = listeners.get(key);
+      if (l !== undefined) reconfigureListener(l, cfg);
+    }
+    const removed: string[] = [];
+    for (const key of plan.remove) {
+      const l = listeners.get(key);
+      if (l === undefined) continue;
+      listeners.delete(key);
+      removed.push(l.address);
+      l.server.close(); // stops accepting; its sessions finish
+    }
+    for (const [key, l] of bound) listeners.set(key, l);
+    const marks = watermarks(stressLimit(next.limits.max_connections, ctx.fdLimit), next.stress.enter_at, next.stress.leave_at);
+    if (JSON.stringify(marks) !== JSON.stringify(ctx.stressState.marks)) {
+      const st = new StressState(marks);
+      st.active = ctx.stressState.active;
+      ctx.stressState = st;
+      noteOpen(ctx, ctx.sessions.size + ctx.pendingProxy);
+    }
+    if (oldMade.ehlo !== null && oldMade.ehlo !== made.ehlo) oldMade.ehlo.stop();
+    retiring.retire(old, oldMade, made);
+    if (old.dnsbl !== ctx.gen.dnsbl || old.config.dnsbl.health.interval !== next.dnsbl.health.interval) {
+      if (old.dnsbl !== ctx.gen.dnsbl) ctx.gen.dnsbl?.healthTick();
+      armHealth();
+    }
+    if (old.config.cache.snapshot !== next.cache.snapshot || old.config.cache.snapshot_interval !== next.cache.snapshot_interval) armSnapshot();
+    const changed = changedKeys(old.config, next);
+    const rec: ReloadResult = {
+      ok: true,
+      generation,
+      changed,
+      added: bound.map(([, l]) => l.address),
+      removed,
+      access_entries: ctx.gen.access?.size ?? 0,
+      dnsbl: ctx.gen.dnsbl === null ? 'none' : ctx.gen.dnsbl === old.dnsbl ? 'kept' : 'new',
+      backend: ctx.gen.backend.name,
+    };
+    const restart = changed.filter((k) => RESTART_KEYS.includes(k));
+    if (restart.length > 0) {
+      rec.restart_needed = restart;
+      emitter.emit(EV.RELOAD, rec, 'warn');
+    } else emitter.emit(EV.RELOAD, rec);
+    return rec;
+  };
+  // One reload at a time; a reload asked for meanwhile runs once after it, with the file as it is then.
+  const reload = (read: () => Config): Promise<ReloadResult> => {
+    if (reloading === null) {
+      reloading = runReload(read).finally(() => (reloading = null));
+      return reloading;
+    }
+    again ??= reloading.then(() => {
+      again = null;
+      return reload(read);
+    });
+    return again;
+  };
+  const runReload = async (read: () => Config): Promise<ReloadResult> => {
+    let next: Config;
+    try {
+      next = read();
+    } catch (err) {
+      return reloadFailed(ctx, generation, err instanceof Error ? err.message : String(err), err);
+    }
+    return reloadOnce(next);
+  };
 
   let closing: Promise<number> | null = null;
   let cutNow: (() => void) | null = null;
-  const close = (drainMs = config.drain_timeout, signal = 'close'): Promise<number> => {
+  const close = (drainMs = ctx.gen.config.drain_timeout, signal = 'close'): Promise<number> => {
     if (closing !== null && drainMs === 0) cutNow?.();
-    closing ??= drain(ctx, listeners, sink, drainMs, signal, (cut) => (cutNow = cut)).then(async (forced) => {
+    closing ??= drain(ctx, [...listeners.values()], drainMs, signal, (cut) => (cutNow = cut)).then(async (forced) => {
       if (snapTimer !== null) clearInterval(snapTimer);
       if (healthTimer !== null) clearInterval(healthTimer);
-      ehlo?.stop();
-      await resolver?.close();
-      if (snapFile !== null) logSnapshot(ctx, 'save', snapFile, await saveSnapshot(store, snapFile));
+      made.ehlo?.stop();
+      await retiring.closeAll();
+      await made.resolver?.close();
+      await made.sink?.close();
+      const file = ctx.gen.config.cache.snapshot;
+      if (file !== null) logSnapshot(ctx, 'save', file, await saveSnapshot(store, file));
       emitter.emit(EV.STOPPED, { forced });
       return forced;
     });
     return closing;
   };
-  return { ctx, addresses, sink, close };
+  return {
+    ctx,
+    get addresses() {
+      return [...listeners.values()].map((l) => l.address);
+    },
+    get sink() {
+      return made.sink;
+    },
+    reload,
+    close,
+  };
+}
+
+/** The RELOAD record (log/events.ts). */
+// A type, not an interface: the emitter takes it as a record of fields.
+export type ReloadResult = {
+  ok: boolean;
+  /** The generation serving new connections now (1 at start). */
+  generation: number;
+  changed?: string[];
+  added?: string[];
+  removed?: string[];
+  access_entries?: number;
+  dnsbl?: 'kept' | 'new' | 'none';
+  backend?: string;
+  restart_needed?: string[];
+  error?: string;
+  code?: string;
+};
+
+function reloadFailed(ctx: Ctx, generation: number, message: string, err: unknown): ReloadResult {
+  const code = err instanceof ScreenError ? err.code : (err as NodeJS.ErrnoException | undefined)?.code;
+  const rec: ReloadResult = { ok: false, generation, error: `${message}; still serving with the configuration loaded before` };
+  if (code !== undefined) rec.code = code;
+  ctx.emitter.emit(EV.RELOAD, rec, 'error');
+  return rec;
+}
+
+/** Seconds between looks at the retired generations. */
+const RETIRE_CHECK_MS = 1000;
+
+/**
+ * The parts a reload dropped (a resolver, the built-in sink) stay open while
+ * a session of their generation is open, and at least as long as a lookup it
+ * started may run (dnsbl.timeout) or a PROXY header may take: then they are
+ * closed. Nothing in flight is cut.
+ */
+class Retiring {
+  readonly #ctx: Ctx;
+  readonly #items: Array<{ gen: Generation; closeAfter: number; resolver: Resolver | null; sink: Sink | null }> = [];
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(ctx: Ctx) {
+    this.#ctx = ctx;
+  }
+
+  retire(gen: Generation, old: MadeGeneration, now: MadeGeneration): void {
+    const resolver = old.resolver !== null && old.resolver !== now.resolver ? old.resolver : null;
+    const sink = old.sink !== null && old.sink !== now.sink ? old.sink : null;
+    if (resolver === null && sink === null) return;
+    const wait = Math.max(gen.config.dnsbl.timeout, gen.config.limits.proxy_timeout) + RETIRE_CHECK_MS;
+    this.#items.push({ gen, closeAfter: Date.now() + wait, resolver, sink });
+    this.#timer ??= setInterval(() => this.#sweep(), RETIRE_CHECK_MS).unref();
+  }
+
+  /** A reload that failed after making `next`: close what it made and `cur` does not use. */
+  async closeNow(next: MadeGeneration, cur: MadeGeneration): Promise<void> {
+    if (next.ehlo !== null && next.ehlo !== cur.ehlo) next.ehlo.stop();
+    if (next.resolver !== null && next.resolver !== cur.resolver) await next.resolver.close();
+    if (next.sink !== null && next.sink !== cur.sink) await next.sink.close();
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    const inUse = new Set<Generation>();
+    for (const s of this.#ctx.sessions) inUse.add(s.gen);
+    for (let i = this.#items.length - 1; i >= 0; i--) {
+      const it = this.#items[i];
+      if (it === undefined || it.closeAfter > now || inUse.has(it.gen)) continue;
+      this.#items.splice(i, 1);
+      void it.resolver?.close();
+      void it.sink?.close();
+    }
+    if (this.#items.length === 0 && this.#timer !== null) {
+      clearInterval(this.#timer);
+      this.#timer = null;
+    }
+  }
+
+  /** At stop, after the drain: close everything still retiring. */
+  async closeAll(): Promise<void> {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    const items = this.#items.splice(0);
+    for (const it of items) {
+      await it.resolver?.close();
+      await it.sink?.close();
+    }
+  }
 }
 
 /** `onCut` receives the function that ends the wait at once, cutting what is still open. */
-async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs: number, signal: string, onCut: (cut: () => void) => void): Promise<number> {
+async function drain(ctx: Ctx, listeners: Listener[], drainMs: number, signal: string, onCut: (cut: () => void) => void): Promise<number> {
   ctx.draining = true;
   for (const l of listeners) l.server.close();
   // Sessions still being screened are told to come back later; spliced ones may finish.
@@ -170,7 +394,6 @@ async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs
     });
   }
   await Promise.all(listeners.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
-  await sink?.close();
   return forced;
 }
 
