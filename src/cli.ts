@@ -5,7 +5,8 @@
  * Exports: main().
  * Exit codes: 0 ok; 1 bad configuration or usage (the message names the key
  * or flag and the value); 2 start-up failure (a port in use, an unreadable
- * access list). SIGTERM/SIGINT: stop accepting, drain, save the snapshot,
+ * access list, root without `user` or `allow_root`, a user that cannot be
+ * switched to: server/privileges.ts, called once the listeners are bound). SIGTERM/SIGINT: stop accepting, drain, save the snapshot,
  * exit 0; a second one during the drain cuts the open sessions now, and the
  * snapshot is still saved (the default action, death without it, never runs).
  * SIGHUP reloads: the configuration file (with the same command-line flags)
@@ -25,6 +26,7 @@ import { createLogger } from './log/logger.js';
 import { EV } from './log/events.js';
 import { Emitter } from './log/emit.js';
 import { startScreener, type Screener } from './server/screener.js';
+import { dropPrivileges, type PrivilegeResult } from './server/privileges.js';
 import { runDemo } from './demo.js';
 import { explain } from './explain.js';
 import { ScreenError } from './util/errors.js';
@@ -130,7 +132,7 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
     else void scr.reload(readAgain);
   });
   try {
-    scr = await startScreener(cfg, { logger });
+    scr = await startScreener(cfg, { logger, afterBind: () => privilegeFields(dropPrivileges(cfg), cfg) });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const code = err instanceof ScreenError ? err.code : e.code;
@@ -149,6 +151,11 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
   await scr.close(undefined, await stopSignal);
   logger.flush();
   return 0;
+}
+
+/** STARTED's fields for the privileges: the user and ids the screener runs as from now on. */
+function privilegeFields(p: PrivilegeResult, cfg: Config): Record<string, unknown> {
+  return { user: p.action === 'dropped' ? cfg.user : p.action === 'root' ? 'root' : cfg.user, uid: p.uid, gid: p.gid };
 }
 
 const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1]);

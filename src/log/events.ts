@@ -36,6 +36,7 @@ const TABLE = [
     fields: [['listen', 'every listener as bound, "host:port"'], ['backend', 'the backend, "host:port" (the built-in sink as bound)'],
       ['handoff', 'backend.handoff'], ['pid', 'the process id'], ['fd_limit', 'the soft file descriptor limit, null when unknown'],
       ['stress {enter, leave, limit}', 'the stress watermarks as connection counts'],
+      ['user', '`smtpscreen run`: the user it runs as from now on (null: not switched)'], ['uid', 'its effective uid'], ['gid', 'its effective gid'],
       ['warning', 'why the configuration does not work as written (at warn)']],
     translation: 'The listeners are bound (ports as bound: port 0 in the config gives a free port). `stress`: the stress ' +
       'watermarks as connection counts. Logged at warn, with `warning`, when `limits.max_connections` exceeds the ' +

@@ -33,6 +33,11 @@ export interface ScreenerOptions {
   logger: Logger;
   /** A store to use instead of a new memory store (tests, shared tiers). */
   store?: VerdictStore;
+  /**
+   * Called once the listeners are bound, before STARTED (the privilege drop,
+   * server/privileges.ts); its fields go into STARTED. A throw stops the start-up.
+   */
+  afterBind?: () => Record<string, unknown>;
 }
 
 export interface Screener {
@@ -89,8 +94,10 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   }
   // Keyed by the configured address (server/reload.ts listenKey()); a reload adds and removes entries.
   const listeners = new Map<string, Listener>();
+  let bindFields: Record<string, unknown> = {};
   try {
     for (const l of config.listen) listeners.set(listenKey(l), await startListener(ctx, l));
+    if (opts.afterBind !== undefined) bindFields = opts.afterBind();
   } catch (err) {
     for (const l of listeners.values()) l.server.close();
     made.ehlo?.stop();
@@ -106,6 +113,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     pid: process.pid,
     fd_limit: ctx.fdLimit,
     stress: ctx.stressState.marks,
+    ...bindFields,
   };
   if (ctx.fdLimit !== null && config.limits.max_connections > connectionCeiling(ctx.fdLimit)) {
     started['warning'] = `limits.max_connections ${config.limits.max_connections} is above the ${connectionCeiling(ctx.fdLimit)} clients ` +

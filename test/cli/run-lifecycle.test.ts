@@ -26,6 +26,7 @@ function cfg(snapshot: string): Record<string, unknown> {
     pregreet: { wait: '200ms' },
     cache: { snapshot },
     drain_timeout: '30s',
+    allow_root: true, // the tests run as root
   };
 }
 
