@@ -26,7 +26,7 @@ import { createLogger } from './log/logger.js';
 import { EV } from './log/events.js';
 import { Emitter } from './log/emit.js';
 import { startScreener, type Screener } from './server/screener.js';
-import { dropPrivileges, type PrivilegeResult } from './server/privileges.js';
+import { dropPrivileges, resolveUser, type PrivilegeResult } from './server/privileges.js';
 import { runDemo } from './demo.js';
 import { explain } from './explain.js';
 import { ScreenError } from './util/errors.js';
@@ -79,6 +79,15 @@ export async function main(argv: string[]): Promise<number> {
     case 'check-config': {
       const cfg = configOrNull(args.config, args.overrides);
       if (cfg === null) return 1;
+      if (cfg.user !== null) {
+        try {
+          resolveUser(cfg.user, cfg.group);
+        } catch (err) {
+          if (!(err instanceof ScreenError)) throw err;
+          process.stderr.write(`smtpscreen: ${err.message}\n`);
+          return 1;
+        }
+      }
       process.stdout.write(formatConfig(cfg));
       return 0;
     }

@@ -8,13 +8,14 @@
  *   and says so (RELOAD ok false), the old listener goes on;
  * - as root without `user` (and without allow_root): refused, exit 2, the port released;
  * - a snapshot directory the user cannot write: refused, naming the key and the directory;
+ * - check-config names a user or group that does not exist;
  * - as systemd runs it (User=nobody, AmbientCapabilities=CAP_NET_BIND_SERVICE,
  *   reproduced with setpriv(1) from util-linux): binds the port, keeps only that
  *   capability; without the capability the EACCES error names the address and both fixes.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -217,6 +218,23 @@ describe('privileges', () => {
     const c = runCli([], conf);
     assert.equal(await c.exited, 2, c.stderr());
     assert.match(c.stderr(), new RegExp(`cache\\.snapshot: the directory ${dir} is not writable by nobody \\(EACCES\\).*chown nobody ${dir}`));
+  });
+
+  test('check-config: a user or group that does not exist is named, with the fix (exit 1)', () => {
+    const dir = openDir();
+    for (const [body, re] of [
+      ['user: smtpscreen-no-such-user\n', /^smtpscreen: user: no such user "smtpscreen-no-such-user" \(getent passwd smtpscreen-no-such-user\): create it \(e\.g\. adduser --system/],
+      ['user: nobody\ngroup: smtpscreen-no-such-group\n', /^smtpscreen: group: no such group "smtpscreen-no-such-group" .*leave group out/],
+    ] as const) {
+      const conf = path.join(dir, 'c.yaml');
+      fs.writeFileSync(conf, body);
+      const r = spawnSync(process.execPath, [CLI, 'check-config', '--config', conf], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, re);
+    }
+    fs.writeFileSync(path.join(dir, 'ok.yaml'), 'user: nobody\n');
+    const ok = spawnSync(process.execPath, [CLI, 'check-config', '--config', path.join(dir, 'ok.yaml')], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(ok.status, 0, ok.stderr);
   });
 
   test('as systemd runs it (User=nobody, AmbientCapabilities=CAP_NET_BIND_SERVICE): binds below 1024 with only that capability; without it, EACCES names the address and both fixes', async () => {
