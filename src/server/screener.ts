@@ -7,6 +7,11 @@
  * stress watermarks (server/stress.ts) → the snapshot → listeners → STARTED.
  * close() stops accepting, ends sessions still being screened with a 421,
  * lets spliced sessions finish for up to drain_timeout, then cuts the rest.
+ * reload() builds the next generation (keeping the parts of sections that did
+ * not change), binds added listeners, then commits: ctx.gen swapped for new
+ * connections, removed listeners closed, timers re-armed; a failure before
+ * the commit leaves everything as it was (server/reload.ts: the plan, RELOAD).
+ * opts.afterBind runs once the listeners are bound (the privilege drop).
  */
 import { connect } from 'node:net';
 import type { Logger } from 'pino';
@@ -19,13 +24,11 @@ import type { Ctx } from '../session/state.js';
 import { closeWith } from '../session/close.js';
 import { loadSnapshot, saveSnapshot, type SnapshotResult } from '../cache/snapshot.js';
 import { reconfigureListener, startListener, type Listener } from './listener.js';
-import { RESTART_KEYS, changedKeys, listenKey, planListeners } from './reload.js';
-import type { Generation } from '../session/generation.js';
-import type { Resolver } from '../dns/resolver.js';
-import { ScreenError } from '../util/errors.js';
+import { RESTART_KEYS, Retiring, changedKeys, listenKey, planListeners, reloadFailed, type ReloadResult } from './reload.js';
 import { FD_RESERVE, connectionCeiling, readFdLimit } from './fdlimit.js';
 import type { Sink } from './sink.js';
 import { makeGeneration, type MadeGeneration } from './generation.js';
+export type { ReloadResult } from './reload.js';
 import { realClock } from '../session/clock.js';
 import { StressState, noteOpen, stressLimit, watermarks, type ServerCtx } from './stress.js';
 
@@ -279,94 +282,6 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     reload,
     close,
   };
-}
-
-/** The RELOAD record (log/events.ts). */
-// A type, not an interface: the emitter takes it as a record of fields.
-export type ReloadResult = {
-  ok: boolean;
-  /** The generation serving new connections now (1 at start). */
-  generation: number;
-  changed?: string[];
-  added?: string[];
-  removed?: string[];
-  access_entries?: number;
-  dnsbl?: 'kept' | 'new' | 'none';
-  backend?: string;
-  restart_needed?: string[];
-  error?: string;
-  code?: string;
-};
-
-function reloadFailed(ctx: Ctx, generation: number, message: string, err: unknown): ReloadResult {
-  const code = err instanceof ScreenError ? err.code : (err as NodeJS.ErrnoException | undefined)?.code;
-  const rec: ReloadResult = { ok: false, generation, error: `${message}; still serving with the configuration loaded before` };
-  if (code !== undefined) rec.code = code;
-  ctx.emitter.emit(EV.RELOAD, rec, 'error');
-  return rec;
-}
-
-/** Seconds between looks at the retired generations. */
-const RETIRE_CHECK_MS = 1000;
-
-/**
- * The parts a reload dropped (a resolver, the built-in sink) stay open while
- * a session of their generation is open, and at least as long as a lookup it
- * started may run (dnsbl.timeout) or a PROXY header may take: then they are
- * closed. Nothing in flight is cut.
- */
-class Retiring {
-  readonly #ctx: Ctx;
-  readonly #items: Array<{ gen: Generation; closeAfter: number; resolver: Resolver | null; sink: Sink | null }> = [];
-  #timer: NodeJS.Timeout | null = null;
-
-  constructor(ctx: Ctx) {
-    this.#ctx = ctx;
-  }
-
-  retire(gen: Generation, old: MadeGeneration, now: MadeGeneration): void {
-    const resolver = old.resolver !== null && old.resolver !== now.resolver ? old.resolver : null;
-    const sink = old.sink !== null && old.sink !== now.sink ? old.sink : null;
-    if (resolver === null && sink === null) return;
-    const wait = Math.max(gen.config.dnsbl.timeout, gen.config.limits.proxy_timeout) + RETIRE_CHECK_MS;
-    this.#items.push({ gen, closeAfter: Date.now() + wait, resolver, sink });
-    this.#timer ??= setInterval(() => this.#sweep(), RETIRE_CHECK_MS).unref();
-  }
-
-  /** A reload that failed after making `next`: close what it made and `cur` does not use. */
-  async closeNow(next: MadeGeneration, cur: MadeGeneration): Promise<void> {
-    if (next.ehlo !== null && next.ehlo !== cur.ehlo) next.ehlo.stop();
-    if (next.resolver !== null && next.resolver !== cur.resolver) await next.resolver.close();
-    if (next.sink !== null && next.sink !== cur.sink) await next.sink.close();
-  }
-
-  #sweep(): void {
-    const now = Date.now();
-    const inUse = new Set<Generation>();
-    for (const s of this.#ctx.sessions) inUse.add(s.gen);
-    for (let i = this.#items.length - 1; i >= 0; i--) {
-      const it = this.#items[i];
-      if (it === undefined || it.closeAfter > now || inUse.has(it.gen)) continue;
-      this.#items.splice(i, 1);
-      void it.resolver?.close();
-      void it.sink?.close();
-    }
-    if (this.#items.length === 0 && this.#timer !== null) {
-      clearInterval(this.#timer);
-      this.#timer = null;
-    }
-  }
-
-  /** At stop, after the drain: close everything still retiring. */
-  async closeAll(): Promise<void> {
-    if (this.#timer !== null) clearInterval(this.#timer);
-    this.#timer = null;
-    const items = this.#items.splice(0);
-    for (const it of items) {
-      await it.resolver?.close();
-      await it.sink?.close();
-    }
-  }
 }
 
 /** `onCut` receives the function that ends the wait at once, cutting what is still open. */
