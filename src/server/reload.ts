@@ -91,7 +91,13 @@ export type ReloadResult = {
 
 export function reloadFailed(ctx: Ctx, generation: number, message: string, err: unknown): ReloadResult {
   const code = err instanceof ScreenError ? err.code : (err as NodeJS.ErrnoException | undefined)?.code;
-  const rec: ReloadResult = { ok: false, generation, error: `${message}; still serving with the configuration loaded before` };
+  let why = message;
+  const euid = process.geteuid?.();
+  if (/\(EACCES\)/.test(message) && euid !== undefined && euid !== 0) {
+    // After the switch to `user` (server/privileges.ts) the files are read again as that user.
+    why += ` (smtpscreen runs as uid ${euid} since its start: the configuration file, the access list and the certificates must be readable by it)`;
+  }
+  const rec: ReloadResult = { ok: false, generation, error: `${why}; still serving with the configuration loaded before` };
   if (code !== undefined) rec.code = code;
   ctx.emitter.emit(EV.RELOAD, rec, 'error');
   return rec;

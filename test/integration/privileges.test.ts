@@ -172,13 +172,18 @@ describe('privileges', () => {
       assert.equal(saved['file'], snap);
       assert.equal(fs.statSync(snap).uid, nobody.uid, 'the snapshot is written by nobody');
 
-      // Reload as nobody: the config must be readable by it (it is read again after the drop).
+      // Reload as nobody: the config must be readable by it (it is read again after the drop); the helper's directory is root's, 0700.
+      process.kill(s.pid, 'SIGHUP');
+      const denied = await s.waitForEvent((e) => e['event'] === 'RELOAD');
+      assert.deepEqual([denied['ok'], denied['level']], [false, 50]);
+      assert.match(String(denied['error']), new RegExp(`${s.configFile}: cannot read config file \\(EACCES\\) \\(smtpscreen runs as uid ${nobody.uid} since its start: the configuration file, the access list and the certificates must be readable by it\\)`));
       fs.chmodSync(path.dirname(s.configFile), 0o755);
       const port2 = await privilegedPort([port]);
       fs.writeFileSync(s.configFile, toYaml({ ...base, listen: [`${HOST}:${port}`, `${HOST}:${port2}`] }));
       fs.chmodSync(s.configFile, 0o644);
       process.kill(s.pid, 'SIGHUP');
-      const r = await s.waitForEvent((e) => e['event'] === 'RELOAD');
+      let n = 0;
+      const r = await s.waitForEvent((e) => e['event'] === 'RELOAD' && ++n === 2);
       assert.deepEqual([r['ok'], r['level'], r['code']], [false, 50, 'SCR_ERR_BIND']);
       assert.match(String(r['error']), new RegExp(`cannot bind ${HOST.replace(/\./g, '\\.')}:${port2} \\(EACCES`));
       assert.match(String(r['error']), /A reload after the drop .* cannot bind a new port below 1024: restart instead/);
