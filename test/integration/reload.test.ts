@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
-import { startScreener, portOf, type ScreenerEvent, type ScreenerProc } from '../helpers/screener.js';
+import { startScreener, portOf, withAllowRoot, type ScreenerEvent, type ScreenerProc } from '../helpers/screener.js';
 import { runSwaks } from '../helpers/swaks.js';
 import { connectClient } from '../helpers/smtp-client.js';
 import { freePorts } from '../helpers/ports.js';
@@ -67,6 +67,7 @@ describe('reload on SIGHUP', () => {
     const failures: string[] = [];
     const rcpts: string[] = [];
     let reloading = true;
+    let workers: Array<Promise<void>> = [];
     try {
       const worker = async (w: number): Promise<void> => {
         // Bounded: at most 200 messages per worker; it stops once the reloads are done.
@@ -79,11 +80,11 @@ describe('reload on SIGHUP', () => {
           if (r.code !== 0) failures.push(`${n} from ${addr}: swaks exit ${String(r.code)}\n${r.transcript.slice(-800)}`);
         }
       };
-      const workers = [0, 1, 2].map((w) => worker(w));
+      workers = [0, 1, 2].map((w) => worker(w));
       let shownB = false;
       for (let i = 1; i <= 20; i++) {
         const which = i % 2 === 1 ? 'B' : 'A';
-        writeFileSync(s.configFile, toYaml(config(which)));
+        writeFileSync(s.configFile, withAllowRoot(toYaml(config(which))));
         const r = await hup(s, i);
         assert.equal(r['ok'], true, JSON.stringify(r));
         assert.equal(r['generation'], i + 1);
@@ -115,6 +116,7 @@ describe('reload on SIGHUP', () => {
       assert.equal(s.eventsNamed('RELOAD').filter((e) => e['ok'] !== true).length, 0);
     } finally {
       reloading = false;
+      await Promise.allSettled(workers);
       const code = await s.stop();
       assert.equal(code, 0, s.stderr());
     }
@@ -140,7 +142,7 @@ describe('reload on SIGHUP', () => {
       const r2 = await hup(s, 2);
       assert.deepEqual([r2['ok'], r2['level'], r2['generation'], r2['code']], [false, 50, 1, 'SCR_ERR_CONFIG']);
       assert.match(String(r2['error']), new RegExp(`${s.configFile}:\\d+:\\d+: YAML syntax error`));
-      writeFileSync(s.configFile, toYaml(config('A', { access: { list: access }, pregreet: { wait: '200ms' } })));
+      writeFileSync(s.configFile, withAllowRoot(toYaml(config('A', { access: { list: access }, pregreet: { wait: '200ms' } }))));
       const r3 = await hup(s, 3);
       assert.deepEqual([r3['ok'], r3['generation'], r3['changed']], [true, 2, ['pregreet.wait']]);
       const b = await runSwaks({ server: `127.0.0.1:${portOf(s)}`, localAddress: '127.0.9.6', to: 'broken2@example.test', timeoutS: 20 });
@@ -159,7 +161,7 @@ describe('reload on SIGHUP', () => {
     try {
       const c = await connectClient('127.0.0.1', Number(p1), '127.0.12.1');
       await c.readUntil(/^220 sink\.invalid /m, 5000);
-      writeFileSync(s.configFile, toYaml({ ...base, listen: [`127.0.0.1:${String(p2)}`] }));
+      writeFileSync(s.configFile, withAllowRoot(toYaml({ ...base, listen: [`127.0.0.1:${String(p2)}`] })));
       const r = await hup(s, 1);
       assert.deepEqual([r['ok'], r['changed'], r['added'], r['removed']], [true, ['listen'], [`127.0.0.1:${String(p2)}`], [`127.0.0.1:${String(p1)}`]]);
       // The session accepted on the removed listener goes on.
