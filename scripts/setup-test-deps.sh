@@ -3,7 +3,10 @@
 # run against (Debian/Ubuntu): postfix (private test instances, see
 # test/helpers/postfix.ts), swaks (SMTP client), openssl (test certificates),
 # rbldnsd (DNSBL zones served from fixtures/dnsbl/, see test/helpers/rbldnsd.ts)
-# and bind9-dnsutils (dig, for looking at those zones by hand).
+# bind9-dnsutils (dig, for looking at those zones by hand), util-linux
+# (setpriv: runs the screener as systemd would, User= with an ambient
+# capability) and systemd (systemd-analyze verify checks contrib/smtpscreen.service;
+# nothing is started).
 #
 # Idempotent and non-interactive: installs only what is missing, runs
 # `apt-get update` only when an install fails without it. Postfix is preseeded
@@ -13,9 +16,9 @@
 # Needs root for installing (uses `sudo -n` when not root).
 set -euo pipefail
 
-PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils)
+PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils util-linux systemd)
 # The program each package provides (checked on systems without dpkg).
-declare -A CMD_OF=([bind9-dnsutils]=dig)
+declare -A CMD_OF=([bind9-dnsutils]=dig [util-linux]=setpriv [systemd]=systemd-analyze)
 say() { printf 'setup-test-deps: %s\n' "$*"; }
 
 installed() { # package name -> 0 when dpkg has it installed
@@ -28,7 +31,7 @@ if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>
     PATH="$PATH:/usr/sbin:/sbin" command -v "${CMD_OF[$p]:-$p}" >/dev/null 2>&1 || missing+=("$p")
   done
   if ((${#missing[@]} == 0)); then
-    say "not a Debian system, but postfix, swaks, openssl, rbldnsd and dig are on PATH: nothing to do"
+    say "not a Debian system, but every program needed is on PATH: nothing to do"
     exit 0
   fi
   say "ERROR: not a Debian system (no dpkg-query/apt-get); install these yourself: ${missing[*]}" >&2

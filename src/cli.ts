@@ -5,11 +5,15 @@
  * Exports: main().
  * Exit codes: 0 ok; 1 bad configuration or usage (the message names the key
  * or flag and the value); 2 start-up failure (a port in use, an unreadable
- * access list). SIGTERM/SIGINT: stop accepting, drain, save the snapshot,
+ * access list, root without `user` or `allow_root`, a user that cannot be
+ * switched to: server/privileges.ts, called once the listeners are bound). SIGTERM/SIGINT: stop accepting, drain, save the snapshot,
  * exit 0; a second one during the drain cuts the open sessions now, and the
  * snapshot is still saved (the default action, death without it, never runs).
- * SIGHUP is logged (SIGNAL) and ignored: reload does not exist yet, and its
- * default action would kill the screener. A stop signal during start-up
+ * SIGHUP reloads: the configuration file (with the same command-line flags)
+ * and the access list are read again and new connections get them
+ * (server/screener.ts reload(), RELOAD); a bad file keeps the running
+ * configuration. A SIGHUP during start-up reloads once started; one while
+ * stopping is logged (SIGNAL) and ignored. A stop signal during start-up
  * stops the screener once it has started.
  */
 import { readFileSync } from 'node:fs';
@@ -22,6 +26,7 @@ import { createLogger } from './log/logger.js';
 import { EV } from './log/events.js';
 import { Emitter } from './log/emit.js';
 import { startScreener, type Screener } from './server/screener.js';
+import { dropPrivileges, resolveUser, type PrivilegeResult } from './server/privileges.js';
 import { runDemo } from './demo.js';
 import { explain } from './explain.js';
 import { ScreenError } from './util/errors.js';
@@ -74,6 +79,15 @@ export async function main(argv: string[]): Promise<number> {
     case 'check-config': {
       const cfg = configOrNull(args.config, args.overrides);
       if (cfg === null) return 1;
+      if (cfg.user !== null) {
+        try {
+          resolveUser(cfg.user, cfg.group);
+        } catch (err) {
+          if (!(err instanceof ScreenError)) throw err;
+          process.stderr.write(`smtpscreen: ${err.message}\n`);
+          return 1;
+        }
+      }
       process.stdout.write(formatConfig(cfg));
       return 0;
     }
@@ -115,11 +129,19 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
   // Kept until the exit: a later signal must find a handler, not the default action.
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Reload: the file as it is now, with the same flags. Its default action would kill the screener.
+  let hupBeforeStart = false;
+  const readAgain = (): Config => applyOverrides(loadConfig(file), overrides);
   process.on('SIGHUP', () => {
-    signals.emit(EV.SIGNAL, { signal: 'SIGHUP', action: 'ignored', reason: 'configuration reload is not supported yet; restart to apply changes' });
+    if (stopping) {
+      signals.emit(EV.SIGNAL, { signal: 'SIGHUP', action: 'ignored', reason: 'stopping: no reload' });
+      return;
+    }
+    if (scr === null) hupBeforeStart = true;
+    else void scr.reload(readAgain);
   });
   try {
-    scr = await startScreener(cfg, { logger });
+    scr = await startScreener(cfg, { logger, afterBind: () => privilegeFields(dropPrivileges(cfg), cfg) });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const code = err instanceof ScreenError ? err.code : e.code;
@@ -133,10 +155,16 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
   process.on('uncaughtException', (err: Error) => {
     emitter.emit(EV.INTERNAL_ERROR, { where: 'process', error: err.message, stack: err.stack });
   });
+  if (hupBeforeStart && !stopping) void scr.reload(readAgain);
   // A stop signal during start-up is served now that the screener runs.
   await scr.close(undefined, await stopSignal);
   logger.flush();
   return 0;
+}
+
+/** STARTED's fields for the privileges: the user and ids the screener runs as from now on. */
+function privilegeFields(p: PrivilegeResult, cfg: Config): Record<string, unknown> {
+  return { user: p.action === 'dropped' ? cfg.user : p.action === 'root' ? 'root' : cfg.user, uid: p.uid, gid: p.gid };
 }
 
 const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1]);

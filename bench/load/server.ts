@@ -149,6 +149,8 @@ export async function startScreener(spec: ScreenerSpec): Promise<Target> {
     },
     drain_timeout: '1s',
     log: { format: 'json', level: spec.logLevel },
+    // The benches run as root here; without user (or this) the screener refuses to run as root.
+    allow_root: true,
   };
   const merged = config as Record<string, unknown>;
   for (const [k, v] of Object.entries(spec.extra ?? {})) {

@@ -182,6 +182,12 @@ export interface Config {
   };
   /** Time proxied sessions get to finish after SIGTERM. */
   drain_timeout: number;
+  /** Switch to this user once the listeners are bound (server/privileges.ts), or null. */
+  user: string | null;
+  /** With user: the group to switch to; null: the user's own. */
+  group: string | null;
+  /** Keep running as root without user. */
+  allow_root: boolean;
   /** The stress personality (server/stress.ts): watermarks and the stress values given in the file. */
   stress: {
     /** Open connections, in percent of limits.max_connections, at which new connections get the stress personality. */

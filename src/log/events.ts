@@ -36,6 +36,7 @@ const TABLE = [
     fields: [['listen', 'every listener as bound, "host:port"'], ['backend', 'the backend, "host:port" (the built-in sink as bound)'],
       ['handoff', 'backend.handoff'], ['pid', 'the process id'], ['fd_limit', 'the soft file descriptor limit, null when unknown'],
       ['stress {enter, leave, limit}', 'the stress watermarks as connection counts'],
+      ['user', '`smtpscreen run`: the user it runs as from now on (null: not switched)'], ['uid', 'its effective uid'], ['gid', 'its effective gid'],
       ['warning', 'why the configuration does not work as written (at warn)']],
     translation: 'The listeners are bound (ports as bound: port 0 in the config gives a free port). `stress`: the stress ' +
       'watermarks as connection counts. Logged at warn, with `warning`, when `limits.max_connections` exceeds the ' +
@@ -51,10 +52,22 @@ const TABLE = [
     fields: [['forced', 'sessions cut at the drain deadline (or by a second stop signal)']],
     translation: 'Done; `forced` sessions were cut at the drain deadline (or by a second stop signal).' },
   { name: 'SIGNAL', level: 'warn',
-    fields: [['signal', 'SIGHUP, or a second SIGTERM/SIGINT'], ['action', 'ignored or cut'], ['reason', 'what it did and why']],
-    translation: 'A signal that does not start a stop. `action: ignored` for SIGHUP (configuration reload is not supported ' +
-      'yet); `action: cut` for a second SIGTERM/SIGINT during the drain: the open sessions are cut now, then the snapshot ' +
-      'is written and the exit is 0 as usual.' },
+    fields: [['signal', 'a second SIGTERM/SIGINT, or SIGHUP while stopping'], ['action', 'cut or ignored'], ['reason', 'what it did and why']],
+    translation: 'A signal that does not start a stop. `action: cut` for a second SIGTERM/SIGINT during the drain: the open ' +
+      'sessions are cut now, then the snapshot is written and the exit is 0 as usual. `action: ignored` for a SIGHUP ' +
+      'while stopping (SIGHUP otherwise reloads: RELOAD).' },
+  { name: 'RELOAD', level: 'info', also: { level: 'error', when: 'for `ok: false` (warn with `restart_needed`)' },
+    fields: [['ok', 'true: new connections get the new configuration'], ['generation', 'the configuration generation serving new connections (1 at start)'],
+      ['changed', 'the keys whose value changed'], ['added', 'listeners bound, "host:port"'], ['removed', 'listeners closed (their sessions finish)'],
+      ['access_entries', 'entries of the access list as read again'], ['dnsbl', 'kept (same sites and resolver: cache and site health kept), new or none'],
+      ['backend', 'the backend new handoffs go to'], ['restart_needed', 'changed keys only a restart applies (at warn)'],
+      ['/ error', 'why the reload failed (ok: false)'], ['code', 'the error code']],
+    translation: 'SIGHUP: the configuration file and the access list were read again. `ok: true`: new connections get the new ' +
+      'configuration (sessions in flight finish with the one they started with; the verdict cache is kept); `changed` ' +
+      'lists the keys, `added`/`removed` the listeners. `restart_needed` (at warn): keys a running screener cannot apply ' +
+      '(`cache.max_entries`, `log.*`, `user`, `group`, `allow_root`). `ok: false` (at error): the file, the access list, a ' +
+      'certificate or a new listener failed (`error` names it: after the drop to `user`, a new port below 1024 cannot be ' +
+      'bound); the screener goes on with the configuration it had.' },
   { name: 'ACCEPT ERROR', level: 'error',
     fields: [['code', 'EMFILE, ENFILE, or the code the listener reported'], ['message', 'the error text'],
       ['listener', 'the listener, "host:port"'], ['count', 'accept errors since the last such line']],

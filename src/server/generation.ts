@@ -8,8 +8,11 @@
  * backend is "sink" → the backend, and with deep.after_pass handoff its EHLO
  * learned (a backend that cannot be reached delays this by at most its two
  * timeouts and is asked again every 30 s) → the two personalities, each
- * pointing back at the generation. A reload calls this again and swaps the
- * result in for new connections.
+ * pointing back at the generation. A reload (server/reload.ts) calls this
+ * again with the previous generation's parts: what a section of the
+ * configuration that did not change made is kept (the DNSBL test and its
+ * resolver with their cache and site health, the built-in sink, the EHLO
+ * learner), the rest is made anew; on a throw, what was made anew is closed.
  */
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
@@ -41,14 +44,39 @@ export interface MadeGeneration {
   readonly ehlo: EhloLearner | null;
 }
 
-export async function makeGeneration(config: Config, emitter: Emitter): Promise<MadeGeneration> {
+/** The generation a reload replaces: its configuration and its parts, to keep what did not change. */
+export interface PreviousGeneration {
+  readonly config: Config;
+  readonly made: MadeGeneration;
+}
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+export async function makeGeneration(config: Config, emitter: Emitter, prev?: PreviousGeneration): Promise<MadeGeneration> {
+  const made: { resolver: Resolver | null; sink: Sink | null; ehlo: EhloLearner | null } = { resolver: null, sink: null, ehlo: null };
+  try {
+    return await build(config, emitter, prev, made);
+  } catch (err) {
+    // Close only what this call made: what it kept belongs to the running generation.
+    made.ehlo?.stop();
+    await made.resolver?.close();
+    await made.sink?.close();
+    throw err;
+  }
+}
+
+async function build(config: Config, emitter: Emitter, prev: PreviousGeneration | undefined,
+  made: { resolver: Resolver | null; sink: Sink | null; ehlo: EhloLearner | null }): Promise<MadeGeneration> {
   const accessFile = config.access.list;
   const access = accessFile === null ? null : parseAccessList(readTextFile(accessFile, ACCESS_FILE), accessFile);
   const tlsContext = loadTls(config);
   const replies = makeReplies(config.hostname, config.banner);
   const enabled: number[] = [];
   if (config.pregreet.enable) enabled.push(TestIndex.pregreet);
-  const { dnsbl, resolver } = makeDnsbl(config, emitter);
+  // The DNSBL test and its resolver are kept when neither section changed: answers cached, lookups in flight and site health go on.
+  const keepDnsbl = prev !== undefined && prev.made.gen.dnsbl !== null && same(prev.config.dnsbl, config.dnsbl) && same(prev.config.resolver, config.resolver);
+  const { dnsbl, resolver } = keepDnsbl ? { dnsbl: prev.made.gen.dnsbl, resolver: prev.made.resolver } : makeDnsbl(config, emitter);
+  if (!keepDnsbl) made.resolver = resolver;
   if (dnsbl !== null) enabled.push(TestIndex.dnsbl);
   if (config.greylist.enable) enabled.push(TestIndex.greylist);
   const pc = makePersonalities(config, enabled);
@@ -56,16 +84,21 @@ export async function makeGeneration(config: Config, emitter: Emitter): Promise<
   let host = config.backend.address.host;
   let port = config.backend.address.port;
   if (host === 'sink') {
-    sink = await startSink('127.0.0.1', port);
+    if (prev?.made.sink != null && same(prev.config.backend.address, config.backend.address)) sink = prev.made.sink;
+    else sink = made.sink = await startSink('127.0.0.1', port);
     host = sink.host;
     port = sink.port;
   }
   const b = config.backend;
   // deep.after_pass handoff: learn the backend's EHLO before the first client sees the dummy engine's.
-  const ehlo = b.handoff !== 'none' && config.deep.after_pass === 'handoff' && (pc.normal.deep !== null || pc.stress.deep !== null)
-    ? makeEhloLearner(config, host, port, emitter)
-    : null;
-  if (ehlo !== null) await ehlo.start();
+  const wantEhlo = b.handoff !== 'none' && config.deep.after_pass === 'handoff' && (pc.normal.deep !== null || pc.stress.deep !== null);
+  let ehlo: EhloLearner | null = null;
+  if (wantEhlo && prev?.made.ehlo != null && prev.made.sink === sink && same(prev.config.backend, b) && prev.config.hostname === config.hostname) {
+    ehlo = prev.made.ehlo;
+  } else if (wantEhlo) {
+    ehlo = made.ehlo = makeEhloLearner(config, host, port, emitter);
+    await ehlo.start();
+  }
   const backend = makeBackend(host, port, b.handoff, b.connect_timeout, b.handshake_timeout, ehlo);
   const checks = dnsbl === null ? [] : [dnsbl];
   const gen = { config, replies, access, dnsbl, checks, tls: tlsContext, backend } as unknown as Generation & { personalities: Generation['personalities'] };

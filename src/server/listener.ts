@@ -1,7 +1,7 @@
 /*
  * server/listener.ts - accept connections: global limit, PROXY protocol in, EMFILE.
  *
- * Exports: startListener(), Listener.
+ * Exports: startListener(), reconfigureListener(), Listener.
  * Over the global limit a client gets "421 4.3.2 All server ports are busy"
  * and costs nothing more. On listeners with proxy_protocol set, only peers in
  * trusted_proxies may connect, and their whole header must arrive within
@@ -64,9 +64,9 @@ export function startListener(ctx: ServerCtx, cfg: ListenConfig): Promise<Listen
   server[kListener] = ls;
   server.on('connection', onConnection);
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => reject(bindError(cfg, err)));
     server.listen({ host: cfg.address.host, port: cfg.address.port, backlog: ctx.gen.config.limits.backlog }, () => {
-      server.removeListener('error', reject);
+      server.removeAllListeners('error');
       server.on('error', onServerError);
       const a = server.address();
       const port = typeof a === 'object' && a !== null ? a.port : cfg.address.port;
@@ -75,6 +75,44 @@ export function startListener(ctx: ServerCtx, cfg: ListenConfig): Promise<Listen
       resolve({ server, cfg, address: ls.name });
     });
   });
+}
+
+/**
+ * reconfigureListener - a reload kept this listener's address: its PROXY
+ * settings and personality apply to connections accepted from now on.
+ */
+export function reconfigureListener(l: Listener, cfg: ListenConfig): void {
+  const ls = (l.server as LServer)[kListener];
+  if (ls === undefined) return;
+  let trusted: CidrMatcher<true> | null = null;
+  if (cfg.proxy_protocol !== 'none') {
+    trusted = new CidrMatcher<true>();
+    for (const c of cfg.trusted_proxies) trusted.add(c, true);
+  }
+  ls.cfg = cfg;
+  ls.trusted = trusted;
+  l.cfg = cfg;
+}
+
+/**
+ * A failed bind, named by address. EACCES (a port below 1024 without root or
+ * CAP_NET_BIND_SERVICE) says the two fixes; after the privilege drop
+ * (server/privileges.ts) a reload is in that case.
+ */
+function bindError(cfg: ListenConfig, err: NodeJS.ErrnoException): Error {
+  const h = cfg.address.host.includes(':') ? `[${cfg.address.host}]` : cfg.address.host;
+  const addr = `${h}:${cfg.address.port}`;
+  if (err.code === 'EACCES') {
+    return new ScreenError('SCR_ERR_BIND', `listen[]: cannot bind ${addr} (EACCES: permission denied): ports below 1024 need root ` +
+      `or CAP_NET_BIND_SERVICE. Either start smtpscreen as root with "user:" set (it binds, then drops to that user), or give ` +
+      `it the capability (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE, as in contrib/smtpscreen.service). A reload after ` +
+      `the drop to "user" cannot bind a new port below 1024: restart instead`, { key: 'listen', value: addr, code: 'EACCES' });
+  }
+  if (err.code === 'EADDRINUSE' || err.code === 'EADDRNOTAVAIL') {
+    const why = err.code === 'EADDRINUSE' ? 'another process listens there (stop it, or choose another port)' : 'no interface of this machine has that address';
+    return new ScreenError('SCR_ERR_BIND', `listen[]: cannot bind ${addr} (${err.code}): ${why}`, { key: 'listen', value: addr, code: err.code });
+  }
+  return err;
 }
 
 function onServerError(this: LServer, err: NodeJS.ErrnoException): void {

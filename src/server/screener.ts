@@ -7,6 +7,11 @@
  * stress watermarks (server/stress.ts) → the snapshot → listeners → STARTED.
  * close() stops accepting, ends sessions still being screened with a 421,
  * lets spliced sessions finish for up to drain_timeout, then cuts the rest.
+ * reload() builds the next generation (keeping the parts of sections that did
+ * not change), binds added listeners, then commits: ctx.gen swapped for new
+ * connections, removed listeners closed, timers re-armed; a failure before
+ * the commit leaves everything as it was (server/reload.ts: the plan, RELOAD).
+ * opts.afterBind runs once the listeners are bound (the privilege drop).
  */
 import { connect } from 'node:net';
 import type { Logger } from 'pino';
@@ -18,10 +23,12 @@ import type { VerdictStore } from '../cache/store.js';
 import type { Ctx } from '../session/state.js';
 import { closeWith } from '../session/close.js';
 import { loadSnapshot, saveSnapshot, type SnapshotResult } from '../cache/snapshot.js';
-import { startListener, type Listener } from './listener.js';
+import { reconfigureListener, startListener, type Listener } from './listener.js';
+import { RESTART_KEYS, Retiring, changedKeys, listenKey, planListeners, reloadFailed, type ReloadResult } from './reload.js';
 import { FD_RESERVE, connectionCeiling, readFdLimit } from './fdlimit.js';
 import type { Sink } from './sink.js';
-import { makeGeneration } from './generation.js';
+import { makeGeneration, type MadeGeneration } from './generation.js';
+export type { ReloadResult } from './reload.js';
 import { realClock } from '../session/clock.js';
 import { StressState, noteOpen, stressLimit, watermarks, type ServerCtx } from './stress.js';
 
@@ -29,6 +36,11 @@ export interface ScreenerOptions {
   logger: Logger;
   /** A store to use instead of a new memory store (tests, shared tiers). */
   store?: VerdictStore;
+  /**
+   * Called once the listeners are bound, before STARTED (the privilege drop,
+   * server/privileges.ts); its fields go into STARTED. A throw stops the start-up.
+   */
+  afterBind?: () => Record<string, unknown>;
 }
 
 export interface Screener {
@@ -36,6 +48,12 @@ export interface Screener {
   /** "host:port" of every listener, as bound. */
   readonly addresses: string[];
   readonly sink: Sink | null;
+  /**
+   * Reload: `read` gives the new configuration (it may throw: RELOAD ok false).
+   * Swaps the generation for new connections, binds and closes listeners, logs RELOAD.
+   * Never throws: a failure keeps the running generation and is logged at error.
+   */
+  reload(read: () => Config): Promise<ReloadResult>;
   /**
    * Stop accepting, drain, close. Resolves to the number of sessions cut at the deadline.
    * Called again while draining with drainMs 0: the sessions still open are cut now.
@@ -48,7 +66,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const store = opts.store ?? new MemoryStore(config.cache.max_entries);
   const counters: Record<string, number> = {};
   const emitter = new Emitter(log, counters);
-  const { gen, resolver, sink, ehlo } = await makeGeneration(config, emitter);
+  let made = await makeGeneration(config, emitter);
+  const { gen, resolver, sink } = made;
   const fdLimit = readFdLimit();
   const stressMarks = watermarks(stressLimit(config.limits.max_connections, fdLimit), config.stress.enter_at, config.stress.leave_at);
   const ctx: ServerCtx = {
@@ -71,23 +90,25 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     stressState: new StressState(stressMarks),
   };
   const backend = gen.backend;
-  const dnsbl = gen.dnsbl;
   const snapFile = config.cache.snapshot;
   if (snapFile !== null) {
     const r = await loadSnapshot(store, snapFile, Date.now(), { removeTemps: true });
     logSnapshot(ctx, 'load', snapFile, r);
   }
-  const listeners: Listener[] = [];
+  // Keyed by the configured address (server/reload.ts listenKey()); a reload adds and removes entries.
+  const listeners = new Map<string, Listener>();
+  let bindFields: Record<string, unknown> = {};
   try {
-    for (const l of config.listen) listeners.push(await startListener(ctx, l));
+    for (const l of config.listen) listeners.set(listenKey(l), await startListener(ctx, l));
+    if (opts.afterBind !== undefined) bindFields = opts.afterBind();
   } catch (err) {
-    for (const l of listeners) l.server.close();
-    ehlo?.stop();
-    resolver?.close();
+    for (const l of listeners.values()) l.server.close();
+    made.ehlo?.stop();
+    await resolver?.close();
     await sink?.close();
     throw err;
   }
-  const addresses = listeners.map((l) => l.address);
+  const addresses = [...listeners.values()].map((l) => l.address);
   const started: Record<string, unknown> = {
     listen: addresses,
     backend: backend.name,
@@ -95,6 +116,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     pid: process.pid,
     fd_limit: ctx.fdLimit,
     stress: ctx.stressState.marks,
+    ...bindFields,
   };
   if (ctx.fdLimit !== null && config.limits.max_connections > connectionCeiling(ctx.fdLimit)) {
     started['warning'] = `limits.max_connections ${config.limits.max_connections} is above the ${connectionCeiling(ctx.fdLimit)} clients ` +
@@ -102,43 +124,168 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     emitter.emit(EV.STARTED, started, 'warn');
   } else emitter.emit(EV.STARTED, started);
 
-  // DNSBL site health: the probe interval is the server's (checks/ own no timers).
-  dnsbl?.healthTick();
-  const healthTimer = dnsbl === null ? null : setInterval(() => dnsbl.healthTick(), config.dnsbl.health.interval).unref();
+  // DNSBL site health: the probe interval is the server's (checks/ own no timers). Rearmed by a reload.
+  let healthTimer: NodeJS.Timeout | null = null;
+  const armHealth = (): void => {
+    if (healthTimer !== null) clearInterval(healthTimer);
+    const dnsbl = ctx.gen.dnsbl;
+    healthTimer = dnsbl === null ? null : setInterval(() => dnsbl.healthTick(), ctx.gen.config.dnsbl.health.interval).unref();
+  };
+  gen.dnsbl?.healthTick();
+  armHealth();
   let snapTimer: NodeJS.Timeout | null = null;
   let saving = false;
-  if (snapFile !== null) {
+  const armSnapshot = (): void => {
+    if (snapTimer !== null) clearInterval(snapTimer);
+    snapTimer = null;
+    const file = ctx.gen.config.cache.snapshot;
+    if (file === null) return;
     snapTimer = setInterval(() => {
       if (saving) return;
       saving = true;
-      void saveSnapshot(store, snapFile).then((r) => {
+      void saveSnapshot(store, file).then((r) => {
         saving = false;
-        logSnapshot(ctx, 'save', snapFile, r);
+        logSnapshot(ctx, 'save', file, r);
       });
-    }, config.cache.snapshot_interval);
+    }, ctx.gen.config.cache.snapshot_interval);
     snapTimer.unref();
-  }
+  };
+  armSnapshot();
+  // What reloads dropped (a resolver, a sink) is closed once no session of its generation is left.
+  const retiring = new Retiring(ctx);
+
+  let generation = 1;
+  let reloading: Promise<ReloadResult> | null = null;
+  let again: Promise<ReloadResult> | null = null;
+  const reloadOnce = async (next: Config): Promise<ReloadResult> => {
+    if (closing !== null) return reloadFailed(ctx, generation, 'the screener is stopping', undefined);
+    const prev = { config: ctx.gen.config, made };
+    let nextMade: MadeGeneration;
+    try {
+      nextMade = await makeGeneration(next, emitter, prev);
+    } catch (err) {
+      return reloadFailed(ctx, generation, err instanceof Error ? err.message : String(err), err);
+    }
+    const plan = planListeners([...listeners.keys()], next.listen);
+    const bound: Array<[string, Listener]> = [];
+    try {
+      for (const l of plan.add) bound.push([listenKey(l), await startListener(ctx, l)]);
+    } catch (err) {
+      for (const [, l] of bound) l.server.close();
+      await retiring.closeNow(nextMade, made);
+      return reloadFailed(ctx, generation, err instanceof Error ? err.message : String(err), err);
+    }
+    if (closing !== null) {
+      for (const [, l] of bound) l.server.close();
+      await retiring.closeNow(nextMade, made);
+      return reloadFailed(ctx, generation, 'the screener is stopping', undefined);
+    }
+    // Commit: from here on nothing fails. New connections get the new generation.
+    const old = ctx.gen;
+    const oldMade = made;
+    ctx.gen = nextMade.gen;
+    made = nextMade;
+    generation++;
+    for (const { key, cfg } of plan.keep) {
+      const l = listeners.get(key);
+      if (l !== undefined) reconfigureListener(l, cfg);
+    }
+    const removed: string[] = [];
+    for (const key of plan.remove) {
+      const l = listeners.get(key);
+      if (l === undefined) continue;
+      listeners.delete(key);
+      removed.push(l.address);
+      l.server.close(); // stops accepting; its sessions finish
+    }
+    for (const [key, l] of bound) listeners.set(key, l);
+    const marks = watermarks(stressLimit(next.limits.max_connections, ctx.fdLimit), next.stress.enter_at, next.stress.leave_at);
+    if (JSON.stringify(marks) !== JSON.stringify(ctx.stressState.marks)) {
+      const st = new StressState(marks);
+      st.active = ctx.stressState.active;
+      ctx.stressState = st;
+      noteOpen(ctx, ctx.sessions.size + ctx.pendingProxy);
+    }
+    if (oldMade.ehlo !== null && oldMade.ehlo !== made.ehlo) oldMade.ehlo.stop();
+    retiring.retire(old, oldMade, made);
+    if (old.dnsbl !== ctx.gen.dnsbl || old.config.dnsbl.health.interval !== next.dnsbl.health.interval) {
+      if (old.dnsbl !== ctx.gen.dnsbl) ctx.gen.dnsbl?.healthTick();
+      armHealth();
+    }
+    if (old.config.cache.snapshot !== next.cache.snapshot || old.config.cache.snapshot_interval !== next.cache.snapshot_interval) armSnapshot();
+    const changed = changedKeys(old.config, next);
+    const rec: ReloadResult = {
+      ok: true,
+      generation,
+      changed,
+      added: bound.map(([, l]) => l.address),
+      removed,
+      access_entries: ctx.gen.access?.size ?? 0,
+      dnsbl: ctx.gen.dnsbl === null ? 'none' : ctx.gen.dnsbl === old.dnsbl ? 'kept' : 'new',
+      backend: ctx.gen.backend.name,
+    };
+    const restart = changed.filter((k) => RESTART_KEYS.includes(k));
+    if (restart.length > 0) {
+      rec.restart_needed = restart;
+      emitter.emit(EV.RELOAD, rec, 'warn');
+    } else emitter.emit(EV.RELOAD, rec);
+    return rec;
+  };
+  // One reload at a time; a reload asked for meanwhile runs once after it, with the file as it is then.
+  const reload = (read: () => Config): Promise<ReloadResult> => {
+    if (reloading === null) {
+      reloading = runReload(read).finally(() => (reloading = null));
+      return reloading;
+    }
+    again ??= reloading.then(() => {
+      again = null;
+      return reload(read);
+    });
+    return again;
+  };
+  const runReload = async (read: () => Config): Promise<ReloadResult> => {
+    let next: Config;
+    try {
+      next = read();
+    } catch (err) {
+      return reloadFailed(ctx, generation, err instanceof Error ? err.message : String(err), err);
+    }
+    return reloadOnce(next);
+  };
 
   let closing: Promise<number> | null = null;
   let cutNow: (() => void) | null = null;
-  const close = (drainMs = config.drain_timeout, signal = 'close'): Promise<number> => {
+  const close = (drainMs = ctx.gen.config.drain_timeout, signal = 'close'): Promise<number> => {
     if (closing !== null && drainMs === 0) cutNow?.();
-    closing ??= drain(ctx, listeners, sink, drainMs, signal, (cut) => (cutNow = cut)).then(async (forced) => {
+    closing ??= drain(ctx, [...listeners.values()], drainMs, signal, (cut) => (cutNow = cut)).then(async (forced) => {
       if (snapTimer !== null) clearInterval(snapTimer);
       if (healthTimer !== null) clearInterval(healthTimer);
-      ehlo?.stop();
-      await resolver?.close();
-      if (snapFile !== null) logSnapshot(ctx, 'save', snapFile, await saveSnapshot(store, snapFile));
+      made.ehlo?.stop();
+      await retiring.closeAll();
+      await made.resolver?.close();
+      await made.sink?.close();
+      const file = ctx.gen.config.cache.snapshot;
+      if (file !== null) logSnapshot(ctx, 'save', file, await saveSnapshot(store, file));
       emitter.emit(EV.STOPPED, { forced });
       return forced;
     });
     return closing;
   };
-  return { ctx, addresses, sink, close };
+  return {
+    ctx,
+    get addresses() {
+      return [...listeners.values()].map((l) => l.address);
+    },
+    get sink() {
+      return made.sink;
+    },
+    reload,
+    close,
+  };
 }
 
 /** `onCut` receives the function that ends the wait at once, cutting what is still open. */
-async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs: number, signal: string, onCut: (cut: () => void) => void): Promise<number> {
+async function drain(ctx: Ctx, listeners: Listener[], drainMs: number, signal: string, onCut: (cut: () => void) => void): Promise<number> {
   ctx.draining = true;
   for (const l of listeners) l.server.close();
   // Sessions still being screened are told to come back later; spliced ones may finish.
@@ -170,7 +317,6 @@ async function drain(ctx: Ctx, listeners: Listener[], sink: Sink | null, drainMs
     });
   }
   await Promise.all(listeners.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
-  await sink?.close();
   return forced;
 }
 

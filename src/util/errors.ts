@@ -17,7 +17,9 @@ export type ErrorCode =
   | 'SCR_ERR_CACHE'         // corrupt cache record or snapshot
   | 'SCR_ERR_DNS_PACKET'    // malformed DNS packet (from the network) or unencodable name
   | 'SCR_ERR_DNSBL_SITE'    // bad DNSBL site specification
-  | 'SCR_ERR_USAGE';        // bad command line
+  | 'SCR_ERR_USAGE'         // bad command line
+  | 'SCR_ERR_BIND'          // a listener could not be bound (EACCES, EADDRINUSE)
+  | 'SCR_ERR_PRIVILEGES';   // user/group cannot be switched to, or root refused
 
 export class ScreenError extends Error {
   readonly code: ErrorCode;

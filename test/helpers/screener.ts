@@ -117,6 +117,17 @@ function lastEvents(events: ScreenerEvent[], n = 20): string {
     .join('\n');
 }
 
+/**
+ * The tests run as root: a screener started as root without `user` refuses to
+ * run unless `allow_root: true` (server/privileges.ts). Added to a config that
+ * sets neither (a config that does is left as written).
+ */
+export function withAllowRoot(yaml: string): string {
+  if (typeof process.geteuid !== 'function' || process.geteuid() !== 0) return yaml;
+  if (/^(allow_root|user)\s*:/m.test(yaml)) return yaml;
+  return `${yaml.endsWith('\n') || yaml === '' ? yaml : yaml + '\n'}allow_root: true\n`;
+}
+
 export async function startScreener(
   config: string | object,
   args: string[] = [],
@@ -127,7 +138,7 @@ export async function startScreener(
   if (!fs.existsSync(cli)) throw new Error(`${cli} does not exist: build first (npx tsc -p .)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smtpscreen-test-'));
   const configFile = path.join(dir, 'smtpscreen.yaml');
-  fs.writeFileSync(configFile, typeof config === 'string' ? config : toYaml(config));
+  fs.writeFileSync(configFile, withAllowRoot(typeof config === 'string' ? config : toYaml(config)));
 
   hook();
   const proc = spawn(process.execPath, [cli, 'run', '--config', configFile, ...args], {

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { repoRoot } from '../helpers/screener.js';
+import { repoRoot, withAllowRoot } from '../helpers/screener.js';
 import { connectClient, type RawClient } from '../helpers/smtp-client.js';
 
 interface Limited {
@@ -29,7 +29,7 @@ interface Limited {
 function spawnLimited(nofile: number, yaml: string): Limited {
   const dir = mkdtempSync(join(tmpdir(), 'scr-emfile-'));
   const file = join(dir, 'c.yaml');
-  writeFileSync(file, yaml);
+  writeFileSync(file, withAllowRoot(yaml)); // the tests run as root
   const cli = join(repoRoot(), 'dist', 'src', 'cli.js');
   const child = spawn('bash', ['-c', `ulimit -n ${nofile} && exec "${process.execPath}" "${cli}" run --config "${file}"`], { stdio: ['ignore', 'pipe', 'pipe'] });
   const events: Array<Record<string, unknown>> = [];
