@@ -2,7 +2,7 @@
  * bench/load/through-postfix.ts - the same legitimate load straight to a real Postfix smtpd and
  * through the screener to it, alternated in one run.
  *
- *   npm run bench:postfix -- [--sessions N] [--concurrency C] [--block B] [--paired P] [--out FILE]
+ *   npm run bench:postfix -- [--sessions N] [--concurrency C] [--block B] [--paired P] [--out FILE] [--cpu-prof DIR]
  *
  * A private Postfix (test/helpers/postfix.ts) serves two smtpd listeners: plain (the direct
  * path) and XCLIENT (the screener's backend). The screener permits every client by its access
@@ -15,6 +15,7 @@
  *               reaped) while each path ran.
  *   latency     P sessions one at a time, each direct then screened back to back:
  *               connect -> 221 of each, and screened - direct (the added latency).
+ * --cpu-prof DIR: the screener writes a V8 CPU profile there when it stops (bench/load/cpuprofile.ts reads it).
  * Loopback only; bounded by the counts and a 10 minute deadline.
  */
 import net from 'node:net';
@@ -29,7 +30,7 @@ import { startPostfix } from '../../test/helpers/postfix.js';
 const { values } = parseArgs({
   options: {
     sessions: { type: 'string' }, concurrency: { type: 'string' }, block: { type: 'string' },
-    paired: { type: 'string' }, out: { type: 'string' },
+    paired: { type: 'string' }, out: { type: 'string' }, 'cpu-prof': { type: 'string' },
   },
 });
 const sessions = Number(values.sessions ?? 3000);
@@ -114,7 +115,8 @@ const list = join(dir, 'access');
 writeFileSync(list, '127.0.0.0/8 permit\n');
 const t = await startScreener({
   greetWaitMs: 1000, action: 'enforce', maxConnections: 10_000, commandTimeMs: 30_000, logLevel: 'warn',
-  backend: { host: '127.0.0.1', port: pf.xclientPort }, nodeArgs: [], traceGc: false, keepFiles: false,
+  backend: { host: '127.0.0.1', port: pf.xclientPort },
+  nodeArgs: values['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`], traceGc: false, keepFiles: false,
   extra: { access: { list } },
 });
 try {
