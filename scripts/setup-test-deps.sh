@@ -2,20 +2,25 @@
 # scripts/setup-test-deps.sh - install the real programs the integration tests
 # run against (Debian/Ubuntu): postfix (private test instances, see
 # test/helpers/postfix.ts), swaks (SMTP client), openssl (test certificates),
-# rbldnsd (DNSBL zones served from fixtures/dnsbl/, see test/helpers/rbldnsd.ts)
-# and bind9-dnsutils (dig, for looking at those zones by hand).
+# rbldnsd (DNSBL zones served from fixtures/dnsbl/, see test/helpers/rbldnsd.ts),
+# bind9-dnsutils (dig, for looking at those zones by hand), and for the syslog
+# test (test/integration/syslog.test.ts): rsyslog (a private rsyslogd per test),
+# fail2ban (fail2ban-regex with its stock postfix filter) and pflogsumm.
 #
 # Idempotent and non-interactive: installs only what is missing, runs
 # `apt-get update` only when an install fails without it. Postfix is preseeded
 # with "No configuration", so the package neither prompts nor configures or
 # starts a system-wide instance; the tests never need one (each test starts its
-# own instance under /tmp) and an existing one is left alone.
+# own instance under /tmp) and an existing one is left alone. The same holds for
+# rsyslog and fail2ban: while any package that ships a service is installed, a
+# policy-rc.d that exits 101 forbids maintainer scripts to start it (unless the
+# machine has its own policy-rc.d already).
 # Needs root for installing (uses `sudo -n` when not root).
 set -euo pipefail
 
-PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils)
+PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils rsyslog fail2ban pflogsumm)
 # The program each package provides (checked on systems without dpkg).
-declare -A CMD_OF=([bind9-dnsutils]=dig)
+declare -A CMD_OF=([bind9-dnsutils]=dig [rsyslog]=rsyslogd [fail2ban]=fail2ban-regex)
 say() { printf 'setup-test-deps: %s\n' "$*"; }
 
 installed() { # package name -> 0 when dpkg has it installed
@@ -28,7 +33,7 @@ if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>
     PATH="$PATH:/usr/sbin:/sbin" command -v "${CMD_OF[$p]:-$p}" >/dev/null 2>&1 || missing+=("$p")
   done
   if ((${#missing[@]} == 0)); then
-    say "not a Debian system, but postfix, swaks, openssl, rbldnsd and dig are on PATH: nothing to do"
+    say "not a Debian system, but ${PKGS[*]} are on PATH: nothing to do"
     exit 0
   fi
   say "ERROR: not a Debian system (no dpkg-query/apt-get); install these yourself: ${missing[*]}" >&2
@@ -66,8 +71,11 @@ if ((${#missing[@]} > 0)); then
   if [[ " ${missing[*]} " == *" postfix "* ]]; then
     say "preseeding debconf: postfix/main_mailer_type = No configuration"
     echo "postfix postfix/main_mailer_type select No configuration" | "${SUDO[@]}" debconf-set-selections
-    # Belt and braces: forbid maintainer scripts to start services while we install
-    # (policy-rc.d exit 101), unless the machine already has its own policy.
+  fi
+  if [[ " ${missing[*]} " == *" postfix "* || " ${missing[*]} " == *" rsyslog "* || " ${missing[*]} " == *" fail2ban "* ]]; then
+    # Forbid maintainer scripts to start services while we install (policy-rc.d
+    # exit 101: invoke-rc.d and deb-systemd-invoke honour it), unless the machine
+    # already has its own policy.
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
       printf '#!/bin/sh\n# temporary, from smtpscreen scripts/setup-test-deps.sh\nexit 101\n' |
         "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
