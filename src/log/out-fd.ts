@@ -32,12 +32,16 @@ class SocketOut implements LineOut {
   readonly #limit: number;
   readonly #drops = new DropCounter();
   #broken = false;
+  readonly #written: () => void;
 
   constructor(fd: number, limit: number, kind: string) {
     this.kind = kind;
     this.#limit = limit;
     this.#sock = new Socket({ fd, readable: false, writable: true });
-    this.#sock.on('drain', () => this.#drops.caughtUp());
+    // Not 'drain': Node emits it only after a write() returned false (past the 16 KiB highWaterMark), and log.buffer may be smaller.
+    this.#written = (): void => {
+      if (this.#sock.writableLength === 0) this.#drops.caughtUp();
+    };
     // EPIPE: the reader is gone; every later line is dropped and counted.
     this.#sock.on('error', () => {
       this.#broken = true;
@@ -65,7 +69,7 @@ class SocketOut implements LineOut {
       if (q === 0 && !this.#broken) this.#drops.caughtUp();
       return false;
     }
-    this.#sock.write(text);
+    this.#sock.write(text, this.#written);
     return true;
   }
 
