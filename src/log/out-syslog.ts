@@ -32,13 +32,31 @@ class SyslogOut implements LineOut {
   readonly #drops = new DropCounter();
   #inflight = 0;
   #closed = false;
+  /** Lines written before connect() completed (dgram refuses a send without an address until then). */
+  #early: string[] | null = [];
+  readonly #sent: (err: Error | null, n: number, msg: string) => void;
 
   constructor(host: string, port: number, limit: number) {
     this.#limit = limit;
     this.#sock = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
-    this.#sock.on('error', () => undefined); // per-send errors come to the send callbacks
-    this.#sock.connect(port, host);
+    // A connect that fails (a name that does not resolve) leaves the early lines unsent: dropped.
+    this.#sock.on('error', () => {
+      for (const l of this.#early ?? []) this.#drops.drop(l);
+      if (this.#early !== null) this.#inflight = 0;
+      this.#early = null;
+      this.#closed = true;
+    });
+    this.#sock.connect(port, host, () => {
+      const early = this.#early ?? [];
+      this.#early = null;
+      for (const l of early) this.#transmit(l);
+    });
     this.#sock.unref();
+    this.#sent = (err, n, msg) => {
+      this.#inflight -= n;
+      if (err !== null) this.#drops.drop(msg);
+      else if (this.#inflight === 0) this.#drops.caughtUp();
+    };
   }
 
   get dropped(): number {
@@ -72,14 +90,20 @@ class SyslogOut implements LineOut {
       return false;
     }
     const msg = line.length > MAX_DATAGRAM ? line.slice(0, MAX_DATAGRAM) : line;
-    const n = msg.length;
-    this.#inflight += n;
-    this.#sock.send(msg, (err) => {
-      this.#inflight -= n;
-      if (err !== null && err !== undefined) this.#drops.drop(msg);
-      else if (this.#inflight === 0) this.#drops.caughtUp();
-    });
+    this.#inflight += msg.length;
+    if (this.#early !== null) this.#early.push(msg);
+    else this.#transmit(msg);
     return true;
+  }
+
+  /** Send one datagram on the connected socket; its bytes count in flight until the callback. */
+  #transmit(msg: string): void {
+    const n = msg.length;
+    try {
+      this.#sock.send(msg, (err) => this.#sent(err ?? null, n, msg));
+    } catch (err) {
+      this.#sent(err as Error, n, msg); // a closed socket: never throw into the logger's caller
+    }
   }
 
   reopen(done: (err: Error | null) => void): void {
