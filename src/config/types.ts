@@ -201,6 +201,6 @@ export interface Config {
     /** Bytes (characters) queued for a slow destination before lines are dropped. */
     buffer: number;
     file: string | null;
-    syslog: { address: HostPort; tag: string };
+    syslog: { address: HostPort; transport: 'tcp' | 'udp'; tag: string };
   };
 }

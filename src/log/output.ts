@@ -21,7 +21,7 @@ export function openLogOutput(log: LogConfig): LineOut {
     case 'stdout':
       return openFd(1, log.buffer);
     case 'syslog':
-      return openSyslog(log.syslog.address.host, log.syslog.address.port, log.buffer);
+      return openSyslog(log.syslog.address.host, log.syslog.address.port, log.buffer, log.syslog.transport);
     case 'file': {
       const file = log.file;
       if (file === null) {

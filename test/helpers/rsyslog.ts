@@ -4,7 +4,7 @@
  * rsyslog writes /var/log/mail.log.
  *
  * Exports: startRsyslog(), Rsyslog, cliProc(configYaml), CliProc.
- * startRsyslog() writes DIR/rsyslog.conf (imudp on 127.0.0.1:PORT only; no
+ * startRsyslog() writes DIR/rsyslog.conf (imudp and imtcp on 127.0.0.1:PORT only; no
  * imuxsock, no imklog: the system's /dev/log and kernel log are not touched;
  * RSYSLOG_TraditionalFileFormat, "Nov 30 18:30:14 host tag[pid]: text") and
  * runs `rsyslogd -n -f DIR/rsyslog.conf -i DIR/rsyslog.pid` as a child of this
@@ -72,6 +72,8 @@ export async function startRsyslog(): Promise<Rsyslog> {
     `global(workDirectory="${dir}")`,
     'module(load="imudp")',
     `input(type="imudp" address="127.0.0.1" port="${port}")`,
+    'module(load="imtcp")',
+    `input(type="imtcp" address="127.0.0.1" port="${port}")`,
     '$ActionFileDefaultTemplate RSYSLOG_TraditionalFileFormat',
     `mail.* ${file}`,
     '',

@@ -56,12 +56,13 @@ async function pflogsumm(file: string): Promise<number> {
   return Number(m[1]);
 }
 
-test('syslog destination: lines land in rsyslog\'s mail.log as postscreen\'s do; fail2ban and pflogsumm count them as real postscreen\'s', { timeout: 90_000 }, async () => {
+for (const transport of ['tcp', 'udp'] as const) {
+test(`syslog destination over ${transport}: lines land in rsyslog's mail.log as postscreen's do; fail2ban and pflogsumm count them as real postscreen's`, { timeout: 90_000 }, async () => {
   rs = await startRsyslog();
   scr = await cliProc({
     backend: { address: 'sink:0' },
     pregreet: { wait: '2s', action: 'enforce' },
-    log: { destination: 'syslog', syslog: { address: `127.0.0.1:${rs.port}` } },
+    log: { destination: 'syslog', syslog: { address: `127.0.0.1:${rs.port}`, transport } },
   });
   await runLogClients(scr.port, OUR_ADDRS, 2000);
   const pid = scr.pid;
@@ -87,4 +88,7 @@ test('syslog destination: lines land in rsyslog\'s mail.log as postscreen\'s do;
   const realRejected = await pflogsumm(FIXTURE);
   assert.equal(realRejected, 1, 'the fixture: the pregreet client\'s RCPT');
   assert.equal(await pflogsumm(rs.file), realRejected);
+  await rs.stop();
+  rs = null;
 });
+}
