@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -109,4 +110,51 @@ test('config: log.syslog.tag must be one word; log.buffer has a floor', () => {
     assert.throws(() => validateConfig(raw), (e: unknown) => e instanceof ScreenError && e.details['key'] === key, key);
   }
   assert.equal(validateConfig({ log: { syslog: { tag: 'smtpscreen' } } }).log.syslog.tag, 'smtpscreen');
+});
+
+test('syslog over tcp: a daemon that stops reading costs counted drops, reported once it reads again; a lost connection is retried', { timeout: 30_000 }, async () => {
+  const got: string[] = [];
+  let conn: net.Socket | null = null;
+  const srv = net.createServer((s) => {
+    conn = s;
+    s.on('data', (c: Buffer) => got.push(c.toString('utf8')));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as net.AddressInfo).port;
+  const out = openSyslog('127.0.0.1', port, 64 * 1024, 'tcp');
+  const reports: Array<[number, number]> = [];
+  out.onRecover = (n, total) => reports.push([n, total]);
+  const until = async (pred: () => boolean, what: string): Promise<void> => {
+    const t0 = Date.now();
+    while (!pred()) {
+      if (Date.now() - t0 > 10_000) throw new Error(`${what} within 10 s`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  out.write('first\n');
+  await until(() => got.join('').includes('first\n'), 'first line');
+  // The daemon stops reading: the kernel buffers fill, then the 64 KiB queue; the rest is dropped.
+  (conn as net.Socket | null)?.pause();
+  const line = 'y'.repeat(999) + '\n';
+  let written = 0;
+  for (let i = 0; i < 20_000 && out.dropped === 0; i++) {
+    if (out.write(line)) written++;
+    if (i % 100 === 99) await new Promise((r) => setTimeout(r, 1)); // let the socket move what it can
+  }
+  assert.ok(out.dropped > 0, `nothing dropped after ${written} lines`);
+  for (let i = 0; i < 10; i++) out.write(line);
+  const dropped = out.dropped;
+  assert.equal(reports.length, 0, 'no report while it cannot keep up');
+  (conn as net.Socket | null)?.resume();
+  await until(() => reports.length === 1, 'the drop report');
+  assert.deepEqual(reports[0], [dropped, dropped]);
+  // The connection is lost: lines are counted as dropped until it is back (retried every second).
+  (conn as net.Socket | null)?.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  const before = out.dropped;
+  out.write('while down\n');
+  assert.equal(out.dropped, before + 1);
+  await until(() => { out.write('again\n'); return got.join('').includes('again\n'); }, 'a line after the reconnect');
+  out.close();
+  srv.close();
 });
