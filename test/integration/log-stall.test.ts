@@ -20,7 +20,7 @@ import { connectClient } from '../helpers/smtp-client.js';
 import { freePort } from '../helpers/ports.js';
 import { repoRoot } from '../helpers/screener.js';
 
-const STALL_MS = 6000;
+const STALL_MS = 8000;
 const GREET_WAIT_MS = 1000;
 const started: ChildProcess[] = [];
 const dirs: string[] = [];
