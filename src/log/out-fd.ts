@@ -1,7 +1,7 @@
 /*
  * log/out-fd.ts - the stdout and file destinations: bounded, never blocking.
  *
- * Exports: openFd(fd, limit, kind), openFile(path, limit).
+ * Exports: openFd(fd, limit, kind), openFile(path, limit), corkTick(socket), waitFor(done, ms).
  * Which writer a descriptor gets depends on what it is:
  *   - a pipe or a socket (a shell pipe, journald's stdout stream): a net.Socket
  *     on the descriptor. libuv puts it in non-blocking mode and writes when
@@ -72,6 +72,7 @@ class SocketOut implements LineOut {
       if (q === 0 && !this.#broken) this.#drops.caughtUp();
       return false;
     }
+    corkTick(this.#sock);
     this.#sock.write(text, this.#written);
     return true;
   }
@@ -199,6 +200,21 @@ class FileOut implements LineOut {
       fsClose(this.#fd, () => undefined);
       if (this.#next !== null) fsClose(this.#next, () => undefined);
     }
+  }
+}
+
+const uncork = (sock: Socket): void => {
+  sock.uncork();
+};
+
+/**
+ * corkTick - hold a socket's writes until the end of this tick, then send them as one writev:
+ * an event usually logs a few lines in one callback, and a syscall each cost more than the line.
+ */
+export function corkTick(sock: Socket): void {
+  if (sock.writableCorked === 0) {
+    sock.cork();
+    process.nextTick(uncork, sock);
   }
 }
 

@@ -22,7 +22,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { connect as tcpConnect, isIPv6, type Socket as TcpSocket } from 'node:net';
 import { DropCounter, type LineOut } from './out-base.js';
-import { waitFor } from './out-fd.js';
+import { corkTick, waitFor } from './out-fd.js';
 
 /** rsyslog's default maxMessageSize is 8 KiB; a longer line is cut, not lost. */
 const MAX_DATAGRAM = 8000;
@@ -182,6 +182,7 @@ class SyslogTcpOut implements LineOut {
       return false;
     }
     // The callback gets an error for lines still queued when the connection is lost: counted as dropped.
+    corkTick(sock);
     sock.write(text, (err) => {
       if (err !== null && err !== undefined) this.#drops.drop(text);
       else if (sock.writableLength === 0) this.#drops.caughtUp();
