@@ -175,6 +175,8 @@ const RENDER: Readonly<Record<string, Render>> = {
 // XXX Last guard against log injection: a raw CR/LF would start a forged syslog line.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/g;
+// eslint-disable-next-line no-control-regex
+const HAS_CONTROL = /[\x00-\x1f\x7f]/;
 
 /** formatPostscreen - the postscreen-style message text for one event record (no time/program prefix). */
 export function formatPostscreen(ev: Record<string, unknown>): string {
@@ -193,5 +195,5 @@ export function formatEvent(name: string | undefined, ev: Record<string, unknown
     // A field JSON cannot render (a cycle, a BigInt inside an object): say so rather than lose the line.
     text = `${name ?? 'EVENT'} (fields not renderable)`;
   }
-  return text.replace(CONTROL, '?');
+  return HAS_CONTROL.test(text) ? text.replace(CONTROL, '?') : text; // test first: no new string in the usual case
 }
