@@ -2,23 +2,28 @@
 # scripts/setup-test-deps.sh - install the real programs the integration tests
 # run against (Debian/Ubuntu): postfix (private test instances, see
 # test/helpers/postfix.ts), swaks (SMTP client), openssl (test certificates),
-# rbldnsd (DNSBL zones served from fixtures/dnsbl/, see test/helpers/rbldnsd.ts)
+# rbldnsd (DNSBL zones served from fixtures/dnsbl/, see test/helpers/rbldnsd.ts),
 # bind9-dnsutils (dig, for looking at those zones by hand), util-linux
 # (setpriv: runs the screener as systemd would, User= with an ambient
-# capability) and systemd (systemd-analyze verify checks contrib/smtpscreen.service;
-# nothing is started).
+# capability), systemd (systemd-analyze verify checks contrib/smtpscreen.service;
+# nothing is started), and for the syslog test (test/integration/syslog.test.ts):
+# rsyslog (a private rsyslogd per test), fail2ban (fail2ban-regex with its stock
+# postfix filter) and pflogsumm.
 #
 # Idempotent and non-interactive: installs only what is missing, runs
 # `apt-get update` only when an install fails without it. Postfix is preseeded
 # with "No configuration", so the package neither prompts nor configures or
 # starts a system-wide instance; the tests never need one (each test starts its
-# own instance under /tmp) and an existing one is left alone.
+# own instance under /tmp) and an existing one is left alone. The same holds for
+# rsyslog and fail2ban: while any package that ships a service is installed, a
+# policy-rc.d that exits 101 forbids maintainer scripts to start it (unless the
+# machine has its own policy-rc.d already).
 # Needs root for installing (uses `sudo -n` when not root).
 set -euo pipefail
 
-PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils util-linux systemd)
+PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils util-linux systemd rsyslog fail2ban pflogsumm)
 # The program each package provides (checked on systems without dpkg).
-declare -A CMD_OF=([bind9-dnsutils]=dig [util-linux]=setpriv [systemd]=systemd-analyze)
+declare -A CMD_OF=([bind9-dnsutils]=dig [util-linux]=setpriv [systemd]=systemd-analyze [rsyslog]=rsyslogd [fail2ban]=fail2ban-regex)
 say() { printf 'setup-test-deps: %s\n' "$*"; }
 
 installed() { # package name -> 0 when dpkg has it installed
@@ -69,8 +74,11 @@ if ((${#missing[@]} > 0)); then
   if [[ " ${missing[*]} " == *" postfix "* ]]; then
     say "preseeding debconf: postfix/main_mailer_type = No configuration"
     echo "postfix postfix/main_mailer_type select No configuration" | "${SUDO[@]}" debconf-set-selections
-    # Belt and braces: forbid maintainer scripts to start services while we install
-    # (policy-rc.d exit 101), unless the machine already has its own policy.
+  fi
+  if [[ " ${missing[*]} " == *" postfix "* || " ${missing[*]} " == *" rsyslog "* || " ${missing[*]} " == *" fail2ban "* ]]; then
+    # Forbid maintainer scripts to start services while we install (policy-rc.d
+    # exit 101: invoke-rc.d and deb-systemd-invoke honour it), unless the machine
+    # already has its own policy.
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
       printf '#!/bin/sh\n# temporary, from smtpscreen scripts/setup-test-deps.sh\nexit 101\n' |
         "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null

@@ -22,7 +22,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, helpText } from './cli/args.js';
 import { applyOverrides, formatConfig, loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
-import { createLogger } from './log/logger.js';
+import { createLogger, flushLog } from './log/logger.js';
+import { openLogOutput } from './log/output.js';
+import { installLogReopen } from './log/reopen-signal.js';
 import { EV } from './log/events.js';
 import { Emitter } from './log/emit.js';
 import { startScreener, type Screener } from './server/screener.js';
@@ -42,6 +44,9 @@ function version(): string {
   }
   return 'unknown';
 }
+
+/** At exit, how long lines still queued for a slow log destination may take; then they are lost (never a hang). */
+const LOG_FLUSH_MS = 2000;
 
 type Overrides = Parameters<typeof applyOverrides>[1];
 
@@ -110,7 +115,16 @@ export async function main(argv: string[]): Promise<number> {
 async function run(file: string | undefined, overrides: Overrides): Promise<number> {
   const cfg = configOrNull(file, overrides);
   if (cfg === null) return 1;
-  const logger = createLogger({ format: cfg.log.format, level: cfg.log.level });
+  let logger;
+  try {
+    logger = createLogger({ format: cfg.log.format, level: cfg.log.level, output: openLogOutput(cfg.log),
+      ...(cfg.log.destination === 'syslog' ? { program: cfg.log.syslog.tag } : {}) });
+  } catch (err) {
+    if (!(err instanceof ScreenError)) throw err;
+    process.stderr.write(`smtpscreen: ${err.message}\n`);
+    return 1;
+  }
+  installLogReopen(logger, cfg.log.file);
   // Every handler is in place before start-up: a signal that came between STARTED and its handler would get the default action.
   let scr: Screener | null = null;
   const signals = new Emitter(logger);
@@ -146,7 +160,7 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
     const e = err as NodeJS.ErrnoException;
     const code = err instanceof ScreenError ? err.code : e.code;
     new Emitter(logger).emit(EV.START_FAILED, { code, message: e.message });
-    logger.flush();
+    await flushLog(logger, LOG_FLUSH_MS);
     process.stderr.write(`smtpscreen: cannot start: ${e.message}\n`);
     return 2;
   }
@@ -158,7 +172,7 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
   if (hupBeforeStart && !stopping) void scr.reload(readAgain);
   // A stop signal during start-up is served now that the screener runs.
   await scr.close(undefined, await stopSignal);
-  logger.flush();
+  await flushLog(logger, LOG_FLUSH_MS);
   return 0;
 }
 

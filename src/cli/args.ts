@@ -49,7 +49,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'access-list', arg: 'FILE', override: 'accessList', doc: 'permanent CIDR access list' },
   { name: 'greet-wait', arg: 'DURATION', override: 'greetWait', doc: 'pregreet wait, e.g. 6s (postscreen_greet_wait)' },
   { name: 'greet-action', arg: 'ignore|enforce|drop', override: 'greetAction', doc: 'action for early talkers (postscreen_greet_action)' },
-  { name: 'log-format', arg: 'json|postscreen', override: 'logFormat', doc: 'NDJSON events or postscreen-style syslog lines' },
+  { name: 'log-format', arg: 'json|postscreen|journal', override: 'logFormat', doc: 'NDJSON events, postscreen-style syslog lines, or the text for systemd\'s journal' },
   { name: 'dnsbl', arg: 'SITE', override: 'dnsbl', repeat: true, commands: ['run', 'check-config', 'explain'],
     doc: 'DNSBL site in postscreen syntax, e.g. zen.spamhaus.org=127.0.0.[2..11]*3 (repeatable; replaces dnsbl.sites)' },
   { name: 'dnsbl-threshold', arg: 'N', override: 'dnsblThreshold', commands: ['run', 'check-config', 'explain'],

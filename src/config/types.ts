@@ -201,7 +201,12 @@ export interface Config {
     overrides: Record<string, unknown>;
   };
   log: {
-    format: 'json' | 'postscreen';
+    format: 'json' | 'postscreen' | 'journal';
     level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+    destination: 'stdout' | 'file' | 'syslog';
+    /** Bytes (characters) queued for a slow destination before lines are dropped. */
+    buffer: number;
+    file: string | null;
+    syslog: { address: HostPort; transport: 'tcp' | 'udp'; tag: string };
   };
 }

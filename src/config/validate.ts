@@ -248,6 +248,7 @@ export function validateConfig(raw: unknown, source?: string): Config {
   checkWatermarks(cfg as unknown as Config, is);
   checkTls(cfg as unknown as Config, is);
   checkAfterPass(cfg as unknown as Config, is);
+  checkLog(cfg as unknown as Config, is);
   const first = is.list[0];
   if (first !== undefined) {
     const where = source !== undefined ? `${source}: ` : '';
@@ -311,4 +312,15 @@ function checkTls(cfg: Config, is: Issues): void {
   const { cert, key } = cfg.tls;
   if (cert !== null && key === null) is.add('tls.key', null, 'tls.cert is set: tls.key is needed too');
   if (cert === null && key !== null) is.add('tls.cert', null, 'tls.key is set: tls.cert is needed too');
+}
+
+/** The file destination needs its file; a syslog tag is one word, as syslog parsers read it up to "[" or ":". */
+function checkLog(cfg: Config, is: Issues): void {
+  if (cfg.log.destination === 'file' && cfg.log.file === null) {
+    is.add('log.file', null, 'log.destination is file: set log.file to the file to append to (e.g. /var/log/smtpscreen.log)');
+  }
+  const tag = cfg.log.syslog.tag;
+  if (!/^[A-Za-z0-9_./-]{1,48}$/.test(tag)) {
+    is.add('log.syslog.tag', tag, 'want at most 48 letters, digits, "_", ".", "/" or "-" (syslog readers end the tag at a space, "[" or ":"), e.g. postfix/postscreen');
+  }
 }

@@ -13,10 +13,13 @@
  * nothing else happens (an idle zombie's DISCONNECT must not build a record
  * when info is off). When it is on, `fields` is logged as it is, not copied:
  * each event has a pino child logger (made at its first line) whose binding
- * writes `"event":"NAME"` ahead of the fields, as a spread record did.
+ * writes `"event":"NAME"` ahead of the fields, as a spread record did, and
+ * `msg` is the event's postscreen text (log/postscreen-format.ts), so a JSON
+ * line reads as one line in pino-pretty and the text formats need not render it again.
  */
 import type { Logger } from 'pino';
 import { eventSpec, type EventLevel, type EventName } from './events.js';
+import { formatEvent } from './postscreen-format.js';
 
 export type Fields = Readonly<Record<string, unknown>>;
 
@@ -52,7 +55,8 @@ export class Emitter {
     const lv = level ?? slot.level;
     if (!this.#log.isLevelEnabled(lv)) return;
     slot.log ??= this.#log.child({ event: name }); // a pino child follows its parent's level
-    slot.log[lv](fields ?? NO_FIELDS);
+    const f = fields ?? NO_FIELDS;
+    slot.log[lv](f, formatEvent(name, f));
   }
 
   /** Would `name` be logged (at `level`, default its row's)? Callers check before they build a record. */

@@ -80,6 +80,16 @@ const TABLE = [
       ['error', 'the error message'], ['stack', 'its stack trace']],
     translation: 'A handler threw: that session got `421 4.3.2` and was closed, the process goes on; `where` names the ' +
       'handler (`process`: caught at the process level). A bug: please report it.' },
+  { name: 'LOG DROPPED', level: 'warn',
+    fields: [['dropped', 'lines dropped since the last such line'], ['total', 'lines dropped since start'],
+      ['destination', 'stdout, file or syslog (log.destination)']],
+    translation: 'The log destination could not keep up (a reader that stopped reading, a slow disk, a syslog daemon that ' +
+      'is not listening): `dropped` lines did not fit in `log.buffer` and were thrown away rather than stall the ' +
+      'screener. Logged once the destination has caught up again.' },
+  { name: 'LOG REOPEN', level: 'info', also: { level: 'error', when: 'with `error`' },
+    fields: [['file', 'log.file'], ['error', 'why it could not be opened (at error: lines go on to the old file)']],
+    translation: 'SIGUSR1 (logrotate\'s postrotate): `log.file` was opened again by name, so lines go to the new file. At error ' +
+      'the file could not be opened (`error`), and lines go on to the old one.' },
   // ---- one connection ----
   { name: 'CONNECT', level: 'info',
     fields: [['client', 'the client address'], ['port', 'the client port'], ['local', 'the address it connected to'],

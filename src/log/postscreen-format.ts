@@ -1,7 +1,7 @@
 /*
  * log/postscreen-format.ts - log events -> postscreen(8) syslog message text.
  *
- * Exports: formatPostscreen(ev), formatDelay(ms).
+ * Exports: formatPostscreen(ev), formatEvent(name, fields), formatDelay(ms).
  * The text is what postscreen puts after "postscreen[pid]: ", so that
  * fail2ban filters and log summarisers written for postscreen keep matching:
  *   CONNECT from [192.0.2.1]:5678 to [127.0.0.1]:25
@@ -166,16 +166,25 @@ const RENDER: Readonly<Record<string, Render>> = {
     `${ev['open'] !== undefined ? `, draining ${str(ev['open'])} sessions` : ''}` +
     `${num(ev['drain_ms']) !== undefined ? ` for up to ${formatDelay(num(ev['drain_ms']) ?? 0)}s` : ''}`,
   [EV.STOPPED]: (ev) => `stopped${ev['forced'] === true || (num(ev['forced']) ?? 0) > 0 ? ` (forced: ${str(ev['forced'])})` : ''}`,
+  [EV.LOG_DROPPED]: (ev) => `LOG DROPPED ${str(ev['dropped']) ?? 'unknown'} lines (${str(ev['destination']) ?? 'unknown'} could not keep up), ` +
+    `${str(ev['total']) ?? 'unknown'} since start`,
+  [EV.LOG_REOPEN]: (ev) => `LOG REOPEN ${str(ev['file']) ?? 'unknown'}${ev['error'] !== undefined ? `: ${str(ev['error'])}` : ''}`,
   [EV.ACCEPT_ERROR]: (ev) => `accept on ${str(ev['listener']) ?? 'unknown'}: ${str(ev['code']) ?? 'unknown'}`,
 };
 
 // XXX Last guard against log injection: a raw CR/LF would start a forged syslog line.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/g;
+// eslint-disable-next-line no-control-regex
+const HAS_CONTROL = /[\x00-\x1f\x7f]/;
 
 /** formatPostscreen - the postscreen-style message text for one event record (no time/program prefix). */
 export function formatPostscreen(ev: Record<string, unknown>): string {
-  const name = str(ev['event']);
+  return formatEvent(str(ev['event']), ev);
+}
+
+/** formatEvent - formatPostscreen() of an event given apart from its fields (log/emit.ts: no record to build). */
+export function formatEvent(name: string | undefined, ev: Record<string, unknown>): string {
   const render = name !== undefined ? RENDER[name] : undefined;
   let text: string;
   try {
@@ -186,5 +195,5 @@ export function formatPostscreen(ev: Record<string, unknown>): string {
     // A field JSON cannot render (a cycle, a BigInt inside an object): say so rather than lose the line.
     text = `${name ?? 'EVENT'} (fields not renderable)`;
   }
-  return text.replace(CONTROL, '?');
+  return HAS_CONTROL.test(text) ? text.replace(CONTROL, '?') : text; // test first: no new string in the usual case
 }

@@ -17,7 +17,13 @@ const LEVEL_VALUE: Record<EventLevel, number> = { debug: 20, info: 30, warn: 40,
 function capture(level: string): { log: Logger; lines: () => Array<Record<string, unknown>>; raw: string[] } {
   const raw: string[] = [];
   const log = pino({ level, base: null, timestamp: false }, { write: (s: string) => raw.push(s) });
-  return { log, raw, lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>) };
+  // Every line carries msg (its postscreen text, tested below); the other fields are compared without it.
+  const lines = (): Array<Record<string, unknown>> => raw.map((l) => {
+    const { msg, ...rest } = JSON.parse(l) as Record<string, unknown>;
+    assert.equal(typeof msg, 'string', `msg in ${l}`);
+    return rest;
+  });
+  return { log, raw, lines };
 }
 
 test('emit logs at the level of the event\'s row, with event and the fields', () => {
@@ -42,7 +48,20 @@ test('emit logs at the level of the event\'s row, with event and the fields', ()
 test('emit: `event` comes first in the JSON line, as the hand-written records had it', () => {
   const { log, raw } = capture('info');
   new Emitter(log).emit(EV.HANGUP, { after_ms: 12, phase: 'pregreet' });
-  assert.equal(raw[0], '{"level":30,"event":"HANGUP","after_ms":12,"phase":"pregreet"}\n');
+  assert.equal(raw[0], '{"level":30,"event":"HANGUP","after_ms":12,"phase":"pregreet","msg":"HANGUP after 0.012 from [unknown]:unknown in tests before SMTP handshake"}\n');
+});
+
+test('emit: msg is the postscreen text of the event, so a JSON line reads as one line (pino-pretty)', () => {
+  const { log, raw } = capture('info');
+  const em = new Emitter(log);
+  em.emit(EV.CONNECT, { client: '192.0.2.1', port: 5678, local: '127.0.0.1', local_port: 25 });
+  em.emit(EV.PREGREET, { client: '192.0.2.1', port: 5678, bytes: 11, after_ms: 210, sample: 'EHLO foo\\r\\n' });
+  em.emit('NO SUCH EVENT' as EventName, { a: 1 });
+  assert.deepEqual(raw.map((l) => (JSON.parse(l) as Record<string, unknown>)['msg']), [
+    'CONNECT from [192.0.2.1]:5678 to [127.0.0.1]:25',
+    'PREGREET 11 after 0.21 from [192.0.2.1]:5678: EHLO foo\\r\\n',
+    'NO SUCH EVENT a=1',
+  ]);
 });
 
 test('emit: a level named by the call overrides the row\'s, in both directions', () => {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { PassThrough } from 'node:stream';
 import { createLogger, postscreenStream } from '../../src/log/logger.js';
 import { EV } from '../../src/log/events.js';
@@ -12,7 +13,7 @@ function sink(): { stream: PassThrough; text: () => string } {
   return { stream, text: () => chunks.join('') };
 }
 
-test('json format: one NDJSON object per event, with event and epoch-ms time, no pid/hostname', () => {
+test('json format: one NDJSON object per event, with event, epoch-ms time and hostname, no pid', () => {
   const s = sink();
   const log = createLogger({ format: 'json', level: 'info', destination: s.stream });
   const before = Date.now();
@@ -28,7 +29,7 @@ test('json format: one NDJSON object per event, with event and epoch-ms time, no
   assert.equal(typeof a?.['time'], 'number');
   assert.ok((a?.['time'] as number) >= before);
   assert.equal(a?.['pid'], undefined);
-  assert.equal(a?.['hostname'], undefined);
+  assert.equal(a?.['hostname'], os.hostname());
   assert.deepEqual({ event: b?.['event'], client: b?.['client'], port: b?.['port'] }, { event: 'PASS NEW', client: '192.0.2.1', port: 5678 });
 });
 
