@@ -5,7 +5,9 @@
  * Exports: main().
  * Exit codes: 0 ok; 1 bad configuration or usage (the message names the key
  * or flag and the value); 2 start-up failure (a port in use, an unreadable
- * access list). SIGTERM/SIGINT: stop accepting, drain, save the snapshot,
+ * access list). check-config and run both run cli/preflight.ts (the files the
+ * configuration names, a backend that was never named): check-config exits 1,
+ * run logs START FAILED and exits 2. SIGTERM/SIGINT: stop accepting, drain, save the snapshot,
  * exit 0; a second one during the drain cuts the open sessions now, and the
  * snapshot is still saved (the default action, death without it, never runs).
  * SIGHUP is logged (SIGNAL) and ignored: reload does not exist yet, and its
@@ -23,6 +25,7 @@ import { EV } from './log/events.js';
 import { Emitter } from './log/emit.js';
 import { startScreener, type Screener } from './server/screener.js';
 import { runDemo } from './demo.js';
+import { preflight } from './cli/preflight.js';
 import { explain } from './explain.js';
 import { ScreenError } from './util/errors.js';
 
@@ -74,6 +77,11 @@ export async function main(argv: string[]): Promise<number> {
     case 'check-config': {
       const cfg = configOrNull(args.config, args.overrides);
       if (cfg === null) return 1;
+      const issues = preflight(cfg, args.config, args.overrides);
+      if (issues.length > 0) {
+        process.stderr.write(`smtpscreen: ${problems(args.config, issues.map((i) => i.message))}\n`);
+        return 1;
+      }
       process.stdout.write(formatConfig(cfg));
       return 0;
     }
@@ -88,15 +96,36 @@ export async function main(argv: string[]): Promise<number> {
     case 'explain': {
       const cfg = configOrNull(args.config, args.overrides);
       if (cfg === null) return 1;
-      return explain(cfg, String(args.extra['address']), (l) => process.stdout.write(l + '\n'));
+      try {
+        return await explain(cfg, String(args.extra['address']), (l) => process.stdout.write(l + '\n'));
+      } catch (err) {
+        // A bad access list: one line naming the file and line, as check-config says it.
+        if (!(err instanceof ScreenError)) throw err;
+        process.stderr.write(`smtpscreen: ${err.message}\n`);
+        return 1;
+      }
     }
   }
+}
+
+/** One problem on one line; several as a count and one line each, prefixed by the file when there is one. */
+function problems(file: string | undefined, messages: readonly string[]): string {
+  const where = file !== undefined ? `${file}: ` : '';
+  return messages.length === 1 ? `${where}${messages[0] ?? ''}` : `${where}${messages.length} configuration errors:\n  ${messages.join('\n  ')}`;
 }
 
 async function run(file: string | undefined, overrides: Overrides): Promise<number> {
   const cfg = configOrNull(file, overrides);
   if (cfg === null) return 1;
   const logger = createLogger({ format: cfg.log.format, level: cfg.log.level });
+  const issues = preflight(cfg, file, overrides);
+  if (issues.length > 0) {
+    const message = problems(file, issues.map((i) => i.message));
+    new Emitter(logger).emit(EV.START_FAILED, { code: 'SCR_ERR_CONFIG', message });
+    logger.flush();
+    process.stderr.write(`smtpscreen: cannot start: ${message}\n`);
+    return 2;
+  }
   // Every handler is in place before start-up: a signal that came between STARTED and its handler would get the default action.
   let scr: Screener | null = null;
   const signals = new Emitter(logger);
@@ -147,7 +176,8 @@ if (isMain) {
       if (code === 0 || code === 1) setImmediate(() => process.exit(code));
     },
     (err: unknown) => {
-      process.stderr.write(`smtpscreen: ${(err as Error).stack ?? String(err)}\n`);
+      // A ScreenError names what is wrong: its message, not a stack trace, is for the administrator.
+      process.stderr.write(`smtpscreen: ${err instanceof ScreenError ? err.message : (err as Error).stack ?? String(err)}\n`);
       process.exit(2);
     },
   );

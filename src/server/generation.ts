@@ -2,7 +2,7 @@
  * server/generation.ts - build the generation (session/generation.ts) from a
  * configuration: everything derived from it, in one immutable object.
  *
- * Exports: makeGeneration(), MadeGeneration.
+ * Exports: makeGeneration(), MadeGeneration, loadTls() (server/preflight.ts checks the files with it).
  * Order: access list (a bad file fails, naming file and line) → STARTTLS
  * context → replies → DNSBL test and its resolver → the built-in sink if the
  * backend is "sink" → the backend, and with deep.after_pass handoff its EHLO
@@ -138,7 +138,7 @@ function makeEhloLearner(config: Config, host: string, port: number, emitter: Em
 
 
 /** tls.cert and tls.key: one secure context for every STARTTLS; a bad file fails start-up naming its key. */
-function loadTls(config: Config): tls.SecureContext | null {
+export function loadTls(config: Config): tls.SecureContext | null {
   const { cert: certFile, key: keyFile } = config.tls;
   if (certFile === null || keyFile === null) return null;
   const read = (key: string, file: string): string => {
