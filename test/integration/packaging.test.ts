@@ -1,0 +1,100 @@
+/*
+ * Packaging, as an administrator installs smtpscreen: `npm pack` gives a tarball with only the
+ * built program (dist/src), README, LICENSE, the example configuration and contrib/ (no
+ * sources, tests, benchmarks or source maps); `npm install -g` of that tarball, and of the git
+ * repository (npm clones it and runs `prepare`, which builds), each give a `smtpscreen` command
+ * whose --version is the package's and whose check-config reads the shipped example.
+ * No network: the dependencies come from a registry on loopback that serves the packages of
+ * this repository's package-lock.json from npm's cache (test/helpers/npm-registry.ts), with a private npm cache and
+ * prefix under a temp directory. Needs npm, git and tar (Debian packages npm, git, tar).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../helpers/screener.js';
+import { findExecutable } from '../helpers/postfix.js';
+import { startLocalRegistry, type LocalRegistry } from '../helpers/npm-registry.js';
+
+const root = repoRoot();
+const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+const work = mkdtempSync(join(tmpdir(), 'scr-pack-'));
+let registry: LocalRegistry;
+
+/** Runs a command without blocking this process (the registry answers from here); rejects with its output on a non-zero exit. */
+function sh(cmd: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<{ out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, {
+      cwd: opts.cwd ?? root, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 16 * 1024 * 1024,
+      env: { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' },
+    }, (err, out, errText) => {
+      if (err !== null) reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${out}\n${errText}`));
+      else resolve({ out, err: errText });
+    });
+  });
+}
+
+/** npm flags that keep it on this machine: the loopback registry, a private cache. */
+function npmLocal(): string[] {
+  return ['--registry', registry.url, '--cache', join(work, 'npm-cache'), '--no-audit', '--no-fund'];
+}
+
+before(async () => {
+  for (const [prog, pkg] of [['npm', 'npm'], ['git', 'git'], ['tar', 'tar']] as const) {
+    if (findExecutable(prog) === null) assert.fail(`${prog} is not installed: install the Debian package ${pkg} (scripts/setup-test-deps.sh)`);
+  }
+  registry = await startLocalRegistry(root, join(work, 'registry'));
+});
+after(async () => {
+  await registry?.close();
+});
+
+let tarball = '';
+
+test('npm pack: only dist/src, README, LICENSE, the example configuration and contrib/', async () => {
+  assert.ok(existsSync(join(root, 'dist', 'src', 'cli.js')), 'dist/src/cli.js is built (npm run build)');
+  // --ignore-scripts: prepare would rebuild dist/ under the feet of tests running from it; the git install below runs prepare.
+  const { out } = await sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work]);
+  const [info] = JSON.parse(out) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  assert.ok(info !== undefined);
+  tarball = join(work, info.filename);
+  const paths = info.files.map((f) => f.path);
+  const allowed = /^(package\.json|README\.md|LICENSE|fixtures\/smtpscreen\.example\.yaml|dist\/src\/.+\.js|contrib\/.+)$/;
+  assert.deepEqual(paths.filter((p) => !allowed.test(p)), [], 'files outside the allowed set');
+  for (const p of ['package.json', 'README.md', 'LICENSE', 'fixtures/smtpscreen.example.yaml', 'dist/src/cli.js']) {
+    assert.ok(paths.includes(p), `${p} is in the package`);
+  }
+  assert.ok(!paths.some((p) => /^(test|bench|src|scripts|dist\/test|dist\/bench|dist\/scripts)\//.test(p)), 'no tests, benchmarks or sources');
+  if (existsSync(join(root, 'contrib', 'smtpscreen.service'))) assert.ok(paths.includes('contrib/smtpscreen.service'), 'the unit file');
+});
+
+/** `<prefix>/bin/smtpscreen --version` and check-config of the example the package ships. */
+async function works(prefix: string): Promise<void> {
+  const bin = join(prefix, 'bin', 'smtpscreen');
+  const v = await sh(bin, ['--version']);
+  assert.equal(v.out.trim(), `smtpscreen ${version}`);
+  const example = join(prefix, 'lib', 'node_modules', 'smtpscreen', 'fixtures', 'smtpscreen.example.yaml');
+  const c = await sh(bin, ['check-config', '--config', example]);
+  assert.match(c.out, /^# smtpscreen effective configuration/);
+  const installed = readdirSync(join(prefix, 'lib', 'node_modules', 'smtpscreen'));
+  assert.ok(!installed.includes('test') && !installed.includes('bench'), `installed: ${installed.join(' ')}`);
+}
+
+test('npm install -g of the tarball gives a working smtpscreen command', async () => {
+  assert.ok(tarball !== '', 'the pack test ran first');
+  const prefix = join(work, 'prefix-tgz');
+  await sh('npm', ['install', '-g', '--prefix', prefix, ...npmLocal(), tarball]);
+  await works(prefix);
+});
+
+test('npm install -g from the git repository builds (prepare) and gives a working smtpscreen command', async (t) => {
+  const prefix = join(work, 'prefix-git');
+  const head = (await sh('git', ['rev-parse', 'HEAD'])).out.trim();
+  const started = Date.now();
+  await sh('npm', ['install', '-g', '--prefix', prefix, ...npmLocal(), `git+file://${root}#${head}`], { timeoutMs: 600_000 });
+  t.diagnostic(`git install with prepare took ${Date.now() - started} ms`);
+  await works(prefix);
+  assert.ok(existsSync(join(prefix, 'lib', 'node_modules', 'smtpscreen', 'dist', 'src', 'cli.js')), 'built by prepare');
+});
