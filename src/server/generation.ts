@@ -7,7 +7,8 @@
  * context → replies → DNSBL test and its resolver → the built-in sink if the
  * backend is "sink" → the backend, and with deep.after_pass handoff its EHLO
  * learned (a backend that cannot be reached delays this by at most its two
- * timeouts and is asked again every 30 s) → the two personalities, each
+ * timeouts and is asked again every 30 s) → the backend probe started
+ * (server/backend-health.ts, not awaited) → the two personalities, each
  * pointing back at the generation. A reload calls this again and swaps the
  * result in for new connections.
  */
@@ -29,6 +30,7 @@ import { ScreenError } from '../util/errors.js';
 import { startSink, type Sink } from './sink.js';
 import { EhloLearner, probeBackendEhlo } from './backend-ehlo.js';
 import { makeBackend } from '../handoff/backend.js';
+import { BackendHealth, PROBE_RETRY_MS } from './backend-health.js';
 import { makePersonalities } from './stress.js';
 
 export interface MadeGeneration {
@@ -39,6 +41,8 @@ export interface MadeGeneration {
   readonly sink: Sink | null;
   /** The backend's EHLO learner (deep.after_pass handoff; stopped at stop), or null. */
   readonly ehlo: EhloLearner | null;
+  /** The backend probe (server/backend-health.ts), started here, stopped at stop (or when a reload retires this generation). */
+  readonly health: BackendHealth;
 }
 
 export async function makeGeneration(config: Config, emitter: Emitter): Promise<MadeGeneration> {
@@ -66,12 +70,30 @@ export async function makeGeneration(config: Config, emitter: Emitter): Promise<
     ? makeEhloLearner(config, host, port, emitter)
     : null;
   if (ehlo !== null) await ehlo.start();
-  const backend = makeBackend(host, port, b.handoff, b.connect_timeout, b.handshake_timeout, ehlo);
+  const health = makeHealth(config, host, port, emitter);
+  const backend = makeBackend(host, port, b.handoff, b.connect_timeout, b.handshake_timeout, ehlo, health);
   const checks = dnsbl === null ? [] : [dnsbl];
   const gen = { config, replies, access, dnsbl, checks, tls: tlsContext, backend } as unknown as Generation & { personalities: Generation['personalities'] };
   const withGen = (p: PersonalityConfig): Personality => Object.freeze({ ...p, gen });
   (gen as { personalities: Generation['personalities'] }).personalities = Object.freeze({ normal: withGen(pc.normal), stress: withGen(pc.stress) });
-  return { gen: Object.freeze(gen), resolver, sink, ehlo };
+  void health.start(); // not awaited: a backend that is down must not keep the screener from listening
+  return { gen: Object.freeze(gen), resolver, sink, ehlo, health };
+}
+
+/** The backend probe, logging its first answer (BACKEND OK or BACKEND FAIL at warn), then BACKEND FAIL when the backend is found down and BACKEND OK when it answers again. */
+function makeHealth(config: Config, host: string, port: number, emitter: Emitter): BackendHealth {
+  const b = config.backend;
+  const target = `${host}:${port}`;
+  return new BackendHealth({
+    host, port, mode: b.handoff, hostname: config.hostname, timeoutMs: b.connect_timeout + b.handshake_timeout,
+    onDown: (v) => {
+      emitter.emit(EV.BACKEND_FAIL, {
+        backend: target, stage: v.stage, reason: v.reason, probe: true, retry_ms: PROBE_RETRY_MS,
+        ...(v.detail !== undefined ? { detail: v.detail } : {}),
+      }, 'warn');
+    },
+    onUp: (downMs) => emitter.emit(EV.BACKEND_OK, downMs === null ? { backend: target, mode: b.handoff } : { backend: target, mode: b.handoff, down_ms: downMs }),
+  });
 }
 
 /** The DNSBL test and its resolver, or nulls when no sites are configured. */

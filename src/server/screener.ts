@@ -48,7 +48,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const store = opts.store ?? new MemoryStore(config.cache.max_entries);
   const counters: Record<string, number> = {};
   const emitter = new Emitter(log, counters);
-  const { gen, resolver, sink, ehlo } = await makeGeneration(config, emitter);
+  const { gen, resolver, sink, ehlo, health } = await makeGeneration(config, emitter);
   const fdLimit = readFdLimit();
   const stressMarks = watermarks(stressLimit(config.limits.max_connections, fdLimit), config.stress.enter_at, config.stress.leave_at);
   const ctx: ServerCtx = {
@@ -83,6 +83,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   } catch (err) {
     for (const l of listeners) l.server.close();
     ehlo?.stop();
+    health.stop();
     resolver?.close();
     await sink?.close();
     throw err;
@@ -127,6 +128,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       if (snapTimer !== null) clearInterval(snapTimer);
       if (healthTimer !== null) clearInterval(healthTimer);
       ehlo?.stop();
+      health.stop();
       await resolver?.close();
       if (snapFile !== null) logSnapshot(ctx, 'save', snapFile, await saveSnapshot(store, snapFile));
       emitter.emit(EV.STOPPED, { forced });
