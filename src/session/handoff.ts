@@ -189,7 +189,7 @@ function _onBackendData(this: ScreenSocket, chunk: Buffer): void {
         break;
       case 'proxy':
         if (r.code !== 250) {
-          backendFail(s, 'proxy', 'handoff mode', `the backend answered the PROXY header as SMTP commands (${replyText(r.code, r.lines)}): it expects none; set backend.handoff to xclient or none, or enable the PROXY protocol on it`);
+          backendFail(s, 'proxy', 'handoff mode', `the backend answered the PROXY header as SMTP commands (${replyText(r.code, r.lines)}): it expects none; set backend.handoff to xclient or none, or enable the PROXY protocol on it (Postfix: smtpd_upstream_proxy_protocol = haproxy)`);
           return;
         }
         if (replay === null) {
@@ -355,7 +355,7 @@ function backendFail(s: Session, stage: Stage, reason: string, detail?: string):
   const b = handshakes.get(s)?.backend ?? chooseBackend(s.gen.backend, s.verdict);
   if (detail === undefined && stage === 'proxy' && reason === 'closed') {
     reason = 'handoff mode';
-    detail = 'the backend closed after the PROXY header (it read the header as SMTP commands, QUIT among them): it expects none; set backend.handoff to xclient or none, or enable the PROXY protocol on it';
+    detail = 'the backend closed after the PROXY header (it read the header as SMTP commands, QUIT among them): it expects none; set backend.handoff to xclient or none, or enable the PROXY protocol on it (Postfix: smtpd_upstream_proxy_protocol = haproxy)';
   } else if (detail === undefined && stage === 'greeting' && b.health?.handoffMode === true) {
     detail = `no greeting (${reason}): the backend probe found that it greets only after a PROXY header; set backend.handoff to proxy-v1 or proxy-v2`;
     reason = 'handoff mode';
