@@ -2,8 +2,9 @@
 # scripts/setup-test-deps.sh - install the real programs the integration tests
 # run against (Debian/Ubuntu): postfix (private test instances, see
 # test/helpers/postfix.ts), swaks (SMTP client), openssl (test certificates),
-# rbldnsd (DNSBL zones served from fixtures/dnsbl/, see test/helpers/rbldnsd.ts)
-# and bind9-dnsutils (dig, for looking at those zones by hand).
+# rbldnsd (DNSBL zones served from fixtures/dnsbl/, see test/helpers/rbldnsd.ts),
+# bind9-dnsutils (dig, for looking at those zones by hand) and git (the packaging test
+# installs a fresh checkout, test/integration/packaging.test.ts).
 #
 # Idempotent and non-interactive: installs only what is missing, runs
 # `apt-get update` only when an install fails without it. Postfix is preseeded
@@ -13,7 +14,7 @@
 # Needs root for installing (uses `sudo -n` when not root).
 set -euo pipefail
 
-PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils)
+PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils git)
 # The program each package provides (checked on systems without dpkg).
 declare -A CMD_OF=([bind9-dnsutils]=dig)
 say() { printf 'setup-test-deps: %s\n' "$*"; }
@@ -28,7 +29,7 @@ if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>
     PATH="$PATH:/usr/sbin:/sbin" command -v "${CMD_OF[$p]:-$p}" >/dev/null 2>&1 || missing+=("$p")
   done
   if ((${#missing[@]} == 0)); then
-    say "not a Debian system, but postfix, swaks, openssl, rbldnsd and dig are on PATH: nothing to do"
+    say "not a Debian system, but postfix, swaks, openssl, rbldnsd, dig and git are on PATH: nothing to do"
     exit 0
   fi
   say "ERROR: not a Debian system (no dpkg-query/apt-get); install these yourself: ${missing[*]}" >&2
