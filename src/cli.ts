@@ -44,11 +44,12 @@ function version(): string {
 type Overrides = Parameters<typeof applyOverrides>[1];
 
 /** The configuration from the file and the flags, or null after printing the error (exit 1). */
-function configOrNull(file: string | undefined, overrides: Overrides): Config | null {
+function configOrNull(file: string | undefined, overrides: Overrides, onError?: (err: ScreenError) => void): Config | null {
   try {
     return applyOverrides(loadConfig(file), overrides);
   } catch (err) {
     if (err instanceof ScreenError) {
+      onError?.(err);
       process.stderr.write(`smtpscreen: ${err.message}\n`);
       return null;
     }
@@ -115,7 +116,12 @@ function problems(file: string | undefined, messages: readonly string[]): string
 }
 
 async function run(file: string | undefined, overrides: Overrides): Promise<number> {
-  const cfg = configOrNull(file, overrides);
+  const cfg = configOrNull(file, overrides, (err) => {
+    // The log is the monitoring interface: a refused configuration shows there too (JSON: the file's log settings are unknown).
+    const logger = createLogger({ format: 'json', level: 'info' });
+    new Emitter(logger).emit(EV.START_FAILED, { code: err.code, message: err.message });
+    logger.flush();
+  });
   if (cfg === null) return 1;
   const logger = createLogger({ format: cfg.log.format, level: cfg.log.level });
   const issues = preflight(cfg, file, overrides);

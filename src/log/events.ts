@@ -42,7 +42,8 @@ const TABLE = [
       'clients the file descriptor limit allows ((limit − 64) / 2: each may need a backend descriptor too).' },
   { name: 'START FAILED', level: 'fatal',
     fields: [['code', 'the error code (SCR_ERR_CONFIG, EADDRINUSE, ...)'], ['message', 'what failed, naming the key or file']],
-    translation: 'Start-up failed (port in use, unreadable access list); exit 2.' },
+    translation: 'Start-up failed (port in use, unreadable access list, a file or a backend the configuration needs); exit 2. ' +
+      'A configuration with a bad or refused value (exit 1) is logged too, in JSON.' },
   { name: 'STOPPING', level: 'info',
     fields: [['signal', 'the signal received (close: stopped by the program)'], ['open', 'sessions still open'],
       ['drain_ms', 'how long they may take']],
