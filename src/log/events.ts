@@ -175,7 +175,7 @@ const TABLE = [
       '(it answered the PROXY header as SMTP commands, refused XCLIENT, or greets only after a PROXY header), `detail` ' +
       "says what it answered and the fix. The client got 421 (or, in a same-connection handoff, the fallback's 450). " +
       'With `probe: true` (at warn) the backend probe found it down: probed at start, every `retry_ms` (a minute) while ' +
-      'down, and at once when a handoff fails; logged once per outage (and when the reason changes), `BACKEND OK` when it answers.' },
+      'down, and at once when a handoff fails while it was up; logged once per outage (and when the reason changes), `BACKEND OK` when it answers.' },
   { name: 'BACKEND OK', level: 'info',
     fields: [['backend', 'the backend, "host:port"'], ['mode', 'backend.handoff, which it speaks'],
       ['/ down_ms', 'since the probe first found it down (a recovery)']],
