@@ -6,9 +6,14 @@
  * backend's greeting (handshake_timeout covers the whole dialogue) → the
  * backend's "220 " reply completes the greeting the client already saw →
  * splice both sockets with pipe() (backpressure) and half-close.
+ * After a PROXY header the backend's 220 is held until it answers a NOOP
+ * with 250: a backend that reads no header answers the header's lines first
+ * (Postfix: 500, and for v2 a 221 and a close).
  * A backend that cannot be reached, fails the handshake or ends its side
  * during it gives the client a 421 and BACKEND FAIL is logged: the sender
- * retries, nothing is lost.
+ * retries, nothing is lost. One that speaks another handoff protocol (the
+ * header answered as commands, XCLIENT refused, or no greeting from a backend
+ * the probe found waiting for a PROXY header) is `reason: handoff mode`.
  *
  * replayHandoff() is the same-connection handoff (deep.after_pass: handoff):
  * the client is in the dummy engine, waiting for the reply to the RCPT that
