@@ -13,7 +13,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers/screener.js';
@@ -51,6 +51,8 @@ before(async () => {
 });
 after(async () => {
   await registry?.close();
+  // The clone's node_modules (TypeScript among them) is tens of MB. SMTPSCREEN_KEEP_PACK=1 keeps it for a post-mortem.
+  if (process.env['SMTPSCREEN_KEEP_PACK'] !== '1') rmSync(work, { recursive: true, force: true });
 });
 
 let tarball = '';
