@@ -8,10 +8,10 @@
  * whose directory does not exist, is not writable (checked as the user nobody) or is a
  * directory. The CLI is spawned as a child process; only temp files, nothing listens.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'scr-refuse-'));
 chmodSync(dir, 0o755); // the user nobody reads the config files below
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 interface Result { code: number | null; out: string; err: string }
 
