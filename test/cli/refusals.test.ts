@@ -165,6 +165,23 @@ test('a snapshot directory the user cannot write: refused (checked as the user n
   t.diagnostic('nobody: refused; root: accepted');
 });
 
+test('a key file the user cannot read: refused naming tls.key (checked as the user nobody)', () => {
+  if (process.getuid?.() !== 0) {
+    assert.fail('this test runs the CLI as the user nobody and needs root to do so (run the tests as root)');
+  }
+  const cert = join(dir, 'own.crt');
+  const key = join(dir, 'own.key');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=screen.test', '-days', '1',
+    '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  chmodSync(cert, 0o644);
+  chmodSync(key, 0o600); // root's
+  const p = conf('tls-unreadable', `tls: { cert: ${JSON.stringify(cert)}, key: ${JSON.stringify(key)} }\n`);
+  const r = cliRun(['check-config', '--config', p], { uid: 65534, gid: 65534 });
+  assert.equal(r.code, 1, r.err);
+  assert.match(r.err, /tls\.key: cannot read .*own\.key \(EACCES\)/);
+  noStack(r);
+});
+
 test('every problem is reported at once', () => {
   const p = conf('many', `cache: { snapshot: ${JSON.stringify(join(dir, 'nope', 'v'))} }\naccess: { list: ${JSON.stringify(join(dir, 'nope-acl'))} }\n`, '');
   const r = checkRefuses(p, /3 configuration errors:/);
