@@ -4,7 +4,7 @@
  * each with one message naming the key, the value and the fix. Covered: a DNSBL threshold that
  * refuses everyone, greylisting's min_delay above max_delay, no backend.address, an access list
  * with a bad CIDR or missing (file:line), `explain` with that access list (one line, no stack
- * trace), a certificate or key that is missing, not PEM or not a pair, and a snapshot path
+ * trace), a certificate or key that is missing, unreadable, not PEM or not a pair, and a snapshot path
  * whose directory does not exist, is not writable (checked as the user nobody) or is a
  * directory. The CLI is spawned as a child process; only temp files, nothing listens.
  */
