@@ -6,7 +6,10 @@
  * Exit codes: 0 ok; 1 bad configuration or usage (the message names the key
  * or flag and the value); 2 start-up failure (a port in use, an unreadable
  * access list, root without `user` or `allow_root`, a user that cannot be
- * switched to: server/privileges.ts, called once the listeners are bound). SIGTERM/SIGINT: stop accepting, drain, save the snapshot,
+ * switched to: server/privileges.ts, called once the listeners are bound).
+ * check-config and run both run cli/preflight.ts (the files the
+ * configuration names, a backend that was never named): check-config exits 1,
+ * run logs START FAILED and exits 2. SIGTERM/SIGINT: stop accepting, drain, save the snapshot,
  * exit 0; a second one during the drain cuts the open sessions now, and the
  * snapshot is still saved (the default action, death without it, never runs).
  * SIGHUP reloads: the configuration file (with the same command-line flags)
@@ -30,6 +33,7 @@ import { Emitter } from './log/emit.js';
 import { startScreener, type Screener } from './server/screener.js';
 import { dropPrivileges, resolveUser, type PrivilegeResult } from './server/privileges.js';
 import { runDemo } from './demo.js';
+import { preflight } from './cli/preflight.js';
 import { explain } from './explain.js';
 import { ScreenError } from './util/errors.js';
 
@@ -51,11 +55,12 @@ const LOG_FLUSH_MS = 2000;
 type Overrides = Parameters<typeof applyOverrides>[1];
 
 /** The configuration from the file and the flags, or null after printing the error (exit 1). */
-function configOrNull(file: string | undefined, overrides: Overrides): Config | null {
+function configOrNull(file: string | undefined, overrides: Overrides, onError?: (err: ScreenError) => void): Config | null {
   try {
     return applyOverrides(loadConfig(file), overrides);
   } catch (err) {
     if (err instanceof ScreenError) {
+      onError?.(err);
       process.stderr.write(`smtpscreen: ${err.message}\n`);
       return null;
     }
@@ -84,6 +89,11 @@ export async function main(argv: string[]): Promise<number> {
     case 'check-config': {
       const cfg = configOrNull(args.config, args.overrides);
       if (cfg === null) return 1;
+      const issues = preflight(cfg, args.config, args.overrides);
+      if (issues.length > 0) {
+        process.stderr.write(`smtpscreen: ${problems(args.config, issues.map((i) => i.message))}\n`);
+        return 1;
+      }
       if (cfg.user !== null) {
         try {
           resolveUser(cfg.user, cfg.group);
@@ -107,13 +117,31 @@ export async function main(argv: string[]): Promise<number> {
     case 'explain': {
       const cfg = configOrNull(args.config, args.overrides);
       if (cfg === null) return 1;
-      return explain(cfg, String(args.extra['address']), (l) => process.stdout.write(l + '\n'));
+      try {
+        return await explain(cfg, String(args.extra['address']), (l) => process.stdout.write(l + '\n'));
+      } catch (err) {
+        // A bad access list: one line naming the file and line, as check-config says it.
+        if (!(err instanceof ScreenError)) throw err;
+        process.stderr.write(`smtpscreen: ${err.message}\n`);
+        return 1;
+      }
     }
   }
 }
 
+/** One problem on one line; several as a count and one line each, prefixed by the file when there is one. */
+function problems(file: string | undefined, messages: readonly string[]): string {
+  const where = file !== undefined ? `${file}: ` : '';
+  return messages.length === 1 ? `${where}${messages[0] ?? ''}` : `${where}${messages.length} configuration errors:\n  ${messages.join('\n  ')}`;
+}
+
 async function run(file: string | undefined, overrides: Overrides): Promise<number> {
-  const cfg = configOrNull(file, overrides);
+  const cfg = configOrNull(file, overrides, (err) => {
+    // The log is the monitoring interface: a refused configuration shows there too (JSON: the file's log settings are unknown).
+    const logger = createLogger({ format: 'json', level: 'info' });
+    new Emitter(logger).emit(EV.START_FAILED, { code: err.code, message: err.message });
+    logger.flush();
+  });
   if (cfg === null) return 1;
   let logger;
   try {
@@ -125,6 +153,14 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
     return 1;
   }
   installLogReopen(logger, cfg.log.file);
+  const issues = preflight(cfg, file, overrides);
+  if (issues.length > 0) {
+    const message = problems(file, issues.map((i) => i.message));
+    new Emitter(logger).emit(EV.START_FAILED, { code: 'SCR_ERR_CONFIG', message });
+    await flushLog(logger, LOG_FLUSH_MS);
+    process.stderr.write(`smtpscreen: cannot start: ${message}\n`);
+    return 2;
+  }
   // Every handler is in place before start-up: a signal that came between STARTED and its handler would get the default action.
   let scr: Screener | null = null;
   const signals = new Emitter(logger);
@@ -189,7 +225,8 @@ if (isMain) {
       if (code === 0 || code === 1) setImmediate(() => process.exit(code));
     },
     (err: unknown) => {
-      process.stderr.write(`smtpscreen: ${(err as Error).stack ?? String(err)}\n`);
+      // A ScreenError names what is wrong: its message, not a stack trace, is for the administrator.
+      process.stderr.write(`smtpscreen: ${err instanceof ScreenError ? err.message : (err as Error).stack ?? String(err)}\n`);
       process.exit(2);
     },
   );

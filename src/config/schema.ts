@@ -269,7 +269,7 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'cache.snapshot_interval', type: 'duration', default: 60_000, min: SECOND, max: DAY, unit: 'ms',
     doc: 'How often the snapshot is written.', postscreen: null, postscreenDefault: null },
   { key: 'backend.address', type: 'hostport', default: HP('127.0.0.1', 10025), sinkOk: true,
-    doc: 'The real SMTP server; "sink:0" is the built-in sink (demos and tests).',
+    doc: 'The real SMTP server; "sink:0" is the built-in sink (demos and tests). check-config and run refuse a configuration file (and flags) that does not name it.',
     postscreen: 'master.cf "smtpd pass ... smtpd"', postscreenDefault: 'smtpd (fd passing)' },
   { key: 'backend.handoff', type: 'enum', values: ['xclient', 'proxy-v1', 'proxy-v2', 'none'], default: 'xclient',
     doc: 'How the backend learns the real client address.',

@@ -21,6 +21,7 @@ import { defaultConfig, getPath, isMapping, setPath } from './raw.js';
 import { SCHEMA, STRESS_KEYS, STRESS_PREFIX, TOP_KEYS, defaultOf, specFor, type KeySpec } from './schema.js';
 import type { Config, ListenConfig } from './types.js';
 import { unknownProblem } from './unknown-key.js';
+import { checkRefusals } from './refusals.js';
 
 export interface ConfigIssue {
   key: string;
@@ -249,6 +250,7 @@ export function validateConfig(raw: unknown, source?: string): Config {
   checkTls(cfg as unknown as Config, is);
   checkAfterPass(cfg as unknown as Config, is);
   checkLog(cfg as unknown as Config, is);
+  checkRefusals(cfg as unknown as Config, (k, v, p) => is.add(k, v, p));
   const first = is.list[0];
   if (first !== undefined) {
     const where = source !== undefined ? `${source}: ` : '';

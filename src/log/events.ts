@@ -43,7 +43,8 @@ const TABLE = [
       'clients the file descriptor limit allows ((limit − 64) / 2: each may need a backend descriptor too).' },
   { name: 'START FAILED', level: 'fatal',
     fields: [['code', 'the error code (SCR_ERR_CONFIG, EADDRINUSE, ...)'], ['message', 'what failed, naming the key or file']],
-    translation: 'Start-up failed (port in use, unreadable access list); exit 2.' },
+    translation: 'Start-up failed (port in use, unreadable access list, a file or a backend the configuration needs); exit 2. ' +
+      'A configuration with a bad or refused value (exit 1) is logged too, in JSON.' },
   { name: 'STOPPING', level: 'info',
     fields: [['signal', 'the signal received (close: stopped by the program)'], ['open', 'sessions still open'],
       ['drain_ms', 'how long they may take']],
@@ -192,13 +193,24 @@ const TABLE = [
       'backend does not offer XCLIENT, stopping, backend no longer offers KEYWORD, backend: <failure>) at `stage` ' +
       '(start, connect, greeting, xclient, helo, mail, rcpt); the client gets the 450 as with `reconnect` and its ' +
       'retry is a `PASS OLD`.' },
-  { name: 'BACKEND FAIL', level: 'info',
-    fields: [['backend', 'the backend, "host:port"'], ['stage', 'connect, greeting, xclient, helo, mail or rcpt'],
-      ['reason', 'the error code, timeout, closed, malformed reply, or the reply that failed']],
-    translation: 'The backend could not be reached or failed the handshake at `stage` (connect, greeting, xclient; in a ' +
-      'same-connection handoff also helo, mail, rcpt); `reason`: the socket error code (e.g. `ECONNREFUSED`), `timeout`, ' +
-      '`closed` (the backend ended the connection), `malformed reply: <why>` or the backend\'s refusing reply: the client ' +
-      "got 421 (or, in a same-connection handoff, the fallback's 450)." },
+  { name: 'BACKEND FAIL', level: 'info', also: { level: 'warn', when: 'from the backend probe (`probe: true`)' },
+    fields: [['backend', 'the backend, "host:port"'], ['stage', 'connect, greeting, proxy, xclient, helo, mail or rcpt; the probe: connect, greeting, ehlo'],
+      ['reason', 'handoff mode, the error code, timeout, closed, malformed reply, or the reply that failed'],
+      ['detail', 'with handoff mode: what the backend answered and the fix'],
+      ['/ probe', 'true: the backend probe found it down'], ['retry_ms', 'when the probe asks again']],
+    translation: 'The backend could not be reached or failed the handshake at `stage` (connect, greeting, proxy: the NOOP ' +
+      'that follows a PROXY header, xclient; in a same-connection handoff also helo, mail, rcpt); `reason`: the socket ' +
+      'error code (e.g. `ECONNREFUSED`), `timeout`, `closed` (the backend ended the connection), `malformed reply: <why>`, ' +
+      'the backend\'s refusing reply, or `handoff mode`: the backend speaks another handoff protocol than `backend.handoff` ' +
+      '(it answered the PROXY header as SMTP commands, refused XCLIENT, or greets only after a PROXY header), `detail` ' +
+      "says what it answered and the fix. The client got 421 (or, in a same-connection handoff, the fallback's 450). " +
+      'With `probe: true` (at warn) the backend probe found it down: probed at start, every `retry_ms` (a minute) while ' +
+      'down, and at once when a handoff fails while it was up; logged once per outage (and when the reason changes), `BACKEND OK` when it answers.' },
+  { name: 'BACKEND OK', level: 'info',
+    fields: [['backend', 'the backend, "host:port"'], ['mode', 'backend.handoff, which it speaks'],
+      ['/ down_ms', 'since the probe first found it down (a recovery)']],
+    translation: 'The backend answers the probe in the configured handoff mode: at start (the first probe), or again after a ' +
+      '`BACKEND FAIL` with `probe: true` (with `down_ms`; once per outage).' },
   { name: 'BACKEND EHLO', level: 'info', also: { level: 'warn', when: 'for `state: failed` and with `warning`' },
     fields: [['backend', 'the backend, "host:port"'], ['state', 'learned, changed or failed'],
       ['offered', 'the EHLO keywords the dummy engine now offers'], ['xclient', 'the XCLIENT attributes the backend offers, null: none'],

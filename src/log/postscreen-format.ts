@@ -145,8 +145,8 @@ const RENDER: Readonly<Record<string, Render>> = {
       `${list !== undefined ? `: offered ${list || '(nothing)'}` : ''}${ev['reason'] !== undefined ? `: ${str(ev['reason'])}` : ''}`;
   },
   [EV.BACKEND_FAIL]: (ev, a) =>
-    `BACKEND FAIL ${str(ev['backend']) ?? 'unknown'} at ${str(ev['stage']) ?? 'unknown'} for ${a}` +
-    `${ev['reason'] !== undefined ? `: ${str(ev['reason'])}` : ''}`,
+    `BACKEND FAIL ${str(ev['backend']) ?? 'unknown'} at ${str(ev['stage']) ?? 'unknown'} ${ev['probe'] === true ? '(probe)' : `for ${a}`}` +
+    `${ev['reason'] !== undefined ? `: ${str(ev['reason'])}` : ''}${ev['detail'] !== undefined ? `: ${str(ev['detail'])}` : ''}`,
   [EV.PROXY_FAIL]: (ev) =>
     `PROXY FAIL from [${str(ev['peer']) ?? str(ev['client']) ?? 'unknown'}]: ${str(ev['reason']) ?? 'unknown'}`,
   [EV.STRESS]: (ev) => {

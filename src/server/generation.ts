@@ -2,17 +2,19 @@
  * server/generation.ts - build the generation (session/generation.ts) from a
  * configuration: everything derived from it, in one immutable object.
  *
- * Exports: makeGeneration(), MadeGeneration.
+ * Exports: makeGeneration(), MadeGeneration, loadTls() (server/preflight.ts checks the files with it).
  * Order: access list (a bad file fails, naming file and line) → STARTTLS
  * context → replies → DNSBL test and its resolver → the built-in sink if the
  * backend is "sink" → the backend, and with deep.after_pass handoff its EHLO
  * learned (a backend that cannot be reached delays this by at most its two
- * timeouts and is asked again every 30 s) → the two personalities, each
+ * timeouts and is asked again every 30 s) → the backend probe started
+ * (server/backend-health.ts, not awaited) → the two personalities, each
  * pointing back at the generation. A reload (server/reload.ts) calls this
  * again with the previous generation's parts: what a section of the
  * configuration that did not change made is kept (the DNSBL test and its
  * resolver with their cache and site health, the built-in sink, the EHLO
- * learner), the rest is made anew; on a throw, what was made anew is closed.
+ * learner, the backend probe), the rest is made anew; on a throw, what was
+ * made anew is closed.
  */
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
@@ -32,6 +34,7 @@ import { ScreenError } from '../util/errors.js';
 import { startSink, type Sink } from './sink.js';
 import { EhloLearner, probeBackendEhlo } from './backend-ehlo.js';
 import { makeBackend } from '../handoff/backend.js';
+import { BackendHealth, PROBE_RETRY_MS } from './backend-health.js';
 import { makePersonalities } from './stress.js';
 
 export interface MadeGeneration {
@@ -42,6 +45,8 @@ export interface MadeGeneration {
   readonly sink: Sink | null;
   /** The backend's EHLO learner (deep.after_pass handoff; stopped at stop), or null. */
   readonly ehlo: EhloLearner | null;
+  /** The backend probe (server/backend-health.ts), started here, stopped at stop (or when a reload retires this generation). */
+  readonly health: BackendHealth;
 }
 
 /** The generation a reload replaces: its configuration and its parts, to keep what did not change. */
@@ -53,20 +58,23 @@ export interface PreviousGeneration {
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 export async function makeGeneration(config: Config, emitter: Emitter, prev?: PreviousGeneration): Promise<MadeGeneration> {
-  const made: { resolver: Resolver | null; sink: Sink | null; ehlo: EhloLearner | null } = { resolver: null, sink: null, ehlo: null };
+  const made: Made = { resolver: null, sink: null, ehlo: null, health: null };
   try {
     return await build(config, emitter, prev, made);
   } catch (err) {
     // Close only what this call made: what it kept belongs to the running generation.
     made.ehlo?.stop();
+    made.health?.stop();
     await made.resolver?.close();
     await made.sink?.close();
     throw err;
   }
 }
 
-async function build(config: Config, emitter: Emitter, prev: PreviousGeneration | undefined,
-  made: { resolver: Resolver | null; sink: Sink | null; ehlo: EhloLearner | null }): Promise<MadeGeneration> {
+/** What one makeGeneration() call made anew (not kept from the previous generation): closed if it throws. */
+interface Made { resolver: Resolver | null; sink: Sink | null; ehlo: EhloLearner | null; health: BackendHealth | null }
+
+async function build(config: Config, emitter: Emitter, prev: PreviousGeneration | undefined, made: Made): Promise<MadeGeneration> {
   const accessFile = config.access.list;
   const access = accessFile === null ? null : parseAccessList(readTextFile(accessFile, ACCESS_FILE), accessFile);
   const tlsContext = loadTls(config);
@@ -92,19 +100,41 @@ async function build(config: Config, emitter: Emitter, prev: PreviousGeneration 
   const b = config.backend;
   // deep.after_pass handoff: learn the backend's EHLO before the first client sees the dummy engine's.
   const wantEhlo = b.handoff !== 'none' && config.deep.after_pass === 'handoff' && (pc.normal.deep !== null || pc.stress.deep !== null);
+  const sameBackend = prev !== undefined && prev.made.sink === sink && same(prev.config.backend, b) && prev.config.hostname === config.hostname;
   let ehlo: EhloLearner | null = null;
-  if (wantEhlo && prev?.made.ehlo != null && prev.made.sink === sink && same(prev.config.backend, b) && prev.config.hostname === config.hostname) {
+  if (wantEhlo && prev?.made.ehlo != null && sameBackend) {
     ehlo = prev.made.ehlo;
   } else if (wantEhlo) {
     ehlo = made.ehlo = makeEhloLearner(config, host, port, emitter);
     await ehlo.start();
   }
-  const backend = makeBackend(host, port, b.handoff, b.connect_timeout, b.handshake_timeout, ehlo);
+  // The probe is the backend's: kept (with what it knows of the backend's health) when the backend did not change.
+  let health: BackendHealth;
+  if (sameBackend && prev !== undefined) health = prev.made.health;
+  else health = made.health = makeHealth(config, host, port, emitter);
+  const backend = makeBackend(host, port, b.handoff, b.connect_timeout, b.handshake_timeout, ehlo, health);
   const checks = dnsbl === null ? [] : [dnsbl];
   const gen = { config, replies, access, dnsbl, checks, tls: tlsContext, backend } as unknown as Generation & { personalities: Generation['personalities'] };
   const withGen = (p: PersonalityConfig): Personality => Object.freeze({ ...p, gen });
   (gen as { personalities: Generation['personalities'] }).personalities = Object.freeze({ normal: withGen(pc.normal), stress: withGen(pc.stress) });
-  return { gen: Object.freeze(gen), resolver, sink, ehlo };
+  if (made.health === health) void health.start(); // not awaited: a backend that is down must not keep the screener from listening
+  return { gen: Object.freeze(gen), resolver, sink, ehlo, health };
+}
+
+/** The backend probe, logging its first answer (BACKEND OK or BACKEND FAIL at warn), then BACKEND FAIL when the backend is found down and BACKEND OK when it answers again. */
+function makeHealth(config: Config, host: string, port: number, emitter: Emitter): BackendHealth {
+  const b = config.backend;
+  const target = `${host}:${port}`;
+  return new BackendHealth({
+    host, port, mode: b.handoff, hostname: config.hostname, timeoutMs: b.connect_timeout + b.handshake_timeout,
+    onDown: (v) => {
+      emitter.emit(EV.BACKEND_FAIL, {
+        backend: target, stage: v.stage, reason: v.reason, probe: true, retry_ms: PROBE_RETRY_MS,
+        ...(v.detail !== undefined ? { detail: v.detail } : {}),
+      }, 'warn');
+    },
+    onUp: (downMs) => emitter.emit(EV.BACKEND_OK, downMs === null ? { backend: target, mode: b.handoff } : { backend: target, mode: b.handoff, down_ms: downMs }),
+  });
 }
 
 /** The DNSBL test and its resolver, or nulls when no sites are configured. */
@@ -171,7 +201,7 @@ function makeEhloLearner(config: Config, host: string, port: number, emitter: Em
 
 
 /** tls.cert and tls.key: one secure context for every STARTTLS; a bad file fails start-up naming its key. */
-function loadTls(config: Config): tls.SecureContext | null {
+export function loadTls(config: Config): tls.SecureContext | null {
   const { cert: certFile, key: keyFile } = config.tls;
   if (certFile === null || keyFile === null) return null;
   const read = (key: string, file: string): string => {

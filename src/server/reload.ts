@@ -133,6 +133,7 @@ export class Retiring {
   /** A reload that failed after making `next`: close what it made and `cur` does not use. */
   async closeNow(next: MadeGeneration, cur: MadeGeneration): Promise<void> {
     if (next.ehlo !== null && next.ehlo !== cur.ehlo) next.ehlo.stop();
+    if (next.health !== cur.health) next.health.stop();
     if (next.resolver !== null && next.resolver !== cur.resolver) await next.resolver.close();
     if (next.sink !== null && next.sink !== cur.sink) await next.sink.close();
   }

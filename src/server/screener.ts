@@ -104,6 +104,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   } catch (err) {
     for (const l of listeners.values()) l.server.close();
     made.ehlo?.stop();
+    made.health.stop();
     await resolver?.close();
     await sink?.close();
     throw err;
@@ -207,6 +208,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       noteOpen(ctx, ctx.sessions.size + ctx.pendingProxy);
     }
     if (oldMade.ehlo !== null && oldMade.ehlo !== made.ehlo) oldMade.ehlo.stop();
+    if (oldMade.health !== made.health) oldMade.health.stop();
     retiring.retire(old, oldMade, made);
     if (old.dnsbl !== ctx.gen.dnsbl || old.config.dnsbl.health.interval !== next.dnsbl.health.interval) {
       if (old.dnsbl !== ctx.gen.dnsbl) ctx.gen.dnsbl?.healthTick();
@@ -261,6 +263,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       if (snapTimer !== null) clearInterval(snapTimer);
       if (healthTimer !== null) clearInterval(healthTimer);
       made.ehlo?.stop();
+      made.health.stop();
       await retiring.closeAll();
       await made.resolver?.close();
       await made.sink?.close();

@@ -6,9 +6,14 @@
  * backend's greeting (handshake_timeout covers the whole dialogue) → the
  * backend's "220 " reply completes the greeting the client already saw →
  * splice both sockets with pipe() (backpressure) and half-close.
+ * After a PROXY header the backend's 220 is held until it answers a NOOP
+ * with 250: a backend that reads no header answers the header's lines first
+ * (Postfix: 500, and for v2 a 221 and a close).
  * A backend that cannot be reached, fails the handshake or ends its side
  * during it gives the client a 421 and BACKEND FAIL is logged: the sender
- * retries, nothing is lost.
+ * retries, nothing is lost. One that speaks another handoff protocol (the
+ * header answered as commands, XCLIENT refused, or no greeting from a backend
+ * the probe found waiting for a PROXY header) is `reason: handoff mode`.
  *
  * replayHandoff() is the same-connection handoff (deep.after_pass: handoff):
  * the client is in the dummy engine, waiting for the reply to the RCPT that
@@ -38,7 +43,7 @@ import { chooseBackend, type Backend } from '../handoff/backend.js';
 import { guardSocket, guardTimer } from './guard.js';
 import { IGNORED } from './test-state.js';
 
-type Stage = 'connect' | 'greeting' | 'xclient' | 'helo' | 'mail' | 'rcpt' | 'done';
+type Stage = 'connect' | 'greeting' | 'proxy' | 'xclient' | 'helo' | 'mail' | 'rcpt' | 'done';
 
 /** Handshake state of one session; dropped once the splice starts. */
 interface Handshake {
@@ -56,6 +61,8 @@ interface Handshake {
   onFallback: (s: Session) => void;
   /** The backend chosen for this client (handoff/backend.ts chooseBackend()). */
   backend: Backend;
+  /** PROXY modes: the backend's 220, held until its reply to our NOOP shows it read the header. */
+  greeting: Buffer | null;
 }
 const handshakes = new WeakMap<Session, Handshake>();
 
@@ -115,7 +122,7 @@ function openBackend(s: Session, target: Backend, replay: Envelope | null, offer
   bs.on('end', onBackendEnd);
   bs.on('connect', onBackendConnect);
   bs.on('data', onBackendData);
-  handshakes.set(s, { stage: 'connect', reader: new SmtpReplyReader(), xclient: [], started: s.ctx.clock.now(), replay, ehlo: false, offered, onFallback, backend: target });
+  handshakes.set(s, { stage: 'connect', reader: new SmtpReplyReader(), xclient: [], started: s.ctx.clock.now(), replay, ehlo: false, offered, onFallback, backend: target, greeting: null });
   s.timer = s.ctx.clock.setTimeout(onHandoffTimeout, target.connectTimeoutMs, s);
 }
 
@@ -162,9 +169,18 @@ function _onBackendData(this: ScreenSocket, chunk: Buffer): void {
     const replay = hs.replay;
     switch (hs.stage) {
       case 'greeting':
-        if (r.code !== 220 && replay !== null) {
+        if (r.code !== 220 && (replay !== null || hs.backend.mode === 'xclient')) {
+          // With XCLIENT the greeting is the screener's, not the client's: a refusal is the backend failing.
           backendFail(s, 'greeting', replyText(r.code, r.lines));
           return;
+        }
+        if (r.code === 220 && (hs.backend.mode === 'proxy-v1' || hs.backend.mode === 'proxy-v2')) {
+          // Did the backend read the header? One that did answers our NOOP with 250; one that
+          // reads it as SMTP commands has answered those first (500, or 221 and a close).
+          hs.greeting = r.raw;
+          hs.stage = 'proxy';
+          this.write('NOOP\r\n');
+          break;
         }
         if (r.code !== 220 || (hs.xclient.length === 0 && replay === null)) {
           // The backend's own greeting (or its refusal) is what the client gets.
@@ -176,9 +192,21 @@ function _onBackendData(this: ScreenSocket, chunk: Buffer): void {
           this.write(hs.xclient.shift() as string);
         } else replayNext(hs, this);
         break;
+      case 'proxy':
+        if (r.code !== 250) {
+          backendFail(s, 'proxy', 'handoff mode', `the backend answered the PROXY header as SMTP commands (${replyText(r.code, r.lines)}): it expects none; set backend.handoff to xclient or none, or enable the PROXY protocol on it (Postfix: smtpd_upstream_proxy_protocol = haproxy)`);
+          return;
+        }
+        if (replay === null) {
+          // The backend's greeting completes the client's; the NOOP's 250 stays here.
+          spliceNow(s, hs, hs.greeting ?? Buffer.alloc(0), 220);
+          return;
+        }
+        replayNext(hs, this);
+        break;
       case 'xclient': {
         if (r.code !== 220) {
-          backendFail(s, 'xclient', replyText(r.code, r.lines));
+          backendFail(s, 'xclient', 'handoff mode', `the backend refused XCLIENT (${replyText(r.code, r.lines)}); Postfix: add the screener to smtpd_authorized_xclient_hosts`);
           return;
         }
         const next = hs.xclient.shift();
@@ -220,11 +248,11 @@ function _onBackendData(this: ScreenSocket, chunk: Buffer): void {
 function replayNext(hs: Handshake, bs: ScreenSocket): void {
   const env = hs.replay as Envelope;
   let line: Buffer;
-  if ((hs.stage === 'greeting' || hs.stage === 'xclient') && env.heloLine !== null) {
+  if ((hs.stage === 'greeting' || hs.stage === 'proxy' || hs.stage === 'xclient') && env.heloLine !== null) {
     hs.stage = 'helo';
     line = env.heloLine;
     hs.ehlo = line.length >= 4 && (line.readUInt32BE(0) & 0xdfdfdfdf) === 0x45484c4f; // "EHLO", any case
-  } else if (hs.stage === 'greeting' || hs.stage === 'xclient' || hs.stage === 'helo') {
+  } else if (hs.stage === 'greeting' || hs.stage === 'proxy' || hs.stage === 'xclient' || hs.stage === 'helo') {
     hs.stage = 'mail';
     line = env.mailLine;
   } else {
@@ -323,8 +351,23 @@ function _onHandoffTimeout(s: Session): void {
   backendFail(s, hs?.stage ?? 'connect', 'timeout');
 }
 
-function backendFail(s: Session, stage: Stage, reason: string): void {
-  s.event(EV.BACKEND_FAIL, { backend: handshakes.get(s)?.backend.name ?? chooseBackend(s.gen.backend, s.verdict).name, stage, reason });
+/**
+ * The handoff failed: BACKEND FAIL, 421 (or the fallback of a replay). `reason` is named
+ * `handoff mode` (with `detail`) when the backend speaks another handoff protocol: seen here
+ * (a PROXY header answered as commands, XCLIENT refused), or, for a backend that sends no
+ * greeting, found by the backend probe (server/backend-health.ts), which is asked to look now.
+ */
+function backendFail(s: Session, stage: Stage, reason: string, detail?: string): void {
+  const b = handshakes.get(s)?.backend ?? chooseBackend(s.gen.backend, s.verdict);
+  if (detail === undefined && stage === 'proxy' && reason === 'closed') {
+    reason = 'handoff mode';
+    detail = 'the backend closed after the PROXY header (it read the header as SMTP commands, QUIT among them): it expects none; set backend.handoff to xclient or none, or enable the PROXY protocol on it (Postfix: smtpd_upstream_proxy_protocol = haproxy)';
+  } else if (detail === undefined && stage === 'greeting' && b.health?.handoffMode === true) {
+    detail = `no greeting (${reason}): the backend probe found that it greets only after a PROXY header; set backend.handoff to proxy-v1 or proxy-v2`;
+    reason = 'handoff mode';
+  }
+  b.health?.suspect();
+  s.event(EV.BACKEND_FAIL, { backend: b.name, stage, reason, ...(detail !== undefined ? { detail } : {}) });
   if ((handshakes.get(s)?.replay ?? null) !== null) {
     fallback(s, stage, `backend: ${reason}`);
     return;

@@ -15,15 +15,21 @@ import { parseConfigText } from '../../src/config/load.js';
 import { configReferenceMarkdown } from '../../src/config/reference.js';
 import { formatDuration } from '../../src/util/duration.js';
 import { configError } from '../helpers/config-error.js';
+import { MIN_MAX_PAIRS } from '../../src/config/refusals.js';
 
 /** setTimeout's limit: a longer delay is taken as 1 ms. */
 const TIMER_LIMIT_MS = 2 ** 31 - 1;
 const DURATIONS: readonly KeySpec[] = SCHEMA.filter((s) => s.type === 'duration');
 
 /** raw config with `key` (dotted) set to `value`. */
+/** `key` set to `value`; the partner of a min/max pair (config/refusals.ts) set to its widest bound, so only `key`'s own bounds are tested. */
 function rawWith(key: string, value: unknown): Record<string, unknown> {
   const raw: Record<string, unknown> = {};
   setPath(raw, key, value);
+  for (const p of MIN_MAX_PAIRS) {
+    if (p.min === key) setPath(raw, p.max, `${SCHEMA.find((s) => s.key === p.max)?.max ?? 0}ms`);
+    if (p.max === key) setPath(raw, p.min, `${SCHEMA.find((s) => s.key === p.min)?.min ?? 0}ms`);
+  }
   return raw;
 }
 

@@ -25,7 +25,9 @@ async function backend(): Promise<{ server: Server; port: number; sockets: Socke
     s.write('220 backend.test ESMTP\r\n');
     s.on('data', (d) => {
       if (/^XCLIENT /m.test(d.toString('latin1'))) s.write('220 backend.test ESMTP\r\n');
-      if (/^QUIT/m.test(d.toString('latin1'))) s.end('221 bye\r\n');
+      if (/^NOOP/m.test(d.toString('latin1'))) s.write('250 ok\r\n'); // after a PROXY header
+      // QUIT with its CRLF: the PROXY v2 signature holds "QUIT\n".
+      if (/^QUIT\r\n/m.test(d.toString('latin1'))) s.end('221 bye\r\n');
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));

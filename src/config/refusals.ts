@@ -1,0 +1,60 @@
+/*
+ * config/refusals.ts - values that are each valid alone but together would hurt: refused at
+ * validation, naming the key, the value and the fix.
+ *
+ * Exports: checkRefusals(cfg, add), MIN_MAX_PAIRS.
+ * Called by validateConfig() (config/validate.ts) after every key has been converted, so
+ * check-config, run and a reload refuse the same things. `add(key, value, problem)` records one
+ * issue; the problem says what would happen and what to write instead.
+ * - dnsbl.threshold <= 0: a client listed nowhere scores 0, so every client would fail the
+ *   DNSBL test (score >= threshold) and meet dnsbl.action.
+ * - greylist.suspicious_score <= 0 with policy suspicious: every client would be greylisted.
+ * - every min/max pair of the schema (MIN_MAX_PAIRS): min above max (equal is a fixed value; for
+ *   greylisting a retry exactly at that age passes).
+ */
+import { formatDuration } from '../util/duration.js';
+import type { Config } from './types.js';
+
+export type AddIssue = (key: string, value: unknown, problem: string) => unknown;
+
+interface MinMax {
+  readonly min: string;
+  readonly max: string;
+  readonly why: string;
+}
+
+/** The schema's min/max pairs (durations, in ms). */
+export const MIN_MAX_PAIRS: readonly MinMax[] = [
+  { min: 'greylist.min_delay', max: 'greylist.max_delay',
+    why: 'a retry must come after min_delay and before max_delay, so no retry could ever pass' },
+  { min: 'dnsbl.ttl_min', max: 'dnsbl.ttl_max', why: 'the DNSBL pass TTL is clamped between them' },
+  { min: 'resolver.min_ttl', max: 'resolver.max_ttl', why: 'the TTL of cached answers is clamped between them' },
+];
+
+function at(cfg: Config, path: string): unknown {
+  let v: unknown = cfg;
+  for (const p of path.split('.')) v = (v as Record<string, unknown> | undefined)?.[p];
+  return v;
+}
+
+export function checkRefusals(cfg: Config, add: AddIssue): void {
+  const t = cfg.dnsbl.threshold;
+  if (typeof t === 'number' && t <= 0) {
+    add('dnsbl.threshold', t, `${t} would refuse every client: a client listed nowhere scores 0, and 0 reaches ${t}; ` +
+      'set 1 or more (the summed weight at which a client fails)');
+  }
+  const g = cfg.greylist;
+  if (g.enable && g.policy === 'suspicious' && typeof g.suspicious_score === 'number' && g.suspicious_score <= 0) {
+    add('greylist.suspicious_score', g.suspicious_score, `${g.suspicious_score} with greylist.policy suspicious would greylist every client ` +
+      '(a client listed nowhere scores 0); set 1 or more, below dnsbl.threshold, or use greylist.policy all');
+  }
+  for (const p of MIN_MAX_PAIRS) {
+    const lo = at(cfg, p.min);
+    const hi = at(cfg, p.max);
+    if (typeof lo !== 'number' || typeof hi !== 'number') continue; // the key itself was refused already
+    if (lo > hi) {
+      add(p.min, formatDuration(lo), `${formatDuration(lo)} is above ${p.max} (${formatDuration(hi)}): ` +
+        `${p.why}; set ${p.min} below ${p.max}`);
+    }
+  }
+}
