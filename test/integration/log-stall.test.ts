@@ -20,7 +20,8 @@ import { connectClient } from '../helpers/smtp-client.js';
 import { freePort } from '../helpers/ports.js';
 import { repoRoot } from '../helpers/screener.js';
 
-const STALL_MS = 8000;
+// As long as the issue of a stalled journald or pipe reader was seen for: 20 s.
+const STALL_MS = 20_000;
 const GREET_WAIT_MS = 1000;
 const started: ChildProcess[] = [];
 const dirs: string[] = [];
