@@ -20,7 +20,7 @@ import { connectClient } from '../helpers/smtp-client.js';
 import { freePort } from '../helpers/ports.js';
 import { repoRoot } from '../helpers/screener.js';
 
-// As long as the issue of a stalled journald or pipe reader was seen for: 20 s.
+// How long the reader does not read: 20 s, as long as a stalled pipe or journald was seen to.
 const STALL_MS = 20_000;
 const GREET_WAIT_MS = 1000;
 const started: ChildProcess[] = [];
