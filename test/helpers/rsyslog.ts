@@ -137,7 +137,9 @@ export async function cliProc(config: Record<string, unknown>): Promise<CliProc>
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smtpscreen-cli-'));
   const port = await freePort();
   const file = path.join(dir, 'c.json'); // JSON is YAML
-  fs.writeFileSync(file, JSON.stringify({ ...config, listen: [{ address: `127.0.0.1:${port}` }] }));
+  // The tests run as root: a screener started as root without `user` runs only with allow_root.
+  const root = config['user'] === undefined && config['allow_root'] === undefined ? { allow_root: true } : {};
+  fs.writeFileSync(file, JSON.stringify({ ...root, ...config, listen: [{ address: `127.0.0.1:${port}` }] }));
   const proc = spawn(process.execPath, [path.join(repoRoot(), 'dist', 'src', 'cli.js'), 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   procs.add(proc);
   let out = '';

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { connectClient } from '../helpers/smtp-client.js';
 import { freePort } from '../helpers/ports.js';
-import { repoRoot } from '../helpers/screener.js';
+import { repoRoot, withAllowRoot } from '../helpers/screener.js';
 
 // How long the reader does not read: 20 s, as long as a stalled pipe or journald was seen to.
 const STALL_MS = 20_000;
@@ -51,7 +51,7 @@ async function startStalled(): Promise<Run> {
     log: { format: 'json', level: 'debug', destination: 'stdout', buffer: 8192 },
   };
   const file = path.join(dir, 'c.yaml');
-  fs.writeFileSync(file, toYaml(cfg));
+  fs.writeFileSync(file, withAllowRoot(toYaml(cfg)));
   const proc = spawn(process.execPath, [path.join(repoRoot(), 'dist', 'src', 'cli.js'), 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   started.push(proc);
   const out = proc.stdout;

@@ -228,8 +228,8 @@ describe('privileges', () => {
   test('check-config: a user or group that does not exist is named, with the fix (exit 1)', () => {
     const dir = openDir();
     for (const [body, re] of [
-      ['user: smtpscreen-no-such-user\n', /^smtpscreen: user: no such user "smtpscreen-no-such-user" \(getent passwd smtpscreen-no-such-user\): create it \(e\.g\. adduser --system/],
-      ['user: nobody\ngroup: smtpscreen-no-such-group\n', /^smtpscreen: group: no such group "smtpscreen-no-such-group" .*leave group out/],
+      ['backend: { address: "127.0.0.1:10025" }\nuser: smtpscreen-no-such-user\n', /^smtpscreen: user: no such user "smtpscreen-no-such-user" \(getent passwd smtpscreen-no-such-user\): create it \(e\.g\. adduser --system/],
+      ['backend: { address: "127.0.0.1:10025" }\nuser: nobody\ngroup: smtpscreen-no-such-group\n', /^smtpscreen: group: no such group "smtpscreen-no-such-group" .*leave group out/],
     ] as const) {
       const conf = path.join(dir, 'c.yaml');
       fs.writeFileSync(conf, body);
@@ -237,7 +237,7 @@ describe('privileges', () => {
       assert.equal(r.status, 1, r.stderr);
       assert.match(r.stderr, re);
     }
-    fs.writeFileSync(path.join(dir, 'ok.yaml'), 'user: nobody\n');
+    fs.writeFileSync(path.join(dir, 'ok.yaml'), 'backend: { address: "127.0.0.1:10025" }\nuser: nobody\n');
     const ok = spawnSync(process.execPath, [CLI, 'check-config', '--config', path.join(dir, 'ok.yaml')], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(ok.status, 0, ok.stderr);
   });
