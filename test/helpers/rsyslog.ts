@@ -48,6 +48,14 @@ export interface Rsyslog {
 }
 
 const procs = new Set<ChildProcess>();
+
+/** A child a failed test forgot must not keep the test file alive: unref it and its pipes; the exit hook below kills it. */
+function unrefChild(p: ChildProcess): void {
+  p.unref();
+  (p.stdout as unknown as { unref?: () => void } | null)?.unref?.();
+  (p.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+}
+
 process.on('exit', () => {
   for (const p of procs) if (p.pid !== undefined && p.exitCode === null) process.kill(p.pid, 'SIGKILL');
 });
@@ -80,6 +88,7 @@ export async function startRsyslog(): Promise<Rsyslog> {
   ].join('\n'));
   const proc = spawn(bin, ['-n', '-f', conf, '-i', path.join(dir, 'rsyslog.pid')], { stdio: ['ignore', 'pipe', 'pipe'] });
   procs.add(proc);
+  unrefChild(proc);
   let out = '';
   proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
@@ -142,6 +151,7 @@ export async function cliProc(config: Record<string, unknown>): Promise<CliProc>
   fs.writeFileSync(file, JSON.stringify({ ...root, ...config, listen: [{ address: `127.0.0.1:${port}` }] }));
   const proc = spawn(process.execPath, [path.join(repoRoot(), 'dist', 'src', 'cli.js'), 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   procs.add(proc);
+  unrefChild(proc);
   let out = '';
   let err = '';
   proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));

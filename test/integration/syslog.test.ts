@@ -58,6 +58,11 @@ async function pflogsumm(file: string): Promise<number> {
 
 for (const transport of ['tcp', 'udp'] as const) {
 test(`syslog destination over ${transport}: lines land in rsyslog's mail.log as postscreen's do; fail2ban and pflogsumm count them as real postscreen's`, { timeout: 90_000 }, async () => {
+  // A test that failed half-way leaves nothing running for the next (a leaked rsyslogd would keep this file from ever exiting).
+  await scr?.stop();
+  scr = null;
+  await rs?.stop();
+  rs = null;
   rs = await startRsyslog();
   scr = await cliProc({
     backend: { address: 'sink:0' },
