@@ -78,7 +78,7 @@ export function onSocketError(this: ScreenSocket, err: NodeJS.ErrnoException): v
 /**
  * The client half-closed. Before the splice that is a hangup (the socket
  * allows half-open only so that a spliced session can finish its last reply):
- * log it and close our side too. In the splice, pipe() forwards the FIN.
+ * log it and close our side too. In the splice, session/splice.ts forwards the FIN.
  */
 export function onClientEnd(this: ScreenSocket): void {
   const s = this[kSession];

@@ -5,7 +5,7 @@
  * connect (connect_timeout) → PROXY v1/v2 header, or XCLIENT after the
  * backend's greeting (handshake_timeout covers the whole dialogue) → the
  * backend's "220 " reply completes the greeting the client already saw →
- * splice both sockets with pipe() (backpressure) and half-close.
+ * splice both sockets (session/splice.ts: backpressure, half-close).
  * After a PROXY header the backend's 220 is held until it answers a NOOP
  * with 250: a backend that reads no header answers the header's lines first
  * (Postfix: 500, and for v2 a 221 and a close).
@@ -41,6 +41,7 @@ import { concludeDummy } from './deep.js';
 import { missingKeywords, parseEhloKeywords } from '../smtp/ehlo-keywords.js';
 import { chooseBackend, type Backend } from '../handoff/backend.js';
 import { guardSocket, guardTimer } from './guard.js';
+import { splice } from './splice.js';
 import { IGNORED } from './test-state.js';
 
 type Stage = 'connect' | 'greeting' | 'proxy' | 'xclient' | 'helo' | 'mail' | 'rcpt' | 'done';
@@ -339,9 +340,7 @@ function spliceNow(s: Session, hs: Handshake, reply: Buffer, code: number, relay
     handshake_ms: s.ctx.clock.now() - hs.started,
     ...(relayed !== undefined ? { after: 'RCPT', relayed } : {}),
   });
-  bs.pipe(cs);
-  cs.pipe(bs);
-  cs.resume();
+  splice(cs, bs);
 }
 
 function _onHandoffTimeout(s: Session): void {
@@ -423,7 +422,7 @@ function onBackendGone(this: ScreenSocket): void {
  * The backend ended its side (FIN) during the handshake: it will never reply.
  * With allowHalfOpen no 'close' follows while our side is open, so without
  * this the client would wait for handshake_timeout. After the splice started,
- * pipe() carries the FIN to the client.
+ * session/splice.ts carries the FIN to the client.
  */
 function _onBackendEnd(this: ScreenSocket): void {
   const s = this[kSession];
