@@ -1,7 +1,7 @@
 /*
  * server/preflight.ts - the files a configuration names, checked before anything starts: the
- * access list parsed, the STARTTLS certificate and key loaded, the snapshot's directory
- * writable.
+ * access list parsed, the STARTTLS certificate and key loaded, the snapshot's directory and the
+ * log file's directory writable.
  *
  * Exports: checkFiles(cfg), FileIssue.
  * Returns every problem found (not only the first), each naming the key, the value (the path)
@@ -66,6 +66,28 @@ function checkSnapshot(file: string): FileIssue | null {
   return null;
 }
 
+/** log.destination file: the directory exists and is writable (logrotate renames the file; SIGUSR1 creates it again), and the file, if it exists, is a writable regular file. */
+function checkLogFile(file: string): FileIssue | null {
+  const key = 'log.file';
+  const dir = dirname(resolve(file));
+  const fix = `create the directory (writable by the screener's user) or set ${key} to a path in one that is`;
+  try {
+    if (!statSync(dir).isDirectory()) return { key, value: file, message: `${key}: ${file}: ${dir} is not a directory; ${fix}` };
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    const why = errno(err) === 'ENOENT' ? 'does not exist' : `is not writable (${errno(err)})`;
+    return { key, value: file, message: `${key}: ${file}: the directory ${dir} ${why}; ${fix}` };
+  }
+  try {
+    if (!statSync(file).isFile()) return { key, value: file, message: `${key}: ${file} is not a regular file; name a file, not a directory` };
+    accessSync(file, constants.W_OK);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return null; // created at start
+    return { key, value: file, message: `${key}: ${file} cannot be written (${errno(err)}); fix its permissions or remove it` };
+  }
+  return null;
+}
+
 /** checkFiles - every problem with the files `cfg` names; [] when none. */
 export function checkFiles(cfg: Config): FileIssue[] {
   const out: FileIssue[] = [];
@@ -85,6 +107,10 @@ export function checkFiles(cfg: Config): FileIssue[] {
   if (cfg.cache.snapshot !== null) {
     const s = checkSnapshot(cfg.cache.snapshot);
     if (s !== null) out.push(s);
+  }
+  if (cfg.log.destination === 'file' && cfg.log.file !== null) {
+    const l = checkLogFile(cfg.log.file);
+    if (l !== null) out.push(l);
   }
   return out;
 }

@@ -187,3 +187,15 @@ test('every problem is reported at once', () => {
   const r = checkRefuses(p, /3 configuration errors:/);
   for (const k of ['backend.address', 'access.list', 'cache.snapshot']) assert.match(r.err, new RegExp(`\n  ${k.replace('.', '\\.')}: `));
 });
+
+test('check-config: a log.file in a directory that does not exist, or that is a directory, is refused naming log.file and the fix', () => {
+  const missing = join(dir, 'no-such-dir', 'smtpscreen.log');
+  const r = checkRefuses(conf('logfile-missing', `log: { destination: file, file: "${missing}" }\n`),
+    new RegExp(`log\\.file: ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: the directory .* does not exist; create the directory`));
+  noStack(r);
+  const sub = join(dir, 'a-directory');
+  mkdirSync(sub, { recursive: true });
+  checkRefuses(conf('logfile-dir', `log: { destination: file, file: "${sub}" }\n`), /log\.file: .*a-directory is not a regular file/);
+  const ok = cliRun(['check-config', '--config', conf('logfile-ok', `log: { destination: file, file: "${join(dir, 'ok.log')}" }\n`)]);
+  assert.equal(ok.code, 0, ok.err);
+});
