@@ -132,8 +132,8 @@ const TABLE = [
   { name: 'PREGREET LIMIT', level: 'info',
     fields: [['bytes', 'bytes sent before the greeting so far'], ['kept', 'the early bytes kept (4096)'],
       ['discarded', 'bytes read past that and not kept'], ['action', 'pregreet.action'], ['outcome', '421 (ignore) or dummy (enforce)']],
-    translation: 'The client sent more than 4 KiB before the greeting, some of it in one read past what is kept: those ' +
-      'bytes were not kept (each client\'s early bytes cost at most 4 KiB). Under `ignore` its stream could not reach ' +
+    translation: 'The client sent more than 4 KiB before the greeting: what came past the first 4 KiB is read and ' +
+      'discarded, not kept (each client\'s early bytes cost at most 4 KiB; `discarded` counts them when this is logged). Under `ignore` its stream could not reach ' +
       'the backend whole: `421 4.7.0 <host> Error: too much data before the greeting` and close. Under `enforce` the ' +
       'dummy engine goes on (it accepts no mail, so the gap costs nothing). Once per session.' },
   { name: 'HANGUP', level: 'info',

@@ -33,12 +33,15 @@ function onEnd(this: ScreenSocket): void {
   if (peer !== null && peer.writable) peer.end();
 }
 
+function join(x: ScreenSocket): void {
+  x.on('data', onData);
+  x.on('drain', onDrain);
+  x.on('end', onEnd);
+  x.resume();
+}
+
 /** Join client and backend; both start reading. */
 export function splice(cs: ScreenSocket, bs: ScreenSocket): void {
-  for (const x of [cs, bs]) {
-    x.on('data', onData);
-    x.on('drain', onDrain);
-    x.on('end', onEnd);
-    x.resume();
-  }
+  join(cs);
+  join(bs);
 }
