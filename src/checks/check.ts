@@ -1,7 +1,7 @@
 /*
  * checks/check.ts - what every test returns, and the one switch over actions.
  *
- * Exports: Result, Outcome, applyAction(), EarlyCheck, CheckRun, CheckOutcome.
+ * Exports: Result, Outcome, applyAction(), EarlyCheck, CheckRun, CheckOutcome, ClientFacts.
  * A check decides pass or fail; what a failure does is the same three-way
  * switch for every test (postscreen's DROP / ENFORCE / IGNORE), written once here.
  *
@@ -16,6 +16,7 @@
  */
 import type { Action } from '../config/types.js';
 import type { EventName } from '../log/events.js';
+import type { ConnectFacts } from './policy-reply.js';
 
 export interface Result {
   /** true: the client passed this test; false: it failed. */
@@ -67,15 +68,24 @@ export interface CheckOutcome {
   readonly fields: Readonly<Record<string, unknown>>;
   /** Fields the check adds to PASS NEW. */
   readonly passFields: Readonly<Record<string, unknown>>;
+  /** An event to log whatever the verdict, when the check did not fail (the policy's decision), or absent. */
+  readonly note?: { readonly event: EventName; readonly fields: Readonly<Record<string, unknown>> } | null;
+  /** A backend route the check asks for (the policy's `route`), or absent: kept on the session for the router. */
+  readonly route?: string | null;
 }
+
+/** What a check may know of the client at accept beyond its address (the policy check sends it on). */
+export type { ConnectFacts as ClientFacts } from './policy-reply.js';
 
 export interface EarlyCheck<R extends CheckRun = CheckRun> {
   /** Its row in the test table (checks/tests.ts). */
   readonly test: number;
   /** Without a pregreet test, the longest the session waits for it, ms. */
   readonly deadlineMs: number;
+  /** The check wants `facts` at start (built only then: the DNSBL test does not). */
+  readonly wantsFacts?: boolean;
   /** Start for one client; null when there is nothing to ask (the check has no say). `done` runs once, later. */
-  start<T>(client: string, owner: T, done: (owner: T, run: R) => void): R | null;
+  start<T>(client: string, owner: T, done: (owner: T, run: R) => void, facts?: ConnectFacts): R | null;
   /** What the run says now (pending answers count as not listed). */
   outcome(run: R): CheckOutcome;
 }

@@ -7,7 +7,7 @@
  * record codec reads rows by position, and missing trailing rows read as 0,
  * "never passed", so old records stay valid).
  */
-export const TESTS = ['pregreet', 'dnsbl', 'pipelining', 'non_smtp', 'bare_newline', 'greylist'] as const;
+export const TESTS = ['pregreet', 'dnsbl', 'pipelining', 'non_smtp', 'bare_newline', 'greylist', 'policy'] as const;
 export type TestId = (typeof TESTS)[number];
 export const TEST_COUNT = TESTS.length;
 

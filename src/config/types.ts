@@ -164,6 +164,21 @@ export interface Config {
     /** What a client that passed the deep tests gets: reconnect (450 at RCPT; its next connection is PASS OLD). */
     after_pass: AfterPass;
   };
+  /** The HTTP policy service (checks/policy.ts); url null: none. */
+  policy: {
+    /** http://HOST:PORT/PATH or unix:/SOCKET[:/PATH] (net/policy-http.ts), or null. */
+    url: string | null;
+    budget: number;
+    max_in_flight: number;
+    connections: number;
+    fail: 'open' | 'tempfail';
+    action: Action;
+    at_rcpt: boolean;
+    slow_warning: number;
+    ttl_max: number;
+    cache_max: number;
+    breaker: { failures: number; window: number; open_for: number };
+  };
   cache: {
     /** Entries held in memory (LRU). */
     max_entries: number;

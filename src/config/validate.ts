@@ -22,6 +22,7 @@ import { SCHEMA, STRESS_KEYS, STRESS_PREFIX, TOP_KEYS, defaultOf, specFor, type 
 import type { Config, ListenConfig } from './types.js';
 import { unknownProblem } from './unknown-key.js';
 import { checkRefusals } from './refusals.js';
+import { parsePolicyUrl } from './policy-url.js';
 
 export interface ConfigIssue {
   key: string;
@@ -250,6 +251,7 @@ export function validateConfig(raw: unknown, source?: string): Config {
   checkTls(cfg as unknown as Config, is);
   checkAfterPass(cfg as unknown as Config, is);
   checkLog(cfg as unknown as Config, is);
+  checkPolicy(cfg as unknown as Config, is);
   checkRefusals(cfg as unknown as Config, (k, v, p) => is.add(k, v, p));
   const first = is.list[0];
   if (first !== undefined) {
@@ -324,5 +326,20 @@ function checkLog(cfg: Config, is: Issues): void {
   const tag = cfg.log.syslog.tag;
   if (!/^[A-Za-z0-9_./-]{1,48}$/.test(tag)) {
     is.add('log.syslog.tag', tag, 'want at most 48 letters, digits, "_", ".", "/" or "-" (syslog readers end the tag at a space, "[" or ":"), e.g. postfix/postscreen');
+  }
+}
+
+/** policy.url parses; the budget stays below the greet wait it must fit in (normal and stress). */
+function checkPolicy(cfg: Config, is: Issues): void {
+  const p = cfg.policy;
+  if (p.url === null) return;
+  const t = parsePolicyUrl(p.url);
+  if (typeof t === 'string') is.add('policy.url', p.url, t);
+  if (!cfg.pregreet.enable) return;
+  const stressWait = cfg.stress.overrides['pregreet.wait'] ?? STRESS_DEFAULTS.get('pregreet.wait');
+  for (const [key, wait] of [['pregreet.wait', cfg.pregreet.wait], ['stress.pregreet.wait', stressWait]] as const) {
+    if (typeof wait === 'number' && p.budget >= wait) {
+      is.add('policy.budget', formatDuration(p.budget), `${formatDuration(p.budget)} is not below ${key} (${formatDuration(wait)}): the policy answer must come within the greet wait`);
+    }
   }
 }

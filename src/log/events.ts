@@ -182,7 +182,7 @@ const TABLE = [
     fields: [['backend', 'the backend, "host:port"'], ['mode', 'backend.handoff'],
       ['verdict', 'allowlisted, old, new, ignored or untested'], ['code', 'the reply code the client got from the backend'],
       ['handshake_ms', 'time from the backend connect to the splice'], ['/ after', 'RCPT: a same-connection handoff'],
-      ['relayed', 'the replayed command whose reply the client got: MAIL or RCPT']],
+      ['relayed', 'the replayed command whose reply the client got: MAIL or RCPT'], ['/ route', 'the route the policy service named (routing not built yet: the one backend)']],
     translation: "The backend took the client (`verdict`: allowlisted, old, new, ignored, untested); `code` is its greeting's. " +
       "After a same-connection handoff (`deep.after_pass: handoff`): `after: RCPT`, and `code` is the backend's reply " +
       'to the replayed RCPT (`relayed: RCPT`) or MAIL (`relayed: MAIL`, a refused sender), which the client got as ' +
@@ -259,6 +259,28 @@ const TABLE = [
       ['wait_ms', 'time left before a retry is accepted'], ['delay_ms', 'time between the first try and this retry']],
     translation: 'Greylisting: `state: defer` (`reason` new, early with `wait_ms` left, or expired: the 450 follows at RCPT and ' +
       'NOQUEUE logs the envelope) or `state: pass` (a retry from `network` after `delay_ms`, within the window).' },
+  { name: 'POLICY', level: 'info',
+    fields: [['decision', 'permit, route, reject, defer or dunno'], ['action', 'policy.action (reject and defer)'],
+      ['reply', 'the service\'s text'], ['route', 'the route name (route)'], ['ttl_ms', 'how long the reply is cached'],
+      ['cached', 'true: from the cache, not asked'], ['lookup_ms', 'time the call took'], ['failure', 'the call failed: timeout, error, status, bad-reply, breaker open (policy.fail decides)'],
+      ['/ stage', 'rcpt: asked at RCPT (policy.at_rcpt)'], ['helo', 'the HELO name'], ['from', 'MAIL FROM'], ['to', 'RCPT TO']],
+    translation: 'The policy service\'s decision for a client under test: `permit` and `route` hand it over now (as an allowlist; ' +
+      '`route` is kept for routing, until then a permit), `reject` and `defer` fail it under `action`, `dunno` leaves it to the ' +
+      'other tests (logged only with `failure`: the call failed and `policy.fail: open` made it a dunno). With `stage: rcpt`: ' +
+      'asked at RCPT in the dummy engine.' },
+  { name: 'POLICY WARNING', level: 'warn',
+    fields: [['reason', 'slow, timeout, error, status, bad-reply or busy'], ['detail', 'what failed'], ['lookup_ms', 'time the call took'],
+      ['count', 'such calls since the last such line'], ['in_flight', 'calls waiting (busy)'], ['limit', 'policy.max_in_flight (busy)']],
+    translation: 'The policy service was slower than `policy.slow_warning` (`slow`), did not answer within `policy.budget` ' +
+      '(`timeout`), failed (`error`: connection refused or closed; `status`: not HTTP 200; `bad-reply`: not a valid reply), ' +
+      'or a client was not asked because `policy.max_in_flight` calls were waiting (`busy`: dunno at once). At most once ' +
+      'a second per reason; `count` since the last line.' },
+  { name: 'POLICY BREAKER', level: 'info', also: { level: 'warn', when: 'for `state: open`' },
+    fields: [['state', 'open, half-open or closed'], ['reason', 'why it opened'], ['open_ms', 'how long no call is made'],
+      ['down_ms', 'since it opened (closed)']],
+    translation: '`open` (at warn): `policy.breaker.failures` calls failed within `policy.breaker.window`, or the probe failed: ' +
+      'no call for `open_ms`, every client gets what `policy.fail` says. `half-open`: the next client\'s call is the probe. ' +
+      '`closed`: the probe was answered, calls resume.' },
   { name: 'STRESS', level: 'info', also: { level: 'warn', when: 'for `state: enter`' },
     fields: [['state', 'enter or leave'], ['count', 'connections open'], ['limit', 'the connection limit'],
       ['threshold', 'the watermark crossed']],

@@ -4,7 +4,8 @@
  *
  * Exports: makeGeneration(), MadeGeneration, loadTls() (server/preflight.ts checks the files with it).
  * Order: access list (a bad file fails, naming file and line) → STARTTLS
- * context → replies → DNSBL test and its resolver → the built-in sink if the
+ * context → replies → DNSBL test and its resolver → the policy check (kept
+ * when the policy section did not change) → the built-in sink if the
  * backend is "sink" → the backend, and with deep.after_pass handoff its EHLO
  * learned (a backend that cannot be reached delays this by at most its two
  * timeouts and is asked again every 30 s) → the backend probe started
@@ -28,6 +29,10 @@ import { makeReplies } from '../smtp/replies.js';
 import { TestIndex } from '../checks/tests.js';
 import type { Generation, Personality, PersonalityConfig } from '../session/generation.js';
 import { Dnsbl } from '../checks/dnsbl.js';
+import { Policy } from '../checks/policy.js';
+import type { EarlyCheck } from '../checks/check.js';
+import { parsePolicyUrl } from '../config/policy-url.js';
+import { HttpPolicyTransport } from '../net/policy-http.js';
 import { Resolver } from '../dns/resolver.js';
 import { reverseName } from '../dns/reverse.js';
 import { ScreenError } from '../util/errors.js';
@@ -113,8 +118,13 @@ async function build(config: Config, emitter: Emitter, prev: PreviousGeneration 
   if (sameBackend && prev !== undefined) health = prev.made.health;
   else health = made.health = makeHealth(config, host, port, emitter);
   const backend = makeBackend(host, port, b.handoff, b.connect_timeout, b.handshake_timeout, ehlo, health);
-  const checks = dnsbl === null ? [] : [dnsbl];
-  const gen = { config, replies, access, dnsbl, checks, tls: tlsContext, backend } as unknown as Generation & { personalities: Generation['personalities'] };
+  // The policy check is kept (its cache, breaker and connections) when its section did not change.
+  const keepPolicy = prev !== undefined && prev.made.gen.policy !== null && same(prev.config.policy, config.policy) && prev.config.hostname === config.hostname;
+  const policy = keepPolicy ? prev.made.gen.policy : makePolicy(config, emitter);
+  const checks: EarlyCheck[] = [];
+  if (dnsbl !== null) checks.push(dnsbl);
+  if (policy !== null) checks.push(policy as unknown as EarlyCheck);
+  const gen = { config, replies, access, dnsbl, policy, checks, tls: tlsContext, backend } as unknown as Generation & { personalities: Generation['personalities'] };
   const withGen = (p: PersonalityConfig): Personality => Object.freeze({ ...p, gen });
   (gen as { personalities: Generation['personalities'] }).personalities = Object.freeze({ normal: withGen(pc.normal), stress: withGen(pc.stress) });
   if (made.health === health) void health.start(); // not awaited: a backend that is down must not keep the screener from listening
@@ -135,6 +145,19 @@ function makeHealth(config: Config, host: string, port: number, emitter: Emitter
     },
     onUp: (downMs) => emitter.emit(EV.BACKEND_OK, downMs === null ? { backend: target, mode: b.handoff } : { backend: target, mode: b.handoff, down_ms: downMs }),
   });
+}
+
+/** The policy check over its HTTP transport (policy.url), or null when none is configured. */
+function makePolicy(config: Config, emitter: Emitter): Policy | null {
+  const p = config.policy;
+  if (p.url === null) return null;
+  const target = parsePolicyUrl(p.url);
+  if (typeof target === 'string') throw new ScreenError('SCR_ERR_CONFIG', `policy.url: ${target}`, { key: 'policy.url', value: p.url });
+  return new Policy({
+    budgetMs: p.budget, maxInFlight: p.max_in_flight, fail: p.fail, slowWarningMs: p.slow_warning, ttlMaxMs: p.ttl_max,
+    cacheMax: p.cache_max, breaker: { failures: p.breaker.failures, windowMs: p.breaker.window, openMs: p.breaker.open_for },
+    hostname: config.hostname,
+  }, new HttpPolicyTransport(target, p.connections), (event, fields, level) => emitter.emit(event, fields, level));
 }
 
 /** The DNSBL test and its resolver, or nulls when no sites are configured. */

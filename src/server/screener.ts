@@ -107,6 +107,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     made.health.stop();
     await resolver?.close();
     await sink?.close();
+    await gen.policy?.close();
     throw err;
   }
   const addresses = [...listeners.values()].map((l) => l.address);
@@ -210,6 +211,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     if (oldMade.ehlo !== null && oldMade.ehlo !== made.ehlo) oldMade.ehlo.stop();
     if (oldMade.health !== made.health) oldMade.health.stop();
     retiring.retire(old, oldMade, made);
+    // XXX a session of the old generation that asks at RCPT after this gets a failure (policy.fail decides).
+    if (old.policy !== null && old.policy !== ctx.gen.policy) void old.policy.close();
     if (old.dnsbl !== ctx.gen.dnsbl || old.config.dnsbl.health.interval !== next.dnsbl.health.interval) {
       if (old.dnsbl !== ctx.gen.dnsbl) ctx.gen.dnsbl?.healthTick();
       armHealth();
@@ -267,6 +270,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       await retiring.closeAll();
       await made.resolver?.close();
       await made.sink?.close();
+      await ctx.gen.policy?.close();
       const file = ctx.gen.config.cache.snapshot;
       if (file !== null) logSnapshot(ctx, 'save', file, await saveSnapshot(store, file));
       emitter.emit(EV.STOPPED, { forced });

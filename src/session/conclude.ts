@@ -51,6 +51,11 @@ export function conclude(s: Session): void {
     greylist: (network) => store.observe(network, now, { minDelayMs: g.min_delay, maxDelayMs: g.max_delay, ttlMs: g.ttl }),
   });
   for (const f of v.failedChecks) s.event(f.outcome.event, { ...f.outcome.fields, action: f.action });
+  for (const c of checks) {
+    const n = c.outcome.note;
+    if (n != null) s.event(n.event, n.fields);
+    if (c.outcome.route != null) s.route = c.outcome.route;
+  }
   s.remember(v.record);
   if (v.greylist !== null) {
     const { network, decision: d } = v.greylist;

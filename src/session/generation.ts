@@ -16,6 +16,7 @@ import type { SecureContext } from 'node:tls';
 import type { Config } from '../config/types.js';
 import type { AccessList } from '../checks/access.js';
 import type { Dnsbl } from '../checks/dnsbl.js';
+import type { Policy } from '../checks/policy.js';
 import type { EarlyCheck } from '../checks/check.js';
 import type { DeepOptions } from '../checks/deep.js';
 import type { Replies } from '../smtp/replies.js';
@@ -51,6 +52,8 @@ export interface Generation {
   readonly access: AccessList | null;
   /** The DNSBL test, or null when no sites are configured (also in `checks`; the server runs its health probes). */
   readonly dnsbl: Dnsbl | null;
+  /** The HTTP policy service (policy.url), or null; also in `checks`. Closed when its generation is retired. */
+  readonly policy: Policy | null;
   /** The checks every new client gets at accept, beside the greet wait (checks/check.ts EarlyCheck). */
   readonly checks: readonly EarlyCheck[];
   /** STARTTLS in the dummy engine (tls.cert / tls.key), or null: not offered. */

@@ -339,6 +339,7 @@ function spliceNow(s: Session, hs: Handshake, reply: Buffer, code: number, relay
     code,
     handshake_ms: s.ctx.clock.now() - hs.started,
     ...(relayed !== undefined ? { after: 'RCPT', relayed } : {}),
+    ...(s.route !== null ? { route: s.route } : {}),
   });
   splice(cs, bs);
 }

@@ -12,11 +12,11 @@
  * (late events return early).
  */
 import { EV } from '../log/events.js';
-import { TestIndex } from '../checks/tests.js';
+import { TESTS, TestIndex } from '../checks/tests.js';
 import { applyAction } from '../checks/check.js';
 import { EARLY_KEEP, PregreetProbe, pregreetResult } from '../checks/pregreet.js';
 import { Session, kSession, type Ctx, type ScreenSocket } from './state.js';
-import type { CheckRun, EarlyCheck } from '../checks/check.js';
+import type { CheckRun, ClientFacts, EarlyCheck } from '../checks/check.js';
 import { closeWith, refuse, onClientClose, onClientEnd } from './close.js';
 import { conclude } from './conclude.js';
 import { atAccept, cleared } from './verdict.js';
@@ -99,7 +99,7 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
   for (let i = 0; i < checks.length; i++) {
     const c = checks[i] as EarlyCheck;
     if ((rec?.[c.test] ?? 0) > now) continue;
-    const run = c.start(client, s, onCheckDone);
+    const run = c.wantsFacts === true ? c.start(client, s, onCheckDone, factsOf(s, hit?.action === 'reject', personality.enabled, now)) : c.start(client, s, onCheckDone);
     if (run === null) continue;
     (s.runs ??= new Array<CheckRun | null>(checks.length).fill(null))[i] = run;
     s.tests |= flag(c.test, TODO);
@@ -123,6 +123,18 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
   socket.on('data', onEarlyData);
   socket.resume();
   s.timer = s.ctx.clock.setTimeout(onGreetWaitEnd, cfg.pregreet.wait, s);
+}
+
+/** What a check that asks for them (the policy) is told at accept: the listener, the PROXY peer, the tests with a valid pass. */
+function factsOf(s: Session, denylisted: boolean, enabled: readonly number[], now: number): ClientFacts {
+  const sock = s.socket;
+  const peer = sock.remoteAddress ?? null;
+  const passed: string[] = [];
+  for (const t of enabled) if ((s.record?.[t] ?? 0) > now) passed.push(TESTS[t] ?? '');
+  return {
+    client: s.client, port: s.port, local: sock.localAddress ?? '', localPort: sock.localPort ?? 0,
+    proxy: peer !== null && peer.replace(/^::ffff:/, '') !== s.client ? peer : null, passed, denylisted,
+  };
 }
 
 /** Ends the greet wait now when no early test is left to wait for (postscreen: "terminate the greet delay"). */

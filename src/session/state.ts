@@ -108,6 +108,8 @@ export class Session {
   backendSock: ScreenSocket | null = null;
   /** Counted in ctx.dummyOnly. */
   dummyOnly = false;
+  /** The backend route a check asked for (the policy's `route` reply), or null: kept for the router, logged in POLICY and HANDOFF. */
+  route: string | null = null;
   /** Verdict name for HANDOFF: allowlisted, old, new, ignored. */
   verdict = '';
 

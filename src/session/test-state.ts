@@ -6,7 +6,7 @@
  *          earlyDone(), anyFail(), stateToString().
  * One small integer per session: 4 bits per row of the test table
  * (checks/tests.ts), FAIL = 1, PASS = 2, TODO = 4, DONE = 8, shifted by
- * 4 x the test's index. Six tests take 24 bits: a V8 small integer, so the
+ * 4 x the test's index. Seven tests take 28 bits: a V8 small integer, so the
  * table costs an idle connection nothing beyond the one field.
  *   TODO  the test runs in this session (raised at accept or when the dummy
  *         engine starts; never cleared once raised, as in postscreen);
@@ -24,10 +24,10 @@ export const PASS = 2;
 export const TODO = 4;
 export const DONE = 8;
 
-/** Session bits above the test rows: a failure was ignored (hand over, remember nothing). */
-export const IGNORED = 1 << 24;
-/** The DNSBL score reached the allowlist threshold: every test passes. */
-export const ALLOWLISTED = 1 << 25;
+/** Session bits above the test rows (seven rows: 28 bits): a failure was ignored (hand over, remember nothing). */
+export const IGNORED = 1 << 28;
+/** A check vouched for the client (DNSBL allowlist threshold, policy permit): every test passes. */
+export const ALLOWLISTED = 1 << 29;
 
 /** The bit of `fate` (FAIL, PASS, TODO, DONE) for test row `test`. */
 export function flag(test: number, fate: number): number {
@@ -40,7 +40,7 @@ export function fates(state: number, test: number): number {
 }
 
 /** The early tests: they run during the greet wait, before any SMTP. */
-export const EARLY_TESTS: readonly number[] = [TestIndex.pregreet, TestIndex.dnsbl];
+export const EARLY_TESTS: readonly number[] = [TestIndex.pregreet, TestIndex.dnsbl, TestIndex.policy];
 
 function every(fate: number, tests: readonly number[]): number {
   let m = 0;

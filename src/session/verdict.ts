@@ -125,6 +125,7 @@ export function cleared(rec: VerdictRecord | null, tests: readonly number[]): Ve
 function actionOf(cfg: Config, test: number): Action {
   if (test === DNSBL) return cfg.dnsbl.action;
   if (test === PREGREET) return cfg.pregreet.action;
+  if (test === TestIndex.policy) return cfg.policy.action;
   throw new Error(`no action for test row ${test}`);
 }
 

@@ -20,7 +20,7 @@ test('record codec: round trip, short records read as never-passed, bad input is
   assert.equal(short[TestIndex.dnsbl], 0);
   // a newer writer's extra rows are ignored
   assert.equal(decodeRecord(`1:${'1;'.repeat(TEST_COUNT + 3)}1`).length, TEST_COUNT);
-  assert.equal(decodeRecord('1:0;0;0;0;0;-1800000000000')[TEST_COUNT - 1], -1800000000000, 'greylist first-seen times are negative');
+  assert.equal(decodeRecord('1:0;0;0;0;0;-1800000000000')[TestIndex.greylist], -1800000000000, 'greylist first-seen times are negative');
   for (const bad of ['', '2:1;2', '1:abc', '1:--5', '1:1e5', 'x', '1:5-']) {
     assert.throws(() => decodeRecord(bad), { code: 'SCR_ERR_CACHE' }, `input ${JSON.stringify(bad)}`);
   }

@@ -21,6 +21,9 @@ import type { VerdictRecord } from '../../src/cache/store.js';
 import { makeReplies } from '../../src/smtp/replies.js';
 import { parseAccessList } from '../../src/checks/access.js';
 import { Dnsbl } from '../../src/checks/dnsbl.js';
+import { Policy } from '../../src/checks/policy.js';
+import type { EarlyCheck } from '../../src/checks/check.js';
+import type { PolicyTransport } from '../../src/net/policy-http.js';
 import type { DnsLookup, LookupResult, LookupType } from '../../src/dns/types.js';
 import { TestIndex } from '../../src/checks/tests.js';
 import type { Clock, TimerHandle } from '../../src/session/clock.js';
@@ -181,7 +184,7 @@ export interface Harness {
 }
 
 /** A session world for `raw` (a configuration as YAML would give it), with an access list given as its text. */
-export function harness(raw: Record<string, unknown> = {}, accessList: string | null = null): Harness {
+export function harness(raw: Record<string, unknown> = {}, accessList: string | null = null, opts: { policy?: PolicyTransport } = {}): Harness {
   const config = validateConfig({ hostname: 'screen.test', ...raw });
   const clock = new FakeClock();
   const events: Array<Record<string, unknown>> = [];
@@ -212,18 +215,31 @@ export function harness(raw: Record<string, unknown> = {}, accessList: string | 
     enabled.push(TestIndex.dnsbl);
   }
   if (config.greylist.enable) enabled.push(TestIndex.greylist);
+  // policy.url set and a transport given: the policy check on the fake clock, its events into the same log.
+  let policy: Policy | null = null;
+  const counters: Record<string, number> = {};
+  const emitter = new Emitter(log, counters);
+  if (config.policy.url !== null && opts.policy !== undefined) {
+    const p = config.policy;
+    policy = new Policy({
+      budgetMs: p.budget, maxInFlight: p.max_in_flight, fail: p.fail, slowWarningMs: p.slow_warning, ttlMaxMs: p.ttl_max, cacheMax: p.cache_max,
+      breaker: { failures: p.breaker.failures, windowMs: p.breaker.window, openMs: p.breaker.open_for }, hostname: config.hostname,
+    }, opts.policy, (e, f, l) => emitter.emit(e, f, l), clock.now);
+  }
+  const checks: EarlyCheck[] = [];
+  if (dnsbl !== null) checks.push(dnsbl);
+  if (policy !== null) checks.push(policy as unknown as EarlyCheck);
   const pc = makePersonalities(config, enabled);
   const b = config.backend;
   const gen = {
-    config, replies: makeReplies(config.hostname, config.banner), access: accessList === null ? null : parseAccessList(accessList, 'test-access'), dnsbl, checks: dnsbl === null ? [] : [dnsbl], tls: null,
+    config, replies: makeReplies(config.hostname, config.banner), access: accessList === null ? null : parseAccessList(accessList, 'test-access'), dnsbl, policy, checks, tls: null,
     backend: makeBackend('127.0.0.1', 2525, b.handoff, b.connect_timeout, b.handshake_timeout, null),
   } as unknown as Generation & { personalities: Generation['personalities'] };
   gen.personalities = { normal: { ...pc.normal, gen }, stress: { ...pc.stress, gen } };
   const backends: FakeSocket[] = [];
-  const counters: Record<string, number> = {};
   const ctx: Ctx = {
     gen, clock, log, store, sessions: new Set(), perClient: new Map(), draining: false, pendingProxy: 0, backends: 0, tlsHandshakes: 0, dummyOnly: 0,
-    fdLimit: null, counters, emitter: new Emitter(log, counters), noteOpen: () => undefined,
+    fdLimit: null, counters, emitter, noteOpen: () => undefined,
     connect: () => {
       const s = new FakeSocket('127.0.0.1', 2525);
       s.paused = false;

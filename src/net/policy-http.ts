@@ -1,0 +1,69 @@
+/*
+ * net/policy-http.ts - the HTTP transport of the policy service: one POST,
+ * one JSON body back, over a kept-alive undici Pool, within a deadline.
+ *
+ * Exports: PolicyTransport, PolicyAnswer, PolicyTarget, HttpPolicyTransport.
+ * The target is `policy.url` as config/policy-url.ts parsed it. undici 7 (8 needs Node 22): a Pool of `connections`
+ * keep-alive connections, no pipelining; a call that is not answered within
+ * its deadline is aborted (undici destroys that connection: a server that
+ * never answers costs a reconnect, not a stuck socket). The answer's body is
+ * capped by undici's maxResponseSize: a larger one is an error, not a read.
+ * This file knows nothing of the reply's meaning (checks/policy-reply.ts).
+ */
+import { Pool, errors } from 'undici';
+
+export interface PolicyAnswer {
+  readonly status: number;
+  readonly body: string;
+}
+
+/** What the policy check (checks/policy.ts) calls: resolves with the answer, rejects with an error whose `code` says why (UND_ERR_*, ECONNREFUSED, ABORT_ERR: the deadline). */
+export interface PolicyTransport {
+  post(body: string, deadlineMs: number): Promise<PolicyAnswer>;
+  /** Waits for the calls in flight, then closes the connections. */
+  close(): Promise<void>;
+}
+
+export interface PolicyTarget {
+  /** The origin undici connects to ("http://localhost" for a unix socket). */
+  readonly origin: string;
+  readonly path: string;
+  readonly socketPath: string | null;
+}
+
+const HEADERS = { 'content-type': 'application/json', accept: 'application/json' };
+/** undici refuses a larger body (UND_ERR_RES_EXCEEDED_MAX_SIZE); the reply parser allows 4 KiB. */
+const MAX_RESPONSE = 16 * 1024;
+
+export class HttpPolicyTransport implements PolicyTransport {
+  readonly #pool: Pool;
+  readonly #path: string;
+
+  constructor(target: PolicyTarget, connections: number) {
+    this.#path = target.path;
+    this.#pool = new Pool(target.origin, {
+      connections,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      maxResponseSize: MAX_RESPONSE,
+      ...(target.socketPath !== null ? { socketPath: target.socketPath } : {}),
+    });
+  }
+
+  async post(body: string, deadlineMs: number): Promise<PolicyAnswer> {
+    const res = await this.#pool.request({
+      method: 'POST', path: this.#path, headers: HEADERS, body,
+      signal: AbortSignal.timeout(deadlineMs),
+      headersTimeout: deadlineMs, bodyTimeout: deadlineMs,
+    });
+    return { status: res.statusCode, body: await res.body.text() };
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.#pool.close();
+    } catch (err) {
+      if (!(err instanceof errors.ClientClosedError)) throw err;
+    }
+  }
+}
