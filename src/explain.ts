@@ -192,6 +192,7 @@ function verdictText(cfg: Config, v: EarlyVerdict): string {
       return `new client: ${wait}without a valid pass of the deep tests (${deep.join(', ')}) it gets the dummy engine instead of the handoff:` +
         ' 450 at RCPT, and PASS OLD on its next connection once it passed them';
     case 'handoff':
+      if (v.name === 'policy-allowlisted') return 'policy permit: passes every test at once (PASS NEW), handed to the backend';
       if (v.name === 'dnsbl-allowlisted') return 'DNSBL allowlisted: passes every test at once (PASS NEW), handed to the backend';
       if (v.name === 'ignored') return `a failure under ignore: ${wait}handed to the backend, nothing remembered`;
       if (v.name === 'untested') return 'new client: no tests apply; handed to the backend';

@@ -185,8 +185,10 @@ export class Policy implements EarlyCheck<PolicyRun> {
       (err: unknown) => {
         const t = this.#now();
         run.ms = t - now;
-        const code = (err as { code?: unknown; name?: unknown }).code ?? (err as { name?: unknown }).name;
-        const timeout = code === 'ABORT_ERR' || code === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+        // The deadline's AbortSignal.timeout() rejects with a DOMException named TimeoutError (its `code` is a number).
+        const e = err as { code?: unknown; name?: unknown };
+        const code = typeof e.code === 'string' ? e.code : e.name;
+        const timeout = code === 'TimeoutError' || code === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
         if (timeout) this.stats.timeouts++;
         this.#failed(run, t, timeout ? 'timeout' : 'error', timeout ? `no answer within ${this.opts.budgetMs} ms` : String(code ?? err));
       },
@@ -211,8 +213,8 @@ export class Policy implements EarlyCheck<PolicyRun> {
     this.#failTimes[this.#failNext] = now;
     this.#failNext = (this.#failNext + 1) % n;
     // The ring is full and its oldest entry (the next to be overwritten) is within the window.
-    const oldest = this.#failTimes.length === n ? (this.#failTimes[this.#failNext] as number) : Infinity;
-    if (now - oldest <= this.opts.breaker.windowMs) this.#open(now, `${n} failures within ${this.opts.breaker.windowMs} ms`);
+    if (this.#failTimes.length < n) return;
+    if (now - (this.#failTimes[this.#failNext] as number) <= this.opts.breaker.windowMs) this.#open(now, `${n} failures within ${this.opts.breaker.windowMs} ms`);
   }
 
   #succeeded(now: number): void {

@@ -93,7 +93,7 @@ export interface EarlyVerdict {
   readonly next: 'drop' | 'enforce' | 'greylist' | 'deep' | 'handoff';
   readonly reply: string | null;
   readonly reason: string;
-  readonly name: 'new' | 'ignored' | 'untested' | 'dnsbl-allowlisted' | '';
+  readonly name: 'new' | 'ignored' | 'untested' | 'dnsbl-allowlisted' | 'policy-allowlisted' | '';
   /** The record to store under the client's address, or null: nothing to store. */
   readonly record: VerdictRecord | null;
   /** The checks that failed, with the action that applied: log each one's event. */
@@ -171,9 +171,9 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
   const changes: Array<readonly [number, number]> = [];
   const vouch = f.checks.find((c) => c.outcome.allowlisted);
   if (vouch !== undefined) {
-    // postscreen: an allowlisted score completes every test, with the DNSBL TTL.
+    // postscreen: an allowlisted score completes every test, with the DNSBL TTL (a policy permit: with its ttl).
     for (const i of f.personality.enabled) changes.push([i, now + vouch.outcome.ttlMs]);
-    return verdict('handoff', { name: 'dnsbl-allowlisted', record: withPasses(f.record, changes), allowlisted: true, passNew: true });
+    return verdict('handoff', { name: vouch.test === TestIndex.policy ? 'policy-allowlisted' : 'dnsbl-allowlisted', record: vouch.outcome.ttlMs > 0 ? withPasses(f.record, changes) : null, allowlisted: true, passNew: true });
   }
   if (cfg.pregreet.enable && (pg & TODO) !== 0 && (pg & PASS) !== 0) changes.push([PREGREET, now + cfg.pregreet.ttl]);
   // A check's pass is remembered only when its answer is complete (DNSBL: every site answered).
