@@ -31,6 +31,7 @@ import { deepDue } from './verdict.js';
 import { replayHandoff } from './handoff.js';
 import { chooseBackend } from '../handoff/backend.js';
 import { guardSocket, guardTimer } from './guard.js';
+import type { PolicyRun } from '../checks/policy.js';
 
 const NOTHING = Buffer.alloc(0);
 
@@ -86,11 +87,32 @@ class DummyPort implements EngineOutput, LineSink {
     this.#tried = true;
     return replayHandoff(this.s, env, this.offered, resumeDummy);
   }
+  askRcpt(helo: string, from: string, to: string): boolean {
+    const s = this.s;
+    const policy = s.gen.policy;
+    if (policy === null || !s.config.policy.at_rcpt) return false;
+    // Nothing more is read until the answer (at most policy.budget): the rest of the input waits in the reader.
+    s.reader?.stop();
+    s.socket.pause();
+    s.clearTimer();
+    this.#asking = true;
+    void policy.askRcpt(s.client, s.port, helo, from, to).then((run) => policyAnswered(s, run, helo, from, to));
+    return true;
+  }
+  /** A policy call at RCPT is out: the reader is stopped, no command timer runs. */
+  #asking = false;
+  get asking(): boolean {
+    return this.#asking;
+  }
+  answered(): void {
+    this.#asking = false;
+  }
   onLine(line: Buffer, bareLf: boolean, buffered: number): void {
     const s = this.s;
     if (s.closed || s.engine === null) return;
     s.engine.onLine(line, bareLf, buffered);
     if (s.closed) s.reader?.stop();
+    else if (this.#asking) return; // askRcpt(): the answer re-arms the timer
     else if (s.phase !== 'dummy') return; // replayHandoff() took the connection: its own timer runs
     else if (s.engine.tlsActive && !s.tls) return; // STARTTLS: the handshake timer runs
     else armCommandTimer(s);
@@ -140,6 +162,30 @@ export function enterDummy(s: Session): void {
 }
 
 const dummySinks = new WeakMap<Session, DummyPort>();
+
+/** policy.at_rcpt: the service answered (run null: it has no say); the engine answers the RCPT and the session reads on. */
+function _policyAnswered(s: Session, run: PolicyRun | null, helo: string, from: string, to: string): void {
+  const port = dummySinks.get(s);
+  port?.answered();
+  const policy = s.gen.policy;
+  if (s.closed || s.engine === null || s.reader === null || policy === null || port === undefined) return;
+  let reply: string | null = null;
+  if (run !== null) {
+    const o = policy.outcome(run);
+    if (o.failed) reply = o.reply(550);
+    if (o.failed || o.note != null) {
+      s.event(EV.POLICY, { ...(o.note?.fields ?? o.fields), ...(o.failed ? { action: 'enforce' } : {}), stage: 'rcpt', helo, from, to });
+    }
+  }
+  s.engine.answerRcpt(reply);
+  if (s.closed) return;
+  const reader = s.reader;
+  const pending = reader.takePending();
+  reader.reset();
+  s.socket.resume();
+  armCommandTimer(s);
+  if (pending.length > 0) reader.feed(pending, port);
+}
 
 /** This session will not be handed over: the accept-time descriptor count keeps no backend descriptor for it. */
 function markDummyOnly(s: Session): void {
@@ -253,6 +299,7 @@ function _onTlsTimeout(s: Session, started: number): void {
 }
 // The entry points Node calls, each wrapped once: a throw ends that session with 421, not the process (session/guard.ts).
 const onDummyData = guardSocket('dummy data', _onDummyData);
+const policyAnswered = guardTimer('policy answer', _policyAnswered);
 const onCommandTimeout = guardTimer('command timer', _onCommandTimeout);
 const onTlsTimeout = guardTimer('tls timer', _onTlsTimeout);
 const onTlsSecure = guardSocket('tls secure', _onTlsSecure);

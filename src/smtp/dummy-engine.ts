@@ -85,6 +85,12 @@ export interface EngineOutput {
    * Called only with opts.keepEnvelope.
    */
   handover?(env: Envelope): boolean;
+  /**
+   * policy.at_rcpt: a RCPT to refuse. Return true when the session asks the
+   * policy service first: it then calls answerRcpt() with the service's reply
+   * (or null: the engine's own) and reads on.
+   */
+  askRcpt?(helo: string, from: string, to: string): boolean;
 }
 
 /** What a same-connection handoff replays to the backend: the client's own command lines, terminators stripped. */
@@ -382,6 +388,11 @@ export class DummyEngine {
           if (this.#out.handover({ heloLine: this.#heloLine, heloName: this.#heloName, mailLine: this.#mailLine, rcptLine: Buffer.from(line) })) return;
           this.#handedTo = null;
         }
+        if (this.#out.askRcpt !== undefined) {
+          this.#handedTo = to;
+          if (this.#out.askRcpt(this.#helo ?? '', this.#mailFrom, to)) return;
+          this.#handedTo = null;
+        }
         this.#refuseRcpt(to);
         return;
       }
@@ -431,6 +442,24 @@ export class DummyEngine {
     if (to === null || this.closed) return;
     this.#handedTo = null;
     this.#refuseRcpt(to);
+    if (!this.closed && this.#errorLimit > 0 && this.errors >= this.#errorLimit) {
+      this.#out.event(EV.COMMAND_ERROR_LIMIT, { after: 'RCPT', count: this.errors, limit: this.#errorLimit });
+      this.#finish(this.#r.tooManyErrors);
+    }
+  }
+
+  /** policy.at_rcpt: the answer to the RCPT given to out.askRcpt(): the service's reply (550/450 line, logged with reason policy), or null: the engine's own. */
+  answerRcpt(reply: string | null): void {
+    const to = this.#handedTo;
+    if (to === null || this.closed) return;
+    this.#handedTo = null;
+    if (reply === null) this.#refuseRcpt(to);
+    else {
+      this.#out.event(EV.NOQUEUE, {
+        reply: stripCrlf(reply), helo: this.#helo ?? '', from: this.#mailFrom, to, proto: this.#protocol, reason: 'policy',
+      });
+      this.#reply(reply);
+    }
     if (!this.closed && this.#errorLimit > 0 && this.errors >= this.#errorLimit) {
       this.#out.event(EV.COMMAND_ERROR_LIMIT, { after: 'RCPT', count: this.errors, limit: this.#errorLimit });
       this.#finish(this.#r.tooManyErrors);

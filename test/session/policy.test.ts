@@ -170,3 +170,43 @@ test('PASS OLD clients and allowlisted ones are not asked', async () => {
   h.connect('192.0.2.22');
   assert.equal(t.calls.length, 1);
 });
+
+test('policy.at_rcpt: each RCPT in the dummy engine is asked (HELO, MAIL FROM, RCPT TO); reject/defer replace the engine\'s reply, dunno keeps it; input after it waits for the answer', async () => {
+  const t = new FakeTransport();
+  const h = harness({ ...base, policy: { url: 'http://127.0.0.1:9/p', at_rcpt: true } }, null, { policy: t });
+  const { sock } = h.connect('192.0.2.30');
+  t.answer({ action: 'defer' }); // at accept: a 450 at RCPT, so the dummy engine
+  await settle();
+  h.clock.advance(2000);
+  sock.feed('EHLO bot.test\r\nMAIL FROM:<a@bot.test>\r\nRCPT TO:<x@screen.test>\r\nRCPT TO:<y@screen.test>\r\n');
+  assert.equal(t.calls.length, 1, 'the first RCPT is asked');
+  assert.deepEqual(t.calls[0]?.body, { stage: 'rcpt', client: '192.0.2.30', port: 40001, helo: 'bot.test', from: 'a@bot.test', to: 'x@screen.test' });
+  assert.doesNotMatch(sock.text(), /RCPT|4\.7\.1|550/, 'no RCPT reply before the answer');
+  t.answer({ action: 'reject', reply: 'not for x' });
+  await settle();
+  assert.match(sock.text(), /550 5\.7\.1 not for x\r\n$/);
+  assert.equal(t.calls.length, 1, 'the second RCPT is asked next');
+  assert.equal(t.calls[0]?.body['to'], 'y@screen.test');
+  t.answer({ action: 'dunno' });
+  await settle();
+  assert.match(sock.text(), /550 5\.7\.1 not for x\r\n450 4\.7\.1 screen\.test Policy service unavailable|550 5\.7\.1 not for x\r\n450 /);
+  const noq = h.named('NOQUEUE');
+  assert.deepEqual(noq.map((e) => e['reason']), ['policy', 'policy'], 'the first refused by the service at RCPT, the second by the accept-time defer');
+  const rcptEv = h.named('POLICY').filter((e) => e['stage'] === 'rcpt');
+  assert.deepEqual(rcptEv.map((e) => [e['decision'], e['to']]), [['reject', 'x@screen.test']]);
+  sock.feed('QUIT\r\n');
+  await settle();
+  assert.match(sock.text(), /221 /);
+});
+
+test('policy.at_rcpt off: RCPT is not asked', async () => {
+  const t = new FakeTransport();
+  const h = harness(base, null, { policy: t });
+  const { sock } = h.connect('192.0.2.31');
+  t.answer({ action: 'reject' });
+  await settle();
+  h.clock.advance(2000);
+  envelope(sock);
+  assert.equal(t.calls.length, 0);
+  assert.match(sock.text(), /550 5\.7\.1 screen\.test Service unavailable; client blocked by policy\r\n$/);
+});
