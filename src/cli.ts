@@ -20,6 +20,7 @@
  * stops the screener once it has started.
  */
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, helpText } from './cli/args.js';
@@ -35,6 +36,7 @@ import { dropPrivileges, resolveUser, type PrivilegeResult } from './server/priv
 import { runDemo } from './demo.js';
 import { preflight } from './cli/preflight.js';
 import { explain } from './explain.js';
+import { formatProbe, parseProbeTarget, probe } from './probe.js';
 import { ScreenError } from './util/errors.js';
 
 function version(): string {
@@ -114,6 +116,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'run':
       return run(args.config, args.overrides);
+    case 'probe':
+      return runProbe(args.extra);
     case 'explain': {
       const cfg = configOrNull(args.config, args.overrides);
       if (cfg === null) return 1;
@@ -126,6 +130,31 @@ export async function main(argv: string[]): Promise<number> {
         return 1;
       }
     }
+  }
+}
+
+/** `smtpscreen probe`: 0 when the dialogue ran (whatever the screener decided), 1 on a usage error, 2 when the screener could not be reached. */
+async function runProbe(extra: Record<string, string | boolean>): Promise<number> {
+  const str = (k: string, d: string): string => (typeof extra[k] === 'string' ? (extra[k] as string) : d);
+  const target = parseProbeTarget(str('to', ''));
+  const as = str('as', '');
+  const proxy = str('proxy', 'v1');
+  const bad = typeof target === 'string' ? target : net.isIP(as) === 0 ? `--as ${as}: want an IPv4 or IPv6 address` : proxy !== 'v1' && proxy !== 'v2' ? `--proxy ${proxy}: want v1 or v2` : null;
+  if (bad !== null || typeof target === 'string') {
+    process.stderr.write(`smtpscreen: ${bad ?? ''}\n`);
+    return 1;
+  }
+  try {
+    const r = await probe({
+      as, host: target.host, port: target.port, proxy: proxy as 'v1' | 'v2', helo: str('helo', 'probe.invalid'), mail: str('mail', 'probe@probe.invalid'),
+      rcpt: str('rcpt', 'postmaster'), pregreet: extra['pregreet'] === true, pipeline: extra['pipeline'] === true,
+      deliver: extra['deliver'] === true, timeoutMs: 10_000,
+    });
+    process.stdout.write(`${formatProbe(r).join('\n')}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`smtpscreen: probe ${target.host}:${target.port}: ${(err as NodeJS.ErrnoException).code ?? String(err)}\n`);
+    return 2;
   }
 }
 

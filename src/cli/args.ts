@@ -12,7 +12,7 @@
 import { ScreenError } from '../util/errors.js';
 import type { Overrides } from '../config/load.js';
 
-export type Command = 'run' | 'check-config' | 'demo' | 'explain' | 'help' | 'version';
+export type Command = 'run' | 'check-config' | 'demo' | 'explain' | 'probe' | 'help' | 'version';
 
 export interface ParsedArgs {
   command: Command;
@@ -35,6 +35,7 @@ export const COMMANDS: ReadonlyArray<readonly [Command, string]> = [
   ['run', 'screen connections and hand clean clients to the backend (default with --config)'],
   ['check-config', 'validate the configuration (and flags) and exit: 0 ok, 1 errors'],
   ['explain', 'explain ADDRESS: what the access list, the cache and each DNSBL site say about it, and the verdict'],
+  ['probe', 'probe --as ADDRESS --to HOST:PORT: connect to a running screener as that client (PROXY header), run an SMTP dialogue, say what it did'],
   ['demo', 'run a self-contained demonstration on loopback'],
   ['help', 'print this help'],
   ['version', 'print the version'],
@@ -58,6 +59,15 @@ export const FLAGS: readonly FlagSpec[] = [
     doc: 'action for a client that fails the DNSBL test (postscreen_dnsbl_action)' },
   { name: 'resolver', arg: 'ADDR:PORT', override: 'resolver', repeat: true, commands: ['run', 'check-config', 'explain'],
     doc: 'DNS server for DNSBL lookups (repeatable; default: /etc/resolv.conf)' },
+  { name: 'as', arg: 'ADDRESS', commands: ['probe'], doc: 'probe: the client address to pretend to be (sent in a PROXY header)' },
+  { name: 'to', arg: 'HOST:PORT', commands: ['probe'], doc: 'probe: the screener listener (proxy_protocol on, trusting the probe\'s address)' },
+  { name: 'proxy', arg: 'v1|v2', commands: ['probe'], doc: 'probe: the PROXY header version (default v1)' },
+  { name: 'helo', arg: 'NAME', commands: ['probe'], doc: 'probe: the EHLO name (default probe.invalid)' },
+  { name: 'mail', arg: 'ADDRESS', commands: ['probe'], doc: 'probe: MAIL FROM (default probe@probe.invalid)' },
+  { name: 'rcpt', arg: 'ADDRESS', commands: ['probe'], doc: 'probe: RCPT TO (default postmaster)' },
+  { name: 'pregreet', arg: null, commands: ['probe'], doc: 'probe: talk before the greeting (EHLO right after the header)' },
+  { name: 'pipeline', arg: null, commands: ['probe'], doc: 'probe: send MAIL and RCPT together without waiting (PIPELINING is not offered)' },
+  { name: 'deliver', arg: null, commands: ['probe'], doc: 'probe: go on with DATA and a short test message when RCPT is accepted (default: stop before DATA)' },
   { name: 'print-config', arg: null, commands: ['check-config'], doc: 'print the effective configuration as YAML' },
   { name: 'help', arg: null, commands: ['run', 'check-config', 'demo', 'help', 'version'], doc: 'print this help (also -h)' },
   { name: 'version', arg: null, commands: ['run', 'check-config', 'demo', 'help', 'version'], doc: 'print the version' },
@@ -140,6 +150,9 @@ export function parseArgs(argv: string[]): ParsedArgs {
     if (address === undefined) throw usage('explain needs an ADDRESS', { command: cmd });
     out.extra['address'] = address;
   }
+  if (cmd === 'probe') {
+    if (out.extra['as'] === undefined || out.extra['to'] === undefined) throw usage('probe needs --as ADDRESS and --to HOST:PORT', { command: cmd });
+  }
   return out;
 }
 
@@ -150,6 +163,7 @@ export function helpText(): string {
     'usage: smtpscreen [run] [--config FILE] [flags]',
     '       smtpscreen check-config --config FILE [--print-config] [flags]',
     '       smtpscreen explain ADDRESS [--config FILE] [flags]',
+    '       smtpscreen probe --as ADDRESS --to HOST:PORT [--helo NAME] [--mail A] [--rcpt B] [--pregreet] [--pipeline] [--deliver]',
     '       smtpscreen demo [flags]',
     '       smtpscreen --help | --version',
     '',
