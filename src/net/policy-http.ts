@@ -53,6 +53,9 @@ export class HttpPolicyTransport implements PolicyTransport {
   async post(body: string, deadlineMs: number): Promise<PolicyAnswer> {
     const res = await this.#pool.request({
       method: 'POST', path: this.#path, headers: HEADERS, body,
+      // XXX An AbortSignal, not undici's headersTimeout alone: undici's timers are coarse (a 100 ms
+      // headersTimeout fired after 1,013 ms here, test/checks/policy.test.ts). The signal costs CPU: 0.085
+      // vs 0.055 ms per call (3 runs of 3,000 calls, 10 at a time, service in another process).
       signal: AbortSignal.timeout(deadlineMs),
       headersTimeout: deadlineMs, bodyTimeout: deadlineMs,
     });
