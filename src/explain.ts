@@ -116,6 +116,8 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
 
   // 3. DNSBL sites, asked now (fresh: no cache), through the screener's own scoring.
   let dnsbl: CheckOutcome | null = null;
+  // XXX explain does not ask the policy service (a call has effects there: its own cache, logs); smtpscreen probe does, through the screener.
+  if (cfg.policy.url !== null) out(`policy: ${cfg.policy.url} is not asked by explain: the verdict below is without its answer; smtpscreen probe asks it through the running screener`);
   if (cfg.dnsbl.sites.length === 0) out('dnsbl: no sites configured');
   else {
     const servers = cfg.resolver.servers.length > 0 ? cfg.resolver.servers : Resolver.fromResolvConf();
