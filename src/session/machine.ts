@@ -20,13 +20,14 @@ import type { CheckRun, ClientFacts, EarlyCheck } from '../checks/check.js';
 import { closeWith, refuse, onClientClose, onClientEnd } from './close.js';
 import { conclude } from './conclude.js';
 import { atAccept, cleared } from './verdict.js';
-import { ALLOWLISTED, DONE, FAIL, IGNORED, PASS, TODO, anyFail, earlyDone, flag } from './test-state.js';
+import { ALLOWLISTED, DONE, FAIL, IGNORED, PASS, TODO, anyFail, earlyDone, fates, flag } from './test-state.js';
 import { handoff } from './handoff.js';
 import type { Personality } from './generation.js';
 import { guardSocket, guardTimer } from './guard.js';
 import type { Action } from '../config/types.js';
 
 const PREGREET = TestIndex.pregreet;
+const POLICY = TestIndex.policy;
 
 /**
  * A connection whose client address is known. `socket` has its 'error'
@@ -202,7 +203,7 @@ function _onCheckDone(s: Session, run: CheckRun): void {
   const c = s.gen.checks[i];
   if (c === undefined) return;
   s.tests |= flag(c.test, DONE);
-  if (c.outcome(run).allowlisted && !anyFail(s.tests) && (s.tests & IGNORED) === 0) {
+  if (vouched(s) && !anyFail(s.tests) && (s.tests & IGNORED) === 0) {
     s.tests |= ALLOWLISTED;
     s.clearTimer();
     s.socket.removeListener('data', onEarlyData);
@@ -210,6 +211,28 @@ function _onCheckDone(s: Session, run: CheckRun): void {
     return;
   }
   endWaitIfDone(s);
+}
+
+/**
+ * A check that is done vouches for the client (DNSBL allowlist, policy permit), and no policy call
+ * is still out: the policy service's word overrules the DNS lists both ways (session/verdict.ts),
+ * so a DNSBL allowlisting waits for it (at most policy.budget); a policy permit waits for nothing.
+ */
+function vouched(s: Session): boolean {
+  const runs = s.runs;
+  if (runs === null) return false;
+  let v = false;
+  for (let i = 0; i < runs.length; i++) {
+    const run = runs[i];
+    const c = s.gen.checks[i];
+    if (run == null || c === undefined) continue;
+    if ((fates(s.tests, c.test) & DONE) === 0) {
+      if (c.test === POLICY) return false;
+      continue;
+    }
+    if (!v && c.outcome(run).allowlisted) v = true;
+  }
+  return v;
 }
 
 function _onGreetWaitEnd(s: Session): void {

@@ -16,7 +16,10 @@
  * pass at all, and the first enforced failure's reply is what the dummy
  * engine gives at RCPT; a failure under ignore is handed over but nothing
  * is remembered, so the tests repeat next time; a DNSBL score at or below
- * the allowlist threshold completes every test with the DNSBL TTL.
+ * the allowlist threshold completes every test with the DNSBL TTL. A policy
+ * permit does the same with its ttl and overrules the DNS lists (a listing
+ * does not fail the client); a policy reject or defer is a failure that a
+ * DNSBL allowlisting does not overrule.
  */
 import type { Action, Config } from '../config/types.js';
 import { allPassed, withPasses, type VerdictRecord } from '../cache/store.js';
@@ -32,6 +35,7 @@ import type { PersonalityConfig as Personality } from './generation.js';
 const PREGREET = TestIndex.pregreet;
 const DNSBL = TestIndex.dnsbl;
 const GREYLIST = TestIndex.greylist;
+const POLICY = TestIndex.policy;
 
 /** The first enforced failure: the 550 the dummy engine gives at RCPT, and why. */
 export interface Enforced {
@@ -139,8 +143,11 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
   let enforced = f.enforced;
   let ignored = f.ignored;
   const failedChecks: Array<{ outcome: CheckOutcome; action: Action }> = [];
+  // The policy service's permit overrules the other checks' failures (a DNSBL listing); not the pregreet test or the access list.
+  const policyVouch = f.checks.find((c) => c.test === POLICY && c.outcome.allowlisted);
   for (const c of f.checks) {
     if (!c.outcome.failed) continue;
+    if (policyVouch !== undefined && c.test !== POLICY) continue;
     const action = actionOf(cfg, c.test);
     failed.push(c.test);
     failedChecks.push({ outcome: c.outcome, action });
@@ -169,7 +176,7 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
 
   const now = f.now;
   const changes: Array<readonly [number, number]> = [];
-  const vouch = f.checks.find((c) => c.outcome.allowlisted);
+  const vouch = policyVouch ?? f.checks.find((c) => c.outcome.allowlisted);
   if (vouch !== undefined) {
     // postscreen: an allowlisted score completes every test, with the DNSBL TTL (a policy permit: with its ttl).
     for (const i of f.personality.enabled) changes.push([i, now + vouch.outcome.ttlMs]);

@@ -210,3 +210,56 @@ test('policy.at_rcpt off: RCPT is not asked', async () => {
   assert.equal(t.calls.length, 0);
   assert.match(sock.text(), /550 5\.7\.1 screen\.test Service unavailable; client blocked by policy\r\n$/);
 });
+
+test('the policy overrules the DNS lists both ways, whatever answers first', async () => {
+  const bl = { ...base, dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce' } };
+  // A listing first, then a permit: handed over (no DNSBL failure logged).
+  {
+    const t = new FakeTransport();
+    const h = harness(bl, null, { policy: t });
+    h.connect('192.0.2.40');
+    h.dns.answerAll(true);
+    await settle();
+    t.answer({ action: 'permit' });
+    await settle();
+    assert.equal(h.backends.length, 1, 'handed over at the permit');
+    assert.equal(h.named('DNSBL').length, 0);
+  }
+  // A permit first, the lookup still out: handed over at once.
+  {
+    const t = new FakeTransport();
+    const h = harness(bl, null, { policy: t });
+    h.connect('192.0.2.41');
+    t.answer({ action: 'permit' });
+    await settle();
+    assert.equal(h.backends.length, 1);
+  }
+  // A DNSBL allowlisting first: the wait goes on until the policy answers; its reject wins.
+  const wl = { ...base, dnsbl: { sites: ['wl.test*-5'], allowlist_threshold: -1 } };
+  {
+    const t = new FakeTransport();
+    const h = harness(wl, null, { policy: t });
+    const { sock } = h.connect('192.0.2.42');
+    h.dns.answerAll(true);
+    await settle();
+    assert.equal(h.named('PASS NEW').length, 0, 'the allowlisting waits for the policy');
+    assert.equal(h.backends.length, 0);
+    t.answer({ action: 'reject', reply: 'policy says no' });
+    await settle();
+    assert.match(sock.text(), /^220 screen\.test/m, 'the dummy engine, at once');
+    envelope(sock);
+    assert.match(sock.text(), /550 5\.7\.1 policy says no\r\n$/);
+  }
+  // A DNSBL allowlisting and a dunno: allowlisted as soon as the policy answers.
+  {
+    const t = new FakeTransport();
+    const h = harness(wl, null, { policy: t });
+    h.connect('192.0.2.43');
+    h.dns.answerAll(true);
+    await settle();
+    t.answer({ action: 'dunno' });
+    await settle();
+    assert.equal(h.named('PASS NEW')[0]?.['allowlisted'], true);
+    assert.equal(h.backends.length, 1);
+  }
+});
