@@ -48,6 +48,7 @@ export class Aggregator {
   readonly rejectReasons = new TopCounter(1000);
   readonly rejectCodes = new TopCounter(100);
   readonly rejectClients = new TopCounter(10_000);
+  readonly rejectCommands = new TopCounter(16);
   readonly networks = new TopCounter<NetEntry>(10_000, () => ({ sites: new TopCounter(16) }));
   readonly dnsbl = { events: 0, sites: new TopCounter(1000), late: new TopCounter(1000), slow: new TopCounter(1000),
     errors: new TopCounter(1000), suspended: new TopCounter(1000), lookup: new Histogram(LOOKUP_MS), score: new TopCounter(100) };
@@ -82,6 +83,7 @@ export class Aggregator {
       return;
     }
     this.formats[format]++;
+    if (rec.level !== '') this.c.warnings++;
     if (kind === 'other') {
       this.lines.other++;
       return;
@@ -98,7 +100,6 @@ export class Aggregator {
     const f = r.f;
     const name = r.event;
     this.events.add(name);
-    if (r.level === 'warning' || r.level === 'error' || r.level === 'fatal' || r.level === 'panic') this.c.warnings++;
     if (Number.isFinite(r.t)) {
       if (!(r.t >= this.first.t)) this.first = { t: r.t, stamp: r.stamp };
       if (!(r.t <= this.last.t)) this.last = { t: r.t, stamp: r.stamp };
@@ -172,7 +173,7 @@ export class Aggregator {
         const reply = str(f['reply']) ?? '';
         const code = /^\d{3}/.exec(reply)?.[0] ?? 'unknown';
         this.rejectCodes.add(code);
-        this.c.reject_lines++;
+        this.#rejectLine(r, str(f['cmd']) ?? 'RCPT');
         const reason = str(f['reason']) ?? reasonOf(reply);
         if (code.startsWith('4')) {
           this.c.deferred++;
@@ -187,7 +188,7 @@ export class Aggregator {
       }
       case EV.ALL_PORTS_BUSY: case EV.TOO_MANY_CONNECTIONS:
         if (name === EV.ALL_PORTS_BUSY) this.c.all_ports_busy++; else this.c.too_many_connections++;
-        this.c.reject_lines++;
+        this.#rejectLine(r, 'CONNECT');
         this.#hour('busy', r);
         break;
       case EV.PROXY_FAIL:
@@ -220,10 +221,14 @@ export class Aggregator {
     this.c[col]++;
     this.#hour(col, r);
     this.rejectReasons.add(reason);
-    if (r.client !== '') {
-      this.rejectClients.add(r.client);
-      this.networks.add(networkOf(r.client) || r.client);
-    }
+    if (r.client !== '') this.networks.add(networkOf(r.client) || r.client);
+  }
+
+  /** A reject line as pflogsumm counts them: NOQUEUE (4xx, 5xx) and refused connections. */
+  #rejectLine(r: Rec, cmd: string): void {
+    this.c.reject_lines++;
+    this.rejectCommands.add(cmd);
+    if (r.client !== '') this.rejectClients.add(r.client);
   }
 
   #passed(key: string, r: Rec): void {
@@ -330,7 +335,7 @@ function buildSummary(a: Aggregator, o: { top: number; neverRetried: number; pen
     tests: nested(a.tests),
     would: nested(a.would),
     hangups: a.hangups.toObject(),
-    rejects: { lines: a.c.reject_lines, codes: a.rejectCodes.toObject(), reasons: a.rejectReasons.toObject(o.top),
+    rejects: { lines: a.c.reject_lines, by_command: a.rejectCommands.toObject(), codes: a.rejectCodes.toObject(), reasons: a.rejectReasons.toObject(o.top),
       top_clients: a.rejectClients.toObject(o.top), approximate: a.rejectClients.approximate || a.rejectReasons.approximate },
     networks: { top: a.networks.top(o.top).filter(([, n]) => n > 0).map(([network, rejects, e]) => ({ network, rejects, dnsbl_sites: e.sites.toObject(5) })),
       approximate: a.networks.approximate },

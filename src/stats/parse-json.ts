@@ -19,6 +19,7 @@ export function parseJsonLine(line: string, rec: Rec): 'event' | 'other' | 'malf
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'malformed';
   const o = v as Record<string, unknown>;
+  rec.level = '';
   const ev = o['event'];
   if (typeof ev !== 'string' || ev === '') return 'other';
   rec.event = ev;

@@ -72,6 +72,7 @@ export class PostscreenParser {
     rec.t = NaN;
     rec.hour = -1;
     rec.stamp = '';
+    rec.level = '';
     let m: RegExpExecArray | null;
     let rest: string;
     if ((m = TRAD.exec(s)) !== null) {

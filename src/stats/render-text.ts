@@ -72,6 +72,8 @@ export function renderText(s: Summary): string {
   title(out, 'Rejects');
   out.push(`${pad(s.rejects.lines)}   reject lines (pflogsumm's "rejected": NOQUEUE 4xx/5xx and CONNECT refusals)`);
   for (const [code, k] of Object.entries(s.rejects.codes)) out.push(`${pad(k)}   ${code}`);
+  for (const [cmd, k] of Object.entries(s.rejects.by_command)) out.push(`${pad(k)}   at ${cmd}`);
+  counts(out, 'Clients by reject lines', s.rejects.top_clients);
   counts(out, 'Reject reasons', s.rejects.reasons);
   if (s.networks.top.length === 0) out.push('', 'Top rejected networks: none');
   else {

@@ -25,7 +25,7 @@ export interface Summary {
   tests: Record<string, Counts>;
   would: Record<string, Counts>;
   hangups: Counts;
-  rejects: { lines: number; codes: Counts; reasons: Counts; top_clients: Counts; approximate: boolean };
+  rejects: { lines: number; by_command: Counts; codes: Counts; reasons: Counts; top_clients: Counts; approximate: boolean };
   networks: { top: Array<{ network: string; rejects: number; dnsbl_sites: Counts }>; approximate: boolean };
   dnsbl: { events: number; site_hits: Counts; late: Counts; slow: Counts; error_answers: Counts; suspended: Counts; scores: Counts;
     lookup_ms: HistJSON };
