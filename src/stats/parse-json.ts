@@ -28,7 +28,7 @@ export function parseJsonLine(line: string, rec: Rec): 'event' | 'other' | 'malf
   let t = NaN;
   if (typeof time === 'number') t = time;
   else if (typeof time === 'string') t = Date.parse(time);
-  rec.t = Number.isFinite(t) ? t : NaN;
+  rec.t = Number.isFinite(t) && Math.abs(t) <= 8.64e15 ? t : NaN; // past that, Date (and toISOString) cannot hold it
   rec.hour = utcHour(rec.t);
   rec.stamp = '';
   const c = o['client'];
