@@ -13,6 +13,8 @@ import { columns, esc, hBars, stackedBars } from './svg.js';
 const ptr = (...path: Array<string | number>): string => '/' + path.map((p) => String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
 const fmt = (v: number): string => v.toLocaleString('en-US');
 const num = (v: number, ...path: Array<string | number>): string => `<span data-k="${esc(ptr(...path))}">${fmt(v)}</span>`;
+/** A cell of a cross table: the count, or a plain 0 where --json has no such key. */
+const cell = (v: number | undefined, ...path: Array<string | number>): string => (v === undefined ? '0' : num(v, ...path));
 
 function card(label: string, v: number, ...path: string[]): string {
   return `<div class="card"><div class="v">${num(v, ...path)}</div><div class="l">${esc(label)}</div></div>`;
@@ -77,8 +79,8 @@ export function renderHtml(s: Summary, o: { title?: string; generated?: string }
     '</div><div><h2>Test failures by action</h2>',
     tests.length === 0 ? '<p class="none">none</p>' :
       `<table><tr><th>test</th>${actions.map((a) => `<th>${esc(a)}</th>`).join('')}${woulds.map((w) => `<th>would ${esc(w)}</th>`).join('')}</tr>` +
-      tests.map((t) => `<tr><td>${esc(t)}</td>${actions.map((a) => `<td class="n">${num(s.tests[t]?.[a] ?? 0, 'tests', t, a)}</td>`).join('')}` +
-        `${woulds.map((w) => `<td class="n">${num(s.would[t]?.[w] ?? 0, 'would', t, w)}</td>`).join('')}</tr>`).join('') + '</table>',
+      tests.map((t) => `<tr><td>${esc(t)}</td>${actions.map((a) => `<td class="n">${cell(s.tests[t]?.[a], 'tests', t, a)}</td>`).join('')}` +
+        `${woulds.map((w) => `<td class="n">${cell(s.would[t]?.[w], 'would', t, w)}</td>`).join('')}</tr>`).join('') + '</table>',
     '<h2>Hangups by phase</h2>', table(s.hangups, 'phase', 'hangups'),
     '</div></div>',
     '<div class="row"><div><h2>DNSBL site hits</h2>',
