@@ -16,50 +16,66 @@
 import { createReadStream, openSync, readSync, closeSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
-import { StringDecoder } from 'node:string_decoder';
 import type { Readable } from 'node:stream';
 
 export const MAX_LINE = 64 * 1024;
 
-/** Chunks -> lines (LF, an ending CR dropped); bounded line length. */
+/**
+ * Chunks -> lines (LF, an ending CR dropped); bounded line length. Works on
+ * Buffers: each line is decoded once from its bytes (no string per chunk to
+ * concatenate and slice), a partial line is kept as bytes until its end comes.
+ */
 export class LineSplitter {
-  #rest = '';
+  #rest: Buffer | null = null;
   #skipping = false;
-  readonly #decoder = new StringDecoder('utf8');
   constructor(private readonly onLine: (line: string) => void) {}
 
   push(chunk: Buffer | string): void {
-    const s = this.#rest + (typeof chunk === 'string' ? chunk : this.#decoder.write(chunk));
+    let b = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     let start = 0;
-    for (let nl = s.indexOf('\n'); nl >= 0; nl = s.indexOf('\n', start)) {
+    if (this.#rest !== null) {
+      // Join only the partial line with its end, not the whole chunk.
+      const nl = b.indexOf(10);
+      const head = Buffer.concat([this.#rest, nl < 0 ? b : b.subarray(0, nl + 1)]);
+      this.#rest = null;
+      if (nl < 0) b = head;
+      else {
+        this.push(head);
+        start = nl + 1;
+      }
+    }
+    for (let nl = b.indexOf(10, start); nl >= 0; nl = b.indexOf(10, start)) {
       if (this.#skipping) this.#skipping = false;
-      else this.#emit(s.slice(start, nl));
+      else this.#emit(b, start, nl);
       start = nl + 1;
     }
-    this.#rest = start === 0 ? s : s.slice(start);
-    if (this.#rest.length > MAX_LINE) {
-      if (!this.#skipping) this.#emit(this.#rest.slice(0, MAX_LINE));
-      this.#skipping = true;
-      this.#rest = '';
+    if (start < b.length) {
+      if (this.#skipping) return; // the rest of a line already cut
+      if (b.length - start > MAX_LINE) {
+        this.#emit(b, start, start + MAX_LINE);
+        this.#skipping = true;
+        return;
+      }
+      this.#rest = Buffer.from(b.subarray(start)); // a copy: the chunk's memory may be reused by the reader
     }
   }
 
   /** end - the last line without a newline. */
   end(): void {
-    const s = this.#rest + this.#decoder.end();
-    this.#rest = '';
-    if (s !== '' && !this.#skipping) this.#emit(s);
+    const r = this.#rest;
+    this.#rest = null;
+    if (r !== null && r.length > 0 && !this.#skipping) this.#emit(r, 0, r.length);
     this.#skipping = false;
   }
 
   /** reset - forget a partial line (the file it came from was truncated). */
   reset(): void {
-    this.#rest = '';
+    this.#rest = null;
     this.#skipping = false;
   }
 
-  #emit(line: string): void {
-    this.onLine(line.endsWith('\r') ? line.slice(0, -1) : line);
+  #emit(b: Buffer, start: number, end: number): void {
+    this.onLine(b.toString('utf8', start, end > start && b[end - 1] === 13 ? end - 1 : end));
   }
 }
 
