@@ -17,9 +17,11 @@ export interface DayOptions { format: 'json' | 'postscreen'; clients: number; se
 
 export async function writeDay(file: string, lines: number, o: DayOptions): Promise<number> {
   let seed = o.seed ?? 42;
-  const rnd = (): number => {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    return seed / 2 ** 32;
+  const rnd = (): number => { // mulberry32: successive values independent enough for a log mix
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   const out = createWriteStream(file);
   let n = 0;

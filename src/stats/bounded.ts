@@ -119,7 +119,7 @@ export class Histogram {
     return {
       count: this.count,
       mean: this.count > 0 ? Math.round((this.sum / this.count) * 10) / 10 : null,
-      max: this.count > 0 ? this.max : null,
+      max: this.count > 0 ? Math.round(this.max * 10) / 10 : null,
       p50: this.quantile(0.5),
       p90: this.quantile(0.9),
       buckets: this.counts.map((c, i) => ({ le: i < this.bounds.length ? (this.bounds[i] as number) : '+Inf', count: c })),

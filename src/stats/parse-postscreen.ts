@@ -24,6 +24,9 @@ const MONTHS: Readonly<Record<string, number>> = {
 const TRAD = /^([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{2}):(\d{2}):(\d{2}) /;
 const ISO = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}) /;
 
+/** Postfix's level prefixes: a journal line "<4>warning: ..." has no tag before them. */
+const LEVELS = new Set(['warning:', 'error:', 'fatal:', 'panic:']);
+
 const HANGUP_PHASE: Readonly<Record<string, string>> = {
   'tests before SMTP handshake': 'pregreet',
   'tests after SMTP handshake': 'dummy',
@@ -98,7 +101,7 @@ export class PostscreenParser {
       const sp = rest.indexOf(' ', from);
       if (sp < 0) break;
       const word = rest.slice(from, sp);
-      if (word.endsWith(':')) {
+      if (word.endsWith(':') && !LEVELS.has(word)) {
         tag = word;
         text = rest.slice(sp + 1);
         break;

@@ -122,3 +122,24 @@ test('--format json: a postscreen line is malformed; --format postscreen: a JSON
   const p = await statsJson(['--format', 'postscreen', file]);
   assert.deepEqual([p.connections.total, p.input.malformed], [1, 1]);
 });
+
+test('our own text formats: postscreen (ISO, no host), journal, and syslog datagrams', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'stats-own-'));
+  const file = path.join(dir, 'own.log');
+  writeFileSync(file, [
+    '2026-11-30T21:57:44.123Z smtpscreen[4242]: CONNECT from [192.0.2.1]:5678 to [127.0.0.1]:25',
+    '2026-11-30T21:57:50.123Z smtpscreen[4242]: PASS NEW [192.0.2.1]:5678',
+    '<6>CONNECT from [192.0.2.2]:5679 to [127.0.0.1]:25',
+    '<4>warning: entering STRESS mode with 90 connections',
+    '<22>Nov 30 18:30:14 mx1 postfix/postscreen[4242]: CONNECT from [192.0.2.3]:5680 to [127.0.0.1]:25',
+    '<22>Nov 30 18:30:15 mx1 postfix/smtpd[99]: connect from unknown[192.0.2.3]',
+  ].join('\n'));
+  const s = await statsJson([file]);
+  assert.deepEqual([s.input.events, s.input.other, s.input.malformed], [5, 1, 0]);
+  assert.equal(s.connections.total, 3);
+  assert.equal(s.verdicts.pass_new, 1);
+  assert.equal(s.greeting_delay_ms.max, 6000);
+  assert.equal(s.stress.enters, 1);
+  assert.equal(s.warnings, 1);
+  assert.deepEqual(s.hours.filter((h) => h.connections > 0).map((h) => h.hour), [18, 21], 'the hour as written; the journal line has none');
+});
