@@ -11,7 +11,7 @@
  * Exit codes: 0 ok, 1 usage (the message names the flag and the value),
  * 2 an input or output file that cannot be read or written (named).
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { parseDuration } from '../util/duration.js';
 import { ScreenError } from '../util/errors.js';
 import { Aggregator } from './aggregate.js';
@@ -147,6 +147,7 @@ export async function statsMain(argv: readonly string[], io: StatsIo = { out: (s
     if (a.follow && a.files[0] !== '-') {
       const path = a.files[0] as string;
       const stop = io.stopSignal ?? new Promise((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+      if (!existsSync(path)) io.err(`smtpscreen: stats: ${path} does not exist (yet): waiting for it\n`);
       let failed: Error | null = null;
       const f = follow(path, count, { pollMs: Math.min(250, a.intervalMs), onError: (e) => { failed ??= e; } });
       const every = setInterval(() => emit(a, agg, io, true), a.intervalMs);
@@ -157,11 +158,17 @@ export async function statsMain(argv: readonly string[], io: StatsIo = { out: (s
       if (failed !== null) { io.err(`smtpscreen: stats: ${path}: ${(failed as Error).message}\n`); return 2; }
       return 0;
     }
-    let every: NodeJS.Timeout | null = null;
-    if (a.follow) every = setInterval(() => emit(a, agg, io, true), a.intervalMs); // stdin: read on until it ends
+    if (a.follow) { // stdin: read on until it ends or a stop signal comes
+      const stop = io.stopSignal ?? new Promise((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+      const every = setInterval(() => emit(a, agg, io, true), a.intervalMs);
+      await Promise.race([readSource('-', count), stop]);
+      clearInterval(every);
+      emit(a, agg, io, true);
+      process.stdin.destroy();
+      return 0;
+    }
     for (const file of a.files) await readSource(file, count);
-    if (every !== null) clearInterval(every);
-    emit(a, agg, io, a.follow);
+    emit(a, agg, io, false);
     return 0;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;

@@ -140,3 +140,19 @@ test('--follow: appended lines, then a rotated file (renamed, recreated), then c
   }
   assert.equal(f.summaries.at(-1)?.connections.total, 10, 'the last summary, printed at SIGTERM');
 });
+
+test('--follow on stdin: a summary every interval while it is open, and a last one at SIGTERM', { timeout: 30_000 }, async () => {
+  const p = spawn(process.execPath, [CLI, 'stats', '--follow', '--interval', '100ms', '--json', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<number | null>((r) => p.on('close', r));
+  p.stdin.write([0, 1].map(connect).join('\n') + '\n');
+  const deadline = Date.now() + 15_000;
+  while (!out.split('\n').some((l) => l.includes('"total":2')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  p.stdin.write(connect(2) + '\n');
+  while (!out.split('\n').some((l) => l.includes('"total":3')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  p.kill('SIGTERM');
+  assert.equal(await exited, 0);
+  const last = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Summary;
+  assert.equal(last.connections.total, 3);
+});
