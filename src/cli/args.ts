@@ -165,6 +165,7 @@ export function helpText(): string {
     '       smtpscreen explain ADDRESS [--config FILE] [flags]',
     '       smtpscreen probe --as ADDRESS --to HOST:PORT [--helo NAME] [--mail A] [--rcpt B] [--pregreet] [--pipeline] [--deliver]',
     '       smtpscreen demo [flags]',
+    '       smtpscreen stats [FILE...|-] [--json] [--html FILE] [--follow]   (smtpscreen stats --help)',
     '       smtpscreen --help | --version',
     '',
     'commands:',
