@@ -2,7 +2,7 @@
  * server/screener.ts - wires the rooms together: init order, listeners, drain.
  *
  * Exports: startScreener(), Screener, ScreenerOptions.
- * Init order: the verdict store → the generation (server/generation.ts: access
+ * Init order: the verdict store (memory, or memory in front of Redis: cache/tiered.ts) → the generation (server/generation.ts: access
  * list, replies, DNSBL, the backend and its EHLO, the personalities) → the
  * stress watermarks (server/stress.ts) → the snapshot → listeners → STARTED.
  * close() stops accepting, ends sessions still being screened with a 421,
@@ -19,6 +19,8 @@ import type { Config } from '../config/types.js';
 import { EV } from '../log/events.js';
 import { Emitter } from '../log/emit.js';
 import { MemoryStore } from '../cache/memory.js';
+import { TieredStore } from '../cache/tiered.js';
+import { RedisTier } from '../cache/redis.js';
 import type { VerdictStore } from '../cache/store.js';
 import type { Ctx } from '../session/state.js';
 import { closeWith } from '../session/close.js';
@@ -63,9 +65,15 @@ export interface Screener {
 
 export async function startScreener(config: Config, opts: ScreenerOptions): Promise<Screener> {
   const log = opts.logger;
-  const store = opts.store ?? new MemoryStore(config.cache.max_entries);
   const counters: Record<string, number> = {};
   const emitter = new Emitter(log, counters);
+  const memory = new MemoryStore(config.cache.max_entries);
+  // cache.store: redis: memory first, Redis second (cache/tiered.ts); it connects in the background.
+  const store: VerdictStore = opts.store ?? (config.cache.store === 'redis'
+    ? new TieredStore(memory, new RedisTier({ config: config.cache.redis, emitter, firstSeenKeepMs: config.greylist.max_delay }))
+    : memory);
+  // The snapshot is this process's memory: loading it writes nothing to a shared tier.
+  const snapStore: VerdictStore = store instanceof TieredStore ? store.memory : store;
   let made = await makeGeneration(config, emitter);
   const { gen, resolver, sink } = made;
   const fdLimit = readFdLimit();
@@ -92,7 +100,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const backend = gen.backend;
   const snapFile = config.cache.snapshot;
   if (snapFile !== null) {
-    const r = await loadSnapshot(store, snapFile, Date.now(), { removeTemps: true });
+    const r = await loadSnapshot(snapStore, snapFile, Date.now(), { removeTemps: true });
     logSnapshot(ctx, 'load', snapFile, r);
   }
   // Keyed by the configured address (server/reload.ts listenKey()); a reload adds and removes entries.
@@ -103,6 +111,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     if (opts.afterBind !== undefined) bindFields = opts.afterBind();
   } catch (err) {
     for (const l of listeners.values()) l.server.close();
+    if (opts.store === undefined) await store.shared?.close();
     made.ehlo?.stop();
     made.health.stop();
     await resolver?.close();
@@ -144,7 +153,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     snapTimer = setInterval(() => {
       if (saving) return;
       saving = true;
-      void saveSnapshot(store, file).then((r) => {
+      void saveSnapshot(snapStore, file).then((r) => {
         saving = false;
         logSnapshot(ctx, 'save', file, r);
       });
@@ -268,7 +277,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       await made.resolver?.close();
       await made.sink?.close();
       const file = ctx.gen.config.cache.snapshot;
-      if (file !== null) logSnapshot(ctx, 'save', file, await saveSnapshot(store, file));
+      if (file !== null) logSnapshot(ctx, 'save', file, await saveSnapshot(snapStore, file));
+      if (opts.store === undefined) await store.shared?.close();
       emitter.emit(EV.STOPPED, { forced });
       return forced;
     });
