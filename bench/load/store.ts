@@ -11,10 +11,10 @@
  *   greeting  a screener process (`smtpscreen run`, built-in sink) per configuration, new clients
  *             one at a time (each from a fresh address), connect -> the final "220 " line, minus
  *             the greet wait: memory vs redis, pregreet wait 100 ms, without and with greylisting
- *             (min_delay 0: the first attempt is deferred, a dummy-engine greeting). R rounds of
- *             N clients, configurations alternated round by round; the median of the round
- *             medians is quoted. The machine is shared (2 cores, other jobs): repeat and compare
- *             within one run only.
+ *             (min_delay 0: the network's first client is deferred, the rest pass). R rounds
+ *             of N client indexes, each greeted by every configuration back to back (the order
+ *             rotating), so the redis - memory differences are paired. The machine is shared
+ *             (2 cores, other jobs): repeat and compare within one run only.
  * Loopback only; bounded by the counts.
  */
 import net from 'node:net';
@@ -91,8 +91,8 @@ async function lookups(url: string): Promise<Record<string, unknown>> {
   if (tier.counts.hits !== LOOKUPS || tier.counts.misses !== LOOKUPS) throw new Error(`hits ${tier.counts.hits} misses ${tier.counts.misses}`);
   await tier.close();
   const ms = (xs: number[]) => {
-    const p = percentiles(xs);
-    return { n: p.n, p50_ms: round(p.p50, 4), p99_ms: round(p.p99, 4) };
+    const p = percentiles(xs.map((x) => x * 1000));
+    return { n: p.n, p50_us: round(p.p50, 2), p99_us: round(p.p99, 2) };
   };
   return { memory_hit: ms(mem), redis_hit: ms(hit), redis_miss: ms(miss), redis_greylist_script: ms(obs) };
 }
@@ -122,8 +122,6 @@ function greetOnce(port: number, localAddress: string): Promise<number> {
   });
 }
 
-const median = (xs: number[]): number => percentiles(xs).p50;
-
 async function greetings(url: string): Promise<Record<string, unknown>> {
   const configs: Array<{ name: string; raw: Record<string, unknown> }> = [];
   for (const grey of [false, true]) {
@@ -142,21 +140,20 @@ async function greetings(url: string): Promise<Record<string, unknown>> {
   const procs: ScreenerProc[] = [];
   for (const c of configs) procs.push(await startScreener(c.raw, [], { startTimeoutMs: 20_000 }));
   await new Promise((r) => setTimeout(r, 500)); // Redis connected
-  const rounds: Record<string, number[]> = Object.fromEntries(configs.map((c) => [c.name, []]));
+  // Paired: each client index is greeted by every configuration back to back (the order rotating),
+  // so a disturbance of the shared machine hits the pair alike; the differences are quoted.
   const all: Record<string, number[]> = Object.fromEntries(configs.map((c) => [c.name, []]));
+  const ports = procs.map((p) => Number(p.listen[0]?.split(':').pop()));
   let n = 0;
   try {
     for (let r = 0; r < ROUNDS; r++) {
-      for (let k = 0; k < configs.length; k++) {
-        const c = configs[k] as { name: string };
-        const port = Number(procs[k]?.listen[0]?.split(':').pop());
-        const xs: number[] = [];
-        for (let i = 0; i < CLIENTS; i++) {
+      for (let i = 0; i < CLIENTS; i++) {
+        for (let j = 0; j < configs.length; j++) {
+          const k = (i + j) % configs.length;
           n++;
-          xs.push((await greetOnce(port, `127.${100 + ((n >>> 16) & 63)}.${(n >>> 8) & 255}.${n & 255}`)) - WAIT_MS);
+          const ms = await greetOnce(ports[k] as number, `127.${100 + ((n >>> 16) & 63)}.${(n >>> 8) & 255}.${n & 255}`);
+          all[(configs[k] as { name: string }).name]?.push(ms - WAIT_MS);
         }
-        rounds[c.name]?.push(median(xs));
-        all[c.name]?.push(...xs);
       }
     }
   } finally {
@@ -165,9 +162,21 @@ async function greetings(url: string): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   for (const c of configs) {
     const p = percentiles(all[c.name] ?? []);
-    out[c.name] = { added_p50_ms: round(median(rounds[c.name] ?? []), 2), round_medians_ms: (rounds[c.name] ?? []).map((x) => round(x, 2)), p99_ms: round(p.p99, 2), n: p.n };
+    out[c.name] = { added_p50_ms: round(p.p50, 2), added_p90_ms: round(p.p90, 2), added_p99_ms: round(p.p99, 2), n: p.n };
   }
+  const diff = (a: string, b: string): Record<string, number> => {
+    const xs = (all[a] ?? []).map((x, i) => x - ((all[b] ?? [])[i] ?? 0));
+    const p = percentiles(xs);
+    return { p10_ms: round(percentile(xs, 10), 2), p50_ms: round(p.p50, 2), p90_ms: round(p.p90, 2) };
+  };
+  out['redis_minus_memory'] = diff('redis', 'memory');
+  out['redis_minus_memory_greylist'] = diff('redis+greylist', 'memory+greylist');
   return out;
+}
+
+function percentile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((q / 100) * s.length) - 1))] ?? 0;
 }
 
 const redis = await startRedis();

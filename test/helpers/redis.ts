@@ -10,7 +10,7 @@
  * in a fresh /tmp/smtpscreen-redis-XXXX, and resolves once it answers PING. stop() is
  * `redis-cli -p PORT shutdown nosave` (SIGKILL by PID if it is still there 3 s later); kill() is
  * SIGKILL by PID (a crash: nothing saved, every key gone); restart() starts it again on the same
- * port. A missing binary is an Error naming the Debian package (tests fail, never skip). Every
+ * port. With opts.tls it listens with TLS only (rediss://; redis-cli --tls --insecure). A missing binary is an Error naming the Debian package (tests fail, never skip). Every
  * server still running when this process exits is SIGKILLed.
  * startDelayProxy() is a TCP proxy in front of it that holds every reply for delayMs (a slow
  * Redis); setDelay() changes it for what arrives next.
@@ -19,6 +19,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { findExecutable } from './postfix.js';
 import { freePort } from './ports.js';
 
@@ -71,9 +72,15 @@ export function redisCommand(port: number, ...args: string[]): Promise<string> {
   });
 }
 
-function ping(port: number): Promise<boolean> {
+/** TLS only: the server listens with this certificate and key (PEM files), clients not asked for one. */
+export interface RedisTls {
+  cert: string;
+  key: string;
+}
+
+function ping(port: number, withTls: boolean): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = net.connect({ host: HOST, port });
+    const sock = withTls ? tls.connect({ host: HOST, port, rejectUnauthorized: false }) : net.connect({ host: HOST, port });
     let got = '';
     const done = (ok: boolean): void => {
       sock.destroy();
@@ -81,7 +88,7 @@ function ping(port: number): Promise<boolean> {
     };
     sock.setTimeout(1000, () => done(false));
     sock.on('error', () => done(false));
-    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on(withTls ? 'secureConnect' : 'connect', () => sock.write('PING\r\n'));
     sock.on('data', (b) => {
       got += b.toString('latin1');
       if (got.includes('\r\n')) done(got.startsWith('+PONG'));
@@ -89,8 +96,10 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-async function spawnServer(bin: string, port: number, dir: string, timeoutMs: number): Promise<ChildProcess> {
-  const args = ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir,
+async function spawnServer(bin: string, port: number, dir: string, timeoutMs: number, withTls?: RedisTls): Promise<ChildProcess> {
+  const listen = withTls === undefined ? ['--port', String(port)]
+    : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', withTls.cert, '--tls-key-file', withTls.key, '--tls-auth-clients', 'no'];
+  const args = [...listen, '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir,
     '--logfile', path.join(dir, 'redis.log'), '--daemonize', 'no'];
   const child = spawn(bin, args, { cwd: dir, stdio: 'ignore' });
   live.add(child);
@@ -99,7 +108,7 @@ async function spawnServer(bin: string, port: number, dir: string, timeoutMs: nu
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) break;
-    if (await ping(port)) return child;
+    if (await ping(port, withTls !== undefined)) return child;
     await new Promise((r) => setTimeout(r, 50));
   }
   child.kill('SIGKILL');
@@ -125,7 +134,7 @@ function waitExit(c: ChildProcess, ms: number): Promise<void> {
   });
 }
 
-export async function startRedis(opts: { startTimeoutMs?: number } = {}): Promise<RedisServer> {
+export async function startRedis(opts: { startTimeoutMs?: number; tls?: RedisTls } = {}): Promise<RedisServer> {
   const bin = findExecutable('redis-server');
   if (bin === null) throw new Error(NOT_INSTALLED);
   if (!hooked) {
@@ -140,7 +149,7 @@ export async function startRedis(opts: { startTimeoutMs?: number } = {}): Promis
     if (port === 6379) continue;
     let child: ChildProcess;
     try {
-      child = await spawnServer(bin, port, dir, timeoutMs);
+      child = await spawnServer(bin, port, dir, timeoutMs, opts.tls);
     } catch (err) {
       lastErr = err as Error;
       fs.rmSync(dir, { recursive: true, force: true });
@@ -148,14 +157,15 @@ export async function startRedis(opts: { startTimeoutMs?: number } = {}): Promis
     }
     const server: RedisServer = {
       port,
-      url: `redis://${HOST}:${port}`,
+      url: `${opts.tls === undefined ? 'redis' : 'rediss'}://${HOST}:${port}`,
       get pid() {
         return child.pid ?? -1;
       },
       dir,
       async stop() {
         if (child.exitCode === null && child.signalCode === null) {
-          await redisCommand(port, 'shutdown', 'nosave').catch(() => undefined);
+          if (opts.tls === undefined) await redisCommand(port, 'shutdown', 'nosave').catch(() => undefined);
+          else child.kill('SIGTERM');
           await waitExit(child, 3000);
         }
         fs.rmSync(dir, { recursive: true, force: true });
@@ -167,9 +177,9 @@ export async function startRedis(opts: { startTimeoutMs?: number } = {}): Promis
         }
       },
       async restart() {
-        child = await spawnServer(bin, port, dir, timeoutMs);
+        child = await spawnServer(bin, port, dir, timeoutMs, opts.tls);
       },
-      cli: (...args: string[]) => redisCommand(port, ...args),
+      cli: (...args: string[]) => redisCommand(port, ...(opts.tls === undefined ? [] : ['--tls', '--insecure']), ...args),
     };
     return server;
   }

@@ -7,10 +7,16 @@
  * - Redis SIGKILLed mid-run and restarted: no greeting later than the lookup deadline allows
  *   (10x bound), nobody refused, STORE FAIL / STORE OK once each per screener, verdicts of the
  *   outage written after the restart, state written after the restart shared;
- * - Redis answering slowly (a proxy holding replies): the deadline holds, STORE FAIL timeout.
+ * - Redis answering slowly (a proxy holding replies): the deadline holds, STORE FAIL timeout;
+ * - rediss:// to a Redis that speaks only TLS: shared with the CA trusted; without it STORE FAIL
+ *   naming the certificate, and clients still served.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { startScreener, portOf, type ScreenerProc, type ScreenerEvent } from '../helpers/screener.js';
 import { connectClient, type RawClient } from '../helpers/smtp-client.js';
 import { startDelayProxy, startRedis, type RedisServer } from '../helpers/redis.js';
@@ -253,5 +259,38 @@ test('Redis answering slowly: the deadline holds, the session goes on without th
   } finally {
     await s.stop();
     await proxy.close();
+  }
+});
+
+test('rediss:// (TLS only): shared with the certificate trusted; untrusted: STORE FAIL, clients still served', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smtpscreen-rediss-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-days', '1',
+    '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  const tlsRedis = await startRedis({ tls: { cert, key } });
+  assert.match(tlsRedis.url, /^rediss:\/\//);
+  const trusted = { env: { NODE_EXTRA_CA_CERTS: cert } };
+  const [a, b] = await Promise.all([startScreener(cfg(tlsRedis.url), [], trusted), startScreener(cfg(tlsRedis.url), [], trusted)]);
+  const untrusted = await startScreener(cfg(tlsRedis.url));
+  try {
+    await Promise.all([a.waitForEvent((e) => e['event'] === 'STORE OK', 5000), b.waitForEvent((e) => e['event'] === 'STORE OK', 5000)]);
+    await greet(a, '127.0.87.1');
+    await a.waitForEvent((e) => e['event'] === 'PASS NEW' && e['client'] === '127.0.87.1');
+    const end = Date.now() + 5000;
+    while ((await tlsRedis.cli('EXISTS', `${PREFIX}127.0.87.1`)) !== '1' && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    await greet(b, '127.0.87.1');
+    const old = await b.waitForEvent((e) => e['event'] === 'PASS OLD' && e['client'] === '127.0.87.1');
+    assert.equal(old['tier'], 'shared');
+
+    const fail = await untrusted.waitForEvent((e) => e['event'] === 'STORE FAIL', 5000);
+    assert.match(String(fail['reason']), /CERT|certificate|SELF_SIGNED/i);
+    const g = await greet(untrusted, '127.0.87.1');
+    assert.match(g.text, /^220 sink\.invalid/m, 'served from its own memory');
+    assert.equal(untrusted.eventsNamed('STORE OK').length, 0);
+  } finally {
+    await Promise.all([a.stop(), b.stop(), untrusted.stop()]);
+    await tlsRedis.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
