@@ -45,7 +45,7 @@ export function recordTtlMs(rec: VerdictRecord, now: number, firstSeenKeepMs: nu
  * one network at once see one first-seen time). The decision is checks/greylist.ts
  * greylistDecide() written again in Lua; the tests run both on the same inputs.
  * KEYS[1] the network's key. ARGV: now, min_delay, max_delay, ttl (ms), the greylist row
- * (0-based), the number of rows. The record keeps its other fields; the key lives until the pass
+ * (0-based), the number of rows. The record keeps its other fields (a newer writer's extra rows too); the key lives until the pass
  * ends, or max_delay after the first sight (+1 s: a retry at exactly max_delay still finds it).
  * Reply: {verdict, state, reason, wait_ms or delay_ms}, all strings (Lua numbers would be cut
  * to integers on the way out anyway; strings keep the ms exact).
@@ -58,15 +58,13 @@ local ttl = tonumber(ARGV[4])
 local row = tonumber(ARGV[5]) + 1
 local n = tonumber(ARGV[6])
 local fields = {}
-for i = 1, n do fields[i] = '0' end
 local cur = redis.call('GET', KEYS[1])
 if cur and string.sub(cur, 1, 2) == '1:' then
-  local i = 1
   for f in string.gmatch(string.sub(cur, 3), '[^;]+') do
-    if i <= n and string.match(f, '^%-?%d+$') then fields[i] = f end
-    i = i + 1
+    if string.match(f, '^%-?%d+$') then fields[#fields + 1] = f else fields[#fields + 1] = '0' end
   end
 end
+for i = #fields + 1, n do fields[i] = '0' end
 local state = tonumber(fields[row]) or 0
 if state > now then return {'pass', fields[row], 'passed', '0'} end
 local verdict, reason, newState, extra
@@ -83,7 +81,7 @@ else
 end
 fields[row] = string.format('%d', newState)
 local untilT = 0
-for i = 1, n do
+for i = 1, #fields do
   local v = tonumber(fields[i]) or 0
   local e = 0
   if v > 0 then e = v elseif v < 0 then e = -v + maxD + 1000 end

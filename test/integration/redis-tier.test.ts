@@ -91,6 +91,12 @@ test('the greylisting script decides as greylistDecide() and stores the new stat
     const first = await observe(store, '198.51.100.0/24', NOW, { minDelayMs: 1000, maxDelayMs: 5000, ttlMs: 9000 });
     assert.deepEqual(first, { verdict: 'defer', state: -NOW, reason: 'new' });
     assert.equal(store.memory.get('net:198.51.100.0/24')?.[GREYLIST], -NOW, 'mirrored into memory');
+    // A newer writer's extra rows survive the script (the codec's forward compatibility).
+    await redis.cli('SET', 'gl:net:203.0.113.0/24', `1:0;0;0;0;0;${-(NOW - 1000)};${NOW + 5};42`);
+    const early = await observe(store, '203.0.113.0/24', NOW, { minDelayMs: 60_000, maxDelayMs: 3_600_000, ttlMs: 9000 });
+    assert.deepEqual(early, { verdict: 'defer', state: -(NOW - 1000), reason: 'early', waitMs: 59_000 });
+    await observe(store, '203.0.113.0/24', NOW + 61_000, { minDelayMs: 60_000, maxDelayMs: 3_600_000, ttlMs: 9000 });
+    assert.equal(await redis.cli('GET', 'gl:net:203.0.113.0/24'), `1:0;0;0;0;0;${NOW + 61_000 + 9000};${NOW + 5};42`);
   } finally {
     await tier.close();
   }
