@@ -66,13 +66,14 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const log = opts.logger;
   const counters: Record<string, number> = {};
   const emitter = new Emitter(log, counters);
+  // The generation first: a start-up that fails there leaves no Redis connection behind.
+  let made = await makeGeneration(config, emitter);
   const memory = new MemoryStore(config.cache.max_entries);
   // cache.store: redis: memory first, Redis second (cache/tiered.ts); it connects in the background.
   // ioredis is loaded only then: a memory store does not pay its start-up memory (bench:held: ~10 MB RSS).
   const store: VerdictStore = opts.store ?? (config.cache.store === 'redis' ? await sharedStore(config, memory, emitter) : memory);
   // The snapshot is this process's memory: loading it writes nothing to a shared tier.
   const snapStore: VerdictStore = store instanceof TieredStore ? store.memory : store;
-  let made = await makeGeneration(config, emitter);
   const { gen, resolver, sink } = made;
   const fdLimit = readFdLimit();
   const stressMarks = watermarks(stressLimit(config.limits.max_connections, fdLimit), config.stress.enter_at, config.stress.leave_at);
