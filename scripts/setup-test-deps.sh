@@ -9,9 +9,11 @@
 # nothing is started), and for the syslog test (test/integration/syslog.test.ts):
 # rsyslog (a private rsyslogd per test), fail2ban (fail2ban-regex with its stock
 # postfix filter) and pflogsumm; git (the packaging test installs a fresh
-# checkout, test/integration/packaging.test.ts); redis-server (a private
-# redis-server per test run for the shared store, see test/helpers/redis.ts; its
-# package may start a system instance on 6379: never used, never stopped).
+# checkout, test/integration/packaging.test.ts); chromium (headless: renders
+# the `smtpscreen stats --html` report in test/stats/html-render.test.ts);
+# redis-server (a private redis-server per test run for the shared store, see
+# test/helpers/redis.ts; its package may start a system instance on 6379:
+# never used, never stopped).
 #
 # Idempotent and non-interactive: installs only what is missing, runs
 # `apt-get update` only when an install fails without it. Postfix is preseeded
@@ -24,7 +26,7 @@
 # Needs root for installing (uses `sudo -n` when not root).
 set -euo pipefail
 
-PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils util-linux systemd rsyslog fail2ban pflogsumm git redis-server)
+PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils util-linux systemd rsyslog fail2ban pflogsumm git chromium redis-server)
 # The program each package provides (checked on systems without dpkg).
 declare -A CMD_OF=([bind9-dnsutils]=dig [util-linux]=setpriv [systemd]=systemd-analyze [rsyslog]=rsyslogd [fail2ban]=fail2ban-regex)
 say() { printf 'setup-test-deps: %s\n' "$*"; }

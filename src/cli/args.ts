@@ -151,6 +151,7 @@ export function helpText(): string {
     '       smtpscreen check-config --config FILE [--print-config] [flags]',
     '       smtpscreen explain ADDRESS [--config FILE] [flags]',
     '       smtpscreen demo [flags]',
+    '       smtpscreen stats [FILE...|-] [--json] [--html FILE] [--follow]   (smtpscreen stats --help)',
     '       smtpscreen --help | --version',
     '',
     'commands:',
