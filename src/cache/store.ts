@@ -1,12 +1,12 @@
 /*
  * cache/store.ts - the verdict store contract and its versioned record codec.
  *
- * Exports: VerdictRecord, VerdictStore, newRecord(), withPasses(), encodeRecord(),
+ * Exports: VerdictRecord, VerdictStore, SharedTier, newRecord(), withPasses(), encodeRecord(),
  *          decodeRecord(), allPassed().
  * A record is one pass-until time (epoch ms, 0 = none) per row of checks/tests.ts.
  * Greylist state is kept under "net:<CIDR>" keys in the same store, in the
  * greylist row (negative: first seen; positive: passed until).
- * Text form (snapshot file, later Redis): "1:<t0>;<t1>;..." where 1 is the
+ * Text form (snapshot file, Redis values: cache/redis-keys.ts): "1:<t0>;<t1>;..." where 1 is the
  * version; fewer fields than rows read as 0 (postscreen's psc_parse_tests does
  * the same), more fields than rows are ignored (a newer writer).
  */
@@ -38,6 +38,27 @@ export interface VerdictStore {
   observe(network: string, now: number, opts: GreylistOptions): GreylistDecision;
   readonly size: number;
   entries(): IterableIterator<[string, VerdictRecord]>;
+  /** The shared tier behind this store (cache/tiered.ts over cache/redis.ts), when there is one. */
+  readonly shared?: SharedTier;
+}
+
+/**
+ * A tier shared by several screeners (Redis), behind the memory tier: it answers later, within
+ * `timeoutMs`, or not at all. Callbacks run once, never synchronously, with an owner (no
+ * closure per session); a failure or a late answer reads as null (no record, no decision).
+ */
+export interface SharedTier {
+  /** Connected: a lookup is worth starting (otherwise decide from memory at once). */
+  readonly up: boolean;
+  /** The deadline of each answer, ms. */
+  readonly timeoutMs: number;
+  /** `client`'s shared record, or null. */
+  lookup<T>(client: string, owner: T, done: (owner: T, rec: VerdictRecord | null) => void): void;
+  /** Keep a record lookup() gave in the memory tier only (it is the shared one already). */
+  keep(client: string, rec: VerdictRecord): void;
+  /** Greylisting, atomically across every screener on the tier; null: decide locally (observe()). */
+  observeShared<T>(network: string, now: number, opts: GreylistOptions, owner: T, done: (owner: T, d: GreylistDecision | null) => void): void;
+  close(): Promise<void>;
 }
 
 /** A fresh record, every test never passed: the caller's to fill in until it hands it to a store. */

@@ -9,10 +9,13 @@
  * - dnsbl.threshold <= 0: a client listed nowhere scores 0, so every client would fail the
  *   DNSBL test (score >= threshold) and meet dnsbl.action.
  * - greylist.suspicious_score <= 0 with policy suspicious: every client would be greylisted.
+ * - cache.store redis without a redis:// or rediss:// cache.redis.url, or with a cache.redis.timeout not
+ *   below the greet wait (normal or stress): the lookup must end before the wait does.
  * - every min/max pair of the schema (MIN_MAX_PAIRS): min above max (equal is a fixed value; for
  *   greylisting a retry exactly at that age passes).
  */
-import { formatDuration } from '../util/duration.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
+import { specFor } from './schema.js';
 import type { Config } from './types.js';
 
 export type AddIssue = (key: string, value: unknown, problem: string) => unknown;
@@ -48,6 +51,7 @@ export function checkRefusals(cfg: Config, add: AddIssue): void {
     add('greylist.suspicious_score', g.suspicious_score, `${g.suspicious_score} with greylist.policy suspicious would greylist every client ` +
       '(a client listed nowhere scores 0); set 1 or more, below dnsbl.threshold, or use greylist.policy all');
   }
+  checkRedis(cfg, add);
   for (const p of MIN_MAX_PAIRS) {
     const lo = at(cfg, p.min);
     const hi = at(cfg, p.max);
@@ -55,6 +59,31 @@ export function checkRefusals(cfg: Config, add: AddIssue): void {
     if (lo > hi) {
       add(p.min, formatDuration(lo), `${formatDuration(lo)} is above ${p.max} (${formatDuration(hi)}): ` +
         `${p.why}; set ${p.min} below ${p.max}`);
+    }
+  }
+}
+
+/**
+ * cache.store: redis needs its URL (redis:// or rediss://), and a lookup deadline below the greet
+ * wait (normal and stress): the lookup runs beside the wait and must never lengthen it.
+ */
+function checkRedis(cfg: Config, add: AddIssue): void {
+  const c = cfg.cache;
+  if (c.store !== 'redis') return;
+  const url = c.redis.url;
+  if (url === null) add('cache.redis.url', null, 'cache.store is redis: set cache.redis.url, e.g. redis://127.0.0.1:6379');
+  else if (typeof url === 'string' && !/^rediss?:\/\/[^/?#]/i.test(url)) {
+    add('cache.redis.url', url.replace(/\/\/[^@/]*@/, '//***@'), 'want redis://host:port[/db] or rediss://host:port[/db] (TLS)');
+  }
+  const t = c.redis.timeout;
+  if (typeof t !== 'number' || !cfg.pregreet.enable) return;
+  const waits: Array<[string, number]> = [['pregreet.wait', cfg.pregreet.wait]];
+  const sw = cfg.stress?.overrides?.['pregreet.wait'];
+  waits.push(['stress.pregreet.wait', typeof sw === 'number' ? sw : parseDuration(specFor('pregreet.wait')?.stress ?? '2s')]);
+  for (const [key, w] of waits) {
+    if (typeof w === 'number' && t >= w) {
+      add('cache.redis.timeout', formatDuration(t), `${formatDuration(t)} is not below ${key} (${formatDuration(w)}): ` +
+        'the Redis lookup runs beside the greet wait and must end before it; set it well below, e.g. 200ms');
     }
   }
 }

@@ -186,6 +186,9 @@ export interface Config {
     snapshot: string | null;
     /** Snapshot interval. */
     snapshot_interval: number;
+    /** memory, or redis: the shared tier behind the memory tier (cache/redis.ts). */
+    store: 'memory' | 'redis';
+    redis: RedisConfig;
   };
   backend: {
     address: HostPort;
@@ -224,4 +227,13 @@ export interface Config {
     file: string | null;
     syslog: { address: HostPort; transport: 'tcp' | 'udp'; tag: string };
   };
+}
+
+/** cache.redis: the shared store (cache/redis.ts). Durations in ms. */
+export interface RedisConfig {
+  url: string | null;
+  prefix: string;
+  timeout: number;
+  connect_timeout: number;
+  pending_writes: number;
 }

@@ -66,7 +66,7 @@ const TABLE = [
     translation: 'SIGHUP: the configuration file and the access list were read again. `ok: true`: new connections get the new ' +
       'configuration (sessions in flight finish with the one they started with; the verdict cache is kept); `changed` ' +
       'lists the keys, `added`/`removed` the listeners. `restart_needed` (at warn): keys a running screener cannot apply ' +
-      '(`cache.max_entries`, `log.*`, `user`, `group`, `allow_root`). `ok: false` (at error): the file, the access list, a ' +
+      '(`cache.max_entries`, `cache.store`, `cache.redis.*`, `log.*`, `user`, `group`, `allow_root`). `ok: false` (at error): the file, the access list, a ' +
       'certificate or a new listener failed (`error` names it: after the drop to `user`, a new port below 1024 cannot be ' +
       'bound); the screener goes on with the configuration it had.' },
   { name: 'ACCEPT ERROR', level: 'error',
@@ -115,8 +115,9 @@ const TABLE = [
   { name: 'DENYLISTED', level: 'info',
     fields: [['entry', 'the access list entry that matched'], ['action', 'access.action: enforce, drop or ignore']],
     translation: 'A `reject` entry matched; `action` says what follows.' },
-  { name: 'PASS OLD', level: 'info', fields: [],
-    translation: 'Every enabled test has an unexpired pass: handed over at once.' },
+  { name: 'PASS OLD', level: 'info', fields: [['tier', 'shared: the record came from Redis (cache.store: redis), not from this process']],
+    translation: 'Every enabled test has an unexpired pass: handed over at once. With `tier: shared` the pass was found in the shared ' +
+      'store (another screener saw the client) once its answer came, during the greet wait.' },
   { name: 'PASS NEW', level: 'info',
     fields: [['dnsbl_score', 'the DNSBL score'], ['dnsbl_late', 'the sites that had not answered'],
       ['allowlisted', 'true: the score reached dnsbl.allowlist_threshold'], ['/ deep', 'the deep tests passed']],
@@ -236,6 +237,16 @@ const TABLE = [
       ['/ error', 'why it failed'], ['during', 'load or save'], ['set_aside', 'where a corrupt snapshot was moved']],
     translation: 'The snapshot was loaded or saved, or failed (`op: error`). `removed_temps`: at load, the temp files that ' +
       'saves cut short by a crash had left (`.<file>.tmp-<pid>` beside the snapshot), now deleted.' },
+  { name: 'STORE FAIL', level: 'warn',
+    fields: [['store', 'redis'], ['url', 'the Redis URL, without its password'], ['reason', 'why: the connection\'s error, closed, or timeout (an answer later than cache.redis.timeout)']],
+    translation: 'The shared store stopped answering in time. Sessions go on as if it had no record (verdicts from this process\'s ' +
+      'memory, greylisting decided here); nobody is rejected for it. Verdicts to write wait (up to `cache.redis.pending_writes`, the ' +
+      'newest per client); the client reconnects in the background. Once per transition: STORE OK follows when it answers again.' },
+  { name: 'STORE OK', level: 'info',
+    fields: [['store', 'redis'], ['url', 'the Redis URL, without its password'], ['down_ms', 'how long it was failing (absent at the first connection)'],
+      ['timeouts', 'lookups that ran past the deadline meanwhile'], ['flushed', 'waiting verdicts written now'],
+      ['dropped', 'verdicts not written: more than cache.redis.pending_writes waited, or a write failed twice']],
+    translation: 'The shared store answers (at start: it is connected). After a STORE FAIL: how long it was away, what that cost.' },
   { name: 'DNSBL', level: 'info',
     fields: [['score', 'the summed weights'], ['hits [{site, weight, records}]', 'the sites that listed the client, with their answers'],
       ['action', 'dnsbl.action'], ['lookup_ms', 'time the lookups took'], ['late', 'the sites that had not answered']],

@@ -26,10 +26,11 @@ import type { Sink } from './sink.js';
 
 /**
  * Keys a running screener cannot apply: the verdict store keeps its size (it
- * is state, kept across a reload), the logger is made once, and the
+ * is state, kept across a reload; so is its Redis connection), the logger is made once, and the
  * privileges were dropped at start (no way back to root).
  */
-export const RESTART_KEYS: readonly string[] = ['cache.max_entries', 'log.format', 'log.level', 'user', 'group', 'allow_root'];
+export const RESTART_KEYS: readonly string[] = ['cache.max_entries', 'cache.store', 'cache.redis.url', 'cache.redis.prefix',
+  'cache.redis.timeout', 'cache.redis.connect_timeout', 'cache.redis.pending_writes', 'log.format', 'log.level', 'user', 'group', 'allow_root'];
 
 /** The dotted keys whose value differs (stress overrides as "stress.<key>"), in schema order. */
 export function changedKeys(a: Config, b: Config): string[] {

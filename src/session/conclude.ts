@@ -12,18 +12,25 @@
  * reconnect, postscreen's only way) or a handoff at that RCPT (handoff), and
  * session/deep.ts concludeDummy() writes those passes and logs PASS NEW when
  * that dummy session ends or is handed over.
+ * With a shared tier (cache.store: redis), greylisting is decided by it, atomically across
+ * screeners: the session waits for that one answer (at most cache.redis.timeout, input paused),
+ * then acts; without an answer in time it decides from this process's memory.
  */
 import { EV } from '../log/events.js';
-import type { Session } from './state.js';
+import type { PendingDecision, Session } from './state.js';
 import { handoff } from './handoff.js';
 import { enterDummy } from './dummy.js';
 import { closeWith } from './close.js';
-import { afterEarly } from './verdict.js';
+import { afterEarly, type EarlyFacts, type EarlyVerdict } from './verdict.js';
+import type { GreylistDecision, GreylistOptions } from '../checks/greylist.js';
+import { guardTimer } from './guard.js';
 import type { CheckOutcome } from '../checks/check.js';
 import { ALLOWLISTED, IGNORED } from './test-state.js';
 
 export function conclude(s: Session): void {
   if (s.closed) return;
+  // A shared-tier lookup still out is not waited for any longer (session/machine.ts).
+  s.sharedPending = false;
   const ctx = s.ctx;
   // What every early check says now; a check still waiting for answers has them counted as not listed.
   const checks: Array<{ test: number; outcome: CheckOutcome }> = [];
@@ -41,15 +48,69 @@ export function conclude(s: Session): void {
   }
   const now = ctx.clock.now();
   const store = ctx.store;
+  const shared = store.shared;
+  // Greylisting on a shared tier is decided there, atomically for every screener, and so later:
+  // the verdict is asked once to learn whether it needs a decision, then again with it.
+  const ask = { network: null as string | null };
+  const v = afterEarly(facts(s, now, checks, (network) => {
+    if (shared === undefined || !shared.up) return store.observe(network, now, greylistOptions(s));
+    ask.network = network;
+    return ASKED;
+  }));
+  if (ask.network !== null && shared !== undefined) {
+    // No input is read meanwhile; the dummy engine or the handoff resumes the socket.
+    s.socket.pause();
+    s.deciding = { network: ask.network, now, checks };
+    shared.observeShared(ask.network, now, greylistOptions(s), s, onSharedDecision);
+    s.timer = ctx.clock.setTimeout(onDecisionDeadline, shared.timeoutMs, s);
+    return;
+  }
+  act(s, v, checks);
+}
+
+/** A placeholder decision while the shared tier is asked (the verdict it yields is not used). */
+const ASKED: GreylistDecision = { verdict: 'defer', state: 0, reason: 'new' };
+
+function greylistOptions(s: Session): GreylistOptions {
   const g = s.config.greylist;
-  const v = afterEarly({
+  return { minDelayMs: g.min_delay, maxDelayMs: g.max_delay, ttlMs: g.ttl };
+}
+
+function facts(s: Session, now: number, checks: PendingDecision['checks'], greylist: (network: string) => GreylistDecision): EarlyFacts {
+  return {
     client: s.client, now, personality: s.personality, replies: s.gen.replies,
     state: s.tests, record: s.record,
     enforced: s.rejectReply === null ? null : { reply: s.rejectReply, reason: s.rejectReason },
     ignored: (s.tests & IGNORED) !== 0,
     checks,
-    greylist: (network) => store.observe(network, now, { minDelayMs: g.min_delay, maxDelayMs: g.max_delay, ttlMs: g.ttl }),
-  });
+    greylist,
+  };
+}
+
+/** The shared tier's greylist decision; null (failed, or a reply it could not read): this screener decides. */
+function _onSharedDecision(s: Session, d: GreylistDecision | null): void {
+  const p = s.deciding;
+  if (p === null || s.closed) return;
+  s.deciding = null;
+  s.clearTimer();
+  decideWith(s, p, d ?? s.ctx.store.observe(p.network, p.now, greylistOptions(s)));
+}
+
+/** No decision within cache.redis.timeout: this screener decides, from its memory. */
+function _onDecisionDeadline(s: Session): void {
+  s.timer = null;
+  const p = s.deciding;
+  if (p === null || s.closed) return;
+  s.deciding = null;
+  decideWith(s, p, s.ctx.store.observe(p.network, p.now, greylistOptions(s)));
+}
+
+function decideWith(s: Session, p: PendingDecision, d: GreylistDecision): void {
+  act(s, afterEarly(facts(s, p.now, p.checks, () => d)), p.checks);
+}
+
+/** What the verdict says, done: events, the record, then the one way out. */
+function act(s: Session, v: EarlyVerdict, checks: PendingDecision['checks']): void {
   for (const f of v.failedChecks) s.event(f.outcome.event, { ...f.outcome.fields, action: f.action });
   for (const c of checks) {
     const n = c.outcome.note;
@@ -93,3 +154,6 @@ export function conclude(s: Session): void {
       return;
   }
 }
+
+const onSharedDecision = guardTimer('shared greylist decision', _onSharedDecision);
+const onDecisionDeadline = guardTimer('shared greylist deadline', _onDecisionDeadline);

@@ -21,6 +21,7 @@ import { closeWith, refuse, onClientClose, onClientEnd } from './close.js';
 import { conclude } from './conclude.js';
 import { atAccept, cleared } from './verdict.js';
 import { ALLOWLISTED, DONE, FAIL, IGNORED, PASS, TODO, anyFail, earlyDone, fates, flag } from './test-state.js';
+import { allPassed, type VerdictRecord } from '../cache/store.js';
 import { handoff } from './handoff.js';
 import type { Personality } from './generation.js';
 import { guardSocket, guardTimer } from './guard.js';
@@ -106,9 +107,17 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
     s.tests |= flag(c.test, TODO);
     deadline = Math.max(deadline, c.deadlineMs);
   }
+  // The shared tier (cache.store: redis), second after memory: asked now, beside the greet wait
+  // and the DNSBL lookups; its answer may still make the client PASS OLD (onSharedAnswer).
+  const shared = ctx.store.shared;
+  if (shared !== undefined && v.next === 'test' && shared.up) {
+    s.sharedPending = true;
+    shared.lookup(client, s, onSharedAnswer);
+    deadline = Math.max(deadline, shared.timeoutMs);
+  }
   s.phase = 'pregreet';
   if (!cfg.pregreet.enable) {
-    if (s.runs === null) {
+    if (s.runs === null && !s.sharedPending) {
       queueMicrotask(() => concludeGuarded(s));
       return;
     }
@@ -140,7 +149,7 @@ function factsOf(s: Session, denylisted: boolean, enabled: readonly number[], no
 
 /** Ends the greet wait now when no early test is left to wait for (postscreen: "terminate the greet delay"). */
 function endWaitIfDone(s: Session): void {
-  if (s.closed || s.phase !== 'pregreet' || !earlyDone(s.tests)) return;
+  if (s.closed || s.phase !== 'pregreet' || !earlyDone(s.tests) || s.sharedPending) return;
   s.clearTimer();
   s.socket.removeListener('data', onEarlyData);
   conclude(s);
@@ -235,6 +244,46 @@ function vouched(s: Session): boolean {
   return v;
 }
 
+/**
+ * The shared tier answered within the wait. Its record is the client's from now on (another
+ * screener may have seen it since this one did); every pass unexpired: PASS OLD now, as from
+ * memory at accept but after the teaser. A pregreet this session saw clears that pass from it.
+ * Late (conclude() ran) or after the session closed: ignored.
+ */
+function _onSharedAnswer(s: Session, rec: VerdictRecord | null): void {
+  if (!s.sharedPending) return;
+  s.sharedPending = false;
+  if (s.closed || s.phase !== 'pregreet') return;
+  if (rec !== null) {
+    const pg = fates(s.tests, PREGREET);
+    if ((pg & DONE) !== 0 && (pg & PASS) === 0) {
+      const c = cleared(rec, [PREGREET]);
+      if (c !== null) s.remember(c);
+      else {
+        s.record = rec;
+        s.ctx.store.shared?.keep(s.client, rec);
+      }
+    } else {
+      s.record = rec;
+      s.ctx.store.shared?.keep(s.client, rec);
+      if ((s.tests & IGNORED) === 0 && !anyFail(s.tests) && allPassed(rec, s.personality.enabled, s.ctx.clock.now())) {
+        s.clearTimer();
+        s.socket.removeListener('data', onEarlyData);
+        const runs = s.runs;
+        s.runs = null;
+        if (runs !== null) for (const r of runs) r?.cancel();
+        s.event(EV.PASS_OLD, SHARED_TIER);
+        s.verdict = 'old';
+        handoff(s);
+        return;
+      }
+    }
+  }
+  endWaitIfDone(s);
+}
+
+const SHARED_TIER = Object.freeze({ tier: 'shared' });
+
 function _onGreetWaitEnd(s: Session): void {
   s.timer = null;
   if (s.closed) return;
@@ -248,4 +297,5 @@ function _onGreetWaitEnd(s: Session): void {
 const onEarlyData = guardSocket('pregreet data', _onEarlyData);
 const onGreetWaitEnd = guardTimer('greet wait', _onGreetWaitEnd);
 const onCheckDone = guardTimer('check answer', _onCheckDone);
+const onSharedAnswer = guardTimer('shared store answer', _onSharedAnswer);
 const concludeGuarded = guardTimer('conclude', conclude);

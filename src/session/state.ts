@@ -2,7 +2,7 @@
  * session/state.ts - the Session record (one per accepted connection) and the
  * shared screener context.
  *
- * Exports: Session, Ctx, Phase.
+ * Exports: Session, Ctx, Phase, PendingDecision.
  * The Session is the sole owner of the client socket, the backend socket and
  * the session timer. Handlers elsewhere are module-level functions that find
  * their Session through the socket's `kSession` slot, so no closure is made
@@ -15,7 +15,7 @@ import type { VerdictStore, VerdictRecord } from '../cache/store.js';
 import type { DummyEngine } from '../smtp/dummy-engine.js';
 import type { LineReader } from '../smtp/line-reader.js';
 import type { PregreetProbe } from '../checks/pregreet.js';
-import type { CheckRun } from '../checks/check.js';
+import type { CheckOutcome, CheckRun } from '../checks/check.js';
 import type { DeepTests } from '../checks/deep.js';
 import type { Generation, Personality } from './generation.js';
 import type { Clock, TimerHandle } from './clock.js';
@@ -66,6 +66,13 @@ export interface Ctx {
   noteOpen: (count: number) => void;
 }
 
+/** The early checks' outcomes, kept while the shared tier decides greylisting for `network` (session/conclude.ts). */
+export interface PendingDecision {
+  readonly network: string;
+  readonly now: number;
+  readonly checks: ReadonlyArray<{ readonly test: number; readonly outcome: CheckOutcome }>;
+}
+
 export class Session {
   readonly ctx: Ctx;
   /**
@@ -112,6 +119,10 @@ export class Session {
   route: string | null = null;
   /** Verdict name for HANDOFF: allowlisted, old, new, ignored. */
   verdict = '';
+  /** The shared tier's lookup (cache.store: redis) started at accept has not answered; conclude() stops waiting for it. */
+  sharedPending = false;
+  /** Between the early verdict and its greylist decision from the shared tier (session/conclude.ts); null otherwise. */
+  deciding: PendingDecision | null = null;
 
   constructor(ctx: Ctx, socket: ScreenSocket, client: string, port: number, personality: Personality) {
     this.ctx = ctx;
