@@ -250,6 +250,7 @@ export function validateConfig(raw: unknown, source?: string): Config {
   checkTls(cfg as unknown as Config, is);
   checkAfterPass(cfg as unknown as Config, is);
   checkLog(cfg as unknown as Config, is);
+  checkAdmin(cfg as unknown as Config, is);
   checkRefusals(cfg as unknown as Config, (k, v, p) => is.add(k, v, p));
   const first = is.list[0];
   if (first !== undefined) {
@@ -325,4 +326,11 @@ function checkLog(cfg: Config, is: Issues): void {
   if (!/^[A-Za-z0-9_./-]{1,48}$/.test(tag)) {
     is.add('log.syslog.tag', tag, 'want at most 48 letters, digits, "_", ".", "/" or "-" (syslog readers end the tag at a space, "[" or ":"), e.g. postfix/postscreen');
   }
+}
+
+/** One way to give the admin token; a token is one printable word (it travels in a header). */
+function checkAdmin(cfg: Config, is: Issues): void {
+  const { token, token_file: file } = cfg.admin;
+  if (token !== null && file !== null) is.add('admin.token_file', file, 'admin.token is set too: use one of them');
+  if (token !== null && !/^[\x21-\x7e]{1,256}$/.test(token)) is.add('admin.token', '(hidden)', 'want 1 to 256 printable characters without spaces');
 }
