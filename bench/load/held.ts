@@ -144,11 +144,21 @@ try {
   }
   const after = sampleProc(pid);
   const alive = socks.filter((s) => !s.destroyed).length;
+  // BENCH_METRICS=1: one scrape with every client held (its gauges walk the sessions), timed.
+  let scrape: { ms: number; bytes: number } | null = null;
+  if (t.admin != null) {
+    const t0 = performance.now();
+    const body = await (await fetch(`http://${t.admin}/metrics`)).text();
+    scrape = { ms: Math.round(performance.now() - t0), bytes: body.length };
+  }
   const perClient = before && after ? Math.round(((after.rssKb - before.rssKb) * 1024) / Math.max(1, alive)) : null;
   const result = {
     bench: 'held', at: new Date().toISOString(), machine: machineInfo(),
     settings: { phase, clients: count, pending_cap: pendingCap, hold_s: holdMs / 1000, ...(phase === 'flood' ? { bytes_each: bytes } : {}) },
-    figures: { held, failed, alive_at_sample: alive, rss_before_kb: before?.rssKb ?? null, rss_held_kb: after?.rssKb ?? null, rss_per_client_bytes: perClient },
+    figures: {
+      held, failed, alive_at_sample: alive, rss_before_kb: before?.rssKb ?? null, rss_held_kb: after?.rssKb ?? null, rss_per_client_bytes: perClient,
+      metrics: t.admin != null, ...(scrape !== null ? { scrape_ms: scrape.ms, scrape_bytes: scrape.bytes } : {}),
+    },
   };
   console.log(JSON.stringify({ phase, ...result.figures }));
   if (values.out !== undefined) writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);

@@ -78,3 +78,8 @@ test('every metric the Grafana dashboard queries is exported by the screener', a
   assert.ok([...used].filter((n) => n.startsWith('smtpscreen_')).length >= 15);
   assert.deepEqual([...families].filter((n) => n.startsWith('smtpscreen_')).sort(), [...METRIC_NAMES].sort());
 });
+
+test('the README lists every metric with its type', () => {
+  const readme = fs.readFileSync(path.join(repoRoot(), 'README.md'), 'utf8');
+  for (const name of METRIC_NAMES) assert.match(readme, new RegExp(`^\\| \`${name}\` \\| (counter|gauge|histogram) \\|`, 'm'), name);
+});
