@@ -34,7 +34,7 @@ function zombie(em: Emitter, i: number): void {
 }
 
 function fakeCtx(em: Emitter, sessions: number): ServerCtx {
-  const personality = { name: 'normal' };
+  const personality = { name: 'normal', stress: false };
   const set = new Set<unknown>();
   for (let i = 0; i < sessions; i++) set.add({ phase: i % 3 === 0 ? 'dummy' : 'pregreet', personality });
   return {

@@ -12,9 +12,9 @@
  *   observer                      null, or who sees every event with its fields
  *                                 and subject (the admin listener's metrics,
  *                                 server/metrics.ts); also the DNSBL lookups
- * While an observer is set, enabled() is true for every event, so that callers
- * build the record the observer reads even when the level is off; with none
- * the observer costs one null check per event.
+ * While an observer is set, enabled() is also true for the events it wants,
+ * so that callers build the record it reads even when the level is off; with
+ * none the observer costs one null check per event.
  * Hot path: the count is one property increment; when the level is off
  * nothing else happens (an idle zombie's DISCONNECT must not build a record
  * when info is off). When it is on, `fields` is logged as it is, not copied:
@@ -34,6 +34,8 @@ export type LookupOutcome = 'listed' | 'clean' | 'error' | 'overload';
 
 /** Sees every event (with the session that emitted it, when one did) and every DNSBL lookup. */
 export interface EmitObserver {
+  /** Does it read the fields of `name`? Callers then build the record even when the level is off. */
+  wants(name: EventName): boolean;
   event(name: EventName, fields: Fields, subject: object | undefined): void;
   dnsblLookup(site: string, outcome: LookupOutcome, ms: number): void;
 }
@@ -79,7 +81,7 @@ export class Emitter {
 
   /** Would `name` be logged (at `level`, default its row's), or observed? Callers check before they build a record. */
   enabled(name: EventName, level?: EventLevel): boolean {
-    if (this.observer !== null) return true;
+    if (this.observer !== null && this.observer.wants(name)) return true;
     let slot = this.#slots.get(name);
     if (slot === undefined) slot = this.#slot(name);
     return this.#log.isLevelEnabled(level ?? slot.level);

@@ -24,6 +24,7 @@ import { Metrics, outcomeOf, reasonLabel } from '../../src/server/metrics.js';
 import type { ServerCtx } from '../../src/server/stress.js';
 import { Emitter, type EmitObserver } from '../../src/log/emit.js';
 import { ScreenError } from '../../src/util/errors.js';
+import { checkFiles } from '../../src/server/preflight.js';
 import { parseExposition } from '../helpers/exposition.js';
 
 const quiet = pino({ level: 'silent' });
@@ -150,9 +151,10 @@ test('Emitter observer: none, no record for a level that is off; one, sees field
   const em = new Emitter(pino({ level: 'warn' }, { write: () => undefined }));
   assert.equal(em.enabled('CONNECT'), false);
   const seen: Array<[string, unknown, unknown]> = [];
-  const obs: EmitObserver = { event: (n, f, s) => void seen.push([n, f, s]), dnsblLookup: () => undefined };
+  const obs: EmitObserver = { wants: (n) => n !== 'DISCONNECT', event: (n, f, s) => void seen.push([n, f, s]), dnsblLookup: () => undefined };
   em.observer = obs;
   assert.equal(em.enabled('CONNECT'), true, 'callers build the record the observer reads');
+  assert.equal(em.enabled('DISCONNECT'), false, 'not for an event it does not read');
   const subject = { started: 1 };
   em.emit('CONNECT', { client: '192.0.2.1' }, undefined, subject);
   em.emit('PASS OLD');
@@ -182,6 +184,12 @@ test('admin config: token and token_file exclusive, a token is one printable wor
     assert.equal(readAdminToken(conf(`admin: { token_file: ${file} }`)), 's3cret');
     assert.deepEqual(code(() => readAdminToken(conf(`admin: { token_file: ${path.join(dir, 'missing')} }`))), { key: 'admin.token_file' });
     assert.equal(readAdminToken(conf('')), null);
+    // check-config and run's preflight name it too.
+    const issues = checkFiles(conf(`admin: { token_file: ${path.join(dir, 'missing')} }`));
+    assert.deepEqual(issues.map((i) => i.key), ['admin.token_file']);
+    assert.match(issues[0]?.message ?? '', /^admin\.token_file: cannot read .*missing \(ENOENT\)/);
+    fs.writeFileSync(path.join(dir, 'empty'), '\n');
+    assert.deepEqual(checkFiles(conf(`admin: { token_file: ${path.join(dir, 'empty')} }`)).map((i) => i.key), ['admin.token_file']);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
