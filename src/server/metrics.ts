@@ -2,8 +2,7 @@
  * server/metrics.ts - the Prometheus metrics of the admin listener, derived
  * from the events every decision already emits (log/emit.ts).
  *
- * Exports: Metrics, MetricsSources, METRIC_NAMES, testOf(), outcomeOf(),
- *          reasonLabel(), isBoundedLabel().
+ * Exports: Metrics, MetricsSources, METRIC_NAMES, testOf(), outcomeOf(), reasonLabel().
  *   new Metrics(sources)   a prom-client Registry with the metrics below and
  *                          the default process metrics; attach() makes it the
  *                          Emitter's observer, detach() stops it
@@ -17,9 +16,9 @@
  * backend), or is mapped to "other"; no client address, port, sample, or
  * reply text ever becomes a label (the test scrapes after a run of many
  * clients and checks every label value).
- * Outcomes: enforce -> reject, drop -> drop, ignore -> ignore, and an
- * `action: shadow` event with `would: W` -> would_W, so shadow results are
- * their own series beside the real ones.
+ * Outcomes: enforce -> reject, drop -> drop, ignore -> ignore, and an event
+ * with `would: W` (action shadow, or shadow mode) -> would_W, so shadow results
+ * are their own series beside the real ones; the action label keeps the action.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { EVENTS, EV, type EventName } from '../log/events.js';
@@ -71,8 +70,12 @@ export function testOf(event: string): string | undefined {
   return TEST_OF[event];
 }
 
-/** What a failed test's action did: reject, drop, ignore; a shadow action what it would have done (would_reject...). */
+/**
+ * What a failed test's action did: reject, drop, ignore; with a `would` field (action shadow, or
+ * shadow mode whatever the action) what it would have done: would_reject, would_drop, would_defer.
+ */
 export function outcomeOf(action: unknown, would: unknown): string {
+  if (would !== undefined) return typeof would === 'string' && WOULD.has(would) ? `would_${would}` : 'would_other';
   switch (action) {
     case 'enforce': return 'reject';
     case 'drop': return 'drop';
@@ -91,13 +94,6 @@ export function reasonLabel(r: unknown): string {
   const m = /^([45])\d\d\b/.exec(r);
   if (m !== null) return `reply_${m[1] as string}xx`;
   return 'other';
-}
-
-/** Label values the module may produce for a label name: the test's check that nothing unbounded leaks. */
-export function isBoundedLabel(name: string, value: string, configured: ReadonlySet<string>): boolean {
-  if (configured.has(value)) return true;
-  if (/\d+\.\d+\.\d+\.\d+|:\d+$|@/.test(value)) return false;
-  return /^[a-z0-9_ .-]{0,40}$/i.test(value) && name !== 'client';
 }
 
 const WANTED: ReadonlySet<string> = new Set([
@@ -306,12 +302,13 @@ export class Metrics implements EmitObserver {
           outcome: outcomeOf(action, f['would']),
         };
         this.#tests.inc(labels);
+        if (f['would'] !== undefined) return; // shadow: the client goes on as if it had passed
         if (name === EV.DENYLISTED) this.#verdict('denylisted', subject);
         else if (action === 'enforce' || action === 'drop') this.#failOnce(subject);
         return;
       }
       case EV.GREYLIST: {
-        const shadow = f['action'] === 'shadow';
+        const shadow = f['action'] === 'shadow' || f['would'] !== undefined;
         const defer = f['state'] === 'defer';
         this.#tests.inc({ test: 'greylist', action: shadow ? 'shadow' : 'enforce', outcome: defer ? (shadow ? 'would_defer' : 'defer') : 'pass' });
         if (defer && !shadow && subject !== undefined && !this.#timed.has(subject)) {

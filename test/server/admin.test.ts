@@ -19,7 +19,7 @@ import pino from 'pino';
 import fc from 'fast-check';
 import { parseConfigText } from '../../src/config/load.js';
 import { startScreener } from '../../src/server/screener.js';
-import { healthz, isLoopback, peerAllowed, readAdminToken, startAdmin, tokenMatches } from '../../src/server/admin.js';
+import { healthz, isLoopback, peerAllowed, readAdminToken, readyz, startAdmin, tokenMatches } from '../../src/server/admin.js';
 import { Metrics, outcomeOf, reasonLabel } from '../../src/server/metrics.js';
 import type { ServerCtx } from '../../src/server/stress.js';
 import { Emitter, type EmitObserver } from '../../src/log/emit.js';
@@ -61,6 +61,28 @@ test('tokenMatches property: only "Bearer <token>" matches a token, whatever the
     const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
     return tokenMatches(h, t) === (m !== null && m[1] === t);
   }));
+});
+
+test('readyz: listening and not draining, backend up, a DNSBL site not suspended when there are sites', () => {
+  const ctx = (draining: boolean, suspended: boolean[] | null) => ({
+    draining, gen: { backend: { name: 'b:25' }, dnsbl: suspended === null ? null : { domains: suspended.map((x, i) => ({ domain: `s${i}.test`, suspended: x })) } },
+  }) as unknown as ServerCtx;
+  const down = { stage: 'connect', reason: 'ECONNREFUSED' };
+  const rows: Array<[draining: boolean, listening: string[], down: typeof down | null, sites: boolean[] | null, want: string]> = [
+    [false, ['127.0.0.1:25'], null, null, 'ok'],
+    [false, ['127.0.0.1:25'], null, [true, false], 'ok'],
+    [false, ['127.0.0.1:25'], null, [true, true], 'fail'],
+    [false, ['127.0.0.1:25'], null, [], 'ok'],
+    [true, ['127.0.0.1:25'], null, null, 'fail'],
+    [false, [], null, null, 'fail'],
+    [false, ['127.0.0.1:25'], down, null, 'fail'],
+  ];
+  for (const [draining, listening, d, sites, want] of rows) {
+    assert.equal(readyz(ctx(draining, sites), listening, d).status, want, JSON.stringify({ draining, listening, d, sites }));
+  }
+  const r = readyz(ctx(false, [true, false]), ['x'], down) as unknown as { checks: { backend: { reason: string }; dnsbl: { healthy: string[] } } };
+  assert.equal(r.checks.backend.reason, 'ECONNREFUSED');
+  assert.deepEqual(r.checks.dnsbl.healthy, ['s1.test']);
 });
 
 test('healthz: fails when the loop delay passes the bound', () => {
@@ -124,6 +146,7 @@ test('metrics labels: shadow outcomes are their own values; odd actions, reasons
     m.event('DNSBL', { action: 'shadow', would: 'reject', client: '192.0.2.1' }, undefined);
     m.event('DNSBL', { action: 'enforce', client: '192.0.2.2' }, undefined);
     m.event('PREGREET', { action: 'shadow', would: 'drop' }, undefined);
+    m.event('DNSBL', { action: 'drop', would: 'drop' }, undefined); // shadow mode: the action as configured, what it would have done
     m.event('GREYLIST', { action: 'shadow', state: 'defer', network: '192.0.2.0/24' }, undefined);
     m.event('PREGREET', { action: 'evil"label\n', would: '192.0.2.9' }, undefined);
     m.event('HANGUP', { phase: '192.0.2.1' }, undefined);
@@ -132,7 +155,7 @@ test('metrics labels: shadow outcomes are their own values; odd actions, reasons
     const x = parseExposition(await m.text());
     const tests = x.filter((v) => v.name === 'smtpscreen_test_results_total' && v.value > 0)
       .map((v) => `${v.labels['test']}/${v.labels['action']}/${v.labels['outcome']}`).sort();
-    assert.deepEqual(tests, ['dnsbl/enforce/reject', 'dnsbl/shadow/would_reject', 'greylist/shadow/would_defer', 'pregreet/other/other', 'pregreet/shadow/would_drop']);
+    assert.deepEqual(tests, ['dnsbl/drop/would_drop', 'dnsbl/enforce/reject', 'dnsbl/shadow/would_reject', 'greylist/shadow/would_defer', 'pregreet/other/would_other', 'pregreet/shadow/would_drop']);
     assert.equal(x.find((v) => v.name === 'smtpscreen_hangups_total' && v.labels['phase'] === 'other')?.value, 1);
     const fails = x.filter((v) => v.name === 'smtpscreen_backend_failures_total').map((v) => `${v.labels['stage']}/${v.labels['reason']}`).sort();
     assert.deepEqual(fails, ['other/other', 'rcpt/reply_5xx']);
