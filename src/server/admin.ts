@@ -112,7 +112,8 @@ export interface Health {
 
 /** The event loop's delay: the worst of the last full window and the current one. */
 class LoopDelay {
-  readonly #h: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
+  // A stall shows as one late sample however coarse the timer: 100 ms wakes the loop 10 times a second.
+  readonly #h: IntervalHistogram = monitorEventLoopDelay({ resolution: 100 });
   #lastMaxMs = 0;
   readonly #timer: NodeJS.Timeout;
   constructor(windowMs = 10_000) {

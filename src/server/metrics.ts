@@ -238,7 +238,9 @@ export class Metrics implements EmitObserver {
     // Zero series for every test outcome a dashboard plots, so that rate() has a start.
     for (const phase of HANGUP_PHASES) this.#hangups.inc({ phase }, 0);
     if (src.processMetrics !== false) {
-      collectDefaultMetrics({ register: this.registry });
+      // The lag histogram's timer wakes the loop every eventLoopMonitoringPrecision ms: 10 by default,
+      // about 1 % of a core with nothing else to do (bench:load idle); 100 ms still sees any stall.
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
       // XXX These walk every handle or descriptor at each scrape, in the event loop: with 8,000
       // client sockets, 108-151 ms a scrape (nodejs_active_resources 66 ms: an array of 16,000
       // strings; process_open_fds 36 ms: a readdir of /proc/self/fd). smtpscreen_fds_held and
