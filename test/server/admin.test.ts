@@ -8,7 +8,8 @@
  *   odd actions and reasons map to bounded values; reload applies a new token.
  * - The Emitter's observer: no observer, nothing built; with one, it sees the
  *   fields of events whose level is off, and the session.
- * - admin.* validation and admin.token_file.
+ * - admin.* validation and admin.token_file; /healthz 503 after a blocked loop; an admin
+ *   address in use fails the start with EADDRINUSE naming admin.listen.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -215,5 +216,39 @@ test('admin config: token and token_file exclusive, a token is one printable wor
     assert.deepEqual(checkFiles(conf(`admin: { token_file: ${path.join(dir, 'empty')} }`)).map((i) => i.key), ['admin.token_file']);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('/healthz answers 503 after the event loop was blocked longer than admin.max_loop_delay', async () => {
+  const s = await startScreener(conf('admin: { listen: ["127.0.0.1:0"], max_loop_delay: 50ms }'), { logger: quiet });
+  try {
+    const url = `http://${s.admin?.addresses[0]}/healthz`;
+    // The monitor's first tick only sets its start: block after it has ticked.
+    await new Promise((r) => setTimeout(r, 300));
+    const end = Date.now() + 400;
+    while (Date.now() < end); // block the loop 400 ms: 8x the bound
+    await new Promise((r) => setTimeout(r, 250)); // a sample of the monitor lands after it
+    const res = await fetch(url);
+    const body = (await res.json()) as { status: string; event_loop_delay_ms: number };
+    assert.equal(res.status, 503);
+    assert.equal(body.status, 'fail');
+    assert.ok(body.event_loop_delay_ms >= 300, `delay ${body.event_loop_delay_ms}`);
+  } finally {
+    await s.close(0);
+  }
+});
+
+test('an admin address already in use fails the start, naming admin.listen and the code; the client listener is closed again', async () => {
+  const net = await import('node:net');
+  const busy = net.createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+  const port = (busy.address() as { port: number }).port;
+  try {
+    await assert.rejects(
+      startScreener(conf(`listen: ["127.0.0.1:0"]\nadmin: { listen: ["127.0.0.1:${port}"] }`.replace('listen: ["127.0.0.1:0"]\n', '')), { logger: quiet }),
+      (err: NodeJS.ErrnoException) => err.code === 'EADDRINUSE' && err.message.startsWith(`admin.listen 127.0.0.1:${port}:`),
+    );
+  } finally {
+    busy.close();
   }
 });
