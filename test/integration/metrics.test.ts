@@ -108,7 +108,7 @@ test('metrics: known traffic gives exact counters and gauges; promtool parses th
     dnsbl: { sites: ['bl.test=127.0.0.[2..11]*3', 'bl2.test*2'], threshold: 3 },
     greylist: { enable: true, policy: 'suspicious', suspicious_score: 2, min_delay: '1m', max_delay: '1h' },
     resolver: { servers: [dns.address], timeout: '300ms' },
-    admin: { listen: ['127.0.0.1:0'], token: TOKEN },
+    admin: { listen: ['127.0.0.1:0'], token: TOKEN, max_loop_delay: '10s' }, // generous: a loaded machine
   });
   try {
     await s.waitForEvent((e) => e['event'] === 'BACKEND OK');
@@ -223,7 +223,7 @@ test('metrics: backend down: probe and handoff failures by stage and reason, bac
     hostname: 'screen.test', listen: ['127.0.0.1:0'], limits: { max_per_client: 0 },
     backend: { address: `127.0.0.1:${dead}`, handoff: 'xclient', connect_timeout: '2s' },
     pregreet: { wait: '200ms' },
-    admin: { listen: ['127.0.0.1:0'], token: TOKEN },
+    admin: { listen: ['127.0.0.1:0'], token: TOKEN, max_loop_delay: '10s' }, // generous: a loaded machine
   });
   try {
     await s.waitForEvent((e) => e['event'] === 'BACKEND FAIL' && e['probe'] === true);
