@@ -4,7 +4,7 @@
  * Exports: parseExposition(text), Sample.
  * Enough of the format for the tests to compare values: `# HELP`/`# TYPE`
  * lines are skipped (TYPE is kept per sample), label values are unescaped
- * (\\, \", \n), values parsed as floats (+Inf, -Inf, NaN). A malformed line
+ * (\\, \", \n), values parsed as floats (+Inf, -Inf, NaN in any case, as Prometheus reads them). A malformed line
  * throws naming it: the tests also run promtool, this is for reading numbers.
  */
 
@@ -16,10 +16,12 @@ export interface Sample {
   type: string;
 }
 
+/** As Prometheus reads it (Go's ParseFloat): NaN and Inf in any case; prom-client writes "Nan". */
 function num(s: string): number {
-  if (s === '+Inf') return Infinity;
-  if (s === '-Inf') return -Infinity;
-  if (s === 'NaN') return NaN;
+  const l = s.toLowerCase();
+  if (l === '+inf' || l === 'inf') return Infinity;
+  if (l === '-inf') return -Infinity;
+  if (l === 'nan') return NaN;
   const v = Number(s);
   if (s === '' || Number.isNaN(v)) throw new Error(`bad sample value ${JSON.stringify(s)}`);
   return v;
