@@ -144,11 +144,30 @@ try {
   }
   const after = sampleProc(pid);
   const alive = socks.filter((s) => !s.destroyed).length;
+  // BENCH_METRICS=1: one scrape with every client held (its gauges walk the sessions), timed.
+  // The first scrape also pays for first use (the code's compilation, the HTTP connection): three, each timed.
+  // /healthz beside it: what any request costs on this (shared) machine at that moment.
+  let scrape: { ms: number[]; bytes: number; healthz_ms: number[] } | null = null;
+  if (t.admin != null) {
+    scrape = { ms: [], bytes: 0, healthz_ms: [] };
+    for (let k = 0; k < 3; k++) {
+      const h0 = performance.now();
+      await (await fetch(`http://${t.admin}/healthz`)).text();
+      scrape.healthz_ms.push(Math.round(performance.now() - h0));
+      const t0 = performance.now();
+      const body = await (await fetch(`http://${t.admin}/metrics`)).text();
+      scrape.ms.push(Math.round(performance.now() - t0));
+      scrape.bytes = body.length;
+    }
+  }
   const perClient = before && after ? Math.round(((after.rssKb - before.rssKb) * 1024) / Math.max(1, alive)) : null;
   const result = {
     bench: 'held', at: new Date().toISOString(), machine: machineInfo(),
     settings: { phase, clients: count, pending_cap: pendingCap, hold_s: holdMs / 1000, ...(phase === 'flood' ? { bytes_each: bytes } : {}) },
-    figures: { held, failed, alive_at_sample: alive, rss_before_kb: before?.rssKb ?? null, rss_held_kb: after?.rssKb ?? null, rss_per_client_bytes: perClient },
+    figures: {
+      held, failed, alive_at_sample: alive, rss_before_kb: before?.rssKb ?? null, rss_held_kb: after?.rssKb ?? null, rss_per_client_bytes: perClient,
+      metrics: t.admin != null, ...(scrape !== null ? { scrape_ms: scrape.ms, scrape_bytes: scrape.bytes, healthz_ms: scrape.healthz_ms } : {}),
+    },
   };
   console.log(JSON.stringify({ phase, ...result.figures }));
   if (values.out !== undefined) writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);

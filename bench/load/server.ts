@@ -7,6 +7,8 @@
  *   track(child), killAll(), logStats(file), sleep(ms).
  * Every child started here is tracked so that killAll() can end exactly
  * those (by their PIDs) when the run is interrupted.
+ * BENCH_METRICS=1 in the environment turns the screener's admin listener on
+ * (admin.listen on a loopback port, Target.admin): metrics on vs off.
  * The screener runs as `node dist/src/cli.js run --config FILE` with a config
  * written to a temp directory. Its log goes to a file there, not to a pipe:
  * a pipe the generator is slow to drain would block the screener's
@@ -37,6 +39,8 @@ export interface Target {
   readonly logFile: string | null;
   /** Date.now() when the screener was spawned (its --trace-gc times count from about then). */
   readonly spawnedAt: number;
+  /** "host:port" of its admin listener (BENCH_METRICS=1), or null. */
+  readonly admin?: string | null;
   stop(): Promise<void>;
 }
 
@@ -153,6 +157,8 @@ export async function startScreener(spec: ScreenerSpec): Promise<Target> {
     allow_root: true,
   };
   const merged = config as Record<string, unknown>;
+  const adminPort = process.env['BENCH_METRICS'] === '1' ? await reservePort() : null;
+  if (adminPort !== null) merged['admin'] = { listen: [`127.0.0.1:${adminPort}`] };
   for (const [k, v] of Object.entries(spec.extra ?? {})) {
     const cur = merged[k];
     merged[k] = typeof cur === 'object' && cur !== null ? { ...(cur as Record<string, unknown>), ...v } : v;
@@ -183,6 +189,7 @@ export async function startScreener(spec: ScreenerSpec): Promise<Target> {
     backend: config.backend.address,
     logFile,
     spawnedAt,
+    admin: adminPort === null ? null : `127.0.0.1:${adminPort}`,
     stop: async () => {
       await stopChild(child, 15_000);
       if (!spec.keepFiles) rmSync(dir, { recursive: true, force: true });

@@ -22,9 +22,12 @@
  * since the last such line), and neither an error nor an answer for the site.
  * A probe that ends 'queued' is inconclusive and changes nothing.
  * No timers here: the server calls healthTick() every health interval.
+ * Metrics: `observed`, when set (server/generation.ts: the Emitter), is asked
+ * for its observer at each answer; with none, an answer costs one null check.
  */
 import type { DnsLookup, LookupResult } from '../dns/types.js';
 import { EV } from '../log/events.js';
+import type { EmitObserver, LookupOutcome } from '../log/emit.js';
 import { TestIndex } from './tests.js';
 import type { CheckOutcome, CheckRun, EarlyCheck } from './check.js';
 import { filterMatches, isReservedErrorAnswer } from './dnsbl-site.js';
@@ -122,6 +125,8 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
   readonly #now: () => number;
   /** Lookups (and probes) that ended 'queued' in the resolver: our overload, not the sites'. */
   overloaded = 0;
+  /** Whose observer sees each client lookup's outcome and time (the Emitter), or null. */
+  observed: { readonly observer: EmitObserver | null } | null = null;
 
   constructor(sites: string[], opts: DnsblOptions, lookup: DnsLookup, reverse: ReverseFn, emit: Emit, now: () => number = Date.now) {
     this.opts = opts;
@@ -176,11 +181,13 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
     const now = this.#now();
     q.lateDomains.delete(d.domain);
     q.lastAnswer = now;
+    const elapsed = now - q.started;
+    const o = this.observed?.observer ?? null;
+    if (o !== null) o.dnsblLookup(d.domain, lookupOutcome(d, r), elapsed);
     if (r.status === 'error' && r.error === 'queued') {
       this.#overload(d, now);
       return;
     }
-    const elapsed = now - q.started;
     if (elapsed > this.opts.slowWarningMs && now - d.lastSlowWarn >= WARN_EVERY_MS) {
       d.lastSlowWarn = now;
       this.#emit('DNSBL WARNING', { site: d.domain, reason: 'slow', lookup_ms: elapsed });
@@ -349,6 +356,18 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
 }
 
 const NO_FIELDS: Readonly<Record<string, unknown>> = Object.freeze({});
+
+/** For metrics: one answer of a domain as listed (a site's filter matched), clean, error (a reserved answer too) or overload. */
+function lookupOutcome(d: Domain, r: LookupResult): LookupOutcome {
+  if (r.status === 'error') return r.error === 'queued' ? 'overload' : 'error';
+  if (r.status !== 'ok') return 'clean';
+  let listed = false;
+  for (const a of r.records) {
+    if (isReservedErrorAnswer(a)) return 'error';
+    if (!listed) for (const site of d.sites) if (filterMatches(site, a)) listed = true;
+  }
+  return listed ? 'listed' : 'clean';
+}
 
 /**
  * dnsblReply - postscreen's DNSBL reply: 521 for drop, 550 for enforce.

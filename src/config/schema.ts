@@ -362,6 +362,22 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'log.syslog.tag', type: 'string', default: 'postfix/postscreen',
     doc: 'The syslog tag (program name) of each line, followed by [pid]; fail2ban\'s postfix filter and pflogsumm look for postfix/postscreen.',
     postscreen: 'syslog_name', postscreenDefault: 'postfix' },
+  // ---- the admin listener (server/admin.ts) ----
+  { key: 'admin.listen', type: 'hostport-list', default: [],
+    doc: 'Admin HTTP listeners ("127.0.0.1:9125"): /metrics (Prometheus), /healthz, /readyz. Empty: none. Only loopback peers are served unless admin.allow_remote is set or the address is a specific non-loopback one.',
+    postscreen: null, postscreenDefault: null, note: 'postscreen has none: postfix_exporter parses its log' },
+  { key: 'admin.allow_remote', type: 'bool', default: false,
+    doc: 'Serve peers that are not loopback on every admin listener (a wildcard address such as 0.0.0.0 serves only loopback peers without it). Set admin.token too.',
+    postscreen: null, postscreenDefault: null },
+  { key: 'admin.token', type: 'string', default: null, nullable: true,
+    doc: 'A bearer token every admin request must carry (Authorization: Bearer TOKEN); wrong or missing: 401. null: none.',
+    postscreen: null, postscreenDefault: null },
+  { key: 'admin.token_file', type: 'path', default: null, nullable: true,
+    doc: 'admin.token read from this file (first line, read at start and reload), so that it stays out of the configuration.',
+    postscreen: null, postscreenDefault: null },
+  { key: 'admin.max_loop_delay', type: 'duration', default: 1000, min: 10, max: HOUR, unit: 'ms',
+    doc: '/healthz answers 503 when the event loop was delayed longer than this in the last 10 s.',
+    postscreen: null, postscreenDefault: null },
 ];
 
 /** Keys that were removed or renamed: old path -> replacement (named in the error). */

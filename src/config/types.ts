@@ -227,6 +227,17 @@ export interface Config {
     file: string | null;
     syslog: { address: HostPort; transport: 'tcp' | 'udp'; tag: string };
   };
+  /** The admin HTTP listener (server/admin.ts): /metrics, /healthz, /readyz; off while listen is empty. */
+  admin: {
+    listen: HostPort[];
+    /** Peers other than loopback may connect (a specific non-loopback bind address allows them too). */
+    allow_remote: boolean;
+    /** Bearer token every request must carry, or null (token_file: read from that file). */
+    token: string | null;
+    token_file: string | null;
+    /** /healthz fails when the event loop was delayed longer than this in the last 10 s, ms. */
+    max_loop_delay: number;
+  };
 }
 
 /** cache.redis: the shared store (cache/redis.ts). Durations in ms. */

@@ -252,6 +252,7 @@ export function validateConfig(raw: unknown, source?: string): Config {
   checkAfterPass(cfg as unknown as Config, is);
   checkLog(cfg as unknown as Config, is);
   checkPolicy(cfg as unknown as Config, is);
+  checkAdmin(cfg as unknown as Config, is);
   checkRefusals(cfg as unknown as Config, (k, v, p) => is.add(k, v, p));
   const first = is.list[0];
   if (first !== undefined) {
@@ -342,4 +343,11 @@ function checkPolicy(cfg: Config, is: Issues): void {
       is.add('policy.budget', formatDuration(p.budget), `${formatDuration(p.budget)} is not below ${key} (${formatDuration(wait)}): the policy answer must come within the greet wait`);
     }
   }
+}
+
+/** One way to give the admin token; a token is one printable word (it travels in a header). */
+function checkAdmin(cfg: Config, is: Issues): void {
+  const { token, token_file: file } = cfg.admin;
+  if (token !== null && file !== null) is.add('admin.token_file', file, 'admin.token is set too: use one of them');
+  if (token !== null && !/^[\x21-\x7e]{1,256}$/.test(token)) is.add('admin.token', '(hidden)', 'want 1 to 256 printable characters without spaces');
 }

@@ -36,6 +36,7 @@ const TABLE = [
     fields: [['listen', 'every listener as bound, "host:port"'], ['backend', 'the backend, "host:port" (the built-in sink as bound)'],
       ['handoff', 'backend.handoff'], ['pid', 'the process id'], ['fd_limit', 'the soft file descriptor limit, null when unknown'],
       ['stress {enter, leave, limit}', 'the stress watermarks as connection counts'],
+      ['admin', 'the admin listeners as bound, "host:port" (only with admin.listen)'],
       ['user', '`smtpscreen run`: the user it runs as from now on (null: not switched)'], ['uid', 'its effective uid'], ['gid', 'its effective gid'],
       ['warning', 'why the configuration does not work as written (at warn)']],
     translation: 'The listeners are bound (ports as bound: port 0 in the config gives a free port). `stress`: the stress ' +
@@ -66,7 +67,7 @@ const TABLE = [
     translation: 'SIGHUP: the configuration file and the access list were read again. `ok: true`: new connections get the new ' +
       'configuration (sessions in flight finish with the one they started with; the verdict cache is kept); `changed` ' +
       'lists the keys, `added`/`removed` the listeners. `restart_needed` (at warn): keys a running screener cannot apply ' +
-      '(`cache.max_entries`, `cache.store`, `cache.redis.*`, `log.*`, `user`, `group`, `allow_root`). `ok: false` (at error): the file, the access list, a ' +
+      '(`cache.max_entries`, `cache.store`, `cache.redis.*`, `log.*`, `user`, `group`, `allow_root`, `admin.listen`). `ok: false` (at error): the file, the access list, a ' +
       'certificate or a new listener failed (`error` names it: after the drop to `user`, a new port below 1024 cannot be ' +
       'bound); the screener goes on with the configuration it had.' },
   { name: 'ACCEPT ERROR', level: 'error',

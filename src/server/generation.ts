@@ -184,6 +184,7 @@ function makeDnsbl(config: Config, emitter: Emitter): { dnsbl: Dnsbl | null; res
       errorLimit: d.health.error_limit, sites: d.health.sites,
     },
   }, resolver, reverseName, emit);
+  dnsbl.observed = emitter; // its observer (server/metrics.ts), when the admin listener has one
   return { dnsbl, resolver };
 }
 

@@ -1,7 +1,7 @@
 /*
  * server/preflight.ts - the files a configuration names, checked before anything starts: the
  * access list parsed, the STARTTLS certificate and key loaded, the snapshot's directory and the
- * log file's directory writable.
+ * log file's directory writable, admin.token_file readable with a token.
  *
  * Exports: checkFiles(cfg), FileIssue.
  * Returns every problem found (not only the first), each naming the key, the value (the path)
@@ -18,6 +18,7 @@ import { ACCESS_FILE, parseAccessList } from '../checks/access.js';
 import { readTextFile } from '../util/read-file.js';
 import { ScreenError } from '../util/errors.js';
 import { loadTls } from './generation.js';
+import { readAdminToken } from './admin.js';
 
 export interface FileIssue {
   key: string;
@@ -111,6 +112,11 @@ export function checkFiles(cfg: Config): FileIssue[] {
   if (cfg.log.destination === 'file' && cfg.log.file !== null) {
     const l = checkLogFile(cfg.log.file);
     if (l !== null) out.push(l);
+  }
+  try {
+    readAdminToken(cfg);
+  } catch (err) {
+    out.push(issueOf(err, 'admin.token_file', cfg.admin.token_file));
   }
   return out;
 }

@@ -30,7 +30,8 @@ import type { Sink } from './sink.js';
  * privileges were dropped at start (no way back to root).
  */
 export const RESTART_KEYS: readonly string[] = ['cache.max_entries', 'cache.store', 'cache.redis.url', 'cache.redis.prefix',
-  'cache.redis.timeout', 'cache.redis.connect_timeout', 'cache.redis.pending_writes', 'log.format', 'log.level', 'user', 'group', 'allow_root'];
+  'cache.redis.timeout', 'cache.redis.connect_timeout', 'cache.redis.pending_writes', 'log.format', 'log.level', 'user', 'group', 'allow_root',
+  'admin.listen'];
 
 /** The dotted keys whose value differs (stress overrides as "stress.<key>"), in schema order. */
 export function changedKeys(a: Config, b: Config): string[] {

@@ -12,6 +12,8 @@
  * connections, removed listeners closed, timers re-armed; a failure before
  * the commit leaves everything as it was (server/reload.ts: the plan, RELOAD).
  * opts.afterBind runs once the listeners are bound (the privilege drop).
+ * The admin listener (server/admin.ts, when admin.listen names an address) is
+ * bound with the listeners and closed last, after the drain.
  */
 import { connect } from 'node:net';
 import type { Logger } from 'pino';
@@ -29,6 +31,8 @@ import { RESTART_KEYS, Retiring, changedKeys, listenKey, planListeners, reloadFa
 import { FD_RESERVE, connectionCeiling, readFdLimit } from './fdlimit.js';
 import type { Sink } from './sink.js';
 import { makeGeneration, type MadeGeneration } from './generation.js';
+import { readAdminToken, startAdmin, type Admin } from './admin.js';
+import { logOutput } from '../log/logger.js';
 export type { ReloadResult } from './reload.js';
 import { realClock } from '../session/clock.js';
 import { StressState, noteOpen, stressLimit, watermarks, type ServerCtx } from './stress.js';
@@ -49,6 +53,8 @@ export interface Screener {
   /** "host:port" of every listener, as bound. */
   readonly addresses: string[];
   readonly sink: Sink | null;
+  /** The admin listener, or null when admin.listen is empty. */
+  readonly admin: Admin | null;
   /**
    * Reload: `read` gives the new configuration (it may throw: RELOAD ok false).
    * Swaps the generation for new connections, binds and closes listeners, logs RELOAD.
@@ -105,10 +111,22 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   // Keyed by the configured address (server/reload.ts listenKey()); a reload adds and removes entries.
   const listeners = new Map<string, Listener>();
   let bindFields: Record<string, unknown> = {};
+  let admin: Admin | null = null;
   try {
     for (const l of config.listen) listeners.set(listenKey(l), await startListener(ctx, l));
+    if (config.admin.listen.length > 0) {
+      readAdminToken(config); // an unreadable admin.token_file fails the start, naming the key
+      admin = await startAdmin({
+        ctx, listen: config.admin.listen,
+        listening: () => [...listeners.values()].map((l) => l.address),
+        resolver: () => made.resolver,
+        backendDown: () => made.health.down,
+        logDropped: () => logOutput(log)?.dropped ?? null,
+      });
+    }
     if (opts.afterBind !== undefined) bindFields = opts.afterBind();
   } catch (err) {
+    void admin?.close();
     for (const l of listeners.values()) l.server.close();
     if (opts.store === undefined) await store.shared?.close();
     made.ehlo?.stop();
@@ -126,6 +144,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     pid: process.pid,
     fd_limit: ctx.fdLimit,
     stress: ctx.stressState.marks,
+    ...(admin !== null ? { admin: admin.addresses } : {}),
     ...bindFields,
   };
   if (ctx.fdLimit !== null && config.limits.max_connections > connectionCeiling(ctx.fdLimit)) {
@@ -282,6 +301,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       const file = ctx.gen.config.cache.snapshot;
       if (file !== null) logSnapshot(ctx, 'save', file, await saveSnapshot(snapStore, file));
       if (opts.store === undefined) await store.shared?.close();
+      await admin?.close();
       emitter.emit(EV.STOPPED, { forced });
       return forced;
     });
@@ -295,6 +315,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     get sink() {
       return made.sink;
     },
+    admin,
     reload,
     close,
   };

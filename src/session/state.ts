@@ -160,9 +160,10 @@ export class Session {
       return;
     }
     // Normal lines stay as small as before; only the stress personality adds a field.
-    if (this.stress) em.emit(event, { client: this.client, port: this.port, stress: true, ...fields });
-    else if (fields === undefined) em.emit(event, { client: this.client, port: this.port });
-    else em.emit(event, { client: this.client, port: this.port, ...fields });
+    // The session goes along for an observer (metrics: time since connect, phase, personality).
+    if (this.stress) em.emit(event, { client: this.client, port: this.port, stress: true, ...fields }, undefined, this);
+    else if (fields === undefined) em.emit(event, { client: this.client, port: this.port }, undefined, this);
+    else em.emit(event, { client: this.client, port: this.port, ...fields }, undefined, this);
   }
 
   /**
