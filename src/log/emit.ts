@@ -8,7 +8,10 @@
  *                                 `level`, or the level of its row in log/events.ts
  *   enabled(name, level?)         would it be logged: check before building a record
  *   counts                        the counts by event name, read-only (stats, a
- *                                 metrics endpoint)
+ *                                 metrics endpoint); every emit counts here
+ *   would                         of those, the shadowed ones (fields.would set:
+ *                                 mode shadow), by event name and would-have
+ *                                 outcome: would.DNSBL.reject
  * Hot path: the count is one property increment; when the level is off
  * nothing else happens (an idle zombie's DISCONNECT must not build a record
  * when info is off). When it is on, `fields` is logged as it is, not copied:
@@ -35,6 +38,7 @@ export class Emitter {
   readonly #log: Logger;
   readonly #counts: Record<string, number>;
   readonly #slots = new Map<string, Slot>();
+  readonly #would: Record<string, Record<string, number>> = {};
 
   constructor(log: Logger, counts: Record<string, number> = {}) {
     this.#log = log;
@@ -46,10 +50,20 @@ export class Emitter {
     return this.#counts;
   }
 
+  /** Shadowed events (with `would`) by event name and would-have outcome: what enforce would have done, counted apart. */
+  get would(): Readonly<Record<string, Readonly<Record<string, number>>>> {
+    return this.#would;
+  }
+
   /** Count one `name` and log it at `level` (default: its row's) with `fields`. */
   emit(name: EventName, fields?: Fields, level?: EventLevel): void {
     const c = this.#counts;
     c[name] = (c[name] ?? 0) + 1;
+    const would = fields?.['would'];
+    if (typeof would === 'string') {
+      const w = (this.#would[name] ??= {});
+      w[would] = (w[would] ?? 0) + 1;
+    }
     let slot = this.#slots.get(name);
     if (slot === undefined) slot = this.#slot(name);
     const lv = level ?? slot.level;

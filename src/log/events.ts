@@ -113,8 +113,8 @@ const TABLE = [
     fields: [['entry', 'the access list entry that matched']],
     translation: 'A `permit` entry matched: handed over at once.' },
   { name: 'DENYLISTED', level: 'info',
-    fields: [['entry', 'the access list entry that matched'], ['action', 'access.action: enforce, drop or ignore']],
-    translation: 'A `reject` entry matched; `action` says what follows.' },
+    fields: [['entry', 'the access list entry that matched'], ['action', 'access.action: enforce, drop, ignore or shadow'], ['would', 'with action shadow: reject, drop (what the configured action would have done)']],
+    translation: 'A `reject` entry matched; `action` says what follows (`shadow`: logged with `would`, the tests go on as if it were not listed).' },
   { name: 'PASS OLD', level: 'info', fields: [],
     translation: 'Every enabled test has an unexpired pass: handed over at once.' },
   { name: 'PASS NEW', level: 'info',
@@ -126,7 +126,7 @@ const TABLE = [
       'when its dummy session ends; it was not handed over, its next connection is a `PASS OLD`.' },
   { name: 'PREGREET', level: 'info',
     fields: [['bytes', 'bytes sent before the greeting was complete'], ['after_ms', 'when the first came, after connecting'],
-      ['sample', 'the start, escaped'], ['action', 'pregreet.action']],
+      ['sample', 'the start, escaped'], ['action', 'pregreet.action'], ['would', 'with action shadow: reject, drop (what the configured action would have done)']],
     translation: 'The client sent `bytes` bytes `after_ms` after connecting, before the greeting was complete; `sample` is the ' +
       'start, escaped.' },
   { name: 'PREGREET LIMIT', level: 'info',
@@ -148,6 +148,11 @@ const TABLE = [
     translation: 'The dummy engine refused a recipient; the envelope is logged. `reason`: the enforced failure (denylist, ' +
       'pregreet, dnsbl, pipelining, non_smtp, bare_newline) with its 550, or why a client still under test gets the ' +
       '450: greylist, deep (deep tests to pass first).' },
+  { name: 'DATA WITHOUT VALID RCPT', level: 'info',
+    fields: [['command', 'DATA or BDAT'], ['helo', 'the HELO/EHLO name'], ['from', 'the MAIL FROM address']],
+    translation: 'The client sent DATA (or BDAT) after MAIL although the dummy engine refused every recipient (and never offered ' +
+      'PIPELINING): `554 5.5.1 Error: no valid recipients` and close. A legitimate client never does this. Postscreen format: ' +
+      '`DATA without valid RCPT from [addr]:port`, as postscreen logs it.' },
   { name: 'COMMAND TIME LIMIT', level: 'info',
     fields: [['after', 'the last command before the wait']],
     translation: 'The client took longer than `dummy.command_time_limit` for one command: 421 and close.' },
@@ -168,15 +173,15 @@ const TABLE = [
       '`dummy.command_time_limit` (`reason: timeout`); or `tls.max_handshakes` handshakes were already in progress ' +
       '(`reason: busy`, the client got 421 instead of 220); the session is closed, the screener goes on.' },
   { name: 'COMMAND PIPELINING', level: 'info',
-    fields: [['after', 'the command'], ['sample', 'the input sent with it, escaped'], ['action', 'deep.pipelining.action']],
+    fields: [['after', 'the command'], ['sample', 'the input sent with it, escaped'], ['action', 'deep.pipelining.action'], ['would', 'with action shadow: reject, drop (what the configured action would have done)']],
     translation: 'Deep test: the client sent more input with the command `after` (before our reply); `sample` is that input, ' +
       'escaped. `action` follows.' },
   { name: 'NON-SMTP COMMAND', level: 'info',
-    fields: [['after', 'the previous command'], ['sample', 'the line, escaped'], ['action', 'deep.non_smtp.action']],
+    fields: [['after', 'the previous command'], ['sample', 'the line, escaped'], ['action', 'deep.non_smtp.action'], ['would', 'with action shadow: reject, drop (what the configured action would have done)']],
     translation: 'Deep test: after the command `after`, a line that is no SMTP (a forbidden verb such as `GET`, a header-like ' +
       '`Name: value`, a verb that is not UTF-8); `sample` is the line, escaped.' },
   { name: 'BARE NEWLINE', level: 'info',
-    fields: [['after', 'the previous command'], ['sample', 'the line, escaped'], ['action', 'deep.bare_newline.action']],
+    fields: [['after', 'the previous command'], ['sample', 'the line, escaped'], ['action', 'deep.bare_newline.action'], ['would', 'with action shadow: reject, drop (what the configured action would have done)']],
     translation: 'Deep test: after the command `after`, a line ended by LF without CR; `sample` is the line, escaped.' },
   { name: 'HANDOFF', level: 'info',
     fields: [['backend', 'the backend, "host:port"'], ['mode', 'backend.handoff'],
@@ -238,7 +243,7 @@ const TABLE = [
       'saves cut short by a crash had left (`.<file>.tmp-<pid>` beside the snapshot), now deleted.' },
   { name: 'DNSBL', level: 'info',
     fields: [['score', 'the summed weights'], ['hits [{site, weight, records}]', 'the sites that listed the client, with their answers'],
-      ['action', 'dnsbl.action'], ['lookup_ms', 'time the lookups took'], ['late', 'the sites that had not answered']],
+      ['action', 'dnsbl.action'], ['would', 'with action shadow: reject, drop (what the configured action would have done)'], ['lookup_ms', 'time the lookups took'], ['late', 'the sites that had not answered']],
     translation: "The client's DNSBL score reached `dnsbl.threshold`: `hits` are the sites that listed it with their weights and " +
       'answers; `late` the sites whose answer had not arrived (counted as not listed). `action` follows.' },
   { name: 'DNSBL SITE', level: 'warn', also: { level: 'info', when: 'for `state: resumed`' },
@@ -256,9 +261,11 @@ const TABLE = [
       'counts against its health.' },
   { name: 'GREYLIST', level: 'info',
     fields: [['network', 'the client network greylisting keys on'], ['state', 'defer or pass'], ['reason', 'new, early or expired'],
-      ['wait_ms', 'time left before a retry is accepted'], ['delay_ms', 'time between the first try and this retry']],
+      ['wait_ms', 'time left before a retry is accepted'], ['delay_ms', 'time between the first try and this retry'],
+      ['action', 'shadow (greylist.action or mode shadow; only then)'], ['would', 'defer (with action shadow)']],
     translation: 'Greylisting: `state: defer` (`reason` new, early with `wait_ms` left, or expired: the 450 follows at RCPT and ' +
-      'NOQUEUE logs the envelope) or `state: pass` (a retry from `network` after `delay_ms`, within the window).' },
+      'NOQUEUE logs the envelope) or `state: pass` (a retry from `network` after `delay_ms`, within the window). With ' +
+      '`action: shadow, would: defer` the deferral was shadowed: the client was handed over, its first try is recorded.' },
   { name: 'STRESS', level: 'info', also: { level: 'warn', when: 'for `state: enter`' },
     fields: [['state', 'enter or leave'], ['count', 'connections open'], ['limit', 'the connection limit'],
       ['threshold', 'the watermark crossed']],

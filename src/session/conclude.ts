@@ -20,7 +20,7 @@ import { enterDummy } from './dummy.js';
 import { closeWith } from './close.js';
 import { afterEarly } from './verdict.js';
 import type { CheckOutcome } from '../checks/check.js';
-import { ALLOWLISTED, IGNORED } from './test-state.js';
+import { ALLOWLISTED, IGNORED, SHADOWED } from './test-state.js';
 
 export function conclude(s: Session): void {
   if (s.closed) return;
@@ -47,14 +47,20 @@ export function conclude(s: Session): void {
     state: s.tests, record: s.record,
     enforced: s.rejectReply === null ? null : { reply: s.rejectReply, reason: s.rejectReason },
     ignored: (s.tests & IGNORED) !== 0,
+    shadowed: (s.tests & SHADOWED) !== 0,
     checks,
     greylist: (network) => store.observe(network, now, { minDelayMs: g.min_delay, maxDelayMs: g.max_delay, ttlMs: g.ttl }),
   });
-  for (const f of v.failedChecks) s.event(f.outcome.event, { ...f.outcome.fields, action: f.action });
+  for (const f of v.failedChecks) {
+    s.event(f.outcome.event, f.would === undefined ? { ...f.outcome.fields, action: f.action } : { ...f.outcome.fields, action: f.action, would: f.would });
+  }
+  if (v.shadowed === true) s.tests |= SHADOWED;
   s.remember(v.record);
   if (v.greylist !== null) {
     const { network, decision: d } = v.greylist;
-    if (d.verdict === 'defer') s.event(EV.GREYLIST, { network, state: 'defer', reason: d.reason, ...(d.reason === 'early' ? { wait_ms: d.waitMs } : {}) });
+    if (d.verdict === 'defer' && v.greylist.shadow === true) {
+      s.event(EV.GREYLIST, { network, state: 'defer', reason: d.reason, ...(d.reason === 'early' ? { wait_ms: d.waitMs } : {}), action: 'shadow', would: 'defer' });
+    } else if (d.verdict === 'defer') s.event(EV.GREYLIST, { network, state: 'defer', reason: d.reason, ...(d.reason === 'early' ? { wait_ms: d.waitMs } : {}) });
     else if (d.reason === 'retry') s.event(EV.GREYLIST, { network, state: 'pass', delay_ms: d.delayMs });
   }
   switch (v.next) {
