@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /*
- * cli.ts - the `smtpscreen` command: run | check-config | demo | help | version.
+ * cli.ts - the `smtpscreen` command: run | check-config | explain | cache | demo | help | version.
  *
  * Exports: main().
  * Exit codes: 0 ok; 1 bad configuration or usage (the message names the key
@@ -35,6 +35,7 @@ import { dropPrivileges, resolveUser, type PrivilegeResult } from './server/priv
 import { runDemo } from './demo.js';
 import { preflight } from './cli/preflight.js';
 import { explain } from './explain.js';
+import { runCache } from './cli/cache.js';
 import { ScreenError } from './util/errors.js';
 
 function version(): string {
@@ -114,6 +115,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'run':
       return run(args.config, args.overrides);
+    case 'cache': {
+      const cfg = args.config === undefined ? null : configOrNull(args.config, args.overrides);
+      if (args.config !== undefined && cfg === null) return 1;
+      const e = args.extra;
+      const opt = (k: string): Record<string, string> => (typeof e[k] === 'string' ? { [k]: e[k] } : {});
+      return runCache(cfg, { sub: String(e['sub']), ...opt('arg'), ...opt('ttl'), ...opt('snapshot'), ...opt('socket') },
+        (l) => process.stdout.write(l + '\n'), (l) => process.stderr.write(l + '\n'));
+    }
     case 'explain': {
       const cfg = configOrNull(args.config, args.overrides);
       if (cfg === null) return 1;

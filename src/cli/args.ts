@@ -12,7 +12,7 @@
 import { ScreenError } from '../util/errors.js';
 import type { Overrides } from '../config/load.js';
 
-export type Command = 'run' | 'check-config' | 'demo' | 'explain' | 'help' | 'version';
+export type Command = 'run' | 'check-config' | 'demo' | 'explain' | 'cache' | 'help' | 'version';
 
 export interface ParsedArgs {
   command: Command;
@@ -35,6 +35,7 @@ export const COMMANDS: ReadonlyArray<readonly [Command, string]> = [
   ['run', 'screen connections and hand clean clients to the backend (default with --config)'],
   ['check-config', 'validate the configuration (and flags) and exit: 0 ok, 1 errors'],
   ['explain', 'explain ADDRESS: what the access list, the cache and each DNSBL site say about it, and the verdict'],
+  ['cache', 'cache list|show ADDR|delete ADDR|pass ADDR --ttl 1d|export|import FILE: the verdict cache, of the running screener (admin.socket) or of the snapshot'],
   ['demo', 'run a self-contained demonstration on loopback'],
   ['help', 'print this help'],
   ['version', 'print the version'],
@@ -59,6 +60,9 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'resolver', arg: 'ADDR:PORT', override: 'resolver', repeat: true, commands: ['run', 'check-config', 'explain'],
     doc: 'DNS server for DNSBL lookups (repeatable; default: /etc/resolv.conf)' },
   { name: 'print-config', arg: null, commands: ['check-config'], doc: 'print the effective configuration as YAML' },
+  { name: 'ttl', arg: 'DURATION', commands: ['cache'], doc: 'cache pass: how long the pass lasts, e.g. 1d' },
+  { name: 'snapshot', arg: 'FILE', commands: ['cache'], doc: 'cache: work on this snapshot file (no screener may own it) instead of the running screener' },
+  { name: 'socket', arg: 'PATH', commands: ['cache'], doc: 'cache: the running screener\'s admin socket (default: admin.socket of --config)' },
   { name: 'help', arg: null, commands: ['run', 'check-config', 'demo', 'help', 'version'], doc: 'print this help (also -h)' },
   { name: 'version', arg: null, commands: ['run', 'check-config', 'demo', 'help', 'version'], doc: 'print the version' },
 ];
@@ -78,6 +82,7 @@ function isCommand(word: string): word is Command {
 export function parseArgs(argv: string[]): ParsedArgs {
   let command: Command | undefined;
   let address: string | undefined;
+  const words: string[] = [];
   const values = new Map<string, Array<string | true>>();
   for (let i = 0; i < argv.length; i++) {
     const tok = argv[i] as string;
@@ -87,6 +92,10 @@ export function parseArgs(argv: string[]): ParsedArgs {
       if (tok.startsWith('-')) throw usage(`unknown flag "${tok}"`, { flag: tok });
       if (command === 'explain' && address === undefined) {
         address = tok;
+        continue;
+      }
+      if (command === 'cache' && words.length < 2) {
+        words.push(tok);
         continue;
       }
       if (command !== undefined) throw usage(`unexpected argument "${tok}"`, { argument: tok });
@@ -136,6 +145,15 @@ export function parseArgs(argv: string[]): ParsedArgs {
     else out.extra[name] = first;
   }
   if (cmd === 'check-config' && out.config === undefined) throw usage('check-config needs --config FILE', { command: cmd });
+  if (cmd === 'cache') {
+    const sub = words[0];
+    const needs: Record<string, number> = { list: 1, export: 1, show: 2, delete: 2, pass: 2, import: 2 };
+    if (sub === undefined || needs[sub] === undefined) throw usage(`cache needs one of list, show ADDR, delete ADDR, pass ADDR, export, import FILE${sub !== undefined ? `, not "${sub}"` : ''}`, { command: cmd });
+    if (words.length !== needs[sub]) throw usage(`cache ${sub} ${needs[sub] === 2 ? `needs ${sub === 'import' ? 'a FILE' : 'an ADDRESS'}` : 'takes no argument'}`, { command: cmd });
+    if (sub === 'pass' && out.extra['ttl'] === undefined) throw usage('cache pass needs --ttl DURATION (e.g. 1d)', { command: cmd });
+    out.extra['sub'] = sub;
+    if (words[1] !== undefined) out.extra['arg'] = words[1];
+  }
   if (cmd === 'explain') {
     if (address === undefined) throw usage('explain needs an ADDRESS', { command: cmd });
     out.extra['address'] = address;
@@ -150,6 +168,7 @@ export function helpText(): string {
     'usage: smtpscreen [run] [--config FILE] [flags]',
     '       smtpscreen check-config --config FILE [--print-config] [flags]',
     '       smtpscreen explain ADDRESS [--config FILE] [flags]',
+    '       smtpscreen cache list|show ADDR|delete ADDR|pass ADDR --ttl 1d|export|import FILE [--config FILE] [--snapshot FILE] [--socket PATH]',
     '       smtpscreen demo [flags]',
     '       smtpscreen --help | --version',
     '',

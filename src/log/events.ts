@@ -241,6 +241,12 @@ const TABLE = [
       ['/ error', 'why it failed'], ['during', 'load or save'], ['set_aside', 'where a corrupt snapshot was moved']],
     translation: 'The snapshot was loaded or saved, or failed (`op: error`). `removed_temps`: at load, the temp files that ' +
       'saves cut short by a crash had left (`.<file>.tmp-<pid>` beside the snapshot), now deleted.' },
+  { name: 'CACHE ADMIN', level: 'info',
+    fields: [['op', 'delete, pass or import'], ['address', 'the client address (delete, pass)'], ['ttl_ms', 'pass: how long'],
+      ['entries', 'import: records imported'], ['skipped', 'import: lines that were no snapshot record'],
+      ['by', 'socket (the running screener, through admin.socket) or offline (the snapshot of a stopped screener)'], ['file', 'offline: the snapshot file']],
+    translation: '`smtpscreen cache` changed the verdict cache: a client forgotten (`delete`: its next connection is screened ' +
+      'again), passed by hand (`pass`: every test passed for `ttl_ms`, its next connection is PASS OLD) or records imported.' },
   { name: 'DNSBL', level: 'info',
     fields: [['score', 'the summed weights'], ['hits [{site, weight, records}]', 'the sites that listed the client, with their answers'],
       ['action', 'dnsbl.action'], ['would', 'with action shadow: reject, drop (what the configured action would have done)'], ['lookup_ms', 'time the lookups took'], ['late', 'the sites that had not answered']],

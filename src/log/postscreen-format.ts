@@ -176,6 +176,8 @@ const RENDER: Readonly<Record<string, Render>> = {
   [EV.CACHE]: (ev) => `cache ${str(ev['file']) ?? 'memory'} ${str(ev['op']) ?? 'unknown'}:` +
     `${ev['entries'] !== undefined ? ` entries=${str(ev['entries'])}` : ''}` +
     `${ev['reason'] !== undefined ? ` ${str(ev['reason'])}` : ''}`,
+  [EV.CACHE_ADMIN]: (ev) => `CACHE ADMIN ${str(ev['op']) ?? 'unknown'}${ev['address'] !== undefined ? ` ${str(ev['address'])}` : ''}` +
+    `${ev['entries'] !== undefined ? ` entries=${str(ev['entries'])}` : ''} by ${str(ev['by']) ?? 'unknown'}`,
   [EV.STARTED]: (ev) => {
     const l = ev['listen'];
     const listen = Array.isArray(l) ? l.map((x) => str(x)).join(',') : str(l) ?? 'unknown';

@@ -4,7 +4,9 @@
  * Exports: startScreener(), Screener, ScreenerOptions.
  * Init order: the verdict store → the generation (server/generation.ts: access
  * list, replies, DNSBL, the backend and its EHLO, the personalities) → the
- * stress watermarks (server/stress.ts) → the snapshot → listeners → STARTED.
+ * stress watermarks (server/stress.ts) → the snapshot (claimed: cache/owner.ts)
+ * → listeners → the cache admin socket (admin.socket) → STARTED; close()
+ * removes the socket and, after the last save, the snapshot's owner mark.
  * close() stops accepting, ends sessions still being screened with a 421,
  * lets spliced sessions finish for up to drain_timeout, then cuts the rest.
  * reload() builds the next generation (keeping the parts of sections that did
@@ -28,6 +30,8 @@ import { RESTART_KEYS, Retiring, changedKeys, listenKey, planListeners, reloadFa
 import { FD_RESERVE, connectionCeiling, readFdLimit } from './fdlimit.js';
 import type { Sink } from './sink.js';
 import { makeGeneration, type MadeGeneration } from './generation.js';
+import { startAdminSocket, type AdminSocket } from './admin-socket.js';
+import { claimSnapshot, releaseSnapshot } from '../cache/owner.js';
 export type { ReloadResult } from './reload.js';
 import { realClock } from '../session/clock.js';
 import { StressState, noteOpen, stressLimit, watermarks, type ServerCtx } from './stress.js';
@@ -94,15 +98,20 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   if (snapFile !== null) {
     const r = await loadSnapshot(store, snapFile, Date.now(), { removeTemps: true });
     logSnapshot(ctx, 'load', snapFile, r);
+    claimSnapshot(snapFile);
   }
+  let admin: AdminSocket | null = null;
   // Keyed by the configured address (server/reload.ts listenKey()); a reload adds and removes entries.
   const listeners = new Map<string, Listener>();
   let bindFields: Record<string, unknown> = {};
   try {
     for (const l of config.listen) listeners.set(listenKey(l), await startListener(ctx, l));
+    if (config.admin.socket !== null) admin = await startAdminSocket(config.admin.socket, store, emitter);
     if (opts.afterBind !== undefined) bindFields = opts.afterBind();
   } catch (err) {
     for (const l of listeners.values()) l.server.close();
+    await admin?.close();
+    if (snapFile !== null) releaseSnapshot(snapFile);
     made.ehlo?.stop();
     made.health.stop();
     await resolver?.close();
@@ -267,8 +276,10 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       await retiring.closeAll();
       await made.resolver?.close();
       await made.sink?.close();
+      await admin?.close();
       const file = ctx.gen.config.cache.snapshot;
       if (file !== null) logSnapshot(ctx, 'save', file, await saveSnapshot(store, file));
+      if (snapFile !== null) releaseSnapshot(snapFile);
       emitter.emit(EV.STOPPED, { forced });
       return forced;
     });
