@@ -19,7 +19,9 @@
  * the allowlist threshold completes every test with the DNSBL TTL.
  * Shadow (mode: shadow, or a test's action: shadow; checks/check.ts): a
  * failure is logged with what it would have done and the verdict goes on as
- * if the test had passed (later tests still apply), but the failed test's
+ * if the test had passed (later tests still apply: an enforced greylisting
+ * defers it; a shadowed one is not asked, as enforce would not have got
+ * there, so the would-have counts are enforce's), but the failed test's
  * pass is cleared and not written, so it runs, and is logged, again on the
  * next connection, as an enforced failure would be: the would-have counts
  * track the real ones connection for connection. The passes of the tests the
@@ -208,7 +210,10 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
   let greylist: EarlyVerdict['greylist'] = null;
   let deferred = false;
   const g = cfg.greylist;
-  if (g.enable && !((f.record?.[GREYLIST] ?? 0) > now)) {
+  // Greylisting shadowed after a shadowed failure: enforce would have refused the client before greylisting,
+  // so it is not asked (the would-have counts stay those of enforce; nothing changes for the client).
+  const skipGreylist = shadowed && actionIn(g.action ?? 'enforce', cfg.mode) === 'shadow';
+  if (g.enable && !skipGreylist && !((f.record?.[GREYLIST] ?? 0) > now)) {
     if (!greylistApplies(g.policy, score, g.suspicious_score)) changes.push([GREYLIST, now + g.ttl]);
     else {
       const network = networkOf(f.client, g.ipv4_prefix, g.ipv6_prefix);

@@ -112,6 +112,13 @@ test('shadow: a per-test shadow goes on as if passed; greylisting (enforced) sti
   assert.equal(stored(v.record, GL), 0);
 });
 
+test('shadow: under mode shadow a listed client is not greylisted (enforce would have refused it first): the would-have counts stay enforce\'s', () => {
+  const { p, checks } = listed(dnsbl('enforce', 'shadow', { greylist: { enable: true, policy: 'suspicious' } }), 3);
+  const v = afterEarly(facts({ personality: p, checks, greylist: () => { throw new Error('greylisting asked'); } }));
+  assert.deepEqual([v.next, v.name, v.greylist], ['handoff', 'shadow', null]);
+  assert.deepEqual(v.failedChecks.map((f) => [f.action, f.would]), [['shadow', 'reject']]);
+});
+
 test('shadow: greylisting shadowed (greylist.action shadow, or mode shadow) hands over, its first try recorded by observe(), no greylist pass', () => {
   for (const raw of [{ greylist: { enable: true, action: 'shadow' } }, { mode: 'shadow', greylist: { enable: true } }]) {
     const p = personality(raw);
