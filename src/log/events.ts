@@ -66,7 +66,7 @@ const TABLE = [
     translation: 'SIGHUP: the configuration file and the access list were read again. `ok: true`: new connections get the new ' +
       'configuration (sessions in flight finish with the one they started with; the verdict cache is kept); `changed` ' +
       'lists the keys, `added`/`removed` the listeners. `restart_needed` (at warn): keys a running screener cannot apply ' +
-      '(`cache.max_entries`, `log.*`, `user`, `group`, `allow_root`). `ok: false` (at error): the file, the access list, a ' +
+      '(`cache.max_entries`, `log.*`, `user`, `group`, `allow_root`, `admin.socket`). `ok: false` (at error): the file, the access list, a ' +
       'certificate or a new listener failed (`error` names it: after the drop to `user`, a new port below 1024 cannot be ' +
       'bound); the screener goes on with the configuration it had.' },
   { name: 'ACCEPT ERROR', level: 'error',

@@ -29,7 +29,7 @@ import type { Sink } from './sink.js';
  * is state, kept across a reload), the logger is made once, and the
  * privileges were dropped at start (no way back to root).
  */
-export const RESTART_KEYS: readonly string[] = ['cache.max_entries', 'log.format', 'log.level', 'user', 'group', 'allow_root'];
+export const RESTART_KEYS: readonly string[] = ['cache.max_entries', 'log.format', 'log.level', 'user', 'group', 'allow_root', 'log.reveal_sites', 'admin.socket'];
 
 /** The dotted keys whose value differs (stress overrides as "stress.<key>"), in schema order. */
 export function changedKeys(a: Config, b: Config): string[] {
