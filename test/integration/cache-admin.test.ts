@@ -90,6 +90,16 @@ test('cache admin online: 0600 socket; pass -> PASS OLD, delete -> screened agai
     assert.match(exp.out, /^smtpscreen-cache 1\n/);
     assert.match(exp.out, /^127\.0\.44\.2 1:\d+;/m);
 
+    // import over the socket: a record from a file, logged by the screener.
+    const impFile = path.join(dir, 'one.txt');
+    fs.writeFileSync(impFile, `smtpscreen-cache 1\n127.0.44.9 1:${Date.now() + 3_600_000}\nnot a record\n`);
+    const imp = await cache(['import', impFile, '--socket', sock]);
+    assert.equal(imp.code, 0, imp.err);
+    assert.match(imp.out, /imported 1 records, skipped 1 lines/);
+    const ie = await s.waitForEvent((e) => e['event'] === 'CACHE ADMIN' && e['op'] === 'import');
+    assert.deepEqual([ie['entries'], ie['skipped'], ie['by']], [1, 1, 'socket']);
+    assert.match((await cache(['show', '127.0.44.9', '--socket', sock])).out, /pregreet: passed until/);
+
     // Garbage on the socket: an error reply, the screener goes on.
     const raw = net.connect(sock);
     raw.setEncoding('utf8');
@@ -129,7 +139,7 @@ test('cache admin online: 0600 socket; pass -> PASS OLD, delete -> screened agai
   const snap2 = path.join(dir, 'other.snap');
   const imp = await cache(['import', file, '--snapshot', snap2]);
   assert.equal(imp.code, 0, imp.err);
-  assert.match(imp.out, /imported 2 records, skipped 0 lines/);
+  assert.match(imp.out, /imported 3 records, skipped 0 lines/);
   assert.equal((await cache(['export', '--snapshot', snap2])).out.split('\n').sort().join('\n'), exported.out.split('\n').sort().join('\n'));
 });
 
