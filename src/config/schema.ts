@@ -323,7 +323,7 @@ export const SCHEMA: readonly KeySpec[] = [
     doc: 'Log DNSBL sites by their real domain; false: by their dnsbl.reply_map name (DNSBL hits, DNSBL SITE, DNSBL WARNING), so a paid feed\'s key stays out of the log.',
     postscreen: null, postscreenDefault: null, note: 'postscreen logs the real site name' },
   { key: 'admin.socket', type: 'path', default: null, nullable: true,
-    doc: 'Unix socket of the cache admin (smtpscreen cache ... talks to the running screener through it), created mode 0600, removed at stop; null: none. A path that exists and is not a stale socket is refused at start.',
+    doc: 'Unix socket of the cache admin (smtpscreen cache ... talks to the running screener through it), created mode 0600 by the user the screener runs as (after the switch to user: its directory must be writable by it), removed at stop; null: none. A path that exists and is not a stale socket is refused at start.',
     postscreen: null, postscreenDefault: null, note: 'postscreen\'s cache is a Postfix map: postmap -q / -d on a stopped postscreen' },
 ];
 

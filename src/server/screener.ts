@@ -5,7 +5,7 @@
  * Init order: the verdict store → the generation (server/generation.ts: access
  * list, replies, DNSBL, the backend and its EHLO, the personalities) → the
  * stress watermarks (server/stress.ts) → the snapshot (claimed: cache/owner.ts)
- * → listeners → the cache admin socket (admin.socket) → STARTED; close()
+ * → listeners → the privilege drop → the cache admin socket (admin.socket) → STARTED; close()
  * removes the socket and, after the last save, the snapshot's owner mark.
  * close() stops accepting, ends sessions still being screened with a 421,
  * lets spliced sessions finish for up to drain_timeout, then cuts the rest.
@@ -106,8 +106,9 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   let bindFields: Record<string, unknown> = {};
   try {
     for (const l of config.listen) listeners.set(listenKey(l), await startListener(ctx, l));
-    if (config.admin.socket !== null) admin = await startAdminSocket(config.admin.socket, store, emitter);
     if (opts.afterBind !== undefined) bindFields = opts.afterBind();
+    // After the switch to `user`: the socket is that user's (and root's) to connect to, and removable by it at stop.
+    if (config.admin.socket !== null) admin = await startAdminSocket(config.admin.socket, store, emitter);
   } catch (err) {
     for (const l of listeners.values()) l.server.close();
     await admin?.close();

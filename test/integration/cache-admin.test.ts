@@ -2,7 +2,8 @@
  * Integration: `smtpscreen cache` against a real screener (admin.socket) and
  * offline against its snapshot once it stopped.
  * - The socket is mode 0600, removed at stop; a stale socket at start is
- *   replaced, a regular file there refuses the start.
+ *   replaced, a regular file there refuses the start; with `user` it is
+ *   created after the switch, owned by that user.
  * - pass makes the next connection from that address PASS OLD; delete makes
  *   it screened again (PASS NEW after the greet wait); show, list and export
  *   see it; each change is CACHE ADMIN by: socket in the screener's log.
@@ -159,4 +160,21 @@ test('admin.socket at start: a stale socket is replaced, a regular file refuses 
   fs.writeFileSync(file, 'x');
   await assert.rejects(startScreener(config(file, path.join(dir, 'x.snap'))), /admin\.socket: .* exists and is not a socket/);
   assert.equal(fs.readFileSync(file, 'utf8'), 'x', 'the file is left alone');
+});
+
+test('admin.socket with user: created after the switch, owned by that user, mode 0600, removed by it at stop', { timeout: 30_000 }, async () => {
+  if (process.getuid?.() !== 0) throw new Error('this test needs root (the tests run as root)');
+  fs.chmodSync(dir, 0o755); // traversable by nobody
+  const own = fs.mkdtempSync(path.join(dir, 'run-'));
+  fs.chownSync(own, 65534, 65534); // nobody's directory, as /run/smtpscreen would be
+  const sock = path.join(own, 'admin.sock');
+  const s = await startScreener({ ...config(sock, path.join(own, 'cache.snap')), user: 'nobody' });
+  try {
+    const st = fs.statSync(sock);
+    assert.deepEqual([st.uid, st.mode & 0o777], [65534, 0o600]);
+    assert.equal((await cache(['list', '--socket', sock])).code, 0, 'root may connect');
+  } finally {
+    assert.equal(await s.stop(), 0);
+  }
+  assert.equal(fs.existsSync(sock), false);
 });
