@@ -9,7 +9,8 @@
 # nothing is started), and for the syslog test (test/integration/syslog.test.ts):
 # rsyslog (a private rsyslogd per test), fail2ban (fail2ban-regex with its stock
 # postfix filter) and pflogsumm; git (the packaging test installs a fresh
-# checkout, test/integration/packaging.test.ts).
+# checkout, test/integration/packaging.test.ts); chromium (headless: renders
+# the `smtpscreen stats --html` report in test/stats/html-render.test.ts).
 #
 # Idempotent and non-interactive: installs only what is missing, runs
 # `apt-get update` only when an install fails without it. Postfix is preseeded
@@ -22,7 +23,7 @@
 # Needs root for installing (uses `sudo -n` when not root).
 set -euo pipefail
 
-PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils util-linux systemd rsyslog fail2ban pflogsumm git)
+PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils util-linux systemd rsyslog fail2ban pflogsumm git chromium)
 # The program each package provides (checked on systems without dpkg).
 declare -A CMD_OF=([bind9-dnsutils]=dig [util-linux]=setpriv [systemd]=systemd-analyze [rsyslog]=rsyslogd [fail2ban]=fail2ban-regex)
 say() { printf 'setup-test-deps: %s\n' "$*"; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /*
- * cli.ts - the `smtpscreen` command: run | check-config | explain | cache | demo | help | version.
+ * cli.ts - the `smtpscreen` command: run | check-config | explain | cache | demo | stats | help | version.
  *
  * Exports: main().
  * Exit codes: 0 ok; 1 bad configuration or usage (the message names the key
@@ -36,6 +36,7 @@ import { runDemo } from './demo.js';
 import { preflight } from './cli/preflight.js';
 import { explain } from './explain.js';
 import { runCache } from './cli/cache.js';
+import { statsMain } from './stats/command.js';
 import { ScreenError } from './util/errors.js';
 
 function version(): string {
@@ -70,6 +71,8 @@ function configOrNull(file: string | undefined, overrides: Overrides, onError?: 
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `stats` reads logs, not a configuration: its own flags (stats/command.ts).
+  if (argv[0] === 'stats') return statsMain(argv.slice(1));
   let args;
   try {
     args = parseArgs(argv);

@@ -170,6 +170,7 @@ export function helpText(): string {
     '       smtpscreen explain ADDRESS [--config FILE] [flags]',
     '       smtpscreen cache list|show ADDR|delete ADDR|pass ADDR --ttl 1d|export|import FILE [--config FILE] [--snapshot FILE] [--socket PATH]',
     '       smtpscreen demo [flags]',
+    '       smtpscreen stats [FILE...|-] [--json] [--html FILE] [--follow]   (smtpscreen stats --help)',
     '       smtpscreen --help | --version',
     '',
     'commands:',
