@@ -26,6 +26,7 @@ const ISO = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:Z|[+-]
 
 /** Postfix's level prefixes: a journal line "<4>warning: ..." has no tag before them. */
 const LEVELS = new Set(['warning:', 'error:', 'fatal:', 'panic:']);
+const SHADOW = /^SHADOW \(would (reject|drop|defer)\): /;
 
 const HANGUP_PHASE: Readonly<Record<string, string>> = {
   'tests before SMTP handshake': 'pregreet',
@@ -119,6 +120,16 @@ export class PostscreenParser {
   }
 
   #text(text0: string, rec: Rec): LineKind {
+    // Shadow mode (log/postscreen-format.ts): "SHADOW (would reject): <the usual line>".
+    const sh = SHADOW.exec(text0);
+    if (sh !== null) {
+      const kind = this.#text(text0.slice(sh[0].length), rec);
+      if (kind === 'event') {
+        rec.f['action'] = 'shadow';
+        rec.f['would'] = sh[1];
+      }
+      return kind;
+    }
     let text = text0;
     rec.level = '';
     for (const lv of ['warning', 'error', 'fatal', 'panic']) {
