@@ -192,6 +192,16 @@ export class PostscreenParser {
           f['score'] = Number(m[1]);
           return at(m[0].length - 1) >= 0 ? ev(EV.DNSBL) : 'other';
         }
+        // Site health, as log/postscreen-format.ts renders it (older logs: the generic NAME key=value form).
+        if ((m = /^DNSBL SITE (\S+) (suspended|resumed)(?:: (.*))?$/.exec(text)) !== null) {
+          f['site'] = m[1]; f['state'] = m[2];
+          if (m[3] !== undefined) f['reason'] = m[3];
+          return ev(EV.DNSBL_SITE);
+        }
+        if ((m = /^DNSBL WARNING (\S+): (\S+)$/.exec(text)) !== null) {
+          f['site'] = m[1]; f['reason'] = m[2];
+          return ev(EV.DNSBL_WARNING);
+        }
         return this.#generic(text, rec);
       case 'COMMAND':
         for (const [p, name] of [['COMMAND PIPELINING from ', EV.COMMAND_PIPELINING], ['COMMAND TIME LIMIT from ', EV.COMMAND_TIME_LIMIT],
