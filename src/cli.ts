@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /*
- * cli.ts - the `smtpscreen` command: run | check-config | explain | probe | demo | stats | help | version.
+ * cli.ts - the `smtpscreen` command: run | check-config | explain | probe | cache | demo | stats | help | version.
  *
  * Exports: main().
  * Exit codes: 0 ok; 1 bad configuration or usage (the message names the key
@@ -37,6 +37,7 @@ import { runDemo } from './demo.js';
 import { preflight } from './cli/preflight.js';
 import { explain } from './explain.js';
 import { formatProbe, parseProbeTarget, probe } from './probe.js';
+import { runCache } from './cli/cache.js';
 import { statsMain } from './stats/command.js';
 import { ScreenError } from './util/errors.js';
 
@@ -121,6 +122,14 @@ export async function main(argv: string[]): Promise<number> {
       return run(args.config, args.overrides);
     case 'probe':
       return runProbe(args.extra);
+    case 'cache': {
+      const cfg = args.config === undefined ? null : configOrNull(args.config, args.overrides);
+      if (args.config !== undefined && cfg === null) return 1;
+      const e = args.extra;
+      const opt = (k: string): Record<string, string> => (typeof e[k] === 'string' ? { [k]: e[k] } : {});
+      return runCache(cfg, { sub: String(e['sub']), ...opt('arg'), ...opt('ttl'), ...opt('snapshot'), ...opt('socket') },
+        (l) => process.stdout.write(l + '\n'), (l) => process.stderr.write(l + '\n'));
+    }
     case 'explain': {
       const cfg = configOrNull(args.config, args.overrides);
       if (cfg === null) return 1;

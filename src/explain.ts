@@ -109,6 +109,7 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
         out('verdict: DENYLISTED, action enforce: 550 5.3.2 at RCPT (envelope logged)');
         return 0;
       }
+      if (accept.action === 'shadow') out(`access list: shadow: would ${accept.would ?? 'reject'}; the tests go on as if it were not listed`);
       break;
     case 'test':
       break;
@@ -168,7 +169,8 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
   if (dnsbl !== null) state |= flag(TestIndex.dnsbl, TODO | DONE);
   const v = afterEarly({
     client, now, personality, replies: makeReplies(cfg.hostname, cfg.banner), state, record,
-    enforced: null, ignored: accept.next === 'denylisted', checks: dnsbl === null ? [] : [{ test: TestIndex.dnsbl, outcome: dnsbl }],
+    enforced: null, ignored: accept.next === 'denylisted' && accept.action === 'ignore',
+    shadowed: accept.next === 'denylisted' && accept.action === 'shadow', checks: dnsbl === null ? [] : [{ test: TestIndex.dnsbl, outcome: dnsbl }],
     // A look only: explain never records a first attempt.
     greylist: (network) => greylistDecide(store.get(`net:${network}`)?.[TestIndex.greylist] ?? 0, now,
       { minDelayMs: g.min_delay, maxDelayMs: g.max_delay, ttlMs: g.ttl }),
@@ -191,10 +193,20 @@ function verdictText(cfg: Config, v: EarlyVerdict): string {
       return `new client: ${wait}greylisted${why}: 450 at RCPT; a retry from ${v.greylist?.network ?? 'its network'} after ${cfg.greylist.min_delay / 1000}s passes`;
     }
     case 'deep':
+      if (v.shadowed === true) {
+        const would = v.failedChecks.map((f) => `${f.outcome.event} would ${f.would ?? f.action}`);
+        if (v.greylist?.shadow === true) would.push('greylisting would defer');
+        return `shadow mode: ${would.join('; ') || 'a shadowed failure (access list)'}; then the deep tests (${deep.join(', ')}) in the dummy engine, as for a client that passed`;
+      }
       return `new client: ${wait}without a valid pass of the deep tests (${deep.join(', ')}) it gets the dummy engine instead of the handoff:` +
         ' 450 at RCPT, and PASS OLD on its next connection once it passed them';
     case 'handoff':
       if (v.name === 'policy-allowlisted') return 'policy permit: passes every test at once (PASS NEW), handed to the backend';
+      if (v.name === 'shadow') {
+        const would = v.failedChecks.map((f) => `${f.outcome.event} would ${f.would ?? f.action}: ${stripCrlf(f.outcome.reply(f.would === 'drop' ? 521 : 550))}`);
+        if (v.greylist?.shadow === true) would.push('greylisting would defer: 450 at RCPT');
+        return `shadow mode: ${would.length > 0 ? would.join('; ') : 'a shadowed failure (access list)'}; handed to the backend as if it had passed, the failed test runs again next time`;
+      }
       if (v.name === 'dnsbl-allowlisted') return 'DNSBL allowlisted: passes every test at once (PASS NEW), handed to the backend';
       if (v.name === 'ignored') return `a failure under ignore: ${wait}handed to the backend, nothing remembered`;
       if (v.name === 'untested') return 'new client: no tests apply; handed to the backend';

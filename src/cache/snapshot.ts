@@ -2,7 +2,7 @@
  * cache/snapshot.ts - crash-safe file snapshot of the verdict store, so that a
  * restart does not re-screen every client.
  *
- * Exports: saveSnapshot(), loadSnapshot(), SNAPSHOT_HEADER.
+ * Exports: saveSnapshot(), loadSnapshot(), SNAPSHOT_HEADER, validKey().
  * Format: a header line "smtpscreen-cache 1", then one "<client> <record>"
  * line per entry, the record in cache/store.ts's text form. Save writes a
  * temp file in the same directory, fsyncs it, renames it over the old one and
@@ -74,7 +74,7 @@ function liveAt(rec: VerdictRecord, now: number): boolean {
 }
 
 /** Store keys are client addresses, or "net:<address>/<bits>" for greylisted networks. */
-function validKey(key: string): boolean {
+export function validKey(key: string): boolean {
   if (!key.startsWith('net:')) return normalizeAddress(key) === key;
   const slash = key.lastIndexOf('/');
   return slash > 4 && normalizeAddress(key.slice(4, slash)) === key.slice(4, slash) && /^\d{1,3}$/.test(key.slice(slash + 1));

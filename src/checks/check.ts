@@ -1,9 +1,13 @@
 /*
  * checks/check.ts - what every test returns, and the one switch over actions.
  *
- * Exports: Result, Outcome, applyAction(), EarlyCheck, CheckRun, CheckOutcome, ClientFacts.
- * A check decides pass or fail; what a failure does is the same three-way
- * switch for every test (postscreen's DROP / ENFORCE / IGNORE), written once here.
+ * Exports: Result, Outcome, applyAction(), Would, actionIn(), wouldOf(), shadowFields(),
+ *          EarlyCheck, CheckRun, CheckOutcome, ClientFacts.
+ * A check decides pass or fail; what a failure does is the same switch for
+ * every test (postscreen's DROP / ENFORCE / IGNORE, and our SHADOW), written once here.
+ * Shadow (mode: shadow, or a test's action: shadow): the failure is logged with
+ * `action: shadow` and `would` (what the configured action would have done:
+ * reject, drop; greylisting's defer) and the client goes on as if it had passed.
  *
  * EarlyCheck is the one shape of a check that runs beside the greet wait
  * (DNSBL today; a shared-store lookup or an HTTP policy next: one file
@@ -14,7 +18,7 @@
  * outcome() is what the verdict function (session/verdict.ts) reads, the
  * same for every check.
  */
-import type { Action } from '../config/types.js';
+import type { Action, Mode } from '../config/types.js';
 import type { EventName } from '../log/events.js';
 import type { ConnectFacts } from './policy-reply.js';
 
@@ -29,18 +33,39 @@ export interface Result {
 export type Outcome =
   | 'drop'      // reply 521 and close now
   | 'enforce'   // remember the failure: the dummy engine rejects at RCPT
-  | 'continue'; // ignore: log only, no pass recorded, the test repeats next time
+  | 'continue'  // ignore: log only, no pass recorded, the test repeats next time
+  | 'shadow';   // log what would have happened (`would`), go on as if passed; no pass recorded
 
 export function applyAction(action: Action): Outcome {
   switch (action) {
     case 'drop': return 'drop';
     case 'enforce': return 'enforce';
     case 'ignore': return 'continue';
+    case 'shadow': return 'shadow';
     default: {
       const never: never = action;
       throw new Error(`unknown action ${String(never)}`);
     }
   }
+}
+
+/** What a shadowed failure would have done to the client. */
+export type Would = 'reject' | 'drop' | 'defer';
+
+/** The action that applies under `mode`: mode shadow makes every drop and enforce a shadow; ignore stays ignore. */
+export function actionIn(action: Action, mode: Mode): Action {
+  return mode === 'shadow' && (action === 'drop' || action === 'enforce') ? 'shadow' : action;
+}
+
+/** What the configured action would have done: drop -> drop; enforce and a per-test shadow -> reject (550 at RCPT). */
+export function wouldOf(configured: Action): Would {
+  return configured === 'drop' ? 'drop' : 'reject';
+}
+
+/** The `action` (and, when shadowed, `would`) fields of a failure's event under `mode`. */
+export function shadowFields(configured: Action, mode: Mode): { action: Action; would?: Would } {
+  const action = actionIn(configured, mode);
+  return action === 'shadow' ? { action, would: wouldOf(configured) } : { action };
 }
 
 /** One check's work for one client. */

@@ -12,7 +12,7 @@
  *   and only until it fails once: then it is skipped for the rest of the
  *   session, so one offence is logged once.
  * - fail() with `drop` or `enforce`: failed, any pass of this session is
- *   withdrawn. With `ignore`: logged, and the test counts as passed, but only
+ *   withdrawn. With `ignore` (and `shadow`, which also marks it shadowed): logged, and the test counts as passed, but only
  *   for `ignoreTtl`, the shortest TTL of all tests (postscreen's psc_min_ttl:
  *   "temporarily allowlist until something else expires"). Recording no pass
  *   at all would defer the client at RCPT on every connection, for ever.
@@ -22,6 +22,7 @@
  * Pure: no sockets, no clock; the times are added by the session.
  */
 import type { Action } from '../config/types.js';
+import type { Would } from './check.js';
 import type { ForbiddenCommands } from './non-smtp.js';
 
 export const DEEP_TESTS = ['pipelining', 'non_smtp', 'bare_newline'] as const;
@@ -35,6 +36,8 @@ export interface DeepTestOptions {
   readonly action: Action;
   /** How long a pass is remembered, ms. */
   readonly ttl: number;
+  /** action shadow: what the configured action would have done (the event's `would`). */
+  readonly would?: Would;
 }
 
 /** The deep tests' configuration, compiled once (session/deep.ts deepOptions()). */
@@ -55,8 +58,10 @@ export class DeepTests {
   failed = 0;
   /** Passed (at RCPT, or failed with ignore). */
   passed = 0;
-  /** Of `passed`: the ones that failed with ignore (short TTL). */
+  /** Of `passed`: the ones that failed with ignore or shadow (short TTL). */
   ignored = 0;
+  /** Of `ignored`: the ones that failed with shadow (no PASS NEW for the session). */
+  shadowed = 0;
   /** Failed once: not tested again in this session. */
   #skip = 0;
 
@@ -76,9 +81,11 @@ export class DeepTests {
     const bit = DEEP_BIT[id];
     const action = this.opts[id].action;
     this.#skip |= bit;
-    if (action === 'ignore') {
+    if (action === 'ignore' || action === 'shadow') {
+      // Shadow as ignore: the client goes on, and the short pass keeps it from the dummy engine's 450 on every connection.
       this.passed |= bit;
       this.ignored |= bit;
+      if (action === 'shadow') this.shadowed |= bit;
     } else {
       this.passed &= ~bit;
       this.ignored &= ~bit;

@@ -43,6 +43,8 @@ export interface DnsblOptions {
   timeoutMs?: number;
   txt: boolean;
   replyMap: Record<string, string>;
+  /** log.reveal_sites: log the real domains; otherwise (default) their replyMap names. */
+  revealSites?: boolean;
   health: {
     enable: boolean;
     intervalMs: number;
@@ -190,7 +192,7 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
     }
     if (elapsed > this.opts.slowWarningMs && now - d.lastSlowWarn >= WARN_EVERY_MS) {
       d.lastSlowWarn = now;
-      this.#emit('DNSBL WARNING', { site: d.domain, reason: 'slow', lookup_ms: elapsed });
+      this.#emit('DNSBL WARNING', { site: this.logName(d.domain), reason: 'slow', lookup_ms: elapsed });
     }
     if (r.status === 'error') {
       this.#error(d, r.error);
@@ -222,7 +224,7 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
     if (reserved !== null) {
       if (now - d.lastErrorWarn >= WARN_EVERY_MS) {
         d.lastErrorWarn = now;
-        this.#emit('DNSBL WARNING', { site: d.domain, reason: 'error-answer', value: reserved });
+        this.#emit('DNSBL WARNING', { site: this.logName(d.domain), reason: 'error-answer', value: reserved });
       }
       this.#error(d, `error answer ${reserved}`);
     } else d.errors = 0;
@@ -236,7 +238,7 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
 
   #logOverload(d: Domain, now: number): void {
     d.lastOverloadWarn = now;
-    this.#emit('DNSBL WARNING', { site: d.domain, reason: 'overload', count: d.overloadUnlogged, total: this.overloaded });
+    this.#emit('DNSBL WARNING', { site: this.logName(d.domain), reason: 'overload', count: d.overloadUnlogged, total: this.overloaded });
     d.overloadUnlogged = 0;
   }
 
@@ -248,14 +250,14 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
   #suspend(d: Domain, reason: string): void {
     if (d.suspended) return;
     d.suspended = true;
-    this.#emit('DNSBL SITE', { site: d.domain, state: 'suspended', reason });
+    this.#emit('DNSBL SITE', { site: this.logName(d.domain), state: 'suspended', reason });
   }
 
   #resume(d: Domain): void {
     d.errors = 0;
     if (!d.suspended) return;
     d.suspended = false;
-    this.#emit('DNSBL SITE', { site: d.domain, state: 'resumed', reason: 'probe passed' });
+    this.#emit('DNSBL SITE', { site: this.logName(d.domain), state: 'resumed', reason: 'probe passed' });
   }
 
   /** The score and hits so far, for the verdict at the end of the greet wait. */
@@ -301,9 +303,27 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
         return withTxt(dnsblReply(code, q.client, site), q.txt.get(hit?.site ?? '') ?? '');
       },
       event: EV.DNSBL,
-      fields: failed ? { score: s.score, hits: s.hits, lookup_ms: s.lookupMs, late: s.late } : NO_FIELDS,
-      passFields: s.late.length > 0 ? { dnsbl_score: s.score, dnsbl_late: s.late } : { dnsbl_score: s.score },
+      fields: failed ? { score: s.score, hits: this.#loggedHits(s.hits), lookup_ms: s.lookupMs, late: this.#loggedNames(s.late) } : NO_FIELDS,
+      passFields: s.late.length > 0 ? { dnsbl_score: s.score, dnsbl_late: this.#loggedNames(s.late) } : { dnsbl_score: s.score },
     };
+  }
+
+  /** A site as logged: its reply_map name (a paid feed's key stays out of the log), or the domain with log.reveal_sites. */
+  logName(domain: string): string {
+    return this.opts.revealSites === true ? domain : this.opts.replyMap[domain] ?? domain;
+  }
+
+  #mapped(): boolean {
+    return this.opts.revealSites !== true && Object.keys(this.opts.replyMap).length > 0;
+  }
+
+  /** Hits as logged: new objects with the logged site name (the summary's own are kept for the reply). */
+  #loggedHits(hits: DnsblHit[]): DnsblHit[] {
+    return this.#mapped() ? hits.map((h) => ({ site: this.logName(h.site), weight: h.weight, records: h.records })) : hits;
+  }
+
+  #loggedNames(domains: string[]): string[] {
+    return this.#mapped() ? domains.map((d) => this.logName(d)) : domains;
   }
 
   /** The name in the reject text: the listing site with the highest weight, through reply_map. */

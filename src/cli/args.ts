@@ -12,7 +12,7 @@
 import { ScreenError } from '../util/errors.js';
 import type { Overrides } from '../config/load.js';
 
-export type Command = 'run' | 'check-config' | 'demo' | 'explain' | 'probe' | 'help' | 'version';
+export type Command = 'run' | 'check-config' | 'demo' | 'explain' | 'probe' | 'cache' | 'help' | 'version';
 
 export interface ParsedArgs {
   command: Command;
@@ -36,6 +36,7 @@ export const COMMANDS: ReadonlyArray<readonly [Command, string]> = [
   ['check-config', 'validate the configuration (and flags) and exit: 0 ok, 1 errors'],
   ['explain', 'explain ADDRESS: what the access list, the cache and each DNSBL site say about it, and the verdict'],
   ['probe', 'probe --as ADDRESS --to HOST:PORT: connect to a running screener as that client (PROXY header), run an SMTP dialogue, say what it did'],
+  ['cache', 'cache list|show ADDR|delete ADDR|pass ADDR --ttl 1d|export|import FILE: the verdict cache, of the running screener (admin.socket) or of the snapshot'],
   ['demo', 'run a self-contained demonstration on loopback'],
   ['help', 'print this help'],
   ['version', 'print the version'],
@@ -49,13 +50,13 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'handoff', arg: 'xclient|proxy-v1|proxy-v2|none', override: 'handoff', doc: 'how the backend learns the client address' },
   { name: 'access-list', arg: 'FILE', override: 'accessList', doc: 'permanent CIDR access list' },
   { name: 'greet-wait', arg: 'DURATION', override: 'greetWait', doc: 'pregreet wait, e.g. 6s (postscreen_greet_wait)' },
-  { name: 'greet-action', arg: 'ignore|enforce|drop', override: 'greetAction', doc: 'action for early talkers (postscreen_greet_action)' },
+  { name: 'greet-action', arg: 'ignore|enforce|drop|shadow', override: 'greetAction', doc: 'action for early talkers (postscreen_greet_action)' },
   { name: 'log-format', arg: 'json|postscreen|journal', override: 'logFormat', doc: 'NDJSON events, postscreen-style syslog lines, or the text for systemd\'s journal' },
   { name: 'dnsbl', arg: 'SITE', override: 'dnsbl', repeat: true, commands: ['run', 'check-config', 'explain'],
     doc: 'DNSBL site in postscreen syntax, e.g. zen.spamhaus.org=127.0.0.[2..11]*3 (repeatable; replaces dnsbl.sites)' },
   { name: 'dnsbl-threshold', arg: 'N', override: 'dnsblThreshold', commands: ['run', 'check-config', 'explain'],
     doc: 'score at which a client fails the DNSBL test (postscreen_dnsbl_threshold)' },
-  { name: 'dnsbl-action', arg: 'ignore|enforce|drop', override: 'dnsblAction', commands: ['run', 'check-config', 'explain'],
+  { name: 'dnsbl-action', arg: 'ignore|enforce|drop|shadow', override: 'dnsblAction', commands: ['run', 'check-config', 'explain'],
     doc: 'action for a client that fails the DNSBL test (postscreen_dnsbl_action)' },
   { name: 'resolver', arg: 'ADDR:PORT', override: 'resolver', repeat: true, commands: ['run', 'check-config', 'explain'],
     doc: 'DNS server for DNSBL lookups (repeatable; default: /etc/resolv.conf)' },
@@ -69,6 +70,9 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'pipeline', arg: null, commands: ['probe'], doc: 'probe: send MAIL and RCPT together without waiting (PIPELINING is not offered)' },
   { name: 'deliver', arg: null, commands: ['probe'], doc: 'probe: go on with DATA and a short test message when RCPT is accepted (default: stop before DATA)' },
   { name: 'print-config', arg: null, commands: ['check-config'], doc: 'print the effective configuration as YAML' },
+  { name: 'ttl', arg: 'DURATION', commands: ['cache'], doc: 'cache pass: how long the pass lasts, e.g. 1d' },
+  { name: 'snapshot', arg: 'FILE', commands: ['cache'], doc: 'cache: work on this snapshot file (no screener may own it) instead of the running screener' },
+  { name: 'socket', arg: 'PATH', commands: ['cache'], doc: 'cache: the running screener\'s admin socket (default: admin.socket of --config)' },
   { name: 'help', arg: null, commands: ['run', 'check-config', 'demo', 'help', 'version'], doc: 'print this help (also -h)' },
   { name: 'version', arg: null, commands: ['run', 'check-config', 'demo', 'help', 'version'], doc: 'print the version' },
 ];
@@ -88,6 +92,7 @@ function isCommand(word: string): word is Command {
 export function parseArgs(argv: string[]): ParsedArgs {
   let command: Command | undefined;
   let address: string | undefined;
+  const words: string[] = [];
   const values = new Map<string, Array<string | true>>();
   for (let i = 0; i < argv.length; i++) {
     const tok = argv[i] as string;
@@ -97,6 +102,10 @@ export function parseArgs(argv: string[]): ParsedArgs {
       if (tok.startsWith('-')) throw usage(`unknown flag "${tok}"`, { flag: tok });
       if (command === 'explain' && address === undefined) {
         address = tok;
+        continue;
+      }
+      if (command === 'cache' && words.length < 2) {
+        words.push(tok);
         continue;
       }
       if (command !== undefined) throw usage(`unexpected argument "${tok}"`, { argument: tok });
@@ -146,6 +155,15 @@ export function parseArgs(argv: string[]): ParsedArgs {
     else out.extra[name] = first;
   }
   if (cmd === 'check-config' && out.config === undefined) throw usage('check-config needs --config FILE', { command: cmd });
+  if (cmd === 'cache') {
+    const sub = words[0];
+    const needs: Record<string, number> = { list: 1, export: 1, show: 2, delete: 2, pass: 2, import: 2 };
+    if (sub === undefined || needs[sub] === undefined) throw usage(`cache needs one of list, show ADDR, delete ADDR, pass ADDR, export, import FILE${sub !== undefined ? `, not "${sub}"` : ''}`, { command: cmd });
+    if (words.length !== needs[sub]) throw usage(`cache ${sub} ${needs[sub] === 2 ? `needs ${sub === 'import' ? 'a FILE' : 'an ADDRESS'}` : 'takes no argument'}`, { command: cmd });
+    if (sub === 'pass' && out.extra['ttl'] === undefined) throw usage('cache pass needs --ttl DURATION (e.g. 1d)', { command: cmd });
+    out.extra['sub'] = sub;
+    if (words[1] !== undefined) out.extra['arg'] = words[1];
+  }
   if (cmd === 'explain') {
     if (address === undefined) throw usage('explain needs an ADDRESS', { command: cmd });
     out.extra['address'] = address;
@@ -164,6 +182,7 @@ export function helpText(): string {
     '       smtpscreen check-config --config FILE [--print-config] [flags]',
     '       smtpscreen explain ADDRESS [--config FILE] [flags]',
     '       smtpscreen probe --as ADDRESS --to HOST:PORT [--helo NAME] [--mail A] [--rcpt B] [--pregreet] [--pipeline] [--deliver]',
+    '       smtpscreen cache list|show ADDR|delete ADDR|pass ADDR --ttl 1d|export|import FILE [--config FILE] [--snapshot FILE] [--socket PATH]',
     '       smtpscreen demo [flags]',
     '       smtpscreen stats [FILE...|-] [--json] [--html FILE] [--follow]   (smtpscreen stats --help)',
     '       smtpscreen --help | --version',

@@ -56,7 +56,7 @@ export interface KeySpec {
   readonly stress?: string;
 }
 
-const ACTIONS = ['ignore', 'enforce', 'drop'] as const;
+const ACTIONS = ['ignore', 'enforce', 'drop', 'shadow'] as const;
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
@@ -70,6 +70,9 @@ const AGE_MAX = 365 * DAY;
 const HP = (host: string, port: number): HostPort => ({ host, port });
 
 export const SCHEMA: readonly KeySpec[] = [
+  { key: 'mode', type: 'enum', values: ['enforce', 'shadow'], default: 'enforce',
+    doc: 'enforce: each test\'s action applies. shadow: every test runs and logs what it would have done (its event with action: shadow and would: reject, drop or defer) and the client is handed over as if it had passed; the failed test is not remembered as passed, so it runs again next time. A per-test action: shadow does the same for one test (would: reject).',
+    postscreen: null, postscreenDefault: null, note: 'postscreen has no dry run: its nearest is setting each action to ignore, which logs no would-have outcome' },
   { key: 'hostname', type: 'string', default: () => os.hostname(), defaultDoc: 'os.hostname()',
     doc: 'Name in the 220 banner and in replies.', postscreen: 'myhostname', postscreenDefault: 'system hostname' },
   { key: 'banner', type: 'string', default: 'ESMTP',
@@ -192,6 +195,8 @@ export const SCHEMA: readonly KeySpec[] = [
     doc: 'IPv4 network size greylisted as one (large senders retry from neighbouring addresses).', postscreen: null, postscreenDefault: null },
   { key: 'greylist.ipv6_prefix', type: 'int', default: 64, min: 16, max: 128, unit: 'bits',
     doc: 'IPv6 network size greylisted as one.', postscreen: null, postscreenDefault: null },
+  { key: 'greylist.action', type: 'enum', values: ['enforce', 'shadow'], default: 'enforce',
+    doc: 'enforce: a deferred client gets 450 at RCPT; shadow: GREYLIST is logged with action: shadow, would: defer and the client is handed over (mode: shadow does this too).', postscreen: null, postscreenDefault: null },
   { key: 'resolver.servers', type: 'hostport-list', default: [],
     doc: 'DNS servers for DNSBL lookups ("ADDR:PORT"); empty: the nameservers of /etc/resolv.conf.',
     postscreen: null, postscreenDefault: null, note: 'postscreen asks dnsblog(8) processes through the system resolver; we run our own UDP resolver in-process' },
@@ -378,6 +383,12 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'admin.max_loop_delay', type: 'duration', default: 1000, min: 10, max: HOUR, unit: 'ms',
     doc: '/healthz answers 503 when the event loop was delayed longer than this in the last 10 s.',
     postscreen: null, postscreenDefault: null },
+  { key: 'log.reveal_sites', type: 'bool', default: false,
+    doc: 'Log DNSBL sites by their real domain; false: by their dnsbl.reply_map name (DNSBL hits, DNSBL SITE, DNSBL WARNING), so a paid feed\'s key stays out of the log.',
+    postscreen: null, postscreenDefault: null, note: 'postscreen logs the real site name' },
+  { key: 'admin.socket', type: 'path', default: null, nullable: true,
+    doc: 'Unix socket of the cache admin (smtpscreen cache ... talks to the running screener through it), created mode 0600 by the user the screener runs as (after the switch to user: its directory must be writable by it), removed at stop; null: none. A path that exists and is not a stale socket is refused at start.',
+    postscreen: null, postscreenDefault: null, note: 'postscreen\'s cache is a Postfix map: postmap -q / -d on a stopped postscreen' },
 ];
 
 /** Keys that were removed or renamed: old path -> replacement (named in the error). */

@@ -8,8 +8,11 @@
  * config/schema.ts; this file is only the contract other rooms compile against.
  */
 
-/** What to do with a client that fails a test (postscreen's three actions). */
-export type Action = 'ignore' | 'enforce' | 'drop';
+/** What to do with a client that fails a test (postscreen's three actions, and shadow: log what enforce would do, hand over). */
+export type Action = 'ignore' | 'enforce' | 'drop' | 'shadow';
+
+/** enforce: actions apply; shadow: every drop and enforce is logged as `action: shadow` with `would`, and the client is handed over. */
+export type Mode = 'enforce' | 'shadow';
 
 /** How the backend learns the real client address. */
 export type HandoffMode = 'xclient' | 'proxy-v1' | 'proxy-v2' | 'none';
@@ -52,6 +55,8 @@ export interface ListenConfig {
 export type ListenPersonality = 'auto' | 'normal' | 'stress';
 
 export interface Config {
+  /** enforce, or shadow: every test runs and logs what it would have done; no client is refused for it. */
+  mode: Mode;
   /** Name in the 220 banner and in replies. */
   hostname: string;
   /** Text after the hostname in the banner, default "ESMTP". */
@@ -123,6 +128,8 @@ export interface Config {
     ttl: number;
     ipv4_prefix: number;
     ipv6_prefix: number;
+    /** enforce: 450 at RCPT; shadow: logged (`would: defer`), handed over. */
+    action: 'enforce' | 'shadow';
   };
   resolver: {
     /** Empty: the nameservers of /etc/resolv.conf. */
@@ -226,9 +233,13 @@ export interface Config {
     buffer: number;
     file: string | null;
     syslog: { address: HostPort; transport: 'tcp' | 'udp'; tag: string };
+    /** Log the real DNSBL site names, not their dnsbl.reply_map names. */
+    reveal_sites: boolean;
   };
-  /** The admin HTTP listener (server/admin.ts): /metrics, /healthz, /readyz; off while listen is empty. */
+  /** The admin HTTP listener (server/admin.ts): /metrics, /healthz, /readyz; off while listen is empty; and the cache admin's socket. */
   admin: {
+    /** The cache admin's Unix socket (mode 0600), or null: none. */
+    socket: string | null;
     listen: HostPort[];
     /** Peers other than loopback may connect (a specific non-loopback bind address allows them too). */
     allow_remote: boolean;

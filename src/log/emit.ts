@@ -8,7 +8,10 @@
  *                                 `level`, or the level of its row in log/events.ts
  *   enabled(name, level?)         would it be logged: check before building a record
  *   counts                        the counts by event name, read-only (stats, a
- *                                 metrics endpoint)
+ *                                 metrics endpoint); every emit counts here
+ *   would                         of those, the shadowed ones (fields.would set:
+ *                                 mode shadow), by event name and would-have
+ *                                 outcome: would.DNSBL.reject
  *   observer                      null, or who sees every event with its fields
  *                                 and subject (the admin listener's metrics,
  *                                 server/metrics.ts); also the DNSBL lookups
@@ -54,6 +57,7 @@ export class Emitter {
   readonly #slots = new Map<string, Slot>();
   /** Who sees every event besides the log (server/metrics.ts), or null. */
   observer: EmitObserver | null = null;
+  readonly #would: Record<string, Record<string, number>> = {};
 
   constructor(log: Logger, counts: Record<string, number> = {}) {
     this.#log = log;
@@ -65,10 +69,20 @@ export class Emitter {
     return this.#counts;
   }
 
+  /** Shadowed events (with `would`) by event name and would-have outcome: what enforce would have done, counted apart. */
+  get would(): Readonly<Record<string, Readonly<Record<string, number>>>> {
+    return this.#would;
+  }
+
   /** Count one `name` and log it at `level` (default: its row's) with `fields`; `subject`: the session, for the observer. */
   emit(name: EventName, fields?: Fields, level?: EventLevel, subject?: object): void {
     const c = this.#counts;
     c[name] = (c[name] ?? 0) + 1;
+    const would = fields?.['would'];
+    if (typeof would === 'string') {
+      const w = (this.#would[name] ??= {});
+      w[would] = (w[would] ?? 0) + 1;
+    }
     if (this.observer !== null) this.observer.event(name, fields ?? NO_FIELDS, subject);
     let slot = this.#slots.get(name);
     if (slot === undefined) slot = this.#slot(name);

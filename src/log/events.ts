@@ -67,7 +67,7 @@ const TABLE = [
     translation: 'SIGHUP: the configuration file and the access list were read again. `ok: true`: new connections get the new ' +
       'configuration (sessions in flight finish with the one they started with; the verdict cache is kept); `changed` ' +
       'lists the keys, `added`/`removed` the listeners. `restart_needed` (at warn): keys a running screener cannot apply ' +
-      '(`cache.max_entries`, `cache.store`, `cache.redis.*`, `log.*`, `user`, `group`, `allow_root`, `admin.listen`). `ok: false` (at error): the file, the access list, a ' +
+      '(`cache.max_entries`, `cache.store`, `cache.redis.*`, `log.*`, `user`, `group`, `allow_root`, `admin.listen`, `admin.socket`). `ok: false` (at error): the file, the access list, a ' +
       'certificate or a new listener failed (`error` names it: after the drop to `user`, a new port below 1024 cannot be ' +
       'bound); the screener goes on with the configuration it had.' },
   { name: 'ACCEPT ERROR', level: 'error',
@@ -114,8 +114,8 @@ const TABLE = [
     fields: [['entry', 'the access list entry that matched']],
     translation: 'A `permit` entry matched: handed over at once.' },
   { name: 'DENYLISTED', level: 'info',
-    fields: [['entry', 'the access list entry that matched'], ['action', 'access.action: enforce, drop or ignore']],
-    translation: 'A `reject` entry matched; `action` says what follows.' },
+    fields: [['entry', 'the access list entry that matched'], ['action', 'access.action: enforce, drop, ignore or shadow'], ['would', 'with action shadow: reject, drop (what the configured action would have done)']],
+    translation: 'A `reject` entry matched; `action` says what follows (`shadow`: logged with `would`, the tests go on as if it were not listed).' },
   { name: 'PASS OLD', level: 'info', fields: [['tier', 'shared: the record came from Redis (cache.store: redis), not from this process']],
     translation: 'Every enabled test has an unexpired pass: handed over at once. With `tier: shared` the pass was found in the shared ' +
       'store (another screener saw the client) once its answer came, during the greet wait.' },
@@ -128,7 +128,7 @@ const TABLE = [
       'when its dummy session ends; it was not handed over, its next connection is a `PASS OLD`.' },
   { name: 'PREGREET', level: 'info',
     fields: [['bytes', 'bytes sent before the greeting was complete'], ['after_ms', 'when the first came, after connecting'],
-      ['sample', 'the start, escaped'], ['action', 'pregreet.action']],
+      ['sample', 'the start, escaped'], ['action', 'pregreet.action'], ['would', 'with action shadow: reject, drop (what the configured action would have done)']],
     translation: 'The client sent `bytes` bytes `after_ms` after connecting, before the greeting was complete; `sample` is the ' +
       'start, escaped.' },
   { name: 'PREGREET LIMIT', level: 'info',
@@ -150,6 +150,11 @@ const TABLE = [
     translation: 'The dummy engine refused a recipient; the envelope is logged. `reason`: the enforced failure (denylist, ' +
       'pregreet, dnsbl, pipelining, non_smtp, bare_newline) with its 550, or why a client still under test gets the ' +
       '450: greylist, deep (deep tests to pass first).' },
+  { name: 'DATA WITHOUT VALID RCPT', level: 'info',
+    fields: [['command', 'DATA or BDAT'], ['helo', 'the HELO/EHLO name'], ['from', 'the MAIL FROM address']],
+    translation: 'The client sent DATA (or BDAT) after MAIL although the dummy engine refused every recipient (and never offered ' +
+      'PIPELINING): `554 5.5.1 Error: no valid recipients` and close. A legitimate client never does this. Postscreen format: ' +
+      '`DATA without valid RCPT from [addr]:port`, as postscreen logs it.' },
   { name: 'COMMAND TIME LIMIT', level: 'info',
     fields: [['after', 'the last command before the wait']],
     translation: 'The client took longer than `dummy.command_time_limit` for one command: 421 and close.' },
@@ -170,15 +175,15 @@ const TABLE = [
       '`dummy.command_time_limit` (`reason: timeout`); or `tls.max_handshakes` handshakes were already in progress ' +
       '(`reason: busy`, the client got 421 instead of 220); the session is closed, the screener goes on.' },
   { name: 'COMMAND PIPELINING', level: 'info',
-    fields: [['after', 'the command'], ['sample', 'the input sent with it, escaped'], ['action', 'deep.pipelining.action']],
+    fields: [['after', 'the command'], ['sample', 'the input sent with it, escaped'], ['action', 'deep.pipelining.action'], ['would', 'with action shadow: reject, drop (what the configured action would have done)']],
     translation: 'Deep test: the client sent more input with the command `after` (before our reply); `sample` is that input, ' +
       'escaped. `action` follows.' },
   { name: 'NON-SMTP COMMAND', level: 'info',
-    fields: [['after', 'the previous command'], ['sample', 'the line, escaped'], ['action', 'deep.non_smtp.action']],
+    fields: [['after', 'the previous command'], ['sample', 'the line, escaped'], ['action', 'deep.non_smtp.action'], ['would', 'with action shadow: reject, drop (what the configured action would have done)']],
     translation: 'Deep test: after the command `after`, a line that is no SMTP (a forbidden verb such as `GET`, a header-like ' +
       '`Name: value`, a verb that is not UTF-8); `sample` is the line, escaped.' },
   { name: 'BARE NEWLINE', level: 'info',
-    fields: [['after', 'the previous command'], ['sample', 'the line, escaped'], ['action', 'deep.bare_newline.action']],
+    fields: [['after', 'the previous command'], ['sample', 'the line, escaped'], ['action', 'deep.bare_newline.action'], ['would', 'with action shadow: reject, drop (what the configured action would have done)']],
     translation: 'Deep test: after the command `after`, a line ended by LF without CR; `sample` is the line, escaped.' },
   { name: 'HANDOFF', level: 'info',
     fields: [['backend', 'the backend, "host:port"'], ['mode', 'backend.handoff'],
@@ -248,9 +253,15 @@ const TABLE = [
       ['timeouts', 'lookups that ran past the deadline meanwhile'], ['flushed', 'waiting verdicts written now'],
       ['dropped', 'verdicts not written: more than cache.redis.pending_writes waited, or a write failed twice']],
     translation: 'The shared store answers (at start: it is connected). After a STORE FAIL: how long it was away, what that cost.' },
+  { name: 'CACHE ADMIN', level: 'info',
+    fields: [['op', 'delete, pass or import'], ['address', 'the client address (delete, pass)'], ['ttl_ms', 'pass: how long'],
+      ['entries', 'import: records imported'], ['skipped', 'import: lines that were no snapshot record'],
+      ['by', 'socket (the running screener, through admin.socket) or offline (the snapshot of a stopped screener)'], ['file', 'offline: the snapshot file']],
+    translation: '`smtpscreen cache` changed the verdict cache: a client forgotten (`delete`: its next connection is screened ' +
+      'again), passed by hand (`pass`: every test passed for `ttl_ms`, its next connection is PASS OLD) or records imported.' },
   { name: 'DNSBL', level: 'info',
     fields: [['score', 'the summed weights'], ['hits [{site, weight, records}]', 'the sites that listed the client, with their answers'],
-      ['action', 'dnsbl.action'], ['lookup_ms', 'time the lookups took'], ['late', 'the sites that had not answered']],
+      ['action', 'dnsbl.action'], ['would', 'with action shadow: reject, drop (what the configured action would have done)'], ['lookup_ms', 'time the lookups took'], ['late', 'the sites that had not answered']],
     translation: "The client's DNSBL score reached `dnsbl.threshold`: `hits` are the sites that listed it with their weights and " +
       'answers; `late` the sites whose answer had not arrived (counted as not listed). `action` follows.' },
   { name: 'DNSBL SITE', level: 'warn', also: { level: 'info', when: 'for `state: resumed`' },
@@ -268,9 +279,11 @@ const TABLE = [
       'counts against its health.' },
   { name: 'GREYLIST', level: 'info',
     fields: [['network', 'the client network greylisting keys on'], ['state', 'defer or pass'], ['reason', 'new, early or expired'],
-      ['wait_ms', 'time left before a retry is accepted'], ['delay_ms', 'time between the first try and this retry']],
+      ['wait_ms', 'time left before a retry is accepted'], ['delay_ms', 'time between the first try and this retry'],
+      ['action', 'shadow (greylist.action or mode shadow; only then)'], ['would', 'defer (with action shadow)']],
     translation: 'Greylisting: `state: defer` (`reason` new, early with `wait_ms` left, or expired: the 450 follows at RCPT and ' +
-      'NOQUEUE logs the envelope) or `state: pass` (a retry from `network` after `delay_ms`, within the window).' },
+      'NOQUEUE logs the envelope) or `state: pass` (a retry from `network` after `delay_ms`, within the window). With ' +
+      '`action: shadow, would: defer` the deferral was shadowed: the client was handed over, its first try is recorded.' },
   { name: 'POLICY', level: 'info',
     fields: [['decision', 'permit, route, reject, defer or dunno'], ['action', 'policy.action (reject and defer)'],
       ['reply', 'the service\'s text'], ['route', 'the route name (route)'], ['ttl_ms', 'how long the reply is cached'],

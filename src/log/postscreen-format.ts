@@ -9,8 +9,15 @@
  *   HANGUP after 2.1 from [192.0.2.1]:5678 in tests after SMTP handshake
  *   NOQUEUE: reject: RCPT from [192.0.2.1]:5678: 550 5.7.1 ...; from=<a>, to=<b>, proto=ESMTP, helo=<h>
  * Events postscreen has no line for (HANDOFF, BACKEND FAIL, ...) get a line in
- * the same spirit; an unknown event gets "NAME key=value ...". A missing field
- * never throws: it renders as "unknown" (addresses) or is left out.
+ * the same spirit, each with its own fixed head (the `msg` of every event in
+ * the table is stable: test/log/msg-stable.test.ts); an unknown event gets
+ * "NAME key=value ...". A missing field never throws: it renders as "unknown"
+ * (addresses) or is left out.
+ * A shadowed failure (`action: shadow`, `would: reject|drop|defer`; mode:
+ * shadow) is prefixed "SHADOW (would reject): ": no line of it starts like
+ * a real rejection, so fail2ban's postfix filter (which anchors "PREGREET n
+ * after", "NOQUEUE: reject:", "COMMAND ... LIMIT" right after the tag) and
+ * log summarisers do not count it as one.
  * Client text arrives escaped (util/escape.ts); as a last guard any raw
  * control character left is shown as '?', like Postfix's printable().
  */
@@ -130,6 +137,18 @@ const RENDER: Readonly<Record<string, Render>> = {
     return `NOQUEUE: reject: ${cmd} from ${a}: ${reply}${envelope(ev)}`;
   },
   [EV.GREYLIST]: (ev, a) => `GREYLIST ${a}${ev['reason'] !== undefined ? `: ${str(ev['reason'])}` : ''}`,
+  // postscreen_smtpd.c's text: DATA (or BDAT) after MAIL from a client whose every RCPT was refused.
+  [EV.DATA_WITHOUT_VALID_RCPT]: (ev, a) => `${str(ev['command']) === 'BDAT' ? 'BDAT' : 'DATA'} without valid RCPT from ${a}`,
+  [EV.PREGREET_LIMIT]: (ev, a) => `PREGREET LIMIT ${str(ev['bytes']) ?? 'unknown'} bytes from ${a}: ${str(ev['outcome']) ?? 'unknown'}`,
+  [EV.TLS_FAIL]: (ev, a) => `TLS FAIL from ${a}: ${str(ev['reason']) ?? 'unknown'}${num(ev['after_ms']) !== undefined ? ` after ${formatDelay(num(ev['after_ms']) ?? 0)}` : ''}`,
+  [EV.SOCKET_ERROR]: (ev, a) => `SOCKET ERROR from ${a}: ${str(ev['code']) ?? 'unknown'}${ev['phase'] !== undefined ? ` in ${str(ev['phase'])}` : ''}`,
+  [EV.BACKEND_OK]: (ev) => `BACKEND OK ${str(ev['backend']) ?? 'unknown'}${ev['mode'] !== undefined ? ` (${str(ev['mode'])})` : ''}`,
+  [EV.DNSBL_SITE]: (ev) => `DNSBL SITE ${str(ev['site']) ?? 'unknown'} ${str(ev['state']) ?? 'unknown'}${ev['reason'] !== undefined ? `: ${str(ev['reason'])}` : ''}`,
+  [EV.DNSBL_WARNING]: (ev) => `DNSBL WARNING ${str(ev['site']) ?? 'unknown'}: ${str(ev['reason']) ?? 'unknown'}`,
+  [EV.START_FAILED]: (ev) => `START FAILED: ${str(ev['message']) ?? str(ev['code']) ?? 'unknown'}`,
+  [EV.SIGNAL]: (ev) => `SIGNAL ${str(ev['signal']) ?? 'unknown'}: ${str(ev['action']) ?? 'unknown'}`,
+  [EV.RELOAD]: (ev) => `RELOAD ${ev['ok'] === false ? `failed: ${str(ev['error']) ?? 'unknown'}` : `generation ${str(ev['generation']) ?? 'unknown'}`}`,
+  [EV.INTERNAL_ERROR]: (ev, a) => `INTERNAL ERROR in ${str(ev['where']) ?? 'unknown'}${ev['client'] !== undefined ? ` for ${a}` : ''}: ${str(ev['error']) ?? 'unknown'}`,
   [EV.DISCONNECT]: (_ev, a) => `DISCONNECT ${a}`,
   [EV.ALL_PORTS_BUSY]: (_ev, a) => `NOQUEUE: reject: CONNECT from ${a}: all server ports busy`,
   [EV.TOO_MANY_CONNECTIONS]: (_ev, a) => `NOQUEUE: reject: CONNECT from ${a}: too many connections`,
@@ -157,6 +176,8 @@ const RENDER: Readonly<Record<string, Render>> = {
   [EV.CACHE]: (ev) => `cache ${str(ev['file']) ?? 'memory'} ${str(ev['op']) ?? 'unknown'}:` +
     `${ev['entries'] !== undefined ? ` entries=${str(ev['entries'])}` : ''}` +
     `${ev['reason'] !== undefined ? ` ${str(ev['reason'])}` : ''}`,
+  [EV.CACHE_ADMIN]: (ev) => `CACHE ADMIN ${str(ev['op']) ?? 'unknown'}${ev['address'] !== undefined ? ` ${str(ev['address'])}` : ''}` +
+    `${ev['entries'] !== undefined ? ` entries=${str(ev['entries'])}` : ''} by ${str(ev['by']) ?? 'unknown'}`,
   [EV.STARTED]: (ev) => {
     const l = ev['listen'];
     const listen = Array.isArray(l) ? l.map((x) => str(x)).join(',') : str(l) ?? 'unknown';
@@ -170,6 +191,13 @@ const RENDER: Readonly<Record<string, Render>> = {
     `${str(ev['total']) ?? 'unknown'} since start`,
   [EV.LOG_REOPEN]: (ev) => `LOG REOPEN ${str(ev['file']) ?? 'unknown'}${ev['error'] !== undefined ? `: ${str(ev['error'])}` : ''}`,
   [EV.ACCEPT_ERROR]: (ev) => `accept on ${str(ev['listener']) ?? 'unknown'}: ${str(ev['code']) ?? 'unknown'}`,
+  [EV.STORE_FAIL]: (ev) => `STORE FAIL ${str(ev['store']) ?? 'unknown'} ${str(ev['url']) ?? 'unknown'}: ${str(ev['reason']) ?? 'unknown'}`,
+  [EV.STORE_OK]: (ev) => `STORE OK ${str(ev['store']) ?? 'unknown'} ${str(ev['url']) ?? 'unknown'}` +
+    `${num(ev['down_ms']) !== undefined ? ` after ${formatDelay(num(ev['down_ms']) ?? 0)}s down` : ''}`,
+  [EV.POLICY]: (ev, a) => `POLICY ${str(ev['decision']) ?? 'unknown'} for ${a}` +
+    `${ev['stage'] !== undefined ? ` at ${str(ev['stage'])}` : ''}${ev['failure'] !== undefined ? `: ${str(ev['failure'])}` : ''}`,
+  [EV.POLICY_WARNING]: (ev) => `POLICY WARNING ${str(ev['reason']) ?? 'unknown'}${ev['detail'] !== undefined ? `: ${str(ev['detail'])}` : ''}`,
+  [EV.POLICY_BREAKER]: (ev) => `POLICY BREAKER ${str(ev['state']) ?? 'unknown'}${ev['reason'] !== undefined ? `: ${str(ev['reason'])}` : ''}`,
 };
 
 // XXX Last guard against log injection: a raw CR/LF would start a forged syslog line.
@@ -188,7 +216,12 @@ export function formatEvent(name: string | undefined, ev: Record<string, unknown
   const render = name !== undefined ? RENDER[name] : undefined;
   let text: string;
   try {
-    if (render !== undefined) text = render(ev, addr(ev['client'], ev['port']));
+    if (render !== undefined) {
+      text = render(ev, addr(ev['client'], ev['port']));
+      // Shadow mode: what would have happened, never mistaken for a real rejection (see above).
+      const would = ev['would'];
+      if (would !== undefined && ev['action'] === 'shadow') text = `SHADOW (would ${str(would) ?? 'unknown'}): ${text}`;
+    }
     else if (name !== undefined) text = `${name}${kv(ev)}`;
     else text = `${str(ev['msg']) ?? ''}${kv(ev)}`.trimStart();
   } catch {

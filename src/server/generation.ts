@@ -178,7 +178,7 @@ function makeDnsbl(config: Config, emitter: Emitter): { dnsbl: Dnsbl | null; res
   };
   const dnsbl = new Dnsbl(d.sites, {
     threshold: d.threshold, allowlistThreshold: d.allowlist_threshold, ttlMinMs: d.ttl_min, ttlMaxMs: d.ttl_max,
-    slowWarningMs: d.slow_warning, timeoutMs: d.timeout, txt: d.txt, replyMap: d.reply_map,
+    slowWarningMs: d.slow_warning, timeoutMs: d.timeout, txt: d.txt, replyMap: d.reply_map, revealSites: config.log.reveal_sites,
     health: {
       enable: d.health.enable, intervalMs: d.health.interval, listed: d.health.listed, unlisted: d.health.unlisted,
       errorLimit: d.health.error_limit, sites: d.health.sites,

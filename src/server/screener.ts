@@ -4,7 +4,9 @@
  * Exports: startScreener(), Screener, ScreenerOptions.
  * Init order: the verdict store (memory, or memory in front of Redis: cache/tiered.ts) → the generation (server/generation.ts: access
  * list, replies, DNSBL, the backend and its EHLO, the personalities) → the
- * stress watermarks (server/stress.ts) → the snapshot → listeners → STARTED.
+ * stress watermarks (server/stress.ts) → the snapshot (claimed: cache/owner.ts)
+ * → listeners → the privilege drop → the cache admin socket (admin.socket) → STARTED; close()
+ * removes the socket and, after the last save, the snapshot's owner mark.
  * close() stops accepting, ends sessions still being screened with a 421,
  * lets spliced sessions finish for up to drain_timeout, then cuts the rest.
  * reload() builds the next generation (keeping the parts of sections that did
@@ -33,6 +35,8 @@ import type { Sink } from './sink.js';
 import { makeGeneration, type MadeGeneration } from './generation.js';
 import { readAdminToken, startAdmin, type Admin } from './admin.js';
 import { logOutput } from '../log/logger.js';
+import { startAdminSocket, type AdminSocket } from './admin-socket.js';
+import { claimSnapshot, releaseSnapshot } from '../cache/owner.js';
 export type { ReloadResult } from './reload.js';
 import { realClock } from '../session/clock.js';
 import { StressState, noteOpen, stressLimit, watermarks, type ServerCtx } from './stress.js';
@@ -107,7 +111,9 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   if (snapFile !== null) {
     const r = await loadSnapshot(snapStore, snapFile, Date.now(), { removeTemps: true });
     logSnapshot(ctx, 'load', snapFile, r);
+    claimSnapshot(snapFile);
   }
+  let adminSocket: AdminSocket | null = null;
   // Keyed by the configured address (server/reload.ts listenKey()); a reload adds and removes entries.
   const listeners = new Map<string, Listener>();
   let bindFields: Record<string, unknown> = {};
@@ -125,10 +131,14 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       });
     }
     if (opts.afterBind !== undefined) bindFields = opts.afterBind();
+    // After the switch to `user`: the socket is that user's (and root's) to connect to, and removable by it at stop.
+    if (config.admin.socket !== null) adminSocket = await startAdminSocket(config.admin.socket, store, emitter);
   } catch (err) {
     void admin?.close();
     for (const l of listeners.values()) l.server.close();
     if (opts.store === undefined) await store.shared?.close();
+    await adminSocket?.close();
+    if (snapFile !== null) releaseSnapshot(snapFile);
     made.ehlo?.stop();
     made.health.stop();
     await resolver?.close();
@@ -298,8 +308,10 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       await made.resolver?.close();
       await made.sink?.close();
       await ctx.gen.policy?.close();
+      await adminSocket?.close();
       const file = ctx.gen.config.cache.snapshot;
       if (file !== null) logSnapshot(ctx, 'save', file, await saveSnapshot(snapStore, file));
+      if (snapFile !== null) releaseSnapshot(snapFile);
       if (opts.store === undefined) await store.shared?.close();
       await admin?.close();
       emitter.emit(EV.STOPPED, { forced });

@@ -25,7 +25,7 @@ import { afterEarly, type EarlyFacts, type EarlyVerdict } from './verdict.js';
 import type { GreylistDecision, GreylistOptions } from '../checks/greylist.js';
 import { guardTimer } from './guard.js';
 import type { CheckOutcome } from '../checks/check.js';
-import { ALLOWLISTED, IGNORED } from './test-state.js';
+import { ALLOWLISTED, IGNORED, SHADOWED } from './test-state.js';
 
 export function conclude(s: Session): void {
   if (s.closed) return;
@@ -82,6 +82,7 @@ function facts(s: Session, now: number, checks: PendingDecision['checks'], greyl
     state: s.tests, record: s.record,
     enforced: s.rejectReply === null ? null : { reply: s.rejectReply, reason: s.rejectReason },
     ignored: (s.tests & IGNORED) !== 0,
+    shadowed: (s.tests & SHADOWED) !== 0,
     checks,
     greylist,
   };
@@ -111,7 +112,10 @@ function decideWith(s: Session, p: PendingDecision, d: GreylistDecision): void {
 
 /** What the verdict says, done: events, the record, then the one way out. */
 function act(s: Session, v: EarlyVerdict, checks: PendingDecision['checks']): void {
-  for (const f of v.failedChecks) s.event(f.outcome.event, { ...f.outcome.fields, action: f.action });
+  for (const f of v.failedChecks) {
+    s.event(f.outcome.event, f.would === undefined ? { ...f.outcome.fields, action: f.action } : { ...f.outcome.fields, action: f.action, would: f.would });
+  }
+  if (v.shadowed === true) s.tests |= SHADOWED;
   for (const c of checks) {
     const n = c.outcome.note;
     if (n != null) s.event(n.event, n.fields);
@@ -120,7 +124,9 @@ function act(s: Session, v: EarlyVerdict, checks: PendingDecision['checks']): vo
   s.remember(v.record);
   if (v.greylist !== null) {
     const { network, decision: d } = v.greylist;
-    if (d.verdict === 'defer') s.event(EV.GREYLIST, { network, state: 'defer', reason: d.reason, ...(d.reason === 'early' ? { wait_ms: d.waitMs } : {}) });
+    if (d.verdict === 'defer' && v.greylist.shadow === true) {
+      s.event(EV.GREYLIST, { network, state: 'defer', reason: d.reason, ...(d.reason === 'early' ? { wait_ms: d.waitMs } : {}), action: 'shadow', would: 'defer' });
+    } else if (d.verdict === 'defer') s.event(EV.GREYLIST, { network, state: 'defer', reason: d.reason, ...(d.reason === 'early' ? { wait_ms: d.waitMs } : {}) });
     else if (d.reason === 'retry') s.event(EV.GREYLIST, { network, state: 'pass', delay_ms: d.delayMs });
   }
   switch (v.next) {

@@ -42,7 +42,7 @@ import { missingKeywords, parseEhloKeywords } from '../smtp/ehlo-keywords.js';
 import { chooseBackend, type Backend } from '../handoff/backend.js';
 import { guardSocket, guardTimer } from './guard.js';
 import { splice } from './splice.js';
-import { IGNORED } from './test-state.js';
+import { IGNORED, SHADOWED } from './test-state.js';
 
 type Stage = 'connect' | 'greeting' | 'proxy' | 'xclient' | 'helo' | 'mail' | 'rcpt' | 'done';
 
@@ -319,7 +319,8 @@ function spliceNow(s: Session, hs: Handshake, reply: Buffer, code: number, relay
   if (hs.replay !== null) {
     // The deep tests are over: their passes are written (PASS NEW) before the HANDOFF.
     // An early test failed with `ignore` (nothing remembered for it): as handoff() after conclude().
-    s.verdict = (s.tests & IGNORED) !== 0 ? 'ignored' : 'new';
+    // A failure shadowed before (SHADOWED) or in the deep tests: `shadow`.
+    s.verdict = (s.tests & SHADOWED) !== 0 || (s.deep?.shadowed ?? 0) !== 0 ? 'shadow' : (s.tests & IGNORED) !== 0 ? 'ignored' : 'new';
     s.engine?.handedOver();
     concludeDummy(s);
     // Input the client sent after its RCPT (it did not wait for the reply) goes to the backend, in order.

@@ -13,14 +13,14 @@
  */
 import { EV } from '../log/events.js';
 import { TESTS, TestIndex } from '../checks/tests.js';
-import { applyAction } from '../checks/check.js';
+import { actionIn, applyAction, shadowFields } from '../checks/check.js';
 import { EARLY_KEEP, PregreetProbe, pregreetResult } from '../checks/pregreet.js';
 import { Session, kSession, type Ctx, type ScreenSocket } from './state.js';
 import type { CheckRun, ClientFacts, EarlyCheck } from '../checks/check.js';
 import { closeWith, refuse, onClientClose, onClientEnd } from './close.js';
 import { conclude } from './conclude.js';
 import { atAccept, cleared } from './verdict.js';
-import { ALLOWLISTED, DONE, FAIL, IGNORED, PASS, TODO, anyFail, earlyDone, fates, flag } from './test-state.js';
+import { ALLOWLISTED, DONE, FAIL, IGNORED, PASS, SHADOWED, TODO, anyFail, earlyDone, fates, flag } from './test-state.js';
 import { allPassed, type VerdictRecord } from '../cache/store.js';
 import { handoff } from './handoff.js';
 import type { Personality } from './generation.js';
@@ -76,7 +76,7 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
       handoff(s);
       return;
     case 'denylisted':
-      s.event(EV.DENYLISTED, { entry: hit?.entry, action: v.action });
+      s.event(EV.DENYLISTED, v.would === undefined ? { entry: hit?.entry, action: v.action } : { entry: hit?.entry, action: v.action, would: v.would });
       switch (applyAction(v.action)) {
         case 'drop':
           closeWith(s, gen.replies.dropFor('denylist'));
@@ -87,6 +87,9 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
           break;
         case 'continue':
           s.tests |= IGNORED;
+          break;
+        case 'shadow':
+          s.tests |= SHADOWED;
           break;
       }
       break;
@@ -128,7 +131,7 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
   s.tests |= flag(PREGREET, TODO);
   // What a pregreeter said early is not lost: under ignore it goes to the backend, under
   // enforce the dummy engine answers it (postscreen peeks at early bytes; it never eats them).
-  s.pregreet = new PregreetProbe(cfg.pregreet.action === 'drop' ? 0 : EARLY_KEEP);
+  s.pregreet = new PregreetProbe(actionIn(cfg.pregreet.action, cfg.mode) === 'drop' ? 0 : EARLY_KEEP);
   socket.write(gen.replies.teaser);
   socket.on('data', onEarlyData);
   socket.resume();
@@ -162,10 +165,11 @@ function _onEarlyData(this: ScreenSocket, chunk: Buffer): void {
   const p = s.pregreet;
   const hadGap = p.discarded > 0;
   const first = p.record(chunk, s.ctx.clock.now());
-  const action = s.config.pregreet.action;
+  const configured = s.config.pregreet.action;
+  const action = actionIn(configured, s.config.mode);
   if (first) {
     const r = pregreetResult(p, s.started);
-    s.event(EV.PREGREET, { ...r.fields, action });
+    s.event(EV.PREGREET, action === 'shadow' ? { ...r.fields, ...shadowFields(configured, s.config.mode) } : { ...r.fields, action });
     // A failed test loses its pass, whatever the action (a new record: stored records are values).
     s.remember(cleared(s.record, [PREGREET]));
     switch (applyAction(action)) {
@@ -183,6 +187,10 @@ function _onEarlyData(this: ScreenSocket, chunk: Buffer): void {
       case 'continue':
         s.tests |= flag(PREGREET, DONE) | IGNORED;
         break;
+      case 'shadow':
+        // Done without a pass (not remembered), as ignore; the client goes on as if it had waited.
+        s.tests |= flag(PREGREET, DONE) | SHADOWED;
+        break;
     }
   }
   if (!hadGap && p.discarded > 0 && earlyFlood(s, action)) return;
@@ -198,7 +206,9 @@ function _onEarlyData(this: ScreenSocket, chunk: Buffer): void {
  */
 function earlyFlood(s: Session, action: Action): boolean {
   const p = s.pregreet as PregreetProbe;
-  const cut = applyAction(action) === 'continue';
+  const o = applyAction(action);
+  // Shadow as ignore: the stream with its gap cannot reach the backend.
+  const cut = o === 'continue' || o === 'shadow';
   s.event(EV.PREGREET_LIMIT, { bytes: p.bytes, kept: EARLY_KEEP, discarded: p.discarded, action, outcome: cut ? '421' : 'dummy' });
   if (!cut) return false;
   closeWith(s, s.gen.replies.earlyTooLong);
@@ -212,7 +222,7 @@ function _onCheckDone(s: Session, run: CheckRun): void {
   const c = s.gen.checks[i];
   if (c === undefined) return;
   s.tests |= flag(c.test, DONE);
-  if (vouched(s) && !anyFail(s.tests) && (s.tests & IGNORED) === 0) {
+  if (vouched(s) && !anyFail(s.tests) && (s.tests & (IGNORED | SHADOWED)) === 0) {
     s.tests |= ALLOWLISTED;
     s.clearTimer();
     s.socket.removeListener('data', onEarlyData);
@@ -266,7 +276,7 @@ function _onSharedAnswer(s: Session, rec: VerdictRecord | null): void {
     } else {
       s.record = rec;
       s.ctx.store.shared?.keep(s.client, rec);
-      if ((s.tests & IGNORED) === 0 && !anyFail(s.tests) && allPassed(rec, s.personality.enabled, s.ctx.clock.now())) {
+      if ((s.tests & (IGNORED | SHADOWED)) === 0 && !anyFail(s.tests) && allPassed(rec, s.personality.enabled, s.ctx.clock.now())) {
         s.clearTimer();
         s.socket.removeListener('data', onEarlyData);
         const runs = s.runs;

@@ -2,7 +2,7 @@
  * session/test-state.ts - one session's test-state table, as postscreen's
  * per-test TODO / PASS / FAIL / DONE flags.
  *
- * Exports: FAIL, PASS, TODO, DONE, IGNORED, ALLOWLISTED, flag(), fates(), EARLY_TESTS, earlyTodo(),
+ * Exports: FAIL, PASS, TODO, DONE, IGNORED, ALLOWLISTED, SHADOWED, flag(), fates(), EARLY_TESTS, earlyTodo(),
  *          earlyDone(), anyFail(), stateToString().
  * One small integer per session: 4 bits per row of the test table
  * (checks/tests.ts), FAIL = 1, PASS = 2, TODO = 4, DONE = 8, shifted by
@@ -28,6 +28,8 @@ export const DONE = 8;
 export const IGNORED = 1 << 28;
 /** A check vouched for the client (DNSBL allowlist threshold, policy permit): every test passes. */
 export const ALLOWLISTED = 1 << 29;
+/** A failure was shadowed (mode: shadow): go on as if passed; the handoff's verdict is `shadow`. */
+export const SHADOWED = 1 << 30;
 
 /** The bit of `fate` (FAIL, PASS, TODO, DONE) for test row `test`. */
 export function flag(test: number, fate: number): number {
@@ -81,5 +83,6 @@ export function stateToString(state: number): string {
   }
   if ((state & IGNORED) !== 0) out.push('IGNORED');
   if ((state & ALLOWLISTED) !== 0) out.push('ALLOWLISTED');
+  if ((state & SHADOWED) !== 0) out.push('SHADOWED');
   return out.join('|');
 }

@@ -20,10 +20,20 @@
  * permit does the same with its ttl and overrules the DNS lists (a listing
  * does not fail the client); a policy reject or defer is a failure that a
  * DNSBL allowlisting does not overrule.
+ * Shadow (mode: shadow, or a test's action: shadow; checks/check.ts): a
+ * failure is logged with what it would have done and the verdict goes on as
+ * if the test had passed (later tests still apply: an enforced greylisting
+ * defers it; a shadowed one is not asked, as enforce would not have got
+ * there, so the would-have counts are enforce's), but the failed test's
+ * pass is cleared and not written, so it runs, and is logged, again on the
+ * next connection, as an enforced failure would be: the would-have counts
+ * track the real ones connection for connection. The passes of the tests the
+ * client did pass are written (they did pass); no PASS NEW, and the handoff's
+ * verdict is `shadow`.
  */
 import type { Action, Config } from '../config/types.js';
 import { allPassed, withPasses, type VerdictRecord } from '../cache/store.js';
-import type { CheckOutcome } from '../checks/check.js';
+import { actionIn, wouldOf, type CheckOutcome, type Would } from '../checks/check.js';
 import { greylistApplies, type GreylistDecision } from '../checks/greylist.js';
 import { DEEP_BIT, DEEP_TESTS, type DeepOptions, type DeepTests } from '../checks/deep.js';
 import type { Replies } from '../smtp/replies.js';
@@ -56,14 +66,18 @@ export interface AcceptFacts {
 
 export type AcceptVerdict =
   | { readonly next: 'allowlisted' }
-  /** Denylisted: what access.action says (drop: 521 now; enforce: 550 at RCPT; ignore: the tests go on). */
-  | { readonly next: 'denylisted'; readonly action: Action }
+  /** Denylisted: what access.action says (drop: 521 now; enforce: 550 at RCPT; ignore: the tests go on; shadow: logged with `would`, the tests go on). */
+  | { readonly next: 'denylisted'; readonly action: Action; readonly would?: Would }
   | { readonly next: 'pass-old' }
   | { readonly next: 'test' };
 
 export function atAccept(f: AcceptFacts): AcceptVerdict {
   if (f.access === 'permit') return { next: 'allowlisted' };
-  if (f.access === 'reject') return { next: 'denylisted', action: f.personality.config.access.action };
+  if (f.access === 'reject') {
+    const cfg = f.personality.config;
+    const action = actionIn(cfg.access.action, cfg.mode);
+    return action === 'shadow' ? { next: 'denylisted', action, would: wouldOf(cfg.access.action) } : { next: 'denylisted', action: cfg.access.action };
+  }
   if (f.record !== null && allPassed(f.record, f.personality.enabled, f.now)) return { next: 'pass-old' };
   return { next: 'test' };
 }
@@ -82,6 +96,8 @@ export interface EarlyFacts {
   readonly enforced: Enforced | null;
   /** A failure before now under ignore. */
   readonly ignored: boolean;
+  /** A failure before now (denylist, pregreet) under shadow. */
+  readonly shadowed?: boolean;
   /** What each early check (checks/check.ts EarlyCheck) that ran for this client says, by its test row. */
   readonly checks: ReadonlyArray<{ readonly test: number; readonly outcome: CheckOutcome }>;
   /** Greylisting: decide for `network` now (the store's atomic observe, or a look at a snapshot). */
@@ -97,17 +113,19 @@ export interface EarlyVerdict {
   readonly next: 'drop' | 'enforce' | 'greylist' | 'deep' | 'handoff';
   readonly reply: string | null;
   readonly reason: string;
-  readonly name: 'new' | 'ignored' | 'untested' | 'dnsbl-allowlisted' | 'policy-allowlisted' | '';
+  readonly name: 'new' | 'ignored' | 'untested' | 'dnsbl-allowlisted' | 'policy-allowlisted' | 'shadow' | '';
   /** The record to store under the client's address, or null: nothing to store. */
   readonly record: VerdictRecord | null;
   /** The checks that failed, with the action that applied: log each one's event. */
-  readonly failedChecks: ReadonlyArray<{ readonly outcome: CheckOutcome; readonly action: Action }>;
+  readonly failedChecks: ReadonlyArray<{ readonly outcome: CheckOutcome; readonly action: Action; readonly would?: Would }>;
   /** A check vouched for the client (DNSBL allowlist threshold): every test passed. */
   readonly allowlisted: boolean;
-  /** Greylisting decided: log it. */
-  readonly greylist: { readonly network: string; readonly decision: GreylistDecision } | null;
+  /** Greylisting decided: log it (`shadow`: a deferral under shadow, handed over). */
+  readonly greylist: { readonly network: string; readonly decision: GreylistDecision; readonly shadow?: true } | null;
   /** Log PASS NEW (the client is handed over as a new client). */
   readonly passNew: boolean;
+  /** Some failure was shadowed: the client goes on as if it had passed (present only then). */
+  readonly shadowed?: true;
 }
 
 const NO_FAILED: EarlyVerdict['failedChecks'] = [];
@@ -142,15 +160,17 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
 
   let enforced = f.enforced;
   let ignored = f.ignored;
-  const failedChecks: Array<{ outcome: CheckOutcome; action: Action }> = [];
+  let shadowed = f.shadowed === true;
+  const failedChecks: Array<{ outcome: CheckOutcome; action: Action; would?: Would }> = [];
   // The policy service's permit overrules the other checks' failures (a DNSBL listing); not the pregreet test or the access list.
   const policyVouch = f.checks.find((c) => c.test === POLICY && c.outcome.allowlisted);
   for (const c of f.checks) {
     if (!c.outcome.failed) continue;
     if (policyVouch !== undefined && c.test !== POLICY) continue;
-    const action = actionOf(cfg, c.test);
+    const configured = actionOf(cfg, c.test);
+    const action = actionIn(configured, cfg.mode);
     failed.push(c.test);
-    failedChecks.push({ outcome: c.outcome, action });
+    failedChecks.push(action === 'shadow' ? { outcome: c.outcome, action, would: wouldOf(configured) } : { outcome: c.outcome, action });
     switch (action) {
       case 'drop':
         return verdict('drop', { reply: c.outcome.reply(521), reason: TESTS[c.test] ?? '', failedChecks, record: cleared(f.record, failed) });
@@ -159,6 +179,9 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
         break;
       case 'ignore':
         ignored = true;
+        break;
+      case 'shadow':
+        shadowed = true;
         break;
     }
   }
@@ -172,11 +195,12 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
     if (deepTodo(rec)) return verdict('deep', { reason: 'deep', record, failedChecks });
     return verdict('handoff', { name: 'ignored', record, failedChecks });
   }
-  if (f.personality.enabled.length === 0) return verdict('handoff', { name: 'untested' });
+  if (f.personality.enabled.length === 0) return verdict('handoff', shadowed ? { name: 'shadow', shadowed: true } : { name: 'untested' });
 
   const now = f.now;
   const changes: Array<readonly [number, number]> = [];
-  const vouch = policyVouch ?? f.checks.find((c) => c.outcome.allowlisted);
+  // A shadowed failure earns no vouching (as an enforced one would not).
+  const vouch = shadowed ? undefined : (policyVouch ?? f.checks.find((c) => c.outcome.allowlisted));
   if (vouch !== undefined) {
     // postscreen: an allowlisted score completes every test, with the DNSBL TTL (a policy permit: with its ttl).
     for (const i of f.personality.enabled) changes.push([i, now + vouch.outcome.ttlMs]);
@@ -187,14 +211,17 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
   let score = 0;
   for (const c of f.checks) {
     score += c.outcome.score;
-    if (c.outcome.complete) changes.push([c.test, now + c.outcome.ttlMs]);
+    if (c.outcome.complete && !c.outcome.failed) changes.push([c.test, now + c.outcome.ttlMs]);
   }
 
   // Greylisting, after the early tests passed.
   let greylist: EarlyVerdict['greylist'] = null;
   let deferred = false;
   const g = cfg.greylist;
-  if (g.enable && !((f.record?.[GREYLIST] ?? 0) > now)) {
+  // Greylisting shadowed after a shadowed failure: enforce would have refused the client before greylisting,
+  // so it is not asked (the would-have counts stay those of enforce; nothing changes for the client).
+  const skipGreylist = shadowed && actionIn(g.action ?? 'enforce', cfg.mode) === 'shadow';
+  if (g.enable && !skipGreylist && !((f.record?.[GREYLIST] ?? 0) > now)) {
     if (!greylistApplies(g.policy, score, g.suspicious_score)) changes.push([GREYLIST, now + g.ttl]);
     else {
       const network = networkOf(f.client, g.ipv4_prefix, g.ipv6_prefix);
@@ -202,15 +229,22 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
         const decision = f.greylist(network);
         greylist = { network, decision };
         if (decision.verdict === 'pass') changes.push([GREYLIST, decision.state]);
-        else deferred = true;
+        else if (actionIn(g.action ?? 'enforce', cfg.mode) === 'shadow') {
+          // Shadowed: the first-seen time is stored (observe()), no greylist pass: the retry logic runs as it would.
+          shadowed = true;
+          greylist = { network, decision, shadow: true };
+        } else deferred = true;
       }
     }
   }
-  const rec = withPasses(f.record, changes);
+  // `record` (the failed tests' passes cleared) is null unless a failure was shadowed.
+  const rec = withPasses(record ?? f.record, changes);
+  const sh: Partial<EarlyVerdict> = shadowed ? { failedChecks, shadowed: true } : {};
   // Deferred: the passes so far are kept; the dummy engine answers 450 at RCPT and logs the envelope.
-  if (deferred) return verdict('greylist', { reason: 'greylist', record: rec, greylist });
+  if (deferred) return verdict('greylist', { reason: 'greylist', record: rec, greylist, ...sh });
   // The early passes are kept; PASS NEW waits for the deep tests (afterDeep()).
-  if (deepTodo(rec)) return verdict('deep', { reason: 'deep', record: rec, greylist });
+  if (deepTodo(rec)) return verdict('deep', { reason: 'deep', record: rec, greylist, ...sh });
+  if (shadowed) return verdict('handoff', { name: 'shadow', record: rec, greylist, ...sh });
   return verdict('handoff', { name: 'new', record: rec, greylist, passNew: true });
 }
 
@@ -260,7 +294,8 @@ export function afterDeep(f: DeepFacts): DeepVerdict {
     }
   }
   const rec = withPasses(f.record, changes);
-  return { record: rec, passNew: deep.complete && allPassed(rec, f.personality.enabled, f.now) ? passed : null };
+  // A shadowed deep failure (its short pass written, as ignore's) is no PASS NEW.
+  return { record: rec, passNew: deep.complete && !(deep.shadowed > 0) && allPassed(rec, f.personality.enabled, f.now) ? passed : null };
 }
 
 

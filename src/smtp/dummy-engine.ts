@@ -12,7 +12,8 @@
  * - RCPT needs MAIL and a ':'; every recipient is refused: with the enforced
  *   reply (550 ...) or, for a client still under test, 450 4.3.2. Each one is
  *   logged as NOQUEUE with helo, from, to, proto and the reason.
- * - DATA and BDAT are never accepted: 501/503/554 as postscreen, then close
+ * - DATA and BDAT are never accepted: 501/503/554 as postscreen, then close;
+ *   after MAIL (every RCPT refused) DATA WITHOUT VALID RCPT is logged first
  *   (postscreen hangs up: a legitimate client never gets there, because every
  *   RCPT was refused and PIPELINING was not offered).
  * - RSET, NOOP: 250 2.0.0 Ok. QUIT: 221 and close.
@@ -39,7 +40,7 @@
  *   BARE NEWLINE {after, sample, action} and applies the action: drop sends
  *   the test's 521 and closes; enforce refuses later recipients with the
  *   test's 550 (the first enforced failure of the session keeps its reply);
- *   ignore goes on.
+ *   ignore goes on; shadow logs `would` too and goes on.
  * Commands are recognised by a small hand parser of the first word (split on
  * SP only, like postscreen's mystrtok(" ")), case-insensitive, no regex, no
  * toString of the line; addresses by smtp/address.ts. Client text that is
@@ -304,7 +305,8 @@ export class DummyEngine {
   /** Log a deep test's failure and apply its action; true when the session was dropped. */
   #deepFail(deep: DeepTests, id: DeepTestId, fields: { after: string; sample: string }): boolean {
     const action = deep.fail(id);
-    this.#out.event(DEEP_EVENT[id], { after: fields.after, sample: fields.sample, action });
+    if (action === 'shadow') this.#out.event(DEEP_EVENT[id], { after: fields.after, sample: fields.sample, action, would: deep.opts[id].would ?? 'reject' });
+    else this.#out.event(DEEP_EVENT[id], { after: fields.after, sample: fields.sample, action });
     switch (applyAction(action)) {
       case 'drop':
         this.#finish(this.#r.dropFor(id));
@@ -313,6 +315,7 @@ export class DummyEngine {
         if (!this.#enforced) this.setRejectReply(this.#r.reject(id), id);
         return false;
       case 'continue':
+      case 'shadow':
         return false;
     }
   }
@@ -399,12 +402,12 @@ export class DummyEngine {
       case C_DATA:
         if (nextWord(line, argStart, end) >= 0) this.#finish(r.dataSyntax);
         else if (this.#mailFrom === null) this.#finish(r.needRcpt);
-        else this.#finish(r.noValidRecipients);
+        else this.#noValidRcpt('DATA');
         return;
       case C_BDAT:
         if (nextWord(line, argStart, end) < 0) this.#finish(r.bdatSyntax);
         else if (this.#mailFrom === null) this.#finish(r.bdatNeedMail);
-        else this.#finish(r.noValidRecipients);
+        else this.#noValidRcpt('BDAT');
         return;
       case C_RSET:
         this.#endTransaction();
@@ -478,6 +481,12 @@ export class DummyEngine {
       proto: this.#protocol, reason: this.#reason,
     });
     this.#reply(this.#rcptReply);
+  }
+
+  /** DATA or BDAT after MAIL: every RCPT was refused. Logged as postscreen does ("DATA without valid RCPT"), then 554 and close. */
+  #noValidRcpt(command: 'DATA' | 'BDAT'): void {
+    this.#out.event(EV.DATA_WITHOUT_VALID_RCPT, { command, helo: this.#helo ?? '', from: this.#mailFrom });
+    this.#finish(this.#r.noValidRecipients);
   }
 
   /** A reply to a command; 4xx and 5xx count towards the hard error limit. */

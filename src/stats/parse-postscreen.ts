@@ -26,6 +26,7 @@ const ISO = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:Z|[+-]
 
 /** Postfix's level prefixes: a journal line "<4>warning: ..." has no tag before them. */
 const LEVELS = new Set(['warning:', 'error:', 'fatal:', 'panic:']);
+const SHADOW = /^SHADOW \(would (reject|drop|defer)\): /;
 
 const HANGUP_PHASE: Readonly<Record<string, string>> = {
   'tests before SMTP handshake': 'pregreet',
@@ -119,6 +120,16 @@ export class PostscreenParser {
   }
 
   #text(text0: string, rec: Rec): LineKind {
+    // Shadow mode (log/postscreen-format.ts): "SHADOW (would reject): <the usual line>".
+    const sh = SHADOW.exec(text0);
+    if (sh !== null) {
+      const kind = this.#text(text0.slice(sh[0].length), rec);
+      if (kind === 'event') {
+        rec.f['action'] = 'shadow';
+        rec.f['would'] = sh[1];
+      }
+      return kind;
+    }
     let text = text0;
     rec.level = '';
     for (const lv of ['warning', 'error', 'fatal', 'panic']) {
@@ -180,6 +191,16 @@ export class PostscreenParser {
         if ((m = /^DNSBL rank (-?\d+(?:\.\d+)?) for /.exec(text)) !== null) {
           f['score'] = Number(m[1]);
           return at(m[0].length - 1) >= 0 ? ev(EV.DNSBL) : 'other';
+        }
+        // Site health, as log/postscreen-format.ts renders it (older logs: the generic NAME key=value form).
+        if ((m = /^DNSBL SITE (\S+) (suspended|resumed)(?:: (.*))?$/.exec(text)) !== null) {
+          f['site'] = m[1]; f['state'] = m[2];
+          if (m[3] !== undefined) f['reason'] = m[3];
+          return ev(EV.DNSBL_SITE);
+        }
+        if ((m = /^DNSBL WARNING (\S+): (\S+)$/.exec(text)) !== null) {
+          f['site'] = m[1]; f['reason'] = m[2];
+          return ev(EV.DNSBL_WARNING);
         }
         return this.#generic(text, rec);
       case 'COMMAND':

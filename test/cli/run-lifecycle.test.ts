@@ -41,10 +41,12 @@ test('run: temp files of crashed snapshot saves are deleted at start, other file
   try {
     const load = await s.waitForEvent((e) => e['event'] === 'CACHE' && e['op'] === 'load');
     assert.equal(load['removed_temps'], 2);
-    assert.deepEqual(readdirSync(dir).sort(), ['verdicts', ...others].sort());
+    // The running screener's owner mark (cache/owner.ts) is there until it stops.
+    assert.deepEqual(readdirSync(dir).sort(), ['verdicts', '.verdicts.owner', ...others].sort());
   } finally {
     assert.equal(await s.stop(), 0);
   }
+  assert.deepEqual(readdirSync(dir).sort(), ['verdicts', ...others].sort(), 'the owner mark is removed at stop');
 });
 
 /** A client from `addr` that passes the greet wait and is spliced to the sink; it stays open. */

@@ -42,7 +42,10 @@ test('defaults: empty, null and {} give the documented defaults', () => {
     });
     assert.equal(c.drain_timeout, 30_000);
     assert.deepEqual(c.log, { format: 'json', level: 'info', destination: 'stdout', buffer: 4 * 1024 * 1024, file: null,
-      syslog: { address: { host: '127.0.0.1', port: 514 }, transport: 'tcp', tag: 'postfix/postscreen' } });
+      syslog: { address: { host: '127.0.0.1', port: 514 }, transport: 'tcp', tag: 'postfix/postscreen' }, reveal_sites: false });
+    assert.equal(c.mode, 'enforce');
+    assert.equal(c.greylist.action, 'enforce');
+    assert.deepEqual(c.admin, { listen: [], allow_remote: false, token: null, token_file: null, max_loop_delay: 1000, socket: null });
   }
 });
 

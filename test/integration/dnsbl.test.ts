@@ -226,7 +226,7 @@ describe('DNSBL end to end (rbldnsd + Postfix)', () => {
     });
   });
 
-  test('reply_map: the 550 names the public name, never bl.test', async () => {
+  test('reply_map: the 550 and the log name the public name, never bl.test (log.reveal_sites: the real one in the log)', async () => {
     await withScreener(cfg({ dnsbl: { reply_map: { 'bl.test': 'public-bl.example' } } }), async (s) => {
       const addr = '127.0.30.7';
       const r = await mail(s, addr);
@@ -234,6 +234,16 @@ describe('DNSBL end to end (rbldnsd + Postfix)', () => {
       assert.doesNotMatch(r.transcript, /\bbl\.test/, r.transcript);
       const d = await s.waitForEvent((e) => e['event'] === 'DNSBL' && e['client'] === addr);
       assert.equal(d['score'], 5);
+      // The log names the public name too (a paid feed's key stays out of it), unless log.reveal_sites.
+      assert.ok((d['hits'] as Array<{ site: string }>).some((h) => h.site === 'public-bl.example'), JSON.stringify(d['hits']));
+      const leaked = s.events.filter((e) => /(^|[^-\w.])bl\.test\b/.test(JSON.stringify(e)));
+      assert.deepEqual(leaked, [], 'no event names bl.test');
+    });
+    await withScreener(cfg({ dnsbl: { reply_map: { 'bl.test': 'public-bl.example' } }, log: { reveal_sites: true } }), async (s) => {
+      const addr = '127.0.30.17';
+      await mail(s, addr);
+      const d = await s.waitForEvent((e) => e['event'] === 'DNSBL' && e['client'] === addr);
+      assert.ok((d['hits'] as Array<{ site: string }>).some((h) => h.site === 'bl.test'), JSON.stringify(d['hits']));
     });
   });
 

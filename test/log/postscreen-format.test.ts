@@ -51,7 +51,11 @@ const CASES: Array<{ ev: Record<string, unknown>; line: string }> = [
   { ev: { event: EV.BACKEND_FAIL, backend: '127.0.0.1:10025', stage: 'ehlo', reason: 'handoff mode', detail: 'it expects none', probe: true, retry_ms: 60000 },
     line: 'BACKEND FAIL 127.0.0.1:10025 at ehlo (probe): handoff mode: it expects none' },
   { ev: { event: EV.BACKEND_OK, backend: '127.0.0.1:10025', mode: 'xclient', down_ms: 60000 },
-    line: 'BACKEND OK backend=127.0.0.1:10025 mode=xclient down_ms=60000' },
+    line: 'BACKEND OK 127.0.0.1:10025 (xclient)' },
+  // postscreen_smtpd.c's line, as postfix_exporter and log summarisers read it.
+  { ev: { event: EV.DATA_WITHOUT_VALID_RCPT, ...C, command: 'DATA', helo: 'x', from: 'a@b' }, line: 'DATA without valid RCPT from [192.0.2.1]:5678' },
+  { ev: { event: EV.DATA_WITHOUT_VALID_RCPT, ...C, command: 'BDAT', helo: 'x', from: 'a@b' }, line: 'BDAT without valid RCPT from [192.0.2.1]:5678' },
+  { ev: { event: EV.CACHE_ADMIN, op: 'pass', address: '192.0.2.1', ttl_ms: 86400000, by: 'socket' }, line: 'CACHE ADMIN pass 192.0.2.1 by socket' },
   { ev: { event: EV.HANDOFF, ...C, backend: '127.0.0.1:10025', mode: 'xclient', verdict: 'new', code: 550, after: 'RCPT', relayed: 'RCPT' },
     line: 'HANDOFF [192.0.2.1]:5678 to 127.0.0.1:10025 (xclient, new)' },
   { ev: { event: EV.HANDOFF_FALLBACK, ...C, reason: 'backend does not offer XCLIENT', stage: 'start' },
