@@ -29,6 +29,7 @@ const TOKEN = randomBytes(12).toString('hex');
 let pf: PostfixInstance;
 let hap: HaproxyProc;
 let frontPort: number;
+let hapDir: string | undefined;
 const screeners: Record<string, ScreenerProc> = {};
 
 function screenerCfg(backendPort: number): Record<string, unknown> {
@@ -73,6 +74,7 @@ before(async () => {
   screeners['mx3'] = await startScreener(screenerCfg(deadPort as number));
   frontPort = await freePort();
   const dir = haproxyDir();
+  hapDir = dir;
   const text = renderHaproxyConfig(fs.readFileSync(CONTRIB, 'utf8'), {
     bindPort: frontPort,
     token: TOKEN,
@@ -84,7 +86,7 @@ before(async () => {
 
 after(async () => {
   await hap?.stop();
-  if (hap !== undefined) fs.rmSync(hap.dir, { recursive: true, force: true });
+  if (hapDir !== undefined) fs.rmSync(hapDir, { recursive: true, force: true });
   for (const s of Object.values(screeners)) await s.stop();
   await pf?.stop();
 });
