@@ -126,7 +126,7 @@ test('cache hits answer asynchronously', async () => {
 
 test('100 identical concurrent lookups are one query on the wire', async () => {
   const h: FakeHandler = (m) => [{ buf: reply(m, { answers: [{ name: qname(m), type: QTYPE.A, ttl: 300, data: '127.0.0.2' }] }), delayMs: 20 }];
-  await withServers([h], {}, async (r, [s]) => {
+  await withServers([h], { timeoutMs: 500 }, async (r, [s]) => {
     const ps: Array<Promise<LookupResult>> = [];
     for (let i = 0; i < 100; i++) ps.push(r.lookup(i % 2 === 0 ? '3.2.1.dnsbl.test' : '3.2.1.DNSBL.TEST.', 'A'));
     assert.equal(r.stats().inFlight, 1, 'inFlight');
