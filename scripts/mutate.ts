@@ -9,17 +9,18 @@
  * sandbox, and each mutant runs only the unit tests of its module, in one
  * process that stops at the first failure (scripts/mutant-tests.ts). Groups
  * run one after the other with concurrency 1 (a shared 2-core machine).
- * Then one table: per file, killed / timeout / survived / no coverage /
+ * Then one table over every file, each from the newest report that measured
+ * it (a group's run, or a run of one file; `--summary`: the table only): per file, killed / timeout / survived / no coverage /
  * listed equivalent, the raw score and the score with the mutants listed in
- * test/mutation-equivalents.md left out (each line there: `file line:col
- * Mutator ... - why`). Survivors not listed go to reports/mutation/survivors.txt;
+ * test/mutation-equivalents.md left out (each line there: `- \`file line:col
+ * Mutator -> "replacement"\` why`, as the survivors list prints them). Survivors not listed go to reports/mutation/survivors.txt;
  * the table to docs/mutation-score.md (a full run only; committed), each group's
  * results to reports/mutation/GROUP.json. Exit 1 when a survivor is unlisted.
  *   GROUP ...  only these groups (names below); FILE: the groups mutating it, that file only
  *   --list     print the groups and exit
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 
 interface Group {
   readonly name: string;
@@ -60,12 +61,6 @@ const OUT = 'reports/mutation';
 const RUNNER = './dist/scripts/mutant-tests.js';
 const EQUIV = 'test/mutation-equivalents.md';
 
-/** `file line:col Mutator` of a result (line and column 1-based, as the HTML report and editors show). */
-function keyOf(r: Result): string {
-  const file = r.fileName.replace(/^.*?(src\/)/, '$1');
-  return `${file} ${r.location.start.line}:${r.location.start.column + 1} ${r.mutatorName}`;
-}
-
 /** The listed equivalents: lines `- \`src/x.ts 12:5 Mutator\` ...`. */
 function equivalents(): Set<string> {
   if (!existsSync(EQUIV)) return new Set();
@@ -76,7 +71,7 @@ function equivalents(): Set<string> {
 
 async function runGroup(g: Group, only: readonly string[] | null): Promise<Result[]> {
   const { Stryker } = await import('@stryker-mutator/core');
-  const mutate = only === null ? [...g.mutate] : g.mutate.filter((f) => only.includes(f));
+  const mutate = only === null ? [...g.mutate] : [...only];
   const stryker = new Stryker({
     mutate,
     testRunner: 'command',
@@ -89,7 +84,7 @@ async function runGroup(g: Group, only: readonly string[] | null): Promise<Resul
     tempDirName: '.stryker-tmp',
     cleanTempDir: true,
     reporters: ['json', 'progress-append-only'],
-    jsonReporter: { fileName: join(OUT, `${g.name}.json`) },
+    jsonReporter: { fileName: join(OUT, `${g.name}${only === null ? '' : `--${only.map((f) => basename(f, '.ts')).join('-')}`}.json`) },
     logLevel: 'warn' as never,
     // Each group is one run of its own: no run leaves a report for another to read.
     incremental: false,
@@ -113,6 +108,30 @@ function table(rows: Row[]): string {
   return lines.join('\n');
 }
 
+interface ReportMutant {
+  mutatorName: string;
+  replacement?: string;
+  status: string;
+  location: { start: { line: number; column: number } };
+}
+
+/** Per file, the mutants of the newest report that has it (reports/mutation/*.json: each group's last run). */
+function latestReports(): Map<string, { at: number; mutants: ReportMutant[] }> {
+  const out = new Map<string, { at: number; mutants: ReportMutant[] }>();
+  if (!existsSync(OUT)) return out;
+  for (const name of readdirSync(OUT).filter((n) => n.endsWith('.json'))) {
+    const path = join(OUT, name);
+    const at = statSync(path).mtimeMs;
+    const rep = JSON.parse(readFileSync(path, 'utf8')) as { files: Record<string, { mutants: ReportMutant[] }> };
+    for (const [file, f] of Object.entries(rep.files)) {
+      const key = file.replace(/^.*?(src\/)/, '$1');
+      const had = out.get(key);
+      if (had === undefined || had.at < at) out.set(key, { at, mutants: f.mutants });
+    }
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args.includes('--list')) {
@@ -120,53 +139,62 @@ async function main(): Promise<void> {
     return;
   }
   const files = args.filter((a) => a.endsWith('.ts'));
-  const names = args.filter((a) => !a.endsWith('.ts'));
+  const names = args.filter((a) => !a.endsWith('.ts') && a !== '--summary');
   for (const n of names) if (!GROUPS.some((g) => g.name === n)) throw new Error(`mutate: no group "${n}" (groups: ${GROUPS.map((g) => g.name).join(', ')})`);
   for (const f of files) if (!GROUPS.some((g) => g.mutate.includes(f))) throw new Error(`mutate: no group mutates "${f}" (see --list)`);
-  const groups = GROUPS.filter((g) => (args.length === 0) || names.includes(g.name) || g.mutate.some((f) => files.includes(f)));
+  const groups = args.includes('--summary') ? [] : GROUPS.filter((g) => (args.length === 0) || names.includes(g.name) || g.mutate.some((f) => files.includes(f)));
   mkdirSync(OUT, { recursive: true });
-  const eq = equivalents();
-  const rows: Row[] = [];
-  const survivors: string[] = [];
-  const seenEquiv = new Set<string>();
   const started = Date.now();
   for (const g of groups) {
     const t0 = Date.now();
-    const results = await runGroup(g, files.length > 0 ? files : null);
-    console.log(`mutate: group ${g.name}: ${results.length} mutants in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-    const byFile = new Map<string, Row>();
-    for (const r of results) {
-      const file = r.fileName.replace(/^.*?(src\/)/, '$1');
-      let row = byFile.get(file);
-      if (row === undefined) byFile.set(file, row = { file, killed: 0, timeout: 0, survived: 0, noCov: 0, errors: 0, equiv: 0 });
-      const key = keyOf(r);
-      switch (r.status) {
+    const only = files.length > 0 ? files.filter((f) => g.mutate.includes(f)) : null;
+    const results = await runGroup(g, only);
+    console.log(`mutate: group ${g.name}${only === null ? '' : ` (${only.join(' ')})`}: ${results.length} mutants in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  // The table: every file of the groups, from the newest report that measured it.
+  const eq = equivalents();
+  const reports = latestReports();
+  const rows: Row[] = [];
+  const survivors: string[] = [];
+  const seenEquiv = new Set<string>();
+  const missing: string[] = [];
+  for (const file of GROUPS.flatMap((g) => g.mutate)) {
+    const rep = reports.get(file);
+    if (rep === undefined) {
+      missing.push(file);
+      continue;
+    }
+    const row: Row = { file, killed: 0, timeout: 0, survived: 0, noCov: 0, errors: 0, equiv: 0 };
+    for (const m of rep.mutants) {
+      const key = `${file} ${m.location.start.line}:${m.location.start.column} ${m.mutatorName} -> ${JSON.stringify(m.replacement ?? '')}`;
+      switch (m.status) {
         case 'Killed': row.killed++; break;
         case 'Timeout': row.timeout++; break;
         case 'NoCoverage':
         case 'Survived':
-          if (r.status === 'Survived') row.survived++; else row.noCov++;
+          if (m.status === 'Survived') row.survived++; else row.noCov++;
           if (eq.has(key)) {
             row.equiv++;
             seenEquiv.add(key);
-          } else survivors.push(`${key} -> ${JSON.stringify(r.replacement ?? '')}`);
+          } else survivors.push(key);
           break;
         default: row.errors++;
       }
     }
-    rows.push(...[...byFile.values()].sort((a, b) => a.file.localeCompare(b.file)));
+    rows.push(row);
   }
-  const stale = files.length === 0 && names.length === 0 ? [...eq].filter((k) => !seenEquiv.has(k)) : [];
+  const stale = missing.length === 0 ? [...eq].filter((k) => !seenEquiv.has(k)) : [];
   const out = [
-    `Mutation score (${new Date().toISOString().slice(0, 16)}Z, ${((Date.now() - started) / 60000).toFixed(1)} min, groups: ${groups.map((g) => g.name).join(', ')})`,
+    `Mutation score (${new Date().toISOString().slice(0, 16)}Z${groups.length > 0 ? `, this run ${((Date.now() - started) / 60000).toFixed(1)} min: ${groups.map((g) => g.name).join(', ')}` : ''})`,
     '',
     table(rows),
     '',
+    ...(missing.length > 0 ? [`Not measured yet: ${missing.join(', ')}`, ''] : []),
     `Survivors not listed in ${EQUIV}: ${survivors.length}`,
     ...(stale.length > 0 ? [`Listed equivalents no mutant matched (the code moved?): ${stale.length}`, ...stale.map((s) => `  ${s}`)] : []),
   ].join('\n');
   console.log(`\n${out}`);
-  if (groups.length === GROUPS.length && files.length === 0) writeFileSync('docs/mutation-score.md', `# Mutation score\n\nWritten by \`npm run mutate\` (scripts/mutate.ts).\n\n${out}\n`);
+  writeFileSync(join(OUT, 'summary.md'), `${out}\n`);
   writeFileSync(join(OUT, 'survivors.txt'), survivors.map((s) => `${s}\n`).join(''));
   if (survivors.length > 0) {
     console.log(`\n${survivors.join('\n')}`);

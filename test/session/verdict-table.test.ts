@@ -149,6 +149,7 @@ test('greylisting off (the default): no GREYLIST, handed over at the first attem
   assert.equal(s.handedOver, true);
   assert.equal(s.h.named('GREYLIST').length, 0);
   assert.equal(pass(s.stored, GL), 0);
+  assert.deepEqual(Object.keys(s.h.named('PASS NEW')[0] ?? {}).filter((k) => k.startsWith('dnsbl')), [], 'no DNSBL: no score in PASS NEW');
 });
 
 test('greylisting, policy all: the first attempt is deferred (450 at RCPT), the early passes kept; a retry too soon waits', async () => {
@@ -157,7 +158,7 @@ test('greylisting, policy all: the first attempt is deferred (450 at RCPT), the 
   assert.equal(s.handedOver, false, 'greylisting on must defer an unknown network');
   assert.match(s.sock.text(), /450 4\.\d\.\d .*\r\n$/);
   const g = h.named('GREYLIST');
-  assert.deepEqual([g[0]?.['network'], g[0]?.['state'], g[0]?.['reason']], ['192.0.2.0/24', 'defer', 'new']);
+  assert.deepEqual([g[0]?.['network'], g[0]?.['state'], g[0]?.['reason'], g[0]?.['wait_ms']], ['192.0.2.0/24', 'defer', 'new', undefined]);
   assert.equal(pass(s.stored, PG), T0 + 2000 + DAY);
   assert.equal(pass(s.stored, GL), 0);
   s.sock.hangup();
@@ -176,6 +177,11 @@ test('greylisting, policy all: the first attempt is deferred (450 at RCPT), the 
   const g3 = h.named('GREYLIST')[2];
   assert.deepEqual([g3?.['state'], g3?.['delay_ms']], ['pass', 362_000]);
   assert.equal(pass(ok.stored, GL), h.clock.now() + 35 * DAY);
+  // A neighbour with no record of its own: the network passed already, handed over without a GREYLIST line.
+  const n = await run({}, 'silent', { h, client: '192.0.2.200' });
+  assert.equal(n.handedOver, true);
+  assert.equal(h.named('GREYLIST').length, 3);
+  assert.equal(pass(n.stored, GL), h.clock.now() - 2000 + 35 * DAY, 'the network\'s pass, as stored for the network');
 });
 
 test('greylisting, policy suspicious: a clean client is not greylisted (its pass written); a scored one is', async () => {
@@ -421,4 +427,65 @@ test('test-state: bit layout, masks and names (4 bits a row: FAIL 1, PASS 2, TOD
   assert.equal(anyFail(flag(PG, PASS | DONE | TODO) | IGNORED), false);
   assert.equal(stateToString(0), '');
   assert.equal(stateToString(flag(DB, PASS) | IGNORED | ALLOWLISTED), 'DNSBL_PASS|IGNORED|ALLOWLISTED');
+});
+
+test('afterEarly: failures carry no name, no PASS NEW, no allowlisting; a plain pass is not "allowlisted"', () => {
+  for (const action of ['drop', 'enforce'] as const) {
+    const v = afterEarly(facts({ personality: personality(bl(action)), checks: [{ test: DB, outcome: outcome({ failed: true }) }] }));
+    assert.deepEqual([v.name, v.allowlisted, v.passNew, v.greylist], ['', false, false, null], action);
+  }
+  const ok = afterEarly(facts({ personality: personality({}) }));
+  assert.deepEqual([ok.next, ok.name, ok.reason, ok.allowlisted, ok.passNew, ok.reply], ['handoff', 'new', '', false, true, null]);
+});
+
+test('afterEarly: an ignored failure with a deep test due goes to the dummy engine ("deep"), with its failure to log', () => {
+  const p = personality({ ...bl('ignore'), deep: { pipelining: { enable: true } } });
+  const failing = [{ test: DB, outcome: outcome({ failed: true }) }];
+  const v = afterEarly(facts({ personality: p, checks: failing }));
+  assert.deepEqual([v.next, v.reason, v.name, v.passNew], ['deep', 'deep', '', false]);
+  assert.equal(v.failedChecks.length, 1);
+  // The deep pass is still valid in the stored record, nothing of it to clear: handed over.
+  const w = afterEarly(facts({ personality: p, checks: failing, record: withPasses(null, [[PIPE, T0 + 1]]) }));
+  assert.deepEqual([w.next, w.name], ['handoff', 'ignored']);
+});
+
+test('afterDeep(): only the failed deep test loses its pass', () => {
+  const p = personality({ deep: { pipelining: { enable: true }, bare_newline: { enable: true } } });
+  const BARE = TestIndex.bare_newline;
+  const rec = withPasses(null, [[PIPE, T0 - 1], [BARE, T0 + 50]]);
+  const f = afterDeep({ now: T0, personality: p, record: rec, deep: { failed: DEEP_BIT.pipelining, passed: 0, complete: true, passUntil: () => 0 } as never, enforced: false });
+  assert.deepEqual([f.record?.[PIPE], f.record?.[BARE]], [0, T0 + 50]);
+});
+
+test('deep tests in the session: a client that failed pipelining, or an early test, earns no deep pass and no PASS NEW', async () => {
+  // Pipelined commands before the greeting allows it: a pipelining failure.
+  const h = harness({ ...base, deep: { pipelining: { enable: true } } });
+  const s = await run({}, 'silent', { h });
+  s.sock.feed('MAIL FROM:<a@b.test>\r\nRCPT TO:<c@screen.test>\r\nDATA\r\n');
+  s.sock.feed('QUIT\r\n');
+  await settle();
+  assert.equal(h.named('PASS NEW').length, 0);
+  assert.equal(pass(h.writes.at(-1)?.[1], PIPE), 0);
+  // A pregreeter under enforce talks politely afterwards: still nothing earned.
+  const g = harness({ ...base, deep: { pipelining: { enable: true } } });
+  const c = g.connect('192.0.2.10');
+  c.sock.feed('EHLO early.test\r\n');
+  c.sock.feed('MAIL FROM:<a@b.test>\r\n');
+  c.sock.feed('RCPT TO:<c@screen.test>\r\n');
+  c.sock.feed('QUIT\r\n');
+  await settle();
+  assert.equal(g.named('PASS NEW').length, 0);
+  assert.equal(g.writes.filter(([, r]) => (r[PIPE] ?? 0) > 0).length, 0, 'no pipelining pass for an enforced client');
+});
+
+test('deepOptions / deepEnabled: any one deep test enables them; the ignore TTL is the shortest of every test\'s (60 s: dnsbl.ttl_min)', async () => {
+  const { deepOptions, deepEnabled } = await import('../../src/session/deep.js');
+  const cfg = (deep: Record<string, unknown>) => validateConfig({ hostname: 'screen.test', deep });
+  assert.equal(deepOptions(cfg({})), null);
+  for (const t of ['pipelining', 'non_smtp', 'bare_newline']) {
+    const c = cfg({ [t]: { enable: true } });
+    assert.notEqual(deepOptions(c), null, t);
+    assert.equal(deepOptions(c)?.ignoreTtl, 60_000, t);
+    assert.deepEqual(deepEnabled(c), [TestIndex[t as 'pipelining']], t);
+  }
 });
