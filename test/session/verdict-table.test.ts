@@ -489,3 +489,24 @@ test('deepOptions / deepEnabled: any one deep test enables them; the ignore TTL 
     assert.deepEqual(deepEnabled(c), [TestIndex[t as 'pipelining']], t);
   }
 });
+
+test('no test to wait for (pregreet off, no DNSBL): a client that hangs up at once is not handed over, nothing stored', async () => {
+  const h = harness({ ...base, pregreet: { enable: false } });
+  const { sock } = h.connect('192.0.2.10');
+  sock.hangup();
+  await settle();
+  assert.equal(h.backends.length, 0, 'no backend connection for a client already gone');
+  assert.equal(h.named('PASS NEW').length, 0);
+  assert.equal(h.writes.length, 0);
+  const k = harness({ ...base, pregreet: { enable: false } });
+  k.connect('192.0.2.11');
+  await settle();
+  assert.equal(k.backends.length, 1, 'the same client staying is handed over at once');
+  assert.equal(k.named('PASS NEW').length, 0, 'no enabled test: untested, no PASS NEW');
+});
+
+test('afterEarly: with pregreet off, an ignored DNSBL failure keeps the pregreet pass still stored', () => {
+  const p = personality({ pregreet: { enable: false }, ...bl('ignore') });
+  const v = afterEarly(facts({ personality: p, state: flag(DB, TODO | DONE), record: withPasses(null, [[PG, T0 + 5], [DB, T0 - 5]]), checks: [{ test: DB, outcome: outcome({ failed: true }) }] }));
+  assert.deepEqual([v.next, v.record?.[PG], v.record?.[DB]], ['handoff', T0 + 5, 0]);
+});
