@@ -65,7 +65,7 @@ const EQUIV = 'test/mutation-equivalents.md';
 function equivalents(): Set<string> {
   if (!existsSync(EQUIV)) return new Set();
   const out = new Set<string>();
-  for (const m of readFileSync(EQUIV, 'utf8').matchAll(/^- `([^`]+)`/gm)) out.add(m[1] as string);
+  for (const m of readFileSync(EQUIV, 'utf8').matchAll(/^- `(.+?)`(?: |$)/gm)) out.add(m[1] as string);
   return out;
 }
 

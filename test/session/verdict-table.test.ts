@@ -498,6 +498,11 @@ test('no test to wait for (pregreet off, no DNSBL): a client that hangs up at on
   assert.equal(h.backends.length, 0, 'no backend connection for a client already gone');
   assert.equal(h.named('PASS NEW').length, 0);
   assert.equal(h.writes.length, 0);
+  // With greylisting on, a client gone before the verdict leaves no first-seen time for its network.
+  const gl = harness({ ...base, pregreet: { enable: false }, greylist: { enable: true } });
+  gl.connect('192.0.2.12').sock.hangup();
+  await settle();
+  assert.deepEqual([gl.named('GREYLIST').length, gl.writes.length, gl.store.get('net:192.0.2.0/24')], [0, 0, undefined]);
   const k = harness({ ...base, pregreet: { enable: false } });
   k.connect('192.0.2.11');
   await settle();
