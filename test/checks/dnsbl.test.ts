@@ -247,3 +247,12 @@ test('dnsbl.txt: the listing site\'s TXT text follows the 550, printable and bou
   await run(off, '127.0.50.7');
   assert.equal(h.asked.filter(([, type]) => type === 'TXT').length, 0, 'txt off: no TXT lookup');
 });
+
+test('filterMatches: only a dotted quad; only 127.255.255.x is a reserved error answer; every octet of the filter counts', () => {
+  const any = parseSite('any.test');
+  for (const bad of ['127.0.2', '1.2.3.4.5', '']) assert.equal(filterMatches(any, bad), false, bad);
+  for (const a of ['10.255.255.1', '127.255.0.2', '127.0.255.255']) assert.equal(filterMatches(any, a), true, `${a} is a listing`);
+  const f = parseSite('bl.test=127.0.0.2');
+  assert.equal(filterMatches(f, '127.0.0.2'), true);
+  for (const a of ['126.0.0.2', '127.1.0.2', '127.0.1.2', '127.0.0.3']) assert.equal(filterMatches(f, a), false, a);
+});
