@@ -64,3 +64,10 @@ test('PregreetProbe(EARLY_KEEP): a 64 KiB read keeps a 4,096-byte copy, not the 
   read[0] = 0x5a;
   assert.equal(kept[0], 0x41, 'a copy');
 });
+
+test('pregreetResult of a client that said nothing: a pass with no fields; an empty probe samples ""', () => {
+  const p = new PregreetProbe(EARLY_KEEP);
+  assert.deepEqual(pregreetResult(p, 0), { pass: true, fields: {} });
+  assert.equal(p.sample(), '');
+  assert.equal(p.takeKept(), null);
+});

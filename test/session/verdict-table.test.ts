@@ -515,3 +515,9 @@ test('afterEarly: with pregreet off, an ignored DNSBL failure keeps the pregreet
   const v = afterEarly(facts({ personality: p, state: flag(DB, TODO | DONE), record: withPasses(null, [[PG, T0 + 5], [DB, T0 - 5]]), checks: [{ test: DB, outcome: outcome({ failed: true }) }] }));
   assert.deepEqual([v.next, v.record?.[PG], v.record?.[DB]], ['handoff', T0 + 5, 0]);
 });
+
+test('applyAction: the three actions, and a clear error for anything else', async () => {
+  const { applyAction } = await import('../../src/checks/check.js');
+  assert.deepEqual(['drop', 'enforce', 'ignore'].map((a) => applyAction(a as 'drop')), ['drop', 'enforce', 'continue']);
+  assert.throws(() => applyAction('bounce' as 'drop'), /^Error: unknown action bounce$/);
+});
