@@ -251,6 +251,7 @@ export function validateConfig(raw: unknown, source?: string): Config {
   checkTls(cfg as unknown as Config, is);
   checkAfterPass(cfg as unknown as Config, is);
   checkLog(cfg as unknown as Config, is);
+  checkSpf(cfg as unknown as Config, is);
   checkPolicy(cfg as unknown as Config, is);
   checkAdmin(cfg as unknown as Config, is);
   checkRefusals(cfg as unknown as Config, (k, v, p) => is.add(k, v, p));
@@ -309,6 +310,18 @@ function checkWatermarks(cfg: Config, is: Issues): void {
 function checkAfterPass(cfg: Config, is: Issues): void {
   if (cfg.deep.after_pass === 'handoff' && cfg.backend.handoff === 'none') {
     is.add('deep.after_pass', 'handoff', 'handoff needs backend.handoff xclient, proxy-v1 or proxy-v2: with none the backend would see the screener as the client; use reconnect');
+  }
+}
+
+/** access.spf: domain names, and refresh bounds in order. */
+function checkSpf(cfg: Config, is: Issues): void {
+  cfg.access.spf.forEach((d, i) => {
+    if (!/^(?=.{1,253}\.?$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}\.?$/i.test(d)) {
+      is.add(`access.spf[${i}]`, d, `want a domain name such as google.com, got "${d}"`);
+    }
+  });
+  if (cfg.access.spf_refresh_min > cfg.access.spf_refresh_max) {
+    is.add('access.spf_refresh_min', cfg.access.spf_refresh_min, `above access.spf_refresh_max (${cfg.access.spf_refresh_max} ms)`);
   }
 }
 
