@@ -98,7 +98,7 @@ export class SpfAllowlist {
   /** New domains are due now; domains no longer listed are dropped (logged); the bounds apply from the next walk. */
   configure(domains: readonly string[], opts: { refreshMinMs: number; refreshMaxMs: number }): void {
     this.#min = opts.refreshMinMs;
-    this.#max = opts.refreshMaxMs;
+    this.#max = Math.max(opts.refreshMinMs, opts.refreshMaxMs); // the minimum wins
     const want = new Set(domains.map((d) => d.toLowerCase().replace(/\.$/, '')));
     let changed = false;
     for (const [d, st] of this.#domains) {

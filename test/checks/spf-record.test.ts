@@ -7,6 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseSpf, selectSpf } from '../../src/checks/spf-record.js';
+import { validateConfig } from '../../src/config/validate.js';
+import { configError } from '../helpers/config-error.js';
 
 const terms = (text: string) => {
   const r = parseSpf(text);
@@ -82,4 +84,14 @@ test('property: garbage never throws, and every outcome is a record or an error'
     const s = selectSpf([text, text.slice(1)]);
     return s === null || typeof s === 'string' || typeof s.error === 'string';
   }), { numRuns: 3000 });
+});
+
+test('config: access.spf names domains; a bad one is an error naming access.spf[i]', () => {
+  assert.deepEqual(validateConfig({ access: { spf: ['google.com', '_spf.Example.TEST.'] } }).access.spf, ['google.com', '_spf.Example.TEST.']);
+  for (const bad of ['google', 'a b.test', 'x..test', '-x.test', 'ip4:1.2.3.4']) {
+    const e = configError(() => validateConfig({ access: { spf: ['ok.test', bad] } }));
+    assert.equal(e.details['key'], 'access.spf[1]', bad);
+  }
+  // The minimum wins over a smaller maximum (no error: each bound is checked on its own).
+  assert.equal(validateConfig({ access: { spf_refresh_min: '1h', spf_refresh_max: '1s' } }).access.spf_refresh_min, 3_600_000);
 });
