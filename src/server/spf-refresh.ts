@@ -71,6 +71,7 @@ export class SpfRefresher {
   }
 
   #log(c: SpfChange): void {
+    if (this.#stopped) return; // a walk cut short by stop() (its resolver closed) is not news
     this.#ctx.emitter.emit(EV.ALLOWLIST_SPF, c as unknown as Record<string, unknown>, c.error !== undefined ? 'warn' : undefined);
   }
 
