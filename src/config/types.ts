@@ -77,6 +77,11 @@ export interface Config {
     list: string | null;
     /** Action for a `reject` entry (postscreen_denylist_action). */
     action: Action;
+    /** Domains whose SPF netblocks are permitted (checks/spf-allowlist.ts). */
+    spf: string[];
+    /** Bounds (ms) on the time between two walks of a domain. */
+    spf_refresh_min: number;
+    spf_refresh_max: number;
   };
   pregreet: {
     enable: boolean;

@@ -251,6 +251,7 @@ export function validateConfig(raw: unknown, source?: string): Config {
   checkTls(cfg as unknown as Config, is);
   checkAfterPass(cfg as unknown as Config, is);
   checkLog(cfg as unknown as Config, is);
+  checkSpf(cfg as unknown as Config, is);
   checkPolicy(cfg as unknown as Config, is);
   checkAdmin(cfg as unknown as Config, is);
   checkRefusals(cfg as unknown as Config, (k, v, p) => is.add(k, v, p));
@@ -310,6 +311,15 @@ function checkAfterPass(cfg: Config, is: Issues): void {
   if (cfg.deep.after_pass === 'handoff' && cfg.backend.handoff === 'none') {
     is.add('deep.after_pass', 'handoff', 'handoff needs backend.handoff xclient, proxy-v1 or proxy-v2: with none the backend would see the screener as the client; use reconnect');
   }
+}
+
+/** access.spf: domain names (a spf_refresh_min above spf_refresh_max is not an error: the minimum wins). */
+function checkSpf(cfg: Config, is: Issues): void {
+  cfg.access.spf.forEach((d, i) => {
+    if (!/^(?=.{1,253}\.?$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}\.?$/i.test(d)) {
+      is.add(`access.spf[${i}]`, d, `want a domain name such as google.com, got "${d}"`);
+    }
+  });
 }
 
 /** STARTTLS needs both files. */

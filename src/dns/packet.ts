@@ -1,5 +1,5 @@
 /*
- * dns/packet.ts - DNS wire codec (RFC 1035, 2308, 3596) for the in-process resolver.
+ * dns/packet.ts - DNS wire codec (RFC 1035, 2308, 3596) for the in-process resolver (A, AAAA, TXT, MX, SOA, CNAME).
  *
  * Exports:
  *   encodeQuery(id, name, qtype, out?)          standard query, RD=1, one IN question, no EDNS
@@ -28,7 +28,7 @@ import { ScreenError } from '../util/errors.js';
 import { formatAddress } from '../net/cidr.js';
 import type { DnsMessage, DnsQuestion, DnsRecord } from './types.js';
 
-const T_A = 1, T_NS = 2, T_CNAME = 5, T_SOA = 6, T_PTR = 12, T_TXT = 16, T_AAAA = 28;
+const T_A = 1, T_NS = 2, T_CNAME = 5, T_SOA = 6, T_PTR = 12, T_TXT = 16, T_MX = 15, T_AAAA = 28;
 const CLASS_IN = 1;
 /** Pointer jumps per name. Real compressors need one or two; Go's dnsmessage allows 10. */
 const MAX_HOPS = 16;
@@ -159,6 +159,11 @@ function readRecord(buf: Buffer, off: number, out: DnsRecord[] | null): number {
       break;
     case T_CNAME: case T_NS: case T_PTR:
       data = readName(buf, rd, rdEnd);
+      if (nameEnd !== rdEnd) fail('bad rdlength');
+      break;
+    case T_MX:
+      if (rdEnd - rd < 3) fail('bad rdlength');
+      data = readName(buf, rd + 2, rdEnd);
       if (nameEnd !== rdEnd) fail('bad rdlength');
       break;
     case T_TXT: {

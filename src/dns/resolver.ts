@@ -1,5 +1,5 @@
 /*
- * dns/resolver.ts - stub resolver over UDP (TCP after TC) for A and TXT lookups.
+ * dns/resolver.ts - stub resolver over UDP (TCP after TC) for A and TXT lookups (AAAA, MX: the SPF allowlist).
  *
  * Exports:
  *   Resolver                    implements DnsLookup: cache, coalescing, retries, deadlines
@@ -129,9 +129,9 @@ export class Resolver implements DnsLookup {
   lookup(name: string, type: LookupType, fresh = false): Promise<LookupResult> {
     if (this.#closed) return Promise.resolve(CLOSED);
     const qname = canonical(name);
-    const qtype = type === 'A' ? QTYPE.A : type === 'TXT' ? QTYPE.TXT : 0;
+    const qtype = type === 'A' ? QTYPE.A : type === 'TXT' ? QTYPE.TXT : type === 'AAAA' ? QTYPE.AAAA : type === 'MX' ? QTYPE.MX : 0;
     if (qtype === 0) return Promise.resolve(BAD_NAME);
-    const key = (qtype === QTYPE.A ? 'A ' : 'T ') + qname;
+    const key = (qtype === QTYPE.A ? 'A ' : qtype === QTYPE.TXT ? 'T ' : qtype === QTYPE.AAAA ? 'Q ' : 'M ') + qname;
     const now = this.#now();
     const e = fresh ? undefined : this.#cache.get(key);
     if (e !== undefined) {

@@ -7,7 +7,7 @@
  *          LookupResult, LookupError, DnsLookup.
  */
 
-export const QTYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, TXT: 16, AAAA: 28 } as const;
+export const QTYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, TXT: 16, MX: 15, AAAA: 28 } as const;
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 
 export interface DnsQuestion {
@@ -23,7 +23,7 @@ export interface DnsRecord {
   type: number;
   ttl: number;
   /**
-   * A: dotted quad; AAAA: IPv6 text; CNAME/NS/PTR: target name (lower-case);
+   * A: dotted quad; AAAA: IPv6 text; CNAME/NS/PTR: target name (lower-case); MX: the exchange name (preference dropped);
    * TXT: the character-strings joined without separator; SOA: "mname rname serial refresh retry expire minimum";
    * other types: '' (skipped by users).
    */
@@ -48,7 +48,8 @@ export interface DnsMessage {
   /** Additional records are bounds-checked and skipped (not returned). */
 }
 
-export type LookupType = 'A' | 'TXT';
+/** AAAA and MX: checks/spf-collect.ts (the SPF allowlist's `a` and `mx` mechanisms). */
+export type LookupType = 'A' | 'TXT' | 'AAAA' | 'MX';
 
 /**
  * 'queued' is ours, not the server's: the lookup's deadline came while it waited in the
@@ -58,7 +59,7 @@ export type LookupType = 'A' | 'TXT';
 export type LookupError = 'timeout' | 'queued' | 'servfail' | 'refused' | 'formerr' | 'malformed' | 'network' | 'cname-loop' | 'bad-name';
 
 export type LookupResult =
-  /** records: A as dotted quads, TXT as strings; ttl: seconds, clamped, the minimum over the records used. */
+  /** records: A as dotted quads, AAAA as IPv6 text, MX as exchange names, TXT as strings; ttl: seconds, clamped, the minimum over the records used. */
   | { status: 'ok'; records: string[]; ttl: number }
   /** Negative answers; ttl from the SOA in the authority section (clamped), or the configured negative default. */
   | { status: 'nxdomain' | 'nodata'; ttl: number }

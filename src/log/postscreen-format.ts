@@ -117,6 +117,7 @@ const RENDER: Readonly<Record<string, Render>> = {
   [EV.PASS_OLD]: (_ev, a) => `PASS OLD ${a}`,
   [EV.ALLOWLISTED]: (_ev, a) => `ALLOWLISTED ${a}`,
   [EV.DENYLISTED]: (_ev, a) => `DENYLISTED ${a}`,
+  [EV.ALLOWLIST_SPF]: (ev) => `ALLOWLIST SPF ${str(ev['domain']) ?? 'unknown'} entries ${str(ev['entries']) ?? '0'} added ${str(ev['added']) ?? '0'} removed ${str(ev['removed']) ?? '0'}${ev['error'] !== undefined ? `: ${str(ev['error'])}` : ''}`,
   [EV.PREGREET]: (ev, a) => `PREGREET ${str(ev['bytes']) ?? 'unknown'} after ${after(ev)} from ${a}${sample(ev)}`,
   [EV.HANGUP]: (ev, a) => {
     const p = str(ev['phase']);

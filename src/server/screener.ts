@@ -5,7 +5,8 @@
  * Init order: the verdict store (memory, or memory in front of Redis: cache/tiered.ts) → the generation (server/generation.ts: access
  * list, replies, DNSBL, the backend and its EHLO, the personalities) → the
  * stress watermarks (server/stress.ts) → the snapshot (claimed: cache/owner.ts)
- * → listeners → the privilege drop → the cache admin socket (admin.socket) → STARTED; close()
+ * → listeners → the privilege drop → the cache admin socket (admin.socket) → STARTED → the SPF
+ * allowlist (access.spf, server/spf-refresh.ts: kept across reloads); close()
  * removes the socket and, after the last save, the snapshot's owner mark.
  * close() stops accepting, ends sessions still being screened with a 421,
  * lets spliced sessions finish for up to drain_timeout, then cuts the rest.
@@ -33,6 +34,7 @@ import { RESTART_KEYS, Retiring, changedKeys, listenKey, planListeners, reloadFa
 import { FD_RESERVE, connectionCeiling, readFdLimit } from './fdlimit.js';
 import type { Sink } from './sink.js';
 import { makeGeneration, type MadeGeneration } from './generation.js';
+import { SpfRefresher } from './spf-refresh.js';
 import { readAdminToken, startAdmin, type Admin } from './admin.js';
 import { logOutput } from '../log/logger.js';
 import { startAdminSocket, type AdminSocket } from './admin-socket.js';
@@ -197,6 +199,9 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     snapTimer.unref();
   };
   armSnapshot();
+  // access.spf (server/spf-refresh.ts): runtime state, kept across reloads; its first walk is not awaited.
+  const spf = new SpfRefresher(ctx);
+  spf.apply(config);
   // What reloads dropped (a resolver, a sink) is closed once no session of its generation is left.
   const retiring = new Retiring(ctx);
 
@@ -261,6 +266,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       if (old.dnsbl !== ctx.gen.dnsbl) ctx.gen.dnsbl?.healthTick();
       armHealth();
     }
+    spf.apply(next);
     if (old.config.cache.snapshot !== next.cache.snapshot || old.config.cache.snapshot_interval !== next.cache.snapshot_interval) armSnapshot();
     const changed = changedKeys(old.config, next);
     const rec: ReloadResult = {
@@ -309,6 +315,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     closing ??= drain(ctx, [...listeners.values()], drainMs, signal, (cut) => (cutNow = cut)).then(async (forced) => {
       if (snapTimer !== null) clearInterval(snapTimer);
       if (healthTimer !== null) clearInterval(healthTimer);
+      await spf.stop();
       made.ehlo?.stop();
       made.health.stop();
       await retiring.closeAll();

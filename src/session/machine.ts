@@ -59,7 +59,8 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
   s.event(EV.CONNECT, { local: socket.localAddress, local_port: socket.localPort });
 
   // 1. Permanent access list (first match wins) and 2. the verdict cache: session/verdict.ts atAccept().
-  const hit = gen.access?.match(client);
+  // access.spf's permits come after the access list (whose dunno also stops the search).
+  const hit = gen.access?.match(client) ?? ctx.spf?.match(client);
   const rec = ctx.store.get(client) ?? null;
   s.record = rec;
   const now = s.ctx.clock.now();

@@ -17,6 +17,7 @@ import type { LineReader } from '../smtp/line-reader.js';
 import type { PregreetProbe } from '../checks/pregreet.js';
 import type { CheckOutcome, CheckRun } from '../checks/check.js';
 import type { DeepTests } from '../checks/deep.js';
+import type { SpfAllowlist } from '../checks/spf-allowlist.js';
 import type { Generation, Personality } from './generation.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { EventName } from '../log/events.js';
@@ -64,6 +65,8 @@ export interface Ctx {
   onSessionEnd?: () => void;
   /** The open connection count changed (the server's stress state watches it). */
   noteOpen: (count: number) => void;
+  /** access.spf: permits consulted after the access list (server/spf-refresh.ts keeps it across reloads), or null/absent. */
+  spf?: SpfAllowlist | null;
 }
 
 /** The early checks' outcomes, kept while the shared tier decides greylisting for `network` (session/conclude.ts). */

@@ -21,7 +21,7 @@ test('defaults: empty, null and {} give the documented defaults', () => {
     assert.equal(c.banner, 'ESMTP');
     assert.deepEqual(c.listen, [{ address: { host: '127.0.0.1', port: 2525 }, proxy_protocol: 'none', trusted_proxies: [], personality: 'auto' }]);
     assert.deepEqual(c.limits, { max_connections: 19000, max_per_client: 50, backlog: 4096, proxy_timeout: 5000 });
-    assert.deepEqual(c.access, { list: null, action: 'enforce' });
+    assert.deepEqual(c.access, { list: null, action: 'enforce', spf: [], spf_refresh_min: 300_000, spf_refresh_max: 86_400_000 });
     assert.deepEqual(c.pregreet, { enable: true, wait: 6000, action: 'enforce', ttl: 86_400_000 });
     assert.deepEqual(c.dummy, { command_time_limit: 300_000, command_count_limit: 20, line_length_limit: 2048, hard_error_limit: 20 });
     // postscreen's defaults (postconf -d, Postfix 3.7): every deep test off; pipelining enforce, non-SMTP drop, bare newline ignore; 30d.

@@ -104,6 +104,10 @@ function writeData(w: Writer, r: ResponseRecord): void {
     case QTYPE.CNAME: case QTYPE.NS: case QTYPE.PTR:
       w.name(r.data);
       return;
+    case QTYPE.MX: // data: the exchange name; preference 10
+      w.u16(10);
+      w.name(r.data);
+      return;
     case QTYPE.TXT: {
       const b = Buffer.from(r.data, 'latin1');
       let i = 0;

@@ -56,6 +56,7 @@ const HEADS: Readonly<Record<string, RegExp>> = {
   'CACHE ADMIN': /^CACHE ADMIN /,
   'DNSBL': /^DNSBL rank \S* for \[/,
   'DNSBL SITE': /^DNSBL SITE /,
+  'ALLOWLIST SPF': /^ALLOWLIST SPF /,
   'DNSBL WARNING': /^DNSBL WARNING /,
   'GREYLIST': /^GREYLIST \[/,
   'STRESS': /^(entering|leaving) STRESS mode with /,
