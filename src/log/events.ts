@@ -296,7 +296,7 @@ const TABLE = [
       ['cached', 'true: from the cache, not asked'], ['lookup_ms', 'time the call took'], ['failure', 'the call failed: timeout, error, status, bad-reply, breaker open (policy.fail decides)'],
       ['/ stage', 'rcpt: asked at RCPT (policy.at_rcpt)'], ['helo', 'the HELO name'], ['from', 'MAIL FROM'], ['to', 'RCPT TO']],
     translation: 'The policy service\'s decision for a client under test: `permit` and `route` hand it over now (as an allowlist; ' +
-      '`route` is kept for routing, until then a permit), `reject` and `defer` fail it under `action`, `dunno` leaves it to the ' +
+      '`route` is matched by `routes:` rules with `policy_route`), `reject` and `defer` fail it under `action`, `dunno` leaves it to the ' +
       'other tests (logged only with `failure`: the call failed and `policy.fail: open` made it a dunno). With `stage: rcpt`: ' +
       'asked at RCPT in the dummy engine.' },
   { name: 'POLICY WARNING', level: 'warn',
