@@ -154,3 +154,43 @@ test('session: a routed backend that is down: the default and ROUTE FALLBACK, or
   assert.match(sock.text(), /^421 /m);
   assert.deepEqual(t.named('ROUTE FALLBACK').map((e) => e['to']), ['tempfail']);
 });
+
+test('generation: each named backend gets its own probe; a reload keeps the unchanged ones\' and replaces the changed one\'s', async () => {
+  const { makeGeneration, stopNamed } = await import('../../src/server/generation.js');
+  const { Emitter } = await import('../../src/log/emit.js');
+  const { default: pino } = await import('pino');
+  const { Writable } = await import('node:stream');
+  const { freePorts } = await import('../helpers/ports.js');
+  const events: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info', base: null, timestamp: false }, new Writable({ write(c, _e, cb) { events.push(JSON.parse(String(c)) as Record<string, unknown>); cb(); } }));
+  const emitter = new Emitter(log);
+  // Nobody listens on these ports (taken free, not bound): every probe finds its backend down.
+  const [p0, p1, p2, p3] = (await freePorts(4)) as [number, number, number, number];
+  const raw = (b2: number): Record<string, unknown> => ({
+    hostname: 'screen.test', backend: { address: `127.0.0.1:${p0}`, connect_timeout: '1s', handshake_timeout: '1s' },
+    backends: [{ name: 'a', address: `127.0.0.1:${p1}`, connect_timeout: '1s' }, { name: 'b', address: `127.0.0.1:${b2}`, connect_timeout: '1s' }],
+    routes: [{ match: { verdict: 'ignored' }, backend: 'b' }],
+  });
+  const c1 = validateConfig(raw(p2));
+  const m1 = await makeGeneration(c1, emitter);
+  const m2 = await makeGeneration(validateConfig(raw(p3)), emitter, { config: c1, made: m1 });
+  try {
+    assert.deepEqual(m1.named.map((p) => p.name), ['a', 'b']);
+    assert.equal(m2.named[0], m1.named[0], 'a did not change: its probe is kept');
+    assert.notEqual(m2.named[1], m1.named[1], 'b moved: a new probe');
+    assert.equal(m2.gen.routing.byName.get('b')?.name, `127.0.0.1:${p3}`);
+    assert.equal(m2.gen.routing.rules[0]?.target, m2.gen.routing.byName.get('b'));
+    // Each probe reports its own backend down (BACKEND FAIL with probe: true, at warn).
+    const deadline = Date.now() + 10_000;
+    const want = [p0, p1, p2, p3].map((p) => `127.0.0.1:${p}`);
+    while (Date.now() < deadline && !want.every((w) => events.some((e) => e['event'] === 'BACKEND FAIL' && e['backend'] === w))) await new Promise((r) => setTimeout(r, 50));
+    for (const w of want) assert.ok(events.some((e) => e['event'] === 'BACKEND FAIL' && e['backend'] === w && e['probe'] === true), `probe of ${w}`);
+    assert.ok(m2.named[1]?.health.down !== null, 'b\'s probe knows it is down');
+  } finally {
+    stopNamed(m1, m2);
+    stopNamed(m2, null);
+    m1.health.stop();
+    if (m2.health !== m1.health) m2.health.stop();
+    m1.ehlo?.stop();
+  }
+});
