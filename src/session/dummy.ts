@@ -28,7 +28,8 @@ import { kSession, type ScreenSocket, type Session } from './state.js';
 import { closeWith, onClientClose, onClientEnd, onSocketError } from './close.js';
 import { DeepTests } from '../checks/deep.js';
 import { deepDue } from './verdict.js';
-import { replayHandoff, replayVerdict, routeFor } from './handoff.js';
+import { replayHandoff } from './handoff.js';
+import { replayVerdict, routeFor } from './route.js';
 import { guardSocket, guardTimer } from './guard.js';
 import type { PolicyRun } from '../checks/policy.js';
 

@@ -1,7 +1,7 @@
 /*
  * session/handoff.ts - hand a screened client to the backend smtpd.
  *
- * Exports: handoff(), replayHandoff(), routeFor(), replayVerdict().
+ * Exports: handoff(), replayHandoff().
  * connect (connect_timeout) → PROXY v1/v2 header, or XCLIENT after the
  * backend's greeting (handshake_timeout covers the whole dialogue) → the
  * backend's "220 " reply completes the greeting the client already saw →
@@ -39,10 +39,10 @@ import { closeWith, endSocket, onSocketError } from './close.js';
 import type { Envelope } from '../smtp/dummy-engine.js';
 import { concludeDummy } from './deep.js';
 import { missingKeywords, parseEhloKeywords } from '../smtp/ehlo-keywords.js';
-import { chooseBackend, type Backend, type Choice } from '../handoff/backend.js';
+import type { Backend } from '../handoff/backend.js';
+import { replayVerdict, routeFor } from './route.js';
 import { guardSocket, guardTimer } from './guard.js';
 import { splice } from './splice.js';
-import { IGNORED, SHADOWED } from './test-state.js';
 
 type Stage = 'connect' | 'greeting' | 'proxy' | 'xclient' | 'helo' | 'mail' | 'rcpt' | 'done';
 
@@ -88,19 +88,6 @@ export function handoff(s: Session): void {
   openBackend(s, c.backend, null, [], noFallback, c.rule);
 }
 
-/**
- * The backend for this session (handoff/backend.ts chooseBackend()) with its
- * facts; a rule whose backend is down is logged (ROUTE FALLBACK) here.
- */
-export function routeFor(s: Session, verdict: string, quiet = false): Choice {
-  const r = s.gen.routing;
-  if (r.rules.length === 0) return { backend: r.default, rule: -1, fallback: null };
-  const c = chooseBackend(r, { verdict, score: s.score, stress: s.stress, policyRoute: s.route });
-  if (c.fallback !== null && !quiet) {
-    s.event(EV.ROUTE_FALLBACK, { rule: c.rule, backend_name: c.fallback.label, backend: c.fallback.name, to: c.backend === null ? 'tempfail' : c.backend.label });
-  }
-  return c;
-}
 
 /**
  * deep.after_pass handoff, called by the dummy engine (through session/dummy.ts)
@@ -129,10 +116,6 @@ export function replayHandoff(s: Session, env: Envelope, offered: readonly strin
   return true;
 }
 
-/** The verdict a same-connection handoff will log (as spliceNow() sets it), for routing before the deep tests end. */
-export function replayVerdict(s: Session): string {
-  return (s.tests & SHADOWED) !== 0 || (s.deep?.shadowed ?? 0) !== 0 ? 'shadow' : (s.tests & IGNORED) !== 0 ? 'ignored' : 'new';
-}
 
 function noFallback(): void {}
 
