@@ -15,7 +15,10 @@
 # test/helpers/redis.ts; its package may start a system instance on 6379:
 # never used, never stopped); prometheus (promtool check metrics parses the
 # admin listener's /metrics, test/integration/metrics.test.ts; the Prometheus
-# server it also ships is never started).
+# server it also ships is never started); haproxy (a private haproxy per test
+# run in front of the screeners, test/integration/haproxy.test.ts, from
+# contrib/haproxy/haproxy.cfg; the system service its package ships is never
+# started).
 #
 # Idempotent and non-interactive: installs only what is missing, runs
 # `apt-get update` only when an install fails without it. Postfix is preseeded
@@ -28,7 +31,7 @@
 # Needs root for installing (uses `sudo -n` when not root).
 set -euo pipefail
 
-PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils util-linux systemd rsyslog fail2ban pflogsumm git chromium redis-server prometheus)
+PKGS=(postfix swaks openssl rbldnsd bind9-dnsutils util-linux systemd rsyslog fail2ban pflogsumm git chromium redis-server prometheus haproxy)
 # The program each package provides (checked on systems without dpkg).
 declare -A CMD_OF=([bind9-dnsutils]=dig [util-linux]=setpriv [systemd]=systemd-analyze [rsyslog]=rsyslogd [fail2ban]=fail2ban-regex [prometheus]=promtool)
 say() { printf 'setup-test-deps: %s\n' "$*"; }
@@ -82,7 +85,7 @@ if ((${#missing[@]} > 0)); then
     say "preseeding debconf: postfix/main_mailer_type = No configuration"
     echo "postfix postfix/main_mailer_type select No configuration" | "${SUDO[@]}" debconf-set-selections
   fi
-  if [[ " ${missing[*]} " == *" postfix "* || " ${missing[*]} " == *" rsyslog "* || " ${missing[*]} " == *" fail2ban "* || " ${missing[*]} " == *" redis-server "* || " ${missing[*]} " == *" prometheus "* ]]; then
+  if [[ " ${missing[*]} " == *" postfix "* || " ${missing[*]} " == *" rsyslog "* || " ${missing[*]} " == *" fail2ban "* || " ${missing[*]} " == *" redis-server "* || " ${missing[*]} " == *" prometheus "* || " ${missing[*]} " == *" haproxy "* ]]; then
     # Forbid maintainer scripts to start services while we install (policy-rc.d
     # exit 101: invoke-rc.d and deb-systemd-invoke honour it), unless the machine
     # already has its own policy.

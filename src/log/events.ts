@@ -41,7 +41,8 @@ const TABLE = [
       ['warning', 'why the configuration does not work as written (at warn)']],
     translation: 'The listeners are bound (ports as bound: port 0 in the config gives a free port). `stress`: the stress ' +
       'watermarks as connection counts. Logged at warn, with `warning`, when `limits.max_connections` exceeds the ' +
-      'clients the file descriptor limit allows ((limit − 64) / 2: each may need a backend descriptor too).' },
+      'clients the file descriptor limit allows ((limit − 64) / 2: each may need a backend descriptor too), or when ' +
+      '`admin.allow_remote` is on without `admin.token` or `admin.token_file` (anyone who reaches the admin port reads it).' },
   { name: 'START FAILED', level: 'fatal',
     fields: [['code', 'the error code (SCR_ERR_CONFIG, EADDRINUSE, ...)'], ['message', 'what failed, naming the key or file']],
     translation: 'Start-up failed (port in use, unreadable access list, a file or a backend the configuration needs); exit 2. ' +

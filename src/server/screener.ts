@@ -158,9 +158,16 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     ...(admin !== null ? { admin: admin.addresses } : {}),
     ...bindFields,
   };
+  const warnings: string[] = [];
   if (ctx.fdLimit !== null && config.limits.max_connections > connectionCeiling(ctx.fdLimit)) {
-    started['warning'] = `limits.max_connections ${config.limits.max_connections} is above the ${connectionCeiling(ctx.fdLimit)} clients ` +
-      `the file descriptor limit ${ctx.fdLimit} allows (two descriptors each, client and backend, ${FD_RESERVE} reserved): the descriptor limit applies first`;
+    warnings.push(`limits.max_connections ${config.limits.max_connections} is above the ${connectionCeiling(ctx.fdLimit)} clients ` +
+      `the file descriptor limit ${ctx.fdLimit} allows (two descriptors each, client and backend, ${FD_RESERVE} reserved): the descriptor limit applies first`);
+  }
+  if (admin !== null && config.admin.allow_remote && config.admin.token === null && config.admin.token_file === null) {
+    warnings.push('admin.allow_remote is true without admin.token or admin.token_file: any host that reaches admin.listen reads /metrics');
+  }
+  if (warnings.length > 0) {
+    started['warning'] = warnings.join('; ');
     emitter.emit(EV.STARTED, started, 'warn');
   } else emitter.emit(EV.STARTED, started);
 

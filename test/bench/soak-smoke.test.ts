@@ -56,7 +56,8 @@ test('soak mode: 20 s of mix rounds, sampled every 2 s, ends by itself and write
     }
     assert.ok(samples.some((s) => typeof s['heap_mb'] === 'number'), 'the heap is read from the --trace-gc lines');
     const t = samples.map((s) => s['t_s'] as number);
-    for (let i = 1; i < t.length; i++) assert.ok((t[i] as number) > (t[i - 1] as number), 'samples in time order');
+    // Non-decreasing: t_s is rounded to 0.1 s, and on a loaded machine a late sample may land in the same tenth as the next.
+    for (let i = 1; i < t.length; i++) assert.ok((t[i] as number) >= (t[i - 1] as number), 'samples in time order');
     assert.ok(rounds.length >= 2, `${rounds.length} rounds`);
     for (const rd of rounds) {
       assert.equal(rd['connections'], 40, `round ${rd['round']}`);

@@ -103,3 +103,22 @@ test('an access list file is read, then parsed; a missing file is SCR_ERR_ACCESS
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('access list errors say where and what in the message; indentation of any width is not a field', () => {
+  const msg = (text: string, source?: string): string => {
+    try {
+      if (source === undefined) parseAccessList(text);
+      else parseAccessList(text, source);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return 'no error';
+  };
+  assert.equal(msg('1.2.3.4', 'acl.txt'), 'acl.txt:1: expected "CIDR ACTION" (ACTION permit, reject or dunno), got "1.2.3.4"');
+  assert.equal(msg('\n1.2.3.4 allow', 'acl.txt'), 'acl.txt:2: unknown action "allow" for "1.2.3.4"; use permit, reject or dunno');
+  assert.match(msg('1.2.3.300 permit', 'acl.txt'), /^acl\.txt:1: .*1\.2\.3\.300/);
+  assert.match(msg('1.2.3.4'), /^<inline>:1: /, 'no source given: <inline>');
+  const l = parseAccessList('  \t 192.0.2.0/24 \t reject  # indented\n');
+  assert.equal(l.size, 1);
+  assert.equal(l.match('192.0.2.9')?.action, 'reject');
+});

@@ -222,3 +222,37 @@ test('health: a probe that expired in the resolver queue is inconclusive (no sus
   assert.equal(d.domains[0]?.suspended, true, 'a queued probe does not resume either');
   assert.deepEqual(events.filter(([e]) => e === 'DNSBL SITE').map(([, x]) => x['state']), ['suspended']);
 });
+
+test('dnsbl.txt: the listing site\'s TXT text follows the 550, printable and bounded; no TXT for a non-listing or allowlist site', async () => {
+  const t = new Map<string, LookupResult>([
+    ['A 7.50.0.127.bl.test', ok(['127.0.0.2'])],
+    ['TXT 7.50.0.127.bl.test', ok(['Listed\u0007 see https://bl.test/q?127.0.50.7'])],
+    ['A 7.50.0.127.wl.test', ok(['127.0.0.2'])],
+    ['TXT 7.50.0.127.wl.test', ok(['allowlisted'])],
+  ]);
+  const f = new FakeLookup(t);
+  const d = new Dnsbl(['bl.test*3', 'wl.test*-1'], { ...OPTS, txt: true }, f, reverseName, () => undefined);
+  const q = (await run(d, '127.0.50.7'))!;
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(d.outcome(q).reply(550), '550 5.7.1 Service unavailable; client [127.0.50.7] blocked using bl.test; Listed? see https://bl.test/q?127.0.50.7\r\n');
+  assert.deepEqual(f.asked.filter(([, type]) => type === 'TXT').map(([n]) => n), ['7.50.0.127.bl.test'], 'TXT only for a site that adds to the score');
+  // No TXT record (or txt off): the plain reply.
+  const g = new FakeLookup(new Map([['A 7.50.0.127.bl.test', ok(['127.0.0.2'])]]));
+  const e = new Dnsbl(['bl.test*3'], { ...OPTS, txt: true }, g, reverseName, () => undefined);
+  const r = (await run(e, '127.0.50.7'))!;
+  await new Promise((res) => setTimeout(res, 10));
+  assert.equal(e.outcome(r).reply(521), '521 5.7.1 Service unavailable; client [127.0.50.7] blocked using bl.test\r\n');
+  const h = new FakeLookup(t);
+  const off = new Dnsbl(['bl.test*3'], OPTS, h, reverseName, () => undefined);
+  await run(off, '127.0.50.7');
+  assert.equal(h.asked.filter(([, type]) => type === 'TXT').length, 0, 'txt off: no TXT lookup');
+});
+
+test('filterMatches: only a dotted quad; only 127.255.255.x is a reserved error answer; every octet of the filter counts', () => {
+  const any = parseSite('any.test');
+  for (const bad of ['127.0.2', '1.2.3.4.5', '']) assert.equal(filterMatches(any, bad), false, bad);
+  for (const a of ['10.255.255.1', '127.255.0.2', '127.0.255.255']) assert.equal(filterMatches(any, a), true, `${a} is a listing`);
+  const f = parseSite('bl.test=127.0.0.2');
+  assert.equal(filterMatches(f, '127.0.0.2'), true);
+  for (const a of ['126.0.0.2', '127.1.0.2', '127.0.1.2', '127.0.0.3']) assert.equal(filterMatches(f, a), false, a);
+});

@@ -44,3 +44,10 @@ test('networkOf: /24 and /64 by default, v4-mapped as IPv4, invalid is null', ()
   ];
   for (const [addr, v4, v6, want] of rows) assert.equal(networkOf(addr, v4, v6), want, `${addr} /${v4} /${v6}`);
 });
+
+test('greylistDecide at the exact edges: a pass ending now has ended; a retry at exactly max_delay still passes', () => {
+  const o = { minDelayMs: 300_000, maxDelayMs: 3_600_000, ttlMs: 1000 };
+  assert.deepEqual(greylistDecide(5000, 5000, o), { verdict: 'defer', state: -5000, reason: 'new' });
+  assert.deepEqual(greylistDecide(-1000, 1000 + 3_600_000, o), { verdict: 'pass', state: 1000 + 3_600_000 + 1000, reason: 'retry', delayMs: 3_600_000 });
+  assert.equal(greylistDecide(-1000, 1001 + 3_600_000, o).reason, 'expired');
+});

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { EARLY_KEEP, PregreetProbe, SAMPLE_BYTES, pregreetResult } from '../../src/checks/pregreet.js';
+import { EARLY_KEEP, PregreetProbe, pregreetResult } from '../../src/checks/pregreet.js';
 
 test('PregreetProbe: the first chunk decides and is sampled (escaped, bounded); later chunks are counted', () => {
   const p = new PregreetProbe();
@@ -20,7 +20,7 @@ test('PregreetProbe: the first chunk decides and is sampled (escaped, bounded); 
   assert.equal(p.discarded, 0, 'nothing kept, nothing discarded: a probe that keeps nothing only counts');
   const big = new PregreetProbe();
   big.record(Buffer.alloc(1000, 0x41), 0);
-  assert.equal(big.sample().length, SAMPLE_BYTES);
+  assert.equal(big.sample().length, 100, 'the README\'s 100-byte sample, not the module\'s own constant');
 });
 
 test('PregreetProbe(keep): early bytes kept in order up to the bound, the rest counted as discarded; takeKept empties it', () => {
@@ -63,4 +63,11 @@ test('PregreetProbe(EARLY_KEEP): a 64 KiB read keeps a 4,096-byte copy, not the 
   assert.ok(kept.buffer !== read.buffer && kept.buffer.byteLength < 65536, 'the kept bytes do not hold the 64 KiB read alive');
   read[0] = 0x5a;
   assert.equal(kept[0], 0x41, 'a copy');
+});
+
+test('pregreetResult of a client that said nothing: a pass with no fields; an empty probe samples ""', () => {
+  const p = new PregreetProbe(EARLY_KEEP);
+  assert.deepEqual(pregreetResult(p, 0), { pass: true, fields: {} });
+  assert.equal(p.sample(), '');
+  assert.equal(p.takeKept(), null);
 });

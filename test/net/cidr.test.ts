@@ -254,3 +254,13 @@ test('100,000 IPv4 prefixes load and match like a linear scan', () => {
   assert.ok(hits > 0);
   assert.ok(ms < 2000, `100k lookups took ${ms} ms`);
 });
+
+test('the worst survivors of a mutation run: ::ffff:0:0/96 is every IPv4 client; an empty octet is no address', () => {
+  // An access list entry for "all mapped IPv4" must match plain IPv4 clients (the kernel hands us either form).
+  const m = new CidrMatcher<string>();
+  m.add('::ffff:0:0/96', 'v4');
+  assert.equal(formatCidr(parseCidr('::ffff:0:0/96')), '0.0.0.0/0');
+  for (const a of ['192.0.2.1', '0.0.0.0', '255.255.255.255', '::ffff:198.51.100.7']) assert.equal(m.match(a), 'v4', a);
+  assert.equal(m.match('2001:db8::1'), undefined);
+  for (const bad of ['1..2.3', '1.2.3.', '.1.2.3', '1.2..3', '1.2.3..4']) assert.equal(parseAddress(bad), null, bad);
+});

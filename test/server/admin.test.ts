@@ -253,3 +253,24 @@ test('an admin address already in use fails the start, naming admin.listen and t
     busy.close();
   }
 });
+
+test('STARTED warns when admin.allow_remote is on without a token, and not with one', async () => {
+  for (const [extra, warned] of [
+    ['admin: { listen: ["127.0.0.1:0"], allow_remote: true }', true],
+    ['admin: { listen: ["127.0.0.1:0"], allow_remote: true, token: t0ken }', false],
+    ['admin: { listen: ["127.0.0.1:0"] }', false],
+  ] as const) {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const s = await startScreener(conf(extra), { logger: log });
+    try {
+      const st = lines.find((l) => l['event'] === 'STARTED');
+      assert.ok(st !== undefined, 'STARTED logged');
+      const w = String(st['warning'] ?? '');
+      assert.equal(w.includes('admin.allow_remote'), warned, `${extra}: ${w}`);
+      if (warned) assert.equal(st['level'], 40, `${extra}: at warn`); // (the descriptor warning may make it warn anyway)
+    } finally {
+      await s.close(0);
+    }
+  }
+});
