@@ -10,7 +10,8 @@
 import { formatDuration } from '../util/duration.js';
 import { formatHostPort } from './host-port.js';
 import { STRESS_KEYS, STRESS_PREFIX, TOP_KEYS, defaultOf, type KeySpec } from './schema.js';
-import type { Config, HostPort, ListenConfig } from './types.js';
+import type { BackendConfig, Config, HostPort, ListenConfig, RouteConfig } from './types.js';
+import { renderBackends, renderRoutes } from './routes.js';
 
 /** A YAML mapping (not null, not a list). */
 export function isMapping(v: unknown): v is Record<string, unknown> {
@@ -62,6 +63,8 @@ function renderValue(spec: KeySpec, v: unknown): unknown {
     case 'hostport-list': return (v as HostPort[]).map(formatHostPort);
     case 'word-list': return [...(v as string[])];
     case 'percent': return `${String(v)}%`;
+    case 'backend-list': return renderBackends(v as BackendConfig[]);
+    case 'route-list': return renderRoutes(v as RouteConfig[]);
     default: return v;
   }
 }

@@ -14,7 +14,8 @@ import type { HostPort } from './types.js';
 
 export type KeyType =
   | 'duration' | 'int' | 'string' | 'bool' | 'enum' | 'hostport' | 'cidr-list' | 'path' | 'listen-list'
-  | 'site-list' | 'hostport-list' | 'string-map' | 'ip' | 'probe-map' | 'word-list' | 'percent';
+  | 'site-list' | 'hostport-list' | 'string-map' | 'ip' | 'probe-map' | 'word-list' | 'percent'
+  | 'backend-list' | 'route-list';
 
 export interface KeySpec {
   /** Dotted path; "listen[].x" for a field of each listen element. */
@@ -343,6 +344,39 @@ export const SCHEMA: readonly KeySpec[] = [
     doc: 'Time for the backend greeting and the XCLIENT/PROXY handshake.', postscreen: null, postscreenDefault: null },
   { key: 'backend.ehlo_refresh', type: 'duration', default: 600_000, min: SECOND, max: DAY, unit: 'ms',
     doc: 'With deep.after_pass: handoff, how often the backend\'s EHLO reply is learned again (the dummy engine offers only what the backend supports); while the backend cannot be reached, retried every 30 s.',
+    postscreen: null, postscreenDefault: null },
+  // ---- client-dependent routing (handoff/route.ts) ----
+  { key: 'backends', type: 'backend-list', default: [],
+    doc: 'More backends, each {name, address, handoff, connect_timeout, handshake_timeout}, for routes to pick; backend: above is the one named default. Each has its own probe (BACKEND OK/FAIL) and learned EHLO.',
+    postscreen: null, postscreenDefault: null, note: 'Venema proposed routing clients to different smtpds by what postscreen knows of them; postscreen never built it' },
+  { key: 'backends[].name', type: 'string', default: null, defaultDoc: '(required)',
+    doc: 'The name routes use: letters, digits, "_", "-"; unique, and not "default".', postscreen: null, postscreenDefault: null },
+  { key: 'backends[].address', type: 'hostport', default: HP('127.0.0.1', 10025),
+    doc: 'IPv4 or [IPv6] literal and port of this backend.', postscreen: null, postscreenDefault: null },
+  { key: 'backends[].handoff', type: 'enum', values: ['xclient', 'proxy-v1', 'proxy-v2', 'none'], default: 'xclient',
+    doc: 'As backend.handoff, for this backend.', postscreen: null, postscreenDefault: null },
+  { key: 'backends[].connect_timeout', type: 'duration', default: 10_000, min: 1, max: HOUR, unit: 'ms',
+    doc: 'As backend.connect_timeout, for this backend.', postscreen: null, postscreenDefault: null },
+  { key: 'backends[].handshake_timeout', type: 'duration', default: 30_000, min: 1, max: HOUR, unit: 'ms',
+    doc: 'As backend.handshake_timeout, for this backend.', postscreen: null, postscreenDefault: null },
+  { key: 'routes', type: 'route-list', default: [],
+    doc: 'Rules in order, each {match: {...}, backend: NAME}: the first whose every condition holds picks the backend a client is handed to; none: default. An empty match matches everyone.',
+    postscreen: null, postscreenDefault: null },
+  { key: 'routes[].match.verdict', type: 'word-list', default: null, nullable: true, defaultDoc: '(any)',
+    doc: 'One or a list of old (PASS OLD), new (passed now, or no test enabled), allowlisted (access list, DNSBL or policy allowlist), ignored (passed only because a failed test\'s action is ignore), shadow (a failure shadowed).',
+    postscreen: null, postscreenDefault: null },
+  { key: 'routes[].match.score_min', type: 'int', default: null, nullable: true, defaultDoc: '(any)',
+    doc: 'The client\'s DNSBL score this session is at least this; a client without one (PASS OLD, allowlisted) does not match.', postscreen: null, postscreenDefault: null },
+  { key: 'routes[].match.score_max', type: 'int', default: null, nullable: true, defaultDoc: '(any)',
+    doc: 'The client\'s DNSBL score this session is at most this; a client without one does not match.', postscreen: null, postscreenDefault: null },
+  { key: 'routes[].match.stress', type: 'bool', default: null, nullable: true, defaultDoc: '(any)',
+    doc: 'true: served by the stress personality; false: by the normal one.', postscreen: null, postscreenDefault: null },
+  { key: 'routes[].match.policy_route', type: 'string', default: null, nullable: true, defaultDoc: '(any)',
+    doc: 'The policy service answered action route with this route name.', postscreen: null, postscreenDefault: null },
+  { key: 'routes[].backend', type: 'string', default: null, defaultDoc: '(required)',
+    doc: 'The backend: default or a backends[].name (an unknown name is a configuration error).', postscreen: null, postscreenDefault: null },
+  { key: 'routes_fallback', type: 'enum', values: ['default', 'tempfail'], default: 'default',
+    doc: 'A route to a backend its probe finds down: default: the client goes to the default backend (ROUTE FALLBACK logged); tempfail: it gets 421 and retries later.',
     postscreen: null, postscreenDefault: null },
   { key: 'drain_timeout', type: 'duration', default: 30_000, min: 0, max: HOUR, unit: 'ms',
     doc: 'Time proxied sessions get to finish after SIGTERM.', postscreen: null, postscreenDefault: null },

@@ -210,6 +210,12 @@ export interface Config {
     /** deep.after_pass handoff: how often the backend's EHLO is learned again (handoff/ehlo.ts). */
     ehlo_refresh: number;
   };
+  /** Named backends beside `backend` (which is named `default`), chosen by `routes` (handoff/route.ts). */
+  backends: BackendConfig[];
+  /** Routing rules in order: the first that matches picks the backend; none: the default. */
+  routes: RouteConfig[];
+  /** A route to a backend the probe finds down: the default backend (ROUTE FALLBACK logged), or 421 (tempfail). */
+  routes_fallback: 'default' | 'tempfail';
   /** Time proxied sessions get to finish after SIGTERM. */
   drain_timeout: number;
   /** Switch to this user once the listeners are bound (server/privileges.ts), or null. */
@@ -263,4 +269,33 @@ export interface RedisConfig {
   timeout: number;
   connect_timeout: number;
   pending_writes: number;
+}
+
+/** One named backend (`backends:`). */
+export interface BackendConfig {
+  name: string;
+  address: HostPort;
+  handoff: HandoffMode;
+  connect_timeout: number;
+  handshake_timeout: number;
+}
+
+/** Verdicts a route can match (HANDOFF `verdict`; `allowlisted` covers the DNSBL and policy allowlists, `new` an untested client). */
+export type RouteVerdict = 'old' | 'new' | 'allowlisted' | 'ignored' | 'shadow';
+export const ROUTE_VERDICTS: readonly RouteVerdict[] = ['old', 'new', 'allowlisted', 'ignored', 'shadow'];
+
+/** One routing rule (`routes:`): every condition given must hold. */
+export interface RouteConfig {
+  match: {
+    /** Any of these verdicts, or null: any. */
+    verdict: RouteVerdict[] | null;
+    /** The session's DNSBL score is at least / at most this; a client without a score (PASS OLD, allowlisted) matches neither. */
+    score_min: number | null;
+    score_max: number | null;
+    /** Served by the stress personality (true) or not (false). */
+    stress: boolean | null;
+    /** The policy service's `route` reply names this. */
+    policy_route: string | null;
+  };
+  backend: string;
 }

@@ -23,6 +23,7 @@ import type { Config, ListenConfig } from './types.js';
 import { unknownProblem } from './unknown-key.js';
 import { checkRefusals } from './refusals.js';
 import { parsePolicyUrl } from './policy-url.js';
+import { checkRoutes, convertBackends, convertRoutes, type RouteIo } from './routes.js';
 
 export interface ConfigIssue {
   key: string;
@@ -117,6 +118,10 @@ function convert(spec: KeySpec, v: unknown, key: string, is: Issues): unknown {
     }
     case 'listen-list':
       return convertListen(v, key, is);
+    case 'backend-list':
+      return convertBackends(v, key, routeIo(is));
+    case 'route-list':
+      return convertRoutes(v, key, routeIo(is));
     case 'site-list': {
       if (!Array.isArray(v)) return is.add(key, v, `want a list of DNSBL sites, got ${show(v)}`);
       const before = is.list.length;
@@ -189,6 +194,19 @@ function convert(spec: KeySpec, v: unknown, key: string, is: Issues): unknown {
   }
 }
 
+/** The validator's converter and issue list, lent to config/routes.ts. */
+function routeIo(is: Issues): RouteIo {
+  return {
+    convert: (rowKey, v, at) => {
+      const spec = specFor(rowKey);
+      return spec === undefined ? is.add(at, v, 'unknown key') : convert(spec, v, at, is);
+    },
+    add: (k, v, p) => is.add(k, v, p),
+    invalid: INVALID,
+    count: () => is.list.length,
+  };
+}
+
 function convertListen(v: unknown, key: string, is: Issues): unknown {
   if (!Array.isArray(v) || v.length === 0) return is.add(key, v, `want a non-empty list of listeners, got ${show(v)}`);
   const before = is.list.length;
@@ -254,6 +272,7 @@ export function validateConfig(raw: unknown, source?: string): Config {
   checkSpf(cfg as unknown as Config, is);
   checkPolicy(cfg as unknown as Config, is);
   checkAdmin(cfg as unknown as Config, is);
+  checkRoutes(cfg as unknown as Config, (k, v, p) => is.add(k, v, p));
   checkRefusals(cfg as unknown as Config, (k, v, p) => is.add(k, v, p));
   const first = is.list[0];
   if (first !== undefined) {

@@ -198,11 +198,17 @@ const TABLE = [
     fields: [['backend', 'the backend, "host:port"'], ['mode', 'backend.handoff'],
       ['verdict', 'allowlisted, old, new, ignored or untested'], ['code', 'the reply code the client got from the backend'],
       ['handshake_ms', 'time from the backend connect to the splice'], ['/ after', 'RCPT: a same-connection handoff'],
-      ['relayed', 'the replayed command whose reply the client got: MAIL or RCPT'], ['/ route', 'the route the policy service named (routing not built yet: the one backend)']],
+      ['relayed', 'the replayed command whose reply the client got: MAIL or RCPT'], ['/ route', 'the route the policy service named'],
+      ['/ backend_name', 'with backends: configured, the backend\'s name (default or a backends[].name)'], ['rule', 'the index of the routes: rule that chose it (none: no rule matched)']],
     translation: "The backend took the client (`verdict`: allowlisted, old, new, ignored, untested); `code` is its greeting's. " +
       "After a same-connection handoff (`deep.after_pass: handoff`): `after: RCPT`, and `code` is the backend's reply " +
       'to the replayed RCPT (`relayed: RCPT`) or MAIL (`relayed: MAIL`, a refused sender), which the client got as ' +
       'its RCPT reply.' },
+  { name: 'ROUTE FALLBACK', level: 'warn',
+    fields: [['rule', 'the index of the routes: rule'], ['backend_name', 'the backend it names'], ['backend', 'its address, "host:port"'],
+      ['to', 'default (the default backend took the client) or tempfail (the client got 421)']],
+    translation: 'The routes: rule `rule` sent the client to `backend_name`, which its probe finds down (BACKEND FAIL with `probe: true`); ' +
+      'by routes_fallback the client went to the default backend (`to: default`) or got 421 and retries later (`to: tempfail`).' },
   { name: 'HANDOFF FALLBACK', level: 'info',
     fields: [['reason', 'why the handoff could not be exact'], ['stage', 'where: start, connect, greeting, xclient, helo, mail, rcpt']],
     translation: '`deep.after_pass: handoff` could not hand the client over exactly (`reason`: tls, backend EHLO not learned, ' +
@@ -299,7 +305,7 @@ const TABLE = [
       ['cached', 'true: from the cache, not asked'], ['lookup_ms', 'time the call took'], ['failure', 'the call failed: timeout, error, status, bad-reply, breaker open (policy.fail decides)'],
       ['/ stage', 'rcpt: asked at RCPT (policy.at_rcpt)'], ['helo', 'the HELO name'], ['from', 'MAIL FROM'], ['to', 'RCPT TO']],
     translation: 'The policy service\'s decision for a client under test: `permit` and `route` hand it over now (as an allowlist; ' +
-      '`route` is kept for routing, until then a permit), `reject` and `defer` fail it under `action`, `dunno` leaves it to the ' +
+      '`route` is matched by `routes:` rules with `policy_route`), `reject` and `defer` fail it under `action`, `dunno` leaves it to the ' +
       'other tests (logged only with `failure`: the call failed and `policy.fail: open` made it a dunno). With `stage: rcpt`: ' +
       'asked at RCPT in the dummy engine.' },
   { name: 'POLICY WARNING', level: 'warn',

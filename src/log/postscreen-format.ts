@@ -154,8 +154,10 @@ const RENDER: Readonly<Record<string, Render>> = {
   [EV.ALL_PORTS_BUSY]: (_ev, a) => `NOQUEUE: reject: CONNECT from ${a}: all server ports busy`,
   [EV.TOO_MANY_CONNECTIONS]: (_ev, a) => `NOQUEUE: reject: CONNECT from ${a}: too many connections`,
   [EV.HANDOFF]: (ev, a) =>
-    `HANDOFF ${a} to ${str(ev['backend']) ?? 'unknown'}` +
+    `HANDOFF ${a} to ${str(ev['backend']) ?? 'unknown'}${ev['backend_name'] !== undefined ? ` [${str(ev['backend_name']) ?? ''}]` : ''}` +
     ` (${[str(ev['mode']), str(ev['verdict'])].filter((x) => x !== undefined).join(', ') || 'unknown'})`,
+  [EV.ROUTE_FALLBACK]: (ev, a) =>
+    `ROUTE FALLBACK for ${a}: backend ${str(ev['backend_name']) ?? 'unknown'} (${str(ev['backend']) ?? 'unknown'}) is down; ${str(ev['to']) === 'tempfail' ? '421' : 'to the default backend'}`,
   [EV.HANDOFF_FALLBACK]: (ev, a) =>
     `HANDOFF FALLBACK for ${a} at ${str(ev['stage']) ?? 'unknown'}: ${str(ev['reason']) ?? 'unknown'}; 450 at RCPT, reconnect`,
   [EV.BACKEND_EHLO]: (ev) => {

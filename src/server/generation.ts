@@ -2,7 +2,7 @@
  * server/generation.ts - build the generation (session/generation.ts) from a
  * configuration: everything derived from it, in one immutable object.
  *
- * Exports: makeGeneration(), MadeGeneration, loadTls() (server/preflight.ts checks the files with it).
+ * Exports: makeGeneration(), MadeGeneration, NamedParts, stopNamed(), loadTls() (server/preflight.ts checks the files with it).
  * Order: access list (a bad file fails, naming file and line) → STARTTLS
  * context → replies → DNSBL test and its resolver → the policy check (kept
  * when the policy section did not change) → the built-in sink if the
@@ -15,7 +15,9 @@
  * configuration that did not change made is kept (the DNSBL test and its
  * resolver with their cache and site health, the built-in sink, the EHLO
  * learner, the backend probe), the rest is made anew; on a throw, what was
- * made anew is closed.
+ * made anew is closed. Each named backend (backends:) gets its own probe and
+ * EHLO learner, kept by a reload when its element did not change; routes:
+ * are compiled with them (handoff/backend.ts makeRouting()).
  */
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
@@ -38,7 +40,7 @@ import { reverseName } from '../dns/reverse.js';
 import { ScreenError } from '../util/errors.js';
 import { startSink, type Sink } from './sink.js';
 import { EhloLearner, probeBackendEhlo } from './backend-ehlo.js';
-import { makeBackend } from '../handoff/backend.js';
+import { makeBackend, makeRouting, type Backend } from '../handoff/backend.js';
 import { BackendHealth, PROBE_RETRY_MS } from './backend-health.js';
 import { makePersonalities } from './stress.js';
 
@@ -52,6 +54,27 @@ export interface MadeGeneration {
   readonly ehlo: EhloLearner | null;
   /** The backend probe (server/backend-health.ts), started here, stopped at stop (or when a reload retires this generation). */
   readonly health: BackendHealth;
+  /** The named backends' (backends:) EHLO learners and probes, each its own; stopped as the default's are (stopNamed()). */
+  readonly named: readonly NamedParts[];
+}
+
+/** What one named backend runs: its probe and, with deep.after_pass handoff, its EHLO learner. */
+export interface NamedParts {
+  /** Its configuration with the hostname, as JSON: a reload keeps the parts when it is unchanged. */
+  readonly key: string;
+  readonly name: string;
+  readonly ehlo: EhloLearner | null;
+  readonly health: BackendHealth;
+}
+
+/** Stop the named backends' parts of `old` that `next` does not keep (all of them when `next` is null). */
+export function stopNamed(old: MadeGeneration, next: MadeGeneration | null): void {
+  const kept = new Set(next?.named ?? []);
+  for (const p of old.named) {
+    if (kept.has(p)) continue;
+    p.ehlo?.stop();
+    p.health.stop();
+  }
 }
 
 /** The generation a reload replaces: its configuration and its parts, to keep what did not change. */
@@ -63,13 +86,14 @@ export interface PreviousGeneration {
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 export async function makeGeneration(config: Config, emitter: Emitter, prev?: PreviousGeneration): Promise<MadeGeneration> {
-  const made: Made = { resolver: null, sink: null, ehlo: null, health: null };
+  const made: Made = { resolver: null, sink: null, ehlo: null, health: null, named: [] };
   try {
     return await build(config, emitter, prev, made);
   } catch (err) {
     // Close only what this call made: what it kept belongs to the running generation.
     made.ehlo?.stop();
     made.health?.stop();
+    for (const p of made.named) { p.ehlo?.stop(); p.health.stop(); }
     await made.resolver?.close();
     await made.sink?.close();
     throw err;
@@ -77,7 +101,7 @@ export async function makeGeneration(config: Config, emitter: Emitter, prev?: Pr
 }
 
 /** What one makeGeneration() call made anew (not kept from the previous generation): closed if it throws. */
-interface Made { resolver: Resolver | null; sink: Sink | null; ehlo: EhloLearner | null; health: BackendHealth | null }
+interface Made { resolver: Resolver | null; sink: Sink | null; ehlo: EhloLearner | null; health: BackendHealth | null; named: NamedParts[] }
 
 async function build(config: Config, emitter: Emitter, prev: PreviousGeneration | undefined, made: Made): Promise<MadeGeneration> {
   const accessFile = config.access.list;
@@ -110,30 +134,51 @@ async function build(config: Config, emitter: Emitter, prev: PreviousGeneration 
   if (wantEhlo && prev?.made.ehlo != null && sameBackend) {
     ehlo = prev.made.ehlo;
   } else if (wantEhlo) {
-    ehlo = made.ehlo = makeEhloLearner(config, host, port, emitter);
+    ehlo = made.ehlo = makeEhloLearner(config, b, host, port, emitter);
     await ehlo.start();
   }
   // The probe is the backend's: kept (with what it knows of the backend's health) when the backend did not change.
   let health: BackendHealth;
   if (sameBackend && prev !== undefined) health = prev.made.health;
-  else health = made.health = makeHealth(config, host, port, emitter);
+  else health = made.health = makeHealth(config, b, host, port, emitter);
   const backend = makeBackend(host, port, b.handoff, b.connect_timeout, b.handshake_timeout, ehlo, health);
+  // The named backends (backends:), each with its own probe and EHLO learner, kept across a reload when unchanged.
+  const named: NamedParts[] = [];
+  const namedBackends: Backend[] = [];
+  for (const nb of config.backends) {
+    const key = JSON.stringify([nb, config.hostname, b.ehlo_refresh, wantEhlo]);
+    let parts = prev?.made.named.find((p) => p.name === nb.name && p.key === key);
+    if (parts === undefined) {
+      const { host: h, port: p } = nb.address;
+      const spec = { ...nb, ehlo_refresh: b.ehlo_refresh };
+      const learner = wantEhlo && nb.handoff !== 'none' ? makeEhloLearner(config, spec, h, p, emitter) : null;
+      parts = { key, name: nb.name, ehlo: learner, health: makeHealth(config, spec, h, p, emitter) };
+      made.named.push(parts);
+      await learner?.start();
+    }
+    named.push(parts);
+    namedBackends.push(makeBackend(nb.address.host, nb.address.port, nb.handoff, nb.connect_timeout, nb.handshake_timeout, parts.ehlo, parts.health, nb.name));
+  }
+  const routing = makeRouting(backend, namedBackends, config.routes, config.routes_fallback);
   // The policy check is kept (its cache, breaker and connections) when its section did not change.
   const keepPolicy = prev !== undefined && prev.made.gen.policy !== null && same(prev.config.policy, config.policy) && prev.config.hostname === config.hostname;
   const policy = keepPolicy ? prev.made.gen.policy : makePolicy(config, emitter);
   const checks: EarlyCheck[] = [];
   if (dnsbl !== null) checks.push(dnsbl);
   if (policy !== null) checks.push(policy as unknown as EarlyCheck);
-  const gen = { config, replies, access, dnsbl, policy, checks, tls: tlsContext, backend } as unknown as Generation & { personalities: Generation['personalities'] };
+  const gen = { config, replies, access, dnsbl, policy, checks, tls: tlsContext, backend, routing } as unknown as Generation & { personalities: Generation['personalities'] };
   const withGen = (p: PersonalityConfig): Personality => Object.freeze({ ...p, gen });
   (gen as { personalities: Generation['personalities'] }).personalities = Object.freeze({ normal: withGen(pc.normal), stress: withGen(pc.stress) });
   if (made.health === health) void health.start(); // not awaited: a backend that is down must not keep the screener from listening
-  return { gen: Object.freeze(gen), resolver, sink, ehlo, health };
+  for (const p of made.named) void p.health.start();
+  return { gen: Object.freeze(gen), resolver, sink, ehlo, health, named };
 }
 
+/** What the probe and the EHLO learner read of a backend: backend: or a backends: element. */
+type BackendSpec = Pick<Config['backend'], 'handoff' | 'connect_timeout' | 'handshake_timeout' | 'ehlo_refresh'>;
+
 /** The backend probe, logging its first answer (BACKEND OK or BACKEND FAIL at warn), then BACKEND FAIL when the backend is found down and BACKEND OK when it answers again. */
-function makeHealth(config: Config, host: string, port: number, emitter: Emitter): BackendHealth {
-  const b = config.backend;
+function makeHealth(config: Config, b: BackendSpec, host: string, port: number, emitter: Emitter): BackendHealth {
   const target = `${host}:${port}`;
   return new BackendHealth({
     host, port, mode: b.handoff, hostname: config.hostname, timeoutMs: b.connect_timeout + b.handshake_timeout,
@@ -193,8 +238,7 @@ function makeDnsbl(config: Config, emitter: Emitter): { dnsbl: Dnsbl | null; res
 const EHLO_RETRY_MS = 30_000;
 
 /** The backend's EHLO learner (handoff/ehlo.ts), logging BACKEND EHLO when what it offers is learned, changes, or cannot be learned. */
-function makeEhloLearner(config: Config, host: string, port: number, emitter: Emitter): EhloLearner {
-  const b = config.backend;
+function makeEhloLearner(config: Config, b: BackendSpec, host: string, port: number, emitter: Emitter): EhloLearner {
   const target = `${host}:${port}`;
   let learnedOnce = false;
   return new EhloLearner({

@@ -21,7 +21,7 @@ import type { Ctx } from '../session/state.js';
 import type { Generation } from '../session/generation.js';
 import type { Resolver } from '../dns/resolver.js';
 import { ScreenError } from '../util/errors.js';
-import type { MadeGeneration } from './generation.js';
+import { stopNamed, type MadeGeneration } from './generation.js';
 import type { Sink } from './sink.js';
 
 /**
@@ -136,6 +136,7 @@ export class Retiring {
   async closeNow(next: MadeGeneration, cur: MadeGeneration): Promise<void> {
     if (next.ehlo !== null && next.ehlo !== cur.ehlo) next.ehlo.stop();
     if (next.health !== cur.health) next.health.stop();
+    stopNamed(next, cur);
     if (next.resolver !== null && next.resolver !== cur.resolver) await next.resolver.close();
     if (next.sink !== null && next.sink !== cur.sink) await next.sink.close();
   }

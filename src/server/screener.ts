@@ -33,7 +33,7 @@ import { reconfigureListener, startListener, type Listener } from './listener.js
 import { RESTART_KEYS, Retiring, changedKeys, listenKey, planListeners, reloadFailed, type ReloadResult } from './reload.js';
 import { FD_RESERVE, connectionCeiling, readFdLimit } from './fdlimit.js';
 import type { Sink } from './sink.js';
-import { makeGeneration, type MadeGeneration } from './generation.js';
+import { makeGeneration, stopNamed, type MadeGeneration } from './generation.js';
 import { SpfRefresher } from './spf-refresh.js';
 import { readAdminToken, startAdmin, type Admin } from './admin.js';
 import { logOutput } from '../log/logger.js';
@@ -143,6 +143,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     if (snapFile !== null) releaseSnapshot(snapFile);
     made.ehlo?.stop();
     made.health.stop();
+    stopNamed(made, null);
     await resolver?.close();
     await sink?.close();
     await gen.policy?.close();
@@ -259,6 +260,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     }
     if (oldMade.ehlo !== null && oldMade.ehlo !== made.ehlo) oldMade.ehlo.stop();
     if (oldMade.health !== made.health) oldMade.health.stop();
+    stopNamed(oldMade, made);
     retiring.retire(old, oldMade, made);
     // XXX a session of the old generation that asks at RCPT after this gets a failure (policy.fail decides).
     if (old.policy !== null && old.policy !== ctx.gen.policy) void old.policy.close();
@@ -318,6 +320,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       await spf.stop();
       made.ehlo?.stop();
       made.health.stop();
+      stopNamed(made, null);
       await retiring.closeAll();
       await made.resolver?.close();
       await made.sink?.close();

@@ -26,6 +26,7 @@ import type { GreylistDecision, GreylistOptions } from '../checks/greylist.js';
 import { guardTimer } from './guard.js';
 import type { CheckOutcome } from '../checks/check.js';
 import { ALLOWLISTED, IGNORED, SHADOWED } from './test-state.js';
+import { TestIndex } from '../checks/tests.js';
 
 export function conclude(s: Session): void {
   if (s.closed) return;
@@ -116,11 +117,16 @@ function act(s: Session, v: EarlyVerdict, checks: PendingDecision['checks']): vo
     s.event(f.outcome.event, f.would === undefined ? { ...f.outcome.fields, action: f.action } : { ...f.outcome.fields, action: f.action, would: f.would });
   }
   if (v.shadowed === true) s.tests |= SHADOWED;
+  let score = 0;
+  let scored = false;
   for (const c of checks) {
+    score += c.outcome.score;
+    if (c.test === TestIndex.dnsbl) scored = true;
     const n = c.outcome.note;
     if (n != null) s.event(n.event, n.fields);
     if (c.outcome.route != null) s.route = c.outcome.route;
   }
+  if (scored) s.score = score; // for routes' score_min / score_max (handoff/route.ts)
   s.remember(v.record);
   if (v.greylist !== null) {
     const { network, decision: d } = v.greylist;

@@ -29,7 +29,7 @@ import { closeWith, onClientClose, onClientEnd, onSocketError } from './close.js
 import { DeepTests } from '../checks/deep.js';
 import { deepDue } from './verdict.js';
 import { replayHandoff } from './handoff.js';
-import { chooseBackend } from '../handoff/backend.js';
+import { replayVerdict, routeFor } from './route.js';
 import { guardSocket, guardTimer } from './guard.js';
 import type { PolicyRun } from '../checks/policy.js';
 
@@ -138,7 +138,7 @@ export function enterDummy(s: Session): void {
   s.deep = deepOpts !== null && todo !== 0 ? new DeepTests(deepOpts, todo) : null;
   const sameConnection = s.config.deep.after_pass === 'handoff' && s.deep !== null && s.rejectReason === 'deep';
   if (!sameConnection) markDummyOnly(s);
-  const learned = sameConnection ? chooseBackend(s.gen.backend, 'new').ehlo?.current ?? null : null;
+  const learned = sameConnection ? routeFor(s, replayVerdict(s), true).backend?.ehlo?.current ?? null : null;
   const port = new DummyPort(s, learned?.offered ?? null);
   s.engine = new DummyEngine(
     {

@@ -20,7 +20,7 @@ import type { Policy } from '../checks/policy.js';
 import type { EarlyCheck } from '../checks/check.js';
 import type { DeepOptions } from '../checks/deep.js';
 import type { Replies } from '../smtp/replies.js';
-import type { Backend } from '../handoff/backend.js';
+import type { Backend, Routing } from '../handoff/backend.js';
 
 /** A personality as the configuration defines it (what `explain` and the verdict need). */
 export interface PersonalityConfig {
@@ -58,7 +58,9 @@ export interface Generation {
   readonly checks: readonly EarlyCheck[];
   /** STARTTLS in the dummy engine (tls.cert / tls.key), or null: not offered. */
   readonly tls: SecureContext | null;
-  /** The backend clients are handed to (handoff/backend.ts chooseBackend()). */
+  /** The default backend (backend:). */
   readonly backend: Backend;
+  /** The default and the named backends (backends:) and the routes: among them (handoff/backend.ts chooseBackend()). */
+  readonly routing: Routing;
   readonly personalities: Personalities;
 }

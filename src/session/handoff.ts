@@ -1,7 +1,7 @@
 /*
  * session/handoff.ts - hand a screened client to the backend smtpd.
  *
- * Exports: handoff().
+ * Exports: handoff(), replayHandoff().
  * connect (connect_timeout) → PROXY v1/v2 header, or XCLIENT after the
  * backend's greeting (handshake_timeout covers the whole dialogue) → the
  * backend's "220 " reply completes the greeting the client already saw →
@@ -39,10 +39,10 @@ import { closeWith, endSocket, onSocketError } from './close.js';
 import type { Envelope } from '../smtp/dummy-engine.js';
 import { concludeDummy } from './deep.js';
 import { missingKeywords, parseEhloKeywords } from '../smtp/ehlo-keywords.js';
-import { chooseBackend, type Backend } from '../handoff/backend.js';
+import type { Backend } from '../handoff/backend.js';
+import { replayVerdict, routeFor } from './route.js';
 import { guardSocket, guardTimer } from './guard.js';
 import { splice } from './splice.js';
-import { IGNORED, SHADOWED } from './test-state.js';
 
 type Stage = 'connect' | 'greeting' | 'proxy' | 'xclient' | 'helo' | 'mail' | 'rcpt' | 'done';
 
@@ -62,6 +62,8 @@ interface Handshake {
   onFallback: (s: Session) => void;
   /** The backend chosen for this client (handoff/backend.ts chooseBackend()). */
   backend: Backend;
+  /** The routes: rule that chose it, or -1 (none matched, or no routes). */
+  rule: number;
   /** PROXY modes: the backend's 220, held until its reply to our NOOP shows it read the header. */
   greeting: Buffer | null;
 }
@@ -77,8 +79,15 @@ export function handoff(s: Session): void {
     return;
   }
   s.socket.removeAllListeners('data');
-  openBackend(s, chooseBackend(s.gen.backend, s.verdict), null, [], noFallback);
+  const c = routeFor(s, s.verdict);
+  if (c.backend === null) {
+    // routes_fallback: tempfail, the rule's backend is down: the sender retries later.
+    closeWith(s, s.gen.replies.serviceUnavailable);
+    return;
+  }
+  openBackend(s, c.backend, null, [], noFallback, c.rule);
 }
+
 
 /**
  * deep.after_pass handoff, called by the dummy engine (through session/dummy.ts)
@@ -88,26 +97,29 @@ export function handoff(s: Session): void {
  */
 export function replayHandoff(s: Session, env: Envelope, offered: readonly string[] | null, onFallback: (s: Session) => void): boolean {
   if (s.closed || s.config.deep.after_pass !== 'handoff' || s.rejectReason !== 'deep') return false;
-  const backend = chooseBackend(s.gen.backend, 'new');
-  const learned = backend.ehlo?.current ?? null;
+  const c = routeFor(s, replayVerdict(s));
+  const backend = c.backend;
+  const learned = backend?.ehlo?.current ?? null;
   let reason: string | null = null;
-  if (s.tls) reason = 'tls: the session is under STARTTLS';
+  if (backend === null) reason = 'routed backend down';
+  else if (s.tls) reason = 'tls: the session is under STARTTLS';
   else if (s.ctx.draining) reason = 'stopping';
   else if (learned === null || offered === null) reason = 'backend EHLO not learned';
   else if (backend.mode === 'xclient' && learned.xclient === null) reason = 'backend does not offer XCLIENT';
-  if (reason !== null) {
+  if (reason !== null || backend === null) {
     s.event(EV.HANDOFF_FALLBACK, { reason, stage: 'start' });
     return false;
   }
   s.reader?.stop();
   s.socket.pause();
-  openBackend(s, backend, env, offered ?? [], onFallback);
+  openBackend(s, backend, env, offered ?? [], onFallback, c.rule);
   return true;
 }
 
+
 function noFallback(): void {}
 
-function openBackend(s: Session, target: Backend, replay: Envelope | null, offered: readonly string[], onFallback: (s: Session) => void): void {
+function openBackend(s: Session, target: Backend, replay: Envelope | null, offered: readonly string[], onFallback: (s: Session) => void, rule: number): void {
   const ctx = s.ctx;
   s.phase = 'handoff';
   s.clearTimer();
@@ -123,7 +135,7 @@ function openBackend(s: Session, target: Backend, replay: Envelope | null, offer
   bs.on('end', onBackendEnd);
   bs.on('connect', onBackendConnect);
   bs.on('data', onBackendData);
-  handshakes.set(s, { stage: 'connect', reader: new SmtpReplyReader(), xclient: [], started: s.ctx.clock.now(), replay, ehlo: false, offered, onFallback, backend: target, greeting: null });
+  handshakes.set(s, { stage: 'connect', reader: new SmtpReplyReader(), xclient: [], started: s.ctx.clock.now(), replay, ehlo: false, offered, onFallback, backend: target, rule, greeting: null });
   s.timer = s.ctx.clock.setTimeout(onHandoffTimeout, target.connectTimeoutMs, s);
 }
 
@@ -320,7 +332,7 @@ function spliceNow(s: Session, hs: Handshake, reply: Buffer, code: number, relay
     // The deep tests are over: their passes are written (PASS NEW) before the HANDOFF.
     // An early test failed with `ignore` (nothing remembered for it): as handoff() after conclude().
     // A failure shadowed before (SHADOWED) or in the deep tests: `shadow`.
-    s.verdict = (s.tests & SHADOWED) !== 0 || (s.deep?.shadowed ?? 0) !== 0 ? 'shadow' : (s.tests & IGNORED) !== 0 ? 'ignored' : 'new';
+    s.verdict = replayVerdict(s);
     s.engine?.handedOver();
     concludeDummy(s);
     // Input the client sent after its RCPT (it did not wait for the reply) goes to the backend, in order.
@@ -341,6 +353,8 @@ function spliceNow(s: Session, hs: Handshake, reply: Buffer, code: number, relay
     handshake_ms: s.ctx.clock.now() - hs.started,
     ...(relayed !== undefined ? { after: 'RCPT', relayed } : {}),
     ...(s.route !== null ? { route: s.route } : {}),
+    // With routing configured: which backend by name, and the rule that chose it.
+    ...(s.gen.routing.byName.size > 1 ? { backend_name: hs.backend.label, ...(hs.rule >= 0 ? { rule: hs.rule } : {}) } : {}),
   });
   splice(cs, bs);
 }
@@ -359,7 +373,7 @@ function _onHandoffTimeout(s: Session): void {
  * greeting, found by the backend probe (server/backend-health.ts), which is asked to look now.
  */
 function backendFail(s: Session, stage: Stage, reason: string, detail?: string): void {
-  const b = handshakes.get(s)?.backend ?? chooseBackend(s.gen.backend, s.verdict);
+  const b = handshakes.get(s)?.backend ?? s.gen.routing.default;
   if (detail === undefined && stage === 'proxy' && reason === 'closed') {
     reason = 'handoff mode';
     detail = 'the backend closed after the PROXY header (it read the header as SMTP commands, QUIT among them): it expects none; set backend.handoff to xclient or none, or enable the PROXY protocol on it (Postfix: smtpd_upstream_proxy_protocol = haproxy)';

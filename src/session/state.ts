@@ -122,6 +122,8 @@ export class Session {
   route: string | null = null;
   /** Verdict name for HANDOFF: allowlisted, old, new, ignored. */
   verdict = '';
+  /** The DNSBL score the early tests gave (summed as the verdict sums it), or null: no DNSBL answer this session (handoff/route.ts). */
+  score: number | null = null;
   /** The shared tier's lookup (cache.store: redis) started at accept has not answered; conclude() stops waiting for it. */
   sharedPending = false;
   /** Between the early verdict and its greylist decision from the shared tier (session/conclude.ts); null otherwise. */

@@ -25,6 +25,8 @@ const DURATIONS: readonly KeySpec[] = SCHEMA.filter((s) => s.type === 'duration'
 /** `key` set to `value`; the partner of a min/max pair (config/refusals.ts) set to its widest bound, so only `key`'s own bounds are tested. */
 function rawWith(key: string, value: unknown): Record<string, unknown> {
   const raw: Record<string, unknown> = {};
+  // A field of a list element ("backends[].connect_timeout"): one element with it.
+  if (key.startsWith('backends[].')) return { backends: [{ name: 'b', address: '127.0.0.1:1', [key.slice(11)]: value }] };
   setPath(raw, key, value);
   for (const p of MIN_MAX_PAIRS) {
     if (p.min === key) setPath(raw, p.max, `${SCHEMA.find((s) => s.key === p.max)?.max ?? 0}ms`);
@@ -88,11 +90,12 @@ test('each bound is accepted; one millisecond past it is refused', () => {
     for (const ok of [min, max]) {
       const c = validateConfig(rawWith(s.key, formatDuration(ok))) as unknown as Record<string, unknown>;
       let v: unknown = c;
-      for (const p of s.key.split('.')) v = (v as Record<string, unknown>)[p];
+      for (const p of s.key.replace('[]', '.0').split('.')) v = (v as Record<string, unknown>)[p];
       assert.equal(v, ok, `${s.key} = ${formatDuration(ok)}`);
     }
-    assert.equal(configError(() => validateConfig(rawWith(s.key, `${max + 1}ms`))).details['key'], s.key);
-    if (min > 0) assert.equal(configError(() => validateConfig(rawWith(s.key, `${min - 1}ms`))).details['key'], s.key);
+    const at = s.key.replace('[]', '[0]');
+    assert.equal(configError(() => validateConfig(rawWith(s.key, `${max + 1}ms`))).details['key'], at);
+    if (min > 0) assert.equal(configError(() => validateConfig(rawWith(s.key, `${min - 1}ms`))).details['key'], at);
   }
 });
 

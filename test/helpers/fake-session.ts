@@ -30,7 +30,7 @@ import type { Clock, TimerHandle } from '../../src/session/clock.js';
 import type { Ctx, ScreenSocket, Session } from '../../src/session/state.js';
 import type { Generation, Personality } from '../../src/session/generation.js';
 import { makePersonalities } from '../../src/server/stress.js';
-import { makeBackend } from '../../src/handoff/backend.js';
+import { makeBackend, makeRouting } from '../../src/handoff/backend.js';
 import { startSession } from '../../src/session/machine.js';
 import { Emitter } from '../../src/log/emit.js';
 
@@ -176,6 +176,8 @@ export interface Harness {
   writes: Array<[string, VerdictRecord]>;
   /** Backend sockets the session opened. */
   backends: FakeSocket[];
+  /** Where each of them was opened: "host:port" (the routed backend). */
+  targets: string[];
   personality: Personality;
   config: Config;
   /** Start a session for a client on a new fake socket. */
@@ -184,7 +186,7 @@ export interface Harness {
 }
 
 /** A session world for `raw` (a configuration as YAML would give it), with an access list given as its text. */
-export function harness(raw: Record<string, unknown> = {}, accessList: string | null = null, opts: { policy?: PolicyTransport } = {}): Harness {
+export function harness(raw: Record<string, unknown> = {}, accessList: string | null = null, opts: { policy?: PolicyTransport; down?: readonly string[] } = {}): Harness {
   const config = validateConfig({ hostname: 'screen.test', ...raw });
   const clock = new FakeClock();
   const events: Array<Record<string, unknown>> = [];
@@ -235,21 +237,26 @@ export function harness(raw: Record<string, unknown> = {}, accessList: string | 
     config, replies: makeReplies(config.hostname, config.banner), access: accessList === null ? null : parseAccessList(accessList, 'test-access'), dnsbl, policy, checks, tls: null,
     backend: makeBackend('127.0.0.1', 2525, b.handoff, b.connect_timeout, b.handshake_timeout, null),
   } as unknown as Generation & { personalities: Generation['personalities'] };
+  // The named backends (backends:) and routes:, without probes (a test marks one down through opts.down).
+  (gen as { routing: Generation['routing'] }).routing = makeRouting(gen.backend, config.backends.map((nb) => makeBackend(nb.address.host, nb.address.port, nb.handoff, nb.connect_timeout, nb.handshake_timeout, null,
+    (opts.down ?? []).includes(nb.name) ? { handoffMode: false, suspect: () => {}, down: { stage: 'connect', reason: 'ECONNREFUSED' } } : null, nb.name)), config.routes, config.routes_fallback);
   gen.personalities = { normal: { ...pc.normal, gen }, stress: { ...pc.stress, gen } };
+  const targets: string[] = [];
   const backends: FakeSocket[] = [];
   const ctx: Ctx = {
     gen, clock, log, store, sessions: new Set(), perClient: new Map(), draining: false, pendingProxy: 0, backends: 0, tlsHandshakes: 0, dummyOnly: 0,
     fdLimit: null, counters, emitter, noteOpen: () => undefined,
-    connect: () => {
+    connect: (o: { host?: string | undefined; port?: number | undefined }) => {
       const s = new FakeSocket('127.0.0.1', 2525);
       s.paused = false;
       backends.push(s);
+      targets.push(`${o.host ?? ''}:${o.port ?? ''}`);
       return s as unknown as Socket;
     },
   };
   let port = 40000;
   return {
-    ctx, clock, store, dns, events, writes, backends, config, personality: gen.personalities.normal,
+    ctx, clock, store, dns, events, writes, backends, targets, config, personality: gen.personalities.normal,
     connect(client = '192.0.2.1') {
       const sock = new FakeSocket(client, ++port);
       startSession(ctx, sock as unknown as ScreenSocket, client, port, gen.personalities.normal);

@@ -47,6 +47,7 @@ const HEADS: Readonly<Record<string, RegExp>> = {
   'BARE NEWLINE': /^BARE NEWLINE from \[/,
   'HANDOFF': /^HANDOFF \[/,
   'HANDOFF FALLBACK': /^HANDOFF FALLBACK for \[/,
+  'ROUTE FALLBACK': /^ROUTE FALLBACK for \[/,
   'BACKEND FAIL': /^BACKEND FAIL /,
   'BACKEND OK': /^BACKEND OK /,
   'BACKEND EHLO': /^BACKEND EHLO /,
