@@ -20,9 +20,9 @@ export default function (bench: Bench): void {
     ],
   }).routes;
   const rules = compileRoutes(routes, (n) => n);
-  const first: RouteFacts = { verdict: 'old', score: null, stress: false, policyRoute: 'vip' };
-  const last: RouteFacts = { verdict: 'new', score: 2, stress: false, policyRoute: null };
-  const none: RouteFacts = { verdict: 'new', score: 5, stress: false, policyRoute: null };
+  const first: RouteFacts = { verdict: 'old', score: null, stress: false, policyRoute: 'vip', tag: null };
+  const last: RouteFacts = { verdict: 'new', score: 2, stress: false, policyRoute: null, tag: null };
+  const none: RouteFacts = { verdict: 'new', score: 5, stress: false, policyRoute: null, tag: null };
   let sink = 0;
   bench.add('route: 5 rules, first matches', () => { sink += matchRoute(rules, first); });
   bench.add('route: 5 rules, last matches', () => { sink += matchRoute(rules, last); });

@@ -9,7 +9,8 @@
  *   ACCESS_FILE                         the list file's role for util/read-file.ts: callers read
  *                                       the file (readTextFile(path, ACCESS_FILE)), then parse
  *
- * Format: one `CIDR ACTION` per line, ACTION permit|reject|dunno (any case), `#` starts a
+ * Format: one `CIDR ACTION [route=NAME]` per line, ACTION permit|reject|dunno (any case); the
+ * optional `route=NAME` tags the entry for `routes:` rules (`match.tag`). `#` starts a
  * comment (whole line or trailing), blank lines ignored, fields separated by spaces or tabs.
  * First match wins over all entries (IPv4 and IPv6), as in postscreen: `dunno` stops the search
  * with no verdict, so it shadows every later entry that would match the same client.
@@ -27,7 +28,12 @@ export interface AccessMatch {
   readonly entry: string;
   /** 1-based line number in the source. */
   readonly line: number;
+  /** The entry's route tag (`route=NAME`; access.spf entries: `spf`), or null: for `routes:` rules' `match.tag`. */
+  readonly route: string | null;
 }
+
+/** A route tag: letters, digits, `_ . -`, as the policy service's route names. */
+const ROUTE_TAG = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** The access list file (access.list): unreadable is SCR_ERR_ACCESS_LIST "<path>: cannot read access list (ENOENT)". */
 export const ACCESS_FILE: FileRole = { key: 'access.list', what: 'access list', code: 'SCR_ERR_ACCESS_LIST' };
@@ -77,9 +83,18 @@ export function parseAccessList(text: string, source = '<inline>'): AccessList {
     if (body === '') continue;
     const fields = body.split(/[ \t]+/);
     const cidrText = fields[0] ?? '';
-    if (fields.length !== 2) {
+    if (fields.length !== 2 && fields.length !== 3) {
       throw listError(source, lineNo, body,
-        `expected "CIDR ACTION" (ACTION permit, reject or dunno), got "${body}"`);
+        `expected "CIDR ACTION [route=NAME]" (ACTION permit, reject or dunno), got "${body}"`);
+    }
+    let route: string | null = null;
+    if (fields.length === 3) {
+      const t = fields[2] ?? '';
+      const name = t.startsWith('route=') ? t.slice('route='.length) : '';
+      if (!ROUTE_TAG.test(name)) {
+        throw listError(source, lineNo, t, `want route=NAME (1 to 64 letters, digits, "_", "." or "-") after the action, got "${t}"`);
+      }
+      route = name;
     }
     const actionText = fields[1] ?? '';
     const action = ACTIONS.get(actionText.toLowerCase());
@@ -94,7 +109,7 @@ export function parseAccessList(text: string, source = '<inline>'): AccessList {
       const why = err instanceof ScreenError ? err.message : String(err);
       throw listError(source, lineNo, cidrText, why);
     }
-    matcher.add(cidr, Object.freeze({ action, entry: cidrText, line: lineNo }));
+    matcher.add(cidr, Object.freeze({ action, entry: cidrText, line: lineNo, route }));
   }
   return new AccessList(source, matcher);
 }

@@ -163,7 +163,7 @@ export class SpfAllowlist {
   #rebuild(): void {
     const m = new CidrMatcher<AccessMatch>();
     for (const [d, st] of this.#domains) {
-      for (const c of st.nets) m.add(c, Object.freeze({ action: 'permit', entry: `spf:${d} ${formatCidr(c)}`, line: 0 }));
+      for (const c of st.nets) m.add(c, Object.freeze({ action: 'permit', entry: `spf:${d} ${formatCidr(c)}`, line: 0, route: 'spf' }));
     }
     this.#matcher = m;
   }

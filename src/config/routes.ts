@@ -69,7 +69,7 @@ export function convertRoutes(v: unknown, key: string, io: RouteIo): unknown {
   v.forEach((el, i) => {
     const at = `${key}[${i}]`;
     if (!isMapping(el)) { io.add(at, el, `want a mapping {match: {...}, backend: NAME}, got ${show(el)}`); return; }
-    const route: RouteConfig = { match: { verdict: null, score_min: null, score_max: null, stress: null, policy_route: null }, backend: '' };
+    const route: RouteConfig = { match: { verdict: null, score_min: null, score_max: null, stress: null, policy_route: null, tag: null }, backend: '' };
     if (!('backend' in el)) io.add(`${at}.backend`, undefined, 'missing: every route names a backend');
     for (const [name, raw] of Object.entries(el)) {
       if (name === 'backend') {

@@ -296,6 +296,8 @@ export interface RouteConfig {
     stress: boolean | null;
     /** The policy service's `route` reply names this. */
     policy_route: string | null;
+    /** The access-list entry the client matched carries this route tag (`route=NAME`; access.spf entries: `spf`). */
+    tag: string | null;
   };
   backend: string;
 }

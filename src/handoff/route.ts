@@ -3,7 +3,7 @@
  *
  * Exports: RouteFacts, Rule, compileRoutes(), matchRoute(), routeVerdict().
  * Pure: the session's facts at handoff (its verdict, DNSBL score, personality,
- * the policy service's route) against the rules in order; the first whose
+ * the policy service's route, the access-list entry's tag) against the rules in order; the first whose
  * every condition holds wins. compileRoutes() turns the configuration's rules
  * into bit masks once per generation, so a handoff compares integers and
  * allocates nothing.
@@ -19,6 +19,8 @@ export interface RouteFacts {
   readonly stress: boolean;
   /** The policy service's `route` reply, or null. */
   readonly policyRoute: string | null;
+  /** The route tag of the access-list entry the client matched (`route=NAME`; access.spf: `spf`), or null. */
+  readonly tag: string | null;
 }
 
 /** One rule, compiled; `target` is what the caller resolved the backend name to. */
@@ -29,6 +31,7 @@ export interface Rule<T> {
   readonly scoreMax: number | null;
   readonly stress: boolean | null;
   readonly policyRoute: string | null;
+  readonly tag: string | null;
   readonly target: T;
 }
 
@@ -51,6 +54,7 @@ export function compileRoutes<T>(routes: readonly RouteConfig[], resolve: (backe
     scoreMax: r.match.score_max,
     stress: r.match.stress,
     policyRoute: r.match.policy_route,
+    tag: r.match.tag,
     target: resolve(r.backend),
   })));
 }
@@ -66,6 +70,7 @@ export function matchRoute<T>(rules: readonly Rule<T>[], f: RouteFacts): number 
     if (r.scoreMax !== null && (f.score === null || f.score > r.scoreMax)) continue;
     if (r.stress !== null && r.stress !== f.stress) continue;
     if (r.policyRoute !== null && r.policyRoute !== f.policyRoute) continue;
+    if (r.tag !== null && r.tag !== f.tag) continue;
     return i;
   }
   return -1;

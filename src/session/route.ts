@@ -21,7 +21,9 @@ import { IGNORED, SHADOWED } from './test-state.js';
 export function routeFor(s: Session, verdict: string, quiet = false): Choice {
   const r = s.gen.routing;
   if (r.rules.length === 0) return { backend: r.default, rule: -1, fallback: null };
-  const c = chooseBackend(r, { verdict, score: s.score, stress: s.stress, policyRoute: s.route });
+  // The access-list tag is looked up again here (a trie match, once per handoff) rather than kept on every session.
+  const tag = (s.gen.access?.match(s.client) ?? s.ctx.spf?.match(s.client))?.route ?? null;
+  const c = chooseBackend(r, { verdict, score: s.score, stress: s.stress, policyRoute: s.route, tag });
   if (c.fallback !== null && !quiet) {
     s.event(EV.ROUTE_FALLBACK, { rule: c.rule, backend_name: c.fallback.label, backend: c.fallback.name, to: c.backend === null ? 'tempfail' : c.backend.label });
   }

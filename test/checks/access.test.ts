@@ -62,7 +62,8 @@ test('access list errors: SCR_ERR_ACCESS_LIST with file, line and value', () => 
   const cases: Array<{ label: string; text: string; line: number; value: string }> = [
     { label: 'unknown action', text: '1.2.3.4 allow', line: 1, value: 'allow' },
     { label: 'missing action', text: '# x\n1.2.3.4', line: 2, value: '1.2.3.4' },
-    { label: 'extra field', text: '1.2.3.4 permit now', line: 1, value: '1.2.3.4 permit now' },
+    { label: 'a third field that is no route=NAME', text: '1.2.3.4 permit now', line: 1, value: 'now' },
+    { label: 'a fourth field', text: '1.2.3.4 permit route=x now', line: 1, value: '1.2.3.4 permit route=x now' },
     { label: 'bad cidr', text: '\n\n1.2.3.300/24 reject', line: 3, value: '1.2.3.300/24' },
     { label: 'host bits set', text: '1.2.3.4/24 reject', line: 1, value: '1.2.3.4/24' },
     { label: 'bad prefix', text: '2001:db8::/129 permit', line: 1, value: '2001:db8::/129' },
@@ -114,7 +115,7 @@ test('access list errors say where and what in the message; indentation of any w
     }
     return 'no error';
   };
-  assert.equal(msg('1.2.3.4', 'acl.txt'), 'acl.txt:1: expected "CIDR ACTION" (ACTION permit, reject or dunno), got "1.2.3.4"');
+  assert.equal(msg('1.2.3.4', 'acl.txt'), 'acl.txt:1: expected "CIDR ACTION [route=NAME]" (ACTION permit, reject or dunno), got "1.2.3.4"');
   assert.equal(msg('\n1.2.3.4 allow', 'acl.txt'), 'acl.txt:2: unknown action "allow" for "1.2.3.4"; use permit, reject or dunno');
   assert.match(msg('1.2.3.300 permit', 'acl.txt'), /^acl\.txt:1: .*1\.2\.3\.300/);
   assert.match(msg('1.2.3.4'), /^<inline>:1: /, 'no source given: <inline>');

@@ -128,7 +128,7 @@ test('SpfAllowlist: first walk, a change (added/removed), a failure keeps the la
   assert.equal(list.match('127.0.0.77'), undefined, 'nothing before the first walk');
   assert.equal(list.nextDelay(), 0);
   await list.refresh();
-  assert.deepEqual(list.match('127.0.0.77'), { action: 'permit', entry: 'spf:big.test 127.0.0.77/32', line: 0 });
+  assert.deepEqual(list.match('127.0.0.77'), { action: 'permit', entry: 'spf:big.test 127.0.0.77/32', line: 0, route: 'spf' });
   assert.equal(list.match('127.0.0.78'), undefined);
   assert.equal(list.match('198.51.100.6')?.entry, 'spf:top.test 198.51.100.4/30');
   assert.deepEqual(changes.map((c) => [c.domain, c.entries, c.added, c.removed, c.next_ms]).sort(),

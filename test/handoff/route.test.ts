@@ -10,6 +10,7 @@ import { validateConfig } from '../../src/config/validate.js';
 import { configToRaw } from '../../src/config/raw.js';
 import { ScreenError } from '../../src/util/errors.js';
 import { compileRoutes, matchRoute, type RouteFacts } from '../../src/handoff/route.js';
+import { parseAccessList } from '../../src/checks/access.js';
 import { chooseBackend, makeBackend, makeRouting, type Backend } from '../../src/handoff/backend.js';
 import { harness } from '../helpers/fake-session.js';
 import { withPasses } from '../../src/cache/store.js';
@@ -28,7 +29,7 @@ const ROUTES = validateConfig({
   ],
 }).routes;
 
-const facts = (o: Partial<RouteFacts>): RouteFacts => ({ verdict: 'new', score: null, stress: false, policyRoute: null, ...o });
+const facts = (o: Partial<RouteFacts>): RouteFacts => ({ verdict: 'new', score: null, stress: false, policyRoute: null, tag: null, ...o });
 
 test('routes: the first rule whose every condition holds, -1 when none does', () => {
   const rules = compileRoutes(ROUTES, (n) => n);
@@ -111,7 +112,7 @@ test('backends: and routes: survive configToRaw -> validateConfig unchanged, wit
     routes_fallback: 'tempfail',
   });
   assert.deepEqual(c.backends, [{ name: 'strict', address: { host: '::1', port: 10026 }, handoff: 'proxy-v2', connect_timeout: 3000, handshake_timeout: 30_000 }]);
-  assert.deepEqual(c.routes[0]?.match, { verdict: ['ignored'], score_min: null, score_max: null, stress: false, policy_route: null });
+  assert.deepEqual(c.routes[0]?.match, { verdict: ['ignored'], score_min: null, score_max: null, stress: false, policy_route: null, tag: null });
   assert.deepEqual(validateConfig(configToRaw(c)), c);
 });
 
@@ -192,5 +193,23 @@ test('generation: each named backend gets its own probe; a reload keeps the unch
     m1.health.stop();
     if (m2.health !== m1.health) m2.health.stop();
     m1.ehlo?.stop();
+  }
+});
+
+test('routes: match.tag is the access-list entry\'s route=NAME (access.spf entries: spf); the list parses and refuses tags', () => {
+  const rules = compileRoutes(validateConfig({ routes: [
+    { match: { tag: 'vip' }, backend: 'default' },
+    { match: { tag: 'spf', verdict: 'allowlisted' }, backend: 'default' },
+  ] }).routes, (n) => n);
+  assert.equal(matchRoute(rules, facts({ tag: 'vip' })), 0, 'tagged vip');
+  assert.equal(matchRoute(rules, facts({ tag: 'spf', verdict: 'allowlisted' })), 1, 'an SPF-allowlisted client');
+  assert.equal(matchRoute(rules, facts({ tag: 'spf', verdict: 'old' })), -1, 'tag spf but not allowlisted');
+  assert.equal(matchRoute(rules, facts({})), -1, 'untagged: no tag rule');
+  const list = parseAccessList('192.0.2.0/24 permit route=vip\n198.51.100.0/24 reject\n2001:db8::/32 PERMIT route=big.senders-1\n');
+  assert.equal(list.match('192.0.2.9')?.route, 'vip');
+  assert.equal(list.match('198.51.100.1')?.route, null, 'no tag: null');
+  assert.equal(list.match('2001:db8::1')?.route, 'big.senders-1');
+  for (const bad of ['192.0.2.0/24 permit vip', '192.0.2.0/24 permit route=', '192.0.2.0/24 permit route=a/b', '192.0.2.0/24 permit route=x extra']) {
+    assert.throws(() => parseAccessList(bad, 'acl'), (e: unknown) => e instanceof ScreenError && e.code === 'SCR_ERR_ACCESS_LIST', bad);
   }
 });
