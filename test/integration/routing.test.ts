@@ -12,6 +12,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { startScreener, killAllScreeners, portOf, type ScreenerProc } from '../helpers/screener.js';
 import { connectClient, type RawClient } from '../helpers/smtp-client.js';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
@@ -26,6 +29,9 @@ before(async () => {
   nice = await startPostfix({ main: { myhostname: 'nice.test' } });
   strict = await startPostfix({ main: { myhostname: 'strict.test', smtpd_helo_required: 'yes', smtpd_helo_restrictions: 'reject_invalid_helo_hostname' } });
   ps = await startPolicyServer();
+  // An access-list entry tagged for the routes (route=partners): allowlisted, and routed by match.tag.
+  const acl = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'route-acl-')), 'access.txt');
+  fs.writeFileSync(acl, '127.0.95.5/32 permit route=partners\n');
   ps.answer = (req) => (req['client'] === '127.0.95.4' ? { action: 'route', route: 'vip' } : { action: 'dunno' });
   s = await startScreener({
     hostname: 'screen.test',
@@ -33,6 +39,7 @@ before(async () => {
     limits: { max_per_client: 0 },
     pregreet: { wait: '1s', action: 'ignore' },
     policy: { url: ps.url, budget: '300ms' },
+    access: { list: acl },
     backend: { address: `127.0.0.1:${nice.xclientPort}`, handoff: 'xclient', connect_timeout: '2s', handshake_timeout: '5s' },
     backends: [
       { name: 'strict', address: `127.0.0.1:${strict.xclientPort}`, handoff: 'xclient', connect_timeout: '2s', handshake_timeout: '5s' },
@@ -43,6 +50,7 @@ before(async () => {
       { match: { verdict: 'old' }, backend: 'default' },
       { match: { verdict: ['ignored', 'shadow'] }, backend: 'strict' },
       { match: { stress: true }, backend: 'strict' },
+      { match: { tag: 'partners' }, backend: 'strict' },
     ],
   });
 });
@@ -123,4 +131,15 @@ test('the policy service\'s route reply sends the client to the backend its rule
   assert.deepEqual([h['route'], h['backend_name'], h['rule'], h['backend'], h['mode']], ['vip', 'vip', 0, `127.0.0.1:${nice.proxyPort}`, 'proxy-v1']);
   await nice.waitForLog(new RegExp(`postfix/proxy/smtpd\\[\\d+\\]: connect from unknown\\[${esc(addr)}\\]`), 10_000);
   assert.doesNotMatch(strict.maillog(), new RegExp(esc(addr)));
+});
+
+test('an access-list entry tagged route=partners sends its allowlisted client to the backend of the match.tag rule', async () => {
+  const addr = '127.0.95.5';
+  const { c, banner } = await greetedBy(addr);
+  assert.match(banner, /^strict\.test /);
+  await quit(c);
+  const h = await handoffOf(addr);
+  assert.deepEqual([h['verdict'], h['backend_name'], h['rule']], ['allowlisted', 'strict', 4]);
+  await strict.waitForLog(new RegExp(`connect from unknown\\[${esc(addr)}\\]`), 10_000);
+  assert.doesNotMatch(nice.maillog(), new RegExp(esc(addr)));
 });
