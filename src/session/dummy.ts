@@ -179,12 +179,18 @@ function _policyAnswered(s: Session, run: PolicyRun | null, helo: string, from: 
   }
   s.engine.answerRcpt(reply);
   if (s.closed) return;
+  readAgain(s, port);
+}
+
+/** The engine answered what it held: read again, the input that waited first, with a fresh command timer. */
+function readAgain(s: Session, sink: DummyPort | undefined): void {
   const reader = s.reader;
+  if (reader === null) return;
   const pending = reader.takePending();
   reader.reset();
   s.socket.resume();
   armCommandTimer(s);
-  if (pending.length > 0) reader.feed(pending, port);
+  if (pending.length > 0 && sink !== undefined) reader.feed(pending, sink);
 }
 
 /** This session will not be handed over: the accept-time descriptor count keeps no backend descriptor for it. */
@@ -211,13 +217,7 @@ export function resumeDummy(s: Session): void {
   markDummyOnly(s); // a fallback is not retried
   s.engine.refuseHandedRcpt();
   if (s.closed) return;
-  const reader = s.reader;
-  const pending = reader.takePending();
-  reader.reset();
-  s.socket.resume();
-  armCommandTimer(s);
-  const sink = dummySinks.get(s);
-  if (pending.length > 0 && sink !== undefined) reader.feed(pending, sink);
+  readAgain(s, dummySinks.get(s));
 }
 
 function armCommandTimer(s: Session): void {
