@@ -1,5 +1,5 @@
 /*
- * Client-dependent routing (issue 15): the routes: table against a client's
+ * Client-dependent routing: the routes: table against a client's
  * facts, the choice when the routed backend is down, the validation of
  * backends: and routes:, and the session's handoff to the routed backend
  * (fake sockets: the address it connects to, HANDOFF and ROUTE FALLBACK).

@@ -1,5 +1,5 @@
 /*
- * Integration: client-dependent routing (issue 15) with two private Postfix
+ * Integration: client-dependent routing with two private Postfix
  * instances, a permissive one (myhostname nice.test) and a strict one
  * (strict.test: HELO required, invalid HELO names refused), and a policy
  * service (node:http) that names a route for one client. `smtpscreen run`
