@@ -52,6 +52,8 @@ export interface SharedTier {
   readonly up: boolean;
   /** The deadline of each answer, ms. */
   readonly timeoutMs: number;
+  /** Counts since start by outcome (lookups, hits, misses, errors, timeouts, observes, writes, flushed, dropped): for /metrics. */
+  readonly counts: Readonly<Record<string, number>>;
   /** `client`'s shared record, or null. */
   lookup<T>(client: string, owner: T, done: (owner: T, rec: VerdictRecord | null) => void): void;
   /** Keep a record lookup() gave in the memory tier only (it is the shared one already). */

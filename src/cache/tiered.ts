@@ -70,6 +70,10 @@ export class TieredStore implements VerdictStore, SharedTier {
     return this;
   }
 
+  get counts(): Readonly<Record<string, number>> {
+    return this.tier.counts as unknown as Readonly<Record<string, number>>;
+  }
+
   get(client: string): VerdictRecord | undefined {
     return this.memory.get(client);
   }

@@ -21,6 +21,9 @@
  * are their own series beside the real ones; the action label keeps the action.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+
+/** The shared store's outcomes exported (cache/redis.ts RedisCounts). */
+const STORE_OUTCOMES = ['lookups', 'hits', 'misses', 'errors', 'timeouts', 'observes', 'writes', 'flushed', 'dropped'] as const;
 import { EVENTS, EV, type EventName } from '../log/events.js';
 import type { EmitObserver, Fields, LookupOutcome } from '../log/emit.js';
 import type { Resolver } from '../dns/resolver.js';
@@ -48,6 +51,7 @@ export const METRIC_NAMES = [
   'smtpscreen_connections', 'smtpscreen_connections_proxy_pending', 'smtpscreen_stress_active',
   'smtpscreen_fds_held', 'smtpscreen_fds_reserved', 'smtpscreen_fds_limit', 'smtpscreen_cache_entries',
   'smtpscreen_resolver_in_flight', 'smtpscreen_resolver_cache_entries', 'smtpscreen_log_dropped_total',
+  'smtpscreen_store_operations_total', 'smtpscreen_store_up',
 ] as const;
 
 const TEST_OF: Readonly<Record<string, string>> = {
@@ -223,6 +227,30 @@ export class Metrics implements EmitObserver {
     new Gauge({
       name: 'smtpscreen_resolver_cache_entries', help: 'Answers held in the resolver cache.', registers: r,
       collect() { this.set(src.resolver()?.stats().cacheSize ?? 0); },
+    });
+    // The shared store (cache.store: redis): its counts by outcome, and whether it answers.
+    const storeSeen: Record<string, number> = {};
+    new Counter({
+      name: 'smtpscreen_store_operations_total', help: 'Shared store (Redis) operations by outcome: lookups, hits, misses, errors, timeouts, observes, writes, flushed, dropped.',
+      labelNames: ['outcome'], registers: r,
+      collect() {
+        const c = ctx.store.shared?.counts;
+        if (c === undefined) return;
+        for (const k of STORE_OUTCOMES) {
+          const v = c[k] ?? 0;
+          const d = v - (storeSeen[k] ?? 0);
+          if (d > 0 || storeSeen[k] === undefined) this.inc({ outcome: k }, Math.max(d, 0));
+          storeSeen[k] = v;
+        }
+      },
+    });
+    new Gauge({
+      name: 'smtpscreen_store_up', help: '1 while the shared store (Redis) answers, 0 while it does not; no series without one.',
+      labelNames: ['store'], registers: r,
+      collect() {
+        const sh = ctx.store.shared;
+        if (sh !== undefined) this.set({ store: 'redis' }, sh.up ? 1 : 0);
+      },
     });
     const self = this;
     new Counter({

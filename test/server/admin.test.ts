@@ -274,3 +274,31 @@ test('STARTED warns when admin.allow_remote is on without a token, and not with 
     }
   }
 });
+
+test('metrics: the shared store\'s outcomes and its up state are exported when there is one, absent without', async () => {
+  const s = await startScreener(conf(''), { logger: quiet });
+  try {
+    const ctx = s.ctx as ServerCtx;
+    const none = parseExposition(await new Metrics({ ctx, resolver: () => null, backendDown: () => null, logDropped: () => null, processMetrics: false }).text());
+    assert.equal(none.filter((v) => v.name.startsWith('smtpscreen_store_')).length, 0, 'memory store: no store series');
+    // A store with a shared tier (as cache.store: redis gives), whose counts move between scrapes.
+    const counts: Record<string, number> = { lookups: 5, hits: 3, misses: 2, errors: 0, timeouts: 1, observes: 0, writes: 4, flushed: 0, dropped: 0 };
+    const shared = { up: false, timeoutMs: 100, counts, lookup() {}, keep() {}, observeShared() {}, close: async () => {} };
+    const fake = { ...ctx, store: { size: 0, shared } } as unknown as ServerCtx; // what the metrics read of a store
+    const m = new Metrics({ ctx: fake, resolver: () => null, backendDown: () => null, logDropped: () => null, processMetrics: false });
+    const at = async (outcome: string): Promise<number | undefined> => parseExposition(await m.text())
+      .find((v) => v.name === 'smtpscreen_store_operations_total' && v.labels['outcome'] === outcome)?.value;
+    assert.equal(await at('lookups'), 5);
+    assert.equal(await at('timeouts'), 1);
+    assert.equal(await at('dropped'), 0, 'a zero series from the start');
+    counts['lookups'] = 9;
+    assert.equal(await at('lookups'), 9, 'the counter follows the tier');
+    assert.equal(await at('lookups'), 9, 'and does not count twice');
+    const up = async (): Promise<number | undefined> => parseExposition(await m.text()).find((v) => v.name === 'smtpscreen_store_up')?.value;
+    assert.equal(await up(), 0);
+    shared.up = true;
+    assert.equal(await up(), 1);
+  } finally {
+    await s.close(0);
+  }
+});

@@ -20,6 +20,7 @@ async function settle(): Promise<void> {
 class FakeTier implements SharedTier {
   up = true;
   timeoutMs = 100;
+  counts = { lookups: 3, hits: 2, misses: 1 };
   lookups: Array<{ client: string; answer: (rec: VerdictRecord | null) => void }> = [];
   observes: Array<{ network: string; opts: GreylistOptions; answer: (d: GreylistDecision | null) => void }> = [];
   kept: string[] = [];
