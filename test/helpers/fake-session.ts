@@ -266,3 +266,23 @@ export function harness(raw: Record<string, unknown> = {}, accessList: string | 
     named: (name) => events.filter((e) => e['event'] === name),
   };
 }
+
+/** Let queued microtasks and immediates run (DNS answers, closes). */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+}
+
+/** The client's side of a dummy SMTP session up to RCPT. */
+export function envelope(sock: FakeSocket): void {
+  sock.feed('EHLO bot.test\r\n');
+  sock.feed('MAIL FROM:<a@bot.test>\r\n');
+  sock.feed('RCPT TO:<b@screen.test>\r\n');
+}
+
+/** The backend accepts and greets (mode none: its greeting completes the client's). */
+export function backendGreets(h: Harness): void {
+  const b = h.backends.at(-1);
+  if (b === undefined) throw new Error('no backend connection was opened');
+  b.emit('connect');
+  b.feed('220 backend.test ESMTP\r\n');
+}

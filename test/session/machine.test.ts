@@ -6,32 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { harness, type FakeSocket, type Harness } from '../helpers/fake-session.js';
+import { harness, type FakeSocket, type Harness, settle, envelope, backendGreets } from '../helpers/fake-session.js';
 import { TestIndex } from '../../src/checks/tests.js';
 import { withPasses } from '../../src/cache/store.js';
 // The 4 KiB of early bytes kept is the README's number, written out (not the module's EARLY_KEEP).
 
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-/** Let queued microtasks and immediates run (DNS answers, closes). */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await tick();
-}
 
-/** The client's side of a dummy SMTP session up to RCPT. */
-function envelope(sock: FakeSocket): void {
-  sock.feed('EHLO bot.test\r\n');
-  sock.feed('MAIL FROM:<a@bot.test>\r\n');
-  sock.feed('RCPT TO:<b@screen.test>\r\n');
-}
 
-/** Backend greets (mode none: its greeting completes the client's). */
-function backendGreets(h: Harness): void {
-  const b = h.backends.at(-1);
-  assert.ok(b !== undefined, 'a backend connection was opened');
-  b.emit('connect');
-  b.feed('220 backend.test ESMTP\r\n');
-}
 
 function ends(h: Harness, client: string): { disconnects: number } {
   const mine = h.events.filter((e) => e['client'] === client);

@@ -8,15 +8,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { harness, type FakeSocket, type Harness } from '../helpers/fake-session.js';
+import { harness, type FakeSocket, type Harness, settle, envelope, backendGreets } from '../helpers/fake-session.js';
 import type { PolicyAnswer, PolicyTransport } from '../../src/net/policy-http.js';
 import { TestIndex } from '../../src/checks/tests.js';
 import { withPasses } from '../../src/cache/store.js';
 
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await tick();
-}
 
 /** A transport whose answers the test gives: `answer(json)` resolves the oldest call; calls never time out by themselves. */
 class FakeTransport implements PolicyTransport {
@@ -36,18 +32,7 @@ class FakeTransport implements PolicyTransport {
 
 const base = { pregreet: { wait: '2s', action: 'enforce' }, backend: { handoff: 'none' }, policy: { url: 'http://127.0.0.1:9/p' } };
 
-function envelope(sock: FakeSocket): void {
-  sock.feed('EHLO bot.test\r\n');
-  sock.feed('MAIL FROM:<a@bot.test>\r\n');
-  sock.feed('RCPT TO:<b@screen.test>\r\n');
-}
 
-function backendGreets(h: Harness): void {
-  const b = h.backends.at(-1);
-  assert.ok(b !== undefined, 'a backend connection was opened');
-  b.emit('connect');
-  b.feed('220 backend.test ESMTP\r\n');
-}
 
 test('permit: the greet wait ends at the answer, PASS NEW allowlisted, handed over, passes stored for its ttl', async () => {
   const t = new FakeTransport();

@@ -7,15 +7,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { harness, type Harness } from '../helpers/fake-session.js';
+import { harness, type Harness, settle } from '../helpers/fake-session.js';
 import { TestIndex } from '../../src/checks/tests.js';
 import { withPasses, type SharedTier, type VerdictRecord } from '../../src/cache/store.js';
 import type { GreylistDecision, GreylistOptions } from '../../src/checks/greylist.js';
 
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await tick();
-}
 
 class FakeTier implements SharedTier {
   up = true;

@@ -11,7 +11,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { harness, type FakeSocket, type Harness } from '../helpers/fake-session.js';
+import { harness, type FakeSocket, type Harness, settle, envelope } from '../helpers/fake-session.js';
 import { TestIndex } from '../../src/checks/tests.js';
 import { withPasses, type VerdictRecord } from '../../src/cache/store.js';
 import { validateConfig } from '../../src/config/validate.js';
@@ -30,15 +30,6 @@ const DB = TestIndex.dnsbl;
 const GL = TestIndex.greylist;
 const PIPE = TestIndex.pipelining;
 
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await tick();
-}
-function envelope(sock: FakeSocket): void {
-  sock.feed('EHLO bot.test\r\n');
-  sock.feed('MAIL FROM:<a@bot.test>\r\n');
-  sock.feed('RCPT TO:<b@screen.test>\r\n');
-}
 const base = { pregreet: { wait: '2s', action: 'enforce' }, backend: { handoff: 'none' } };
 const bl = (action: string, extra: Record<string, unknown> = {}) => ({ dnsbl: { sites: ['bl.test'], threshold: 1, action, ...extra } });
 
