@@ -25,7 +25,8 @@ async function backend(): Promise<{ server: Server; port: number; sockets: Socke
     s.write('220 backend.test ESMTP\r\n');
     s.on('data', (d) => {
       if (/^XCLIENT /m.test(d.toString('latin1'))) s.write('220 backend.test ESMTP\r\n');
-      if (/^NOOP/m.test(d.toString('latin1'))) s.write('250 ok\r\n'); // after a PROXY header
+      // After a PROXY header: in the same read as a v2 header, NOOP follows binary address bytes, not a line start.
+      if (/NOOP\r\n/.test(d.toString('latin1'))) s.write('250 ok\r\n');
       // QUIT with its CRLF: the PROXY v2 signature holds "QUIT\n".
       if (/^QUIT\r\n/m.test(d.toString('latin1'))) s.end('221 bye\r\n');
     });
