@@ -12,8 +12,11 @@
  * Then one table over every file, each from the newest report that measured
  * it (a group's run, or a run of one file; `--summary`: the table only): per file, killed / timeout / survived / no coverage /
  * listed equivalent, the raw score and the score with the mutants listed in
- * test/mutation-equivalents.md left out (each line there: `- \`file line:col
- * Mutator -> "replacement"\` why`, as the survivors list prints them). Survivors not listed go to reports/mutation/survivors.txt;
+ * test/mutation-equivalents.md left out (each line there: `- ``KEY`` why`, KEY
+ * as the survivors list prints it: `file Mutator -> "replacement" @ "the
+ * mutated source line, trimmed"`, with ` #2`, ` #3` for a repeat of the same
+ * key in a file; no line number, so code moving up or down keeps its keys).
+ * Survivors not listed go to reports/mutation/survivors.txt;
  * the table to docs/mutation-score.md (a full run only; committed), each group's
  * results to reports/mutation/GROUP.json. Exit 1 when a survivor is unlisted.
  *   GROUP ...  only these groups (names below); FILE: the groups mutating it, that file only
@@ -21,6 +24,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 interface Group {
   readonly name: string;
@@ -61,12 +65,36 @@ const OUT = 'reports/mutation';
 const RUNNER = './dist/scripts/mutant-tests.js';
 const EQUIV = 'test/mutation-equivalents.md';
 
-/** The listed equivalents: lines `- \`src/x.ts 12:5 Mutator\` ...`. */
-function equivalents(): Set<string> {
-  if (!existsSync(EQUIV)) return new Set();
+/** The listed equivalents: lines `- ``src/x.ts Mutator -> "r" @ "line"`` why`. */
+export function equivalents(text: string): Set<string> {
   const out = new Set<string>();
-  for (const m of readFileSync(EQUIV, 'utf8').matchAll(/^- `(.+?)`(?: |$)/gm)) out.add(m[1] as string);
+  for (const m of text.matchAll(/^- ``(.+?)``(?: |$)/gm)) out.add(m[1] as string);
   return out;
+}
+
+/**
+ * mutantKeys - the key of each mutant of one file (same order): the file, the
+ * mutator, the replacement and the mutated line's text, trimmed; a repeat of
+ * the same key in the file (counted in source order) gets ` #2`, ` #3`.
+ */
+export function mutantKeys(file: string, source: string, mutants: readonly ReportMutant[]): string[] {
+  const lines = source.split('\n');
+  const order = mutants.map((m, i) => i).sort((a, b) => {
+    const x = (mutants[a] as ReportMutant).location.start;
+    const y = (mutants[b] as ReportMutant).location.start;
+    return x.line - y.line || x.column - y.column;
+  });
+  const seen = new Map<string, number>();
+  const keys: string[] = new Array<string>(mutants.length);
+  for (const i of order) {
+    const m = mutants[i] as ReportMutant;
+    const text = (lines[m.location.start.line - 1] ?? '').trim();
+    const base = `${file} ${m.mutatorName} -> ${JSON.stringify(m.replacement ?? '')} @ ${JSON.stringify(text)}`;
+    const n = (seen.get(base) ?? 0) + 1;
+    seen.set(base, n);
+    keys[i] = n === 1 ? base : `${base} #${n}`;
+  }
+  return keys;
 }
 
 async function runGroup(g: Group, only: readonly string[] | null): Promise<Result[]> {
@@ -108,25 +136,25 @@ function table(rows: Row[]): string {
   return lines.join('\n');
 }
 
-interface ReportMutant {
+export interface ReportMutant {
   mutatorName: string;
   replacement?: string;
   status: string;
   location: { start: { line: number; column: number } };
 }
 
-/** Per file, the mutants of the newest report that has it (reports/mutation/*.json: each group's last run). */
-function latestReports(): Map<string, { at: number; mutants: ReportMutant[] }> {
-  const out = new Map<string, { at: number; mutants: ReportMutant[] }>();
+/** Per file, the source and mutants of the newest report that has it (reports/mutation/*.json: each group's last run). */
+function latestReports(): Map<string, { at: number; source: string; mutants: ReportMutant[] }> {
+  const out = new Map<string, { at: number; source: string; mutants: ReportMutant[] }>();
   if (!existsSync(OUT)) return out;
   for (const name of readdirSync(OUT).filter((n) => n.endsWith('.json'))) {
     const path = join(OUT, name);
     const at = statSync(path).mtimeMs;
-    const rep = JSON.parse(readFileSync(path, 'utf8')) as { files: Record<string, { mutants: ReportMutant[] }> };
+    const rep = JSON.parse(readFileSync(path, 'utf8')) as { files: Record<string, { source: string; mutants: ReportMutant[] }> };
     for (const [file, f] of Object.entries(rep.files)) {
       const key = file.replace(/^.*?(src\/)/, '$1');
       const had = out.get(key);
-      if (had === undefined || had.at < at) out.set(key, { at, mutants: f.mutants });
+      if (had === undefined || had.at < at) out.set(key, { at, source: f.source, mutants: f.mutants });
     }
   }
   return out;
@@ -152,7 +180,7 @@ async function main(): Promise<void> {
     console.log(`mutate: group ${g.name}${only === null ? '' : ` (${only.join(' ')})`}: ${results.length} mutants in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }
   // The table: every file of the groups, from the newest report that measured it.
-  const eq = equivalents();
+  const eq = equivalents(existsSync(EQUIV) ? readFileSync(EQUIV, 'utf8') : '');
   const reports = latestReports();
   const rows: Row[] = [];
   const survivors: string[] = [];
@@ -165,8 +193,10 @@ async function main(): Promise<void> {
       continue;
     }
     const row: Row = { file, killed: 0, timeout: 0, survived: 0, noCov: 0, errors: 0, equiv: 0 };
-    for (const m of rep.mutants) {
-      const key = `${file} ${m.location.start.line}:${m.location.start.column} ${m.mutatorName} -> ${JSON.stringify(m.replacement ?? '')}`;
+    const keys = mutantKeys(file, rep.source, rep.mutants);
+    for (const [i, m] of rep.mutants.entries()) {
+      const key = keys[i] as string;
+      const where = `${m.location.start.line}:${m.location.start.column}`;
       switch (m.status) {
         case 'Killed': row.killed++; break;
         case 'Timeout': row.timeout++; break;
@@ -176,7 +206,7 @@ async function main(): Promise<void> {
           if (eq.has(key)) {
             row.equiv++;
             seenEquiv.add(key);
-          } else survivors.push(key);
+          } else survivors.push(`- \`\`${key}\`\` (${where})`);
           break;
         default: row.errors++;
       }
@@ -202,4 +232,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Run as a program only (tests import the key functions).
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
