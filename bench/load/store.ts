@@ -60,7 +60,7 @@ function observeOnce(store: TieredStore, network: string, now: number): Promise<
 }
 
 async function lookups(url: string): Promise<Record<string, unknown>> {
-  const tier = new RedisTier({ config: { url, prefix: 'bench:', timeout: 1000, connect_timeout: 1000, pending_writes: 100_000 }, emitter: quiet, firstSeenKeepMs: 3_600_000 });
+  const tier = new RedisTier({ config: { url, sentinels: [], sentinel_master: 'mymaster', cluster: [], prefix: 'bench:', timeout: 1000, connect_timeout: 1000, pending_writes: 100_000 }, emitter: quiet, firstSeenKeepMs: 3_600_000 });
   const store = new TieredStore(new MemoryStore(1_000_000), tier);
   while (!tier.up) await new Promise((r) => setTimeout(r, 20));
   const now = Date.now();

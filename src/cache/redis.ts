@@ -2,7 +2,7 @@
  * cache/redis.ts - the shared tier: verdict records and greylist state in Redis, with a deadline
  * on every answer. A slow or dead Redis never stalls a session and never rejects anyone.
  *
- * Exports: RedisTier, RedisTierOptions, RedisCounts, redactUrl().
+ * Exports: RedisTier, RedisTierOptions, RedisCounts, redactUrl(), urlParts(), describeStore().
  * The client is ioredis (README, "The shared store": reconnects in the background with a backoff,
  * scripts sent as EVALSHA with a fallback to EVAL after a Redis restart emptied its script
  * cache, an offline queue that can be switched off, sentinel and cluster in the same package).
@@ -11,6 +11,11 @@
  *     (no queue grows with the traffic; the session goes on without the record);
  *   commandTimeout = cache.redis.timeout: a late answer is an error at the deadline;
  *   retryStrategy: reconnect forever, 100 ms x attempt, at most 2 s apart.
+ * Three ways to reach Redis, one behaviour: cache.redis.url alone (one server); sentinels (ioredis
+ * asks them for the master by name, and again after a failover or a READONLY reply from a demoted
+ * master); cluster seed nodes (ioredis learns the slots and follows MOVED/ASK). Every command here
+ * names one key (a record, or one network's greylist state), so every one lands on one slot. With
+ * Sentinel or Cluster the URL's user, password, database and TLS still apply to the servers.
  * Health is one state, logged once per transition: STORE FAIL on a connection error, a close or
  * an answer past the deadline; STORE OK on the first answer after that (and at the first
  * connection). Verdict writes are fire-and-forget; while Redis is away they wait in a map (the
@@ -19,7 +24,7 @@
  * Greylist decisions are not queued: a session that cannot have one from Redis decides from
  * this process's memory (cache/tiered.ts).
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import { EV } from '../log/events.js';
 import type { Emitter } from '../log/emit.js';
@@ -65,6 +70,26 @@ export function redactUrl(url: string): string {
   });
 }
 
+/** The parts of cache.redis.url that Sentinel and Cluster still use: user, password, database, TLS. */
+export function urlParts(url: string | null): { username?: string; password?: string; db?: number; tls: boolean } {
+  if (url === null) return { tls: false };
+  const m = /^(rediss?):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?[^/?#]*(?:\/(\d+))?/i.exec(url);
+  if (m === null) return { tls: false };
+  const out: { username?: string; password?: string; db?: number; tls: boolean } = { tls: (m[1] as string).toLowerCase() === 'rediss' };
+  if (m[2] !== undefined && m[2] !== '') out.username = decodeURIComponent(m[2]);
+  if (m[3] !== undefined) out.password = decodeURIComponent(m[3]);
+  if (m[4] !== undefined) out.db = Number(m[4]);
+  return out;
+}
+
+/** The store as logged (STORE FAIL/OK `url`): the URL without password, or the sentinels and master, or the cluster seeds. */
+export function describeStore(c: RedisConfig): string {
+  const hp = (l: ReadonlyArray<{ host: string; port: number }>): string => l.map((h) => (h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`)).join(',');
+  if (c.sentinels.length > 0) return `sentinel://${hp(c.sentinels)}/${c.sentinel_master}`;
+  if (c.cluster.length > 0) return `cluster://${hp(c.cluster)}`;
+  return redactUrl(c.url ?? '');
+}
+
 function isTimeout(err: unknown): boolean {
   return err instanceof Error && /timed out/i.test(err.message);
 }
@@ -75,7 +100,7 @@ export class RedisTier {
   /** The URL as logged (no password). */
   readonly url: string;
   readonly counts: RedisCounts = { lookups: 0, hits: 0, misses: 0, errors: 0, timeouts: 0, observes: 0, writes: 0, flushed: 0, dropped: 0 };
-  readonly #client: Redis;
+  readonly #client: Redis | Cluster;
   readonly #prefix: string;
   readonly #emitter: Emitter;
   readonly #keep: number;
@@ -90,26 +115,50 @@ export class RedisTier {
 
   constructor(o: RedisTierOptions) {
     const c = o.config;
-    if (c.url === null) throw new Error('RedisTier: cache.redis.url is not set');
+    if (c.url === null && c.sentinels.length === 0 && c.cluster.length === 0) throw new Error('RedisTier: cache.redis.url is not set');
     this.timeoutMs = c.timeout;
-    this.url = redactUrl(c.url);
+    this.url = describeStore(c);
     this.#prefix = c.prefix;
     this.#emitter = o.emitter;
     this.#keep = o.firstSeenKeepMs;
     this.#maxPending = c.pending_writes;
-    this.#client = new Redis(c.url, {
+    const common = {
       connectTimeout: c.connect_timeout,
       commandTimeout: c.timeout,
-      enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
-      retryStrategy: (times: number) => Math.min(100 * times, 2000),
       connectionName: 'smtpscreen',
       disableClientInfo: true,
       // RESP2: the replies used here are the same in RESP3, and any Redis with scripting speaks it.
-      protocol: 2,
-      scripts: { smtpscreenObserve: { lua: OBSERVE_LUA, numberOfKeys: 1 } },
-    });
+      protocol: 2 as const,
+    };
+    const scripts = { smtpscreenObserve: { lua: OBSERVE_LUA, numberOfKeys: 1 } };
+    const retryStrategy = (times: number): number => Math.min(100 * times, 2000);
+    const { tls: useTls, ...cred } = urlParts(c.url);
+    const tls = useTls ? { tls: {} } : {};
+    if (c.cluster.length > 0) {
+      this.#client = new Cluster(c.cluster.map((h) => ({ host: h.host, port: h.port })), {
+        enableOfflineQueue: false,
+        clusterRetryStrategy: retryStrategy,
+        slotsRefreshTimeout: c.connect_timeout,
+        scripts,
+        redisOptions: { ...common, ...cred, ...tls },
+      });
+    } else if (c.sentinels.length > 0) {
+      this.#client = new Redis({
+        ...common, enableOfflineQueue: false, retryStrategy, scripts,
+        sentinels: c.sentinels.map((h) => ({ host: h.host, port: h.port })),
+        name: c.sentinel_master,
+        ...cred, ...tls,
+        // rediss:// with Sentinel: TLS to the master (the sentinels themselves are asked in clear).
+        ...(useTls ? { enableTLSForSentinelMode: true } : {}),
+        sentinelRetryStrategy: retryStrategy,
+        // A master demoted by a failover answers writes with READONLY: ask the sentinels again.
+        reconnectOnError: (err: Error) => (err.message.startsWith('READONLY') ? 2 : false),
+      });
+    } else {
+      this.#client = new Redis(c.url as string, { ...common, enableOfflineQueue: false, retryStrategy, scripts });
+    }
     this.#client.on('ready', () => this.#ok());
     this.#client.on('error', (err: NodeJS.ErrnoException) => this.#fail(err.code ?? err.message));
     this.#client.on('close', () => this.#fail('closed'));

@@ -9,8 +9,10 @@
  * - dnsbl.threshold <= 0: a client listed nowhere scores 0, so every client would fail the
  *   DNSBL test (score >= threshold) and meet dnsbl.action.
  * - greylist.suspicious_score <= 0 with policy suspicious: every client would be greylisted.
- * - cache.store redis without a redis:// or rediss:// cache.redis.url, or with a cache.redis.timeout not
- *   below the greet wait (normal or stress): the lookup must end before the wait does.
+ * - cache.store redis without a redis:// or rediss:// cache.redis.url (or sentinels, or cluster
+ *   nodes), with both sentinels and cluster nodes, a Cluster URL naming a database other than 0,
+ *   or with a cache.redis.timeout not below the greet wait (normal or stress): the lookup must end
+ *   before the wait does.
  * - every min/max pair of the schema (MIN_MAX_PAIRS): min above max (equal is a fixed value; for
  *   greylisting a retry exactly at that age passes).
  */
@@ -71,9 +73,20 @@ function checkRedis(cfg: Config, add: AddIssue): void {
   const c = cfg.cache;
   if (c.store !== 'redis') return;
   const url = c.redis.url;
-  if (url === null) add('cache.redis.url', null, 'cache.store is redis: set cache.redis.url, e.g. redis://127.0.0.1:6379');
-  else if (typeof url === 'string' && !/^rediss?:\/\/[^/?#]/i.test(url)) {
-    add('cache.redis.url', url.replace(/\/\/[^@/]*@/, '//***@'), 'want redis://host:port[/db] or rediss://host:port[/db] (TLS)');
+  const sentinels = Array.isArray(c.redis.sentinels) && c.redis.sentinels.length > 0;
+  const cluster = Array.isArray(c.redis.cluster) && c.redis.cluster.length > 0;
+  if (sentinels && cluster) {
+    add('cache.redis.cluster', null, 'cache.redis.sentinels and cache.redis.cluster are both set: a store is either behind Sentinel or a Cluster; set one');
+  }
+  if (url === null) {
+    if (!sentinels && !cluster) add('cache.redis.url', null, 'cache.store is redis: set cache.redis.url, e.g. redis://127.0.0.1:6379 (or cache.redis.sentinels, or cache.redis.cluster)');
+  } else if (typeof url === 'string') {
+    // With Sentinel or Cluster the host is not used: redis://:password@/ is enough.
+    const re = sentinels || cluster ? /^rediss?:\/\//i : /^rediss?:\/\/[^/?#]/i;
+    if (!re.test(url)) add('cache.redis.url', url.replace(/\/\/[^@/]*@/, '//***@'), 'want redis://host:port[/db] or rediss://host:port[/db] (TLS)');
+    else if (cluster && Number(/^rediss?:\/\/[^/?#]*\/(\d+)/i.exec(url)?.[1] ?? 0) !== 0) {
+      add('cache.redis.url', url.replace(/\/\/[^@/]*@/, '//***@'), 'a Redis Cluster has only database 0: leave /db out of the URL');
+    }
   }
   const t = c.redis.timeout;
   if (typeof t !== 'number' || !cfg.pregreet.enable) return;

@@ -265,6 +265,11 @@ export interface Config {
 /** cache.redis: the shared store (cache/redis.ts). Durations in ms. */
 export interface RedisConfig {
   url: string | null;
+  /** Sentinel: the sentinels and the master's name; empty: not Sentinel. */
+  sentinels: HostPort[];
+  sentinel_master: string;
+  /** Cluster: seed nodes; empty: not Cluster. */
+  cluster: HostPort[];
   prefix: string;
   timeout: number;
   connect_timeout: number;

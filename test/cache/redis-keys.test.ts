@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { observeArgs, parseObserveReply, recordTtlMs, redisKey, storeKeyOf } from '../../src/cache/redis-keys.js';
-import { redactUrl } from '../../src/cache/redis.js';
+import { describeStore, redactUrl, urlParts } from '../../src/cache/redis.js';
 import { decodeRecord, encodeRecord, withPasses } from '../../src/cache/store.js';
 import { TEST_COUNT, TestIndex } from '../../src/checks/tests.js';
 import type { GreylistDecision } from '../../src/checks/greylist.js';
@@ -107,4 +107,20 @@ test('redactUrl: the password never reaches a log', () => {
   fc.assert(fc.property(fc.stringMatching(/^[A-Za-z0-9]{1,12}$/), fc.stringMatching(/^[A-Za-z0-9!$%]{4,20}$/), (user, pw) => {
     assert.ok(!redactUrl(`redis://${user}:${pw}@127.0.0.1:1`).includes(`:${pw}@`));
   }));
+});
+
+test('urlParts: the user, password (percent-decoded), database and TLS that Sentinel and Cluster take from cache.redis.url', () => {
+  assert.deepEqual(urlParts(null), { tls: false });
+  assert.deepEqual(urlParts('redis://127.0.0.1:6379'), { tls: false });
+  assert.deepEqual(urlParts('rediss://mx:p%40ss@h:1/2'), { tls: true, username: 'mx', password: 'p@ss', db: 2 });
+  assert.deepEqual(urlParts('redis://:secret@/0'), { tls: false, password: 'secret', db: 0 });
+  assert.deepEqual(urlParts('REDISS://'), { tls: true });
+});
+
+test('describeStore: the URL without its password, or the sentinels and master, or the cluster seeds (what STORE FAIL/OK log)', () => {
+  const base = { url: null, sentinels: [], sentinel_master: 'mymaster', cluster: [], prefix: 'p:', timeout: 1, connect_timeout: 1, pending_writes: 1 };
+  assert.equal(describeStore({ ...base, url: 'redis://u:pw@h:1/0' }), 'redis://u:***@h:1/0');
+  assert.equal(describeStore({ ...base, url: 'redis://:pw@', sentinels: [{ host: '127.0.0.1', port: 26379 }, { host: '::1', port: 26380 }], sentinel_master: 'mx' }),
+    'sentinel://127.0.0.1:26379,[::1]:26380/mx');
+  assert.equal(describeStore({ ...base, cluster: [{ host: '127.0.0.1', port: 7000 }] }), 'cluster://127.0.0.1:7000');
 });

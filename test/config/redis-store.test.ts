@@ -22,6 +22,11 @@ const refused: Array<{ label: string; raw: Record<string, unknown>; key: string;
   { label: 'timeout above a configured stress greet wait', raw: R({ url: 'redis://127.0.0.1:1', timeout: '500ms' }, { stress: { pregreet: { wait: '400ms' } } }),
     key: 'cache.redis.timeout', message: /not below stress\.pregreet\.wait \(400ms\)/ },
   { label: 'a bad duration', raw: R({ url: 'redis://127.0.0.1:1', timeout: 'soon' }), key: 'cache.redis.timeout', message: /bad duration "soon"/ },
+  { label: 'both sentinels and cluster nodes', raw: R({ sentinels: ['127.0.0.1:26379'], cluster: ['127.0.0.1:7000'] }), key: 'cache.redis.cluster',
+    message: /cache\.redis\.sentinels and cache\.redis\.cluster are both set: a store is either behind Sentinel or a Cluster; set one/ },
+  { label: 'a cluster URL naming database 3', raw: R({ url: 'redis://:pw@/3', cluster: ['127.0.0.1:7000'] }), key: 'cache.redis.url',
+    message: /a Redis Cluster has only database 0: leave \/db out of the URL/ },
+  { label: 'a sentinel that is not host:port', raw: R({ sentinels: ['127.0.0.1'] }), key: 'cache.redis.sentinels[0]', message: /./ },
   { label: 'an unknown store', raw: { cache: { store: 'memcache' } }, key: 'cache.store', message: /want one of memory, redis/ },
 ];
 for (const r of refused) {
@@ -47,4 +52,15 @@ test('accepted: redis:// and rediss:// with a deadline below both greet waits; m
   }
   assert.equal(validateConfig({ cache: { store: 'memory' } }).cache.redis.url, null);
   assert.equal(validateConfig(R({ url: 'redis://h:1', timeout: '5s' }, { pregreet: { enable: false } })).cache.redis.timeout, 5000);
+});
+
+test('accepted: sentinels (with or without a URL for credentials, master name defaulting to mymaster) and cluster seeds (URL without a host)', () => {
+  const s = validateConfig(R({ sentinels: ['127.0.0.1:26379', '[::1]:26380'] })).cache.redis;
+  assert.deepEqual(s.sentinels.map((h) => `${h.host}/${h.port}`), ['127.0.0.1/26379', '::1/26380']);
+  assert.equal(s.sentinel_master, 'mymaster');
+  assert.equal(s.url, null);
+  assert.equal(validateConfig(R({ sentinels: ['127.0.0.2:26379'], sentinel_master: 'mx', url: 'rediss://:pw@/2' })).cache.redis.sentinel_master, 'mx');
+  const c = validateConfig(R({ cluster: ['127.0.0.1:7000'], url: 'redis://:pw@' })).cache.redis;
+  assert.deepEqual(c.cluster.map((h) => h.port), [7000]);
+  assert.deepEqual(validateConfig(R({ url: 'redis://h:1' })).cache.redis.cluster, []);
 });

@@ -3,7 +3,8 @@
  * tests and bench; never the system instance (6379 is never used, never stopped).
  *
  * Exports: startRedis(opts?), RedisServer, redisCommand(port, ...args), stopAllRedis(),
- *          startDelayProxy(target, delayMs), DelayProxy.
+ *          startDelayProxy(target, delayMs), DelayProxy, startSentinel(master, name), Sentinel,
+ *          startCluster(n), RedisCluster.
  * startRedis() runs, as a child of this process (so its PID is known):
  *   redis-server --port PORT --bind 127.0.0.1 --save "" --appendonly no --dir DIR
  *                --logfile DIR/redis.log --daemonize no
@@ -96,11 +97,11 @@ function ping(port: number, withTls: boolean): Promise<boolean> {
   });
 }
 
-async function spawnServer(bin: string, port: number, dir: string, timeoutMs: number, withTls?: RedisTls): Promise<ChildProcess> {
+async function spawnServer(bin: string, port: number, dir: string, timeoutMs: number, withTls?: RedisTls, extra: readonly string[] = []): Promise<ChildProcess> {
   const listen = withTls === undefined ? ['--port', String(port)]
     : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', withTls.cert, '--tls-key-file', withTls.key, '--tls-auth-clients', 'no'];
   const args = [...listen, '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir,
-    '--logfile', path.join(dir, 'redis.log'), '--daemonize', 'no'];
+    '--logfile', path.join(dir, 'redis.log'), '--daemonize', 'no', ...extra];
   const child = spawn(bin, args, { cwd: dir, stdio: 'ignore' });
   live.add(child);
   child.unref();
@@ -134,7 +135,8 @@ function waitExit(c: ChildProcess, ms: number): Promise<void> {
   });
 }
 
-export async function startRedis(opts: { startTimeoutMs?: number; tls?: RedisTls } = {}): Promise<RedisServer> {
+/** opts.args: more redis-server arguments (e.g. --replicaof, --cluster-enabled yes). */
+export async function startRedis(opts: { startTimeoutMs?: number; tls?: RedisTls; args?: readonly string[] } = {}): Promise<RedisServer> {
   const bin = findExecutable('redis-server');
   if (bin === null) throw new Error(NOT_INSTALLED);
   if (!hooked) {
@@ -149,7 +151,7 @@ export async function startRedis(opts: { startTimeoutMs?: number; tls?: RedisTls
     if (port === 6379) continue;
     let child: ChildProcess;
     try {
-      child = await spawnServer(bin, port, dir, timeoutMs, opts.tls);
+      child = await spawnServer(bin, port, dir, timeoutMs, opts.tls, opts.args);
     } catch (err) {
       lastErr = err as Error;
       fs.rmSync(dir, { recursive: true, force: true });
@@ -177,7 +179,7 @@ export async function startRedis(opts: { startTimeoutMs?: number; tls?: RedisTls
         }
       },
       async restart() {
-        child = await spawnServer(bin, port, dir, timeoutMs, opts.tls);
+        child = await spawnServer(bin, port, dir, timeoutMs, opts.tls, opts.args);
       },
       cli: (...args: string[]) => redisCommand(port, ...(opts.tls === undefined ? [] : ['--tls', '--insecure']), ...args),
     };
@@ -230,6 +232,106 @@ export async function startDelayProxy(targetPort: number, delayMs: number): Prom
     async close() {
       for (const s of socks) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+export interface Sentinel {
+  readonly port: number;
+  readonly pid: number;
+  /** "host port" of the master it names now. */
+  masterAddr(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * startSentinel() - one redis-server in sentinel mode (quorum 1, a master down after 1 s, failover
+ * within 10 s) watching `master` under `name`; its own config file, which it rewrites, in a fresh
+ * directory. A replica of the master (startRedis({ args: ['--replicaof', ...] })) is found by it.
+ */
+export async function startSentinel(master: RedisServer, name: string): Promise<Sentinel> {
+  const bin = findExecutable('redis-server');
+  if (bin === null) throw new Error(NOT_INSTALLED);
+  const dir = fs.mkdtempSync('/tmp/smtpscreen-sentinel-');
+  const port = await freePort(HOST);
+  const conf = path.join(dir, 'sentinel.conf');
+  fs.writeFileSync(conf, [
+    `port ${port}`, `bind ${HOST}`, `dir ${dir}`, `logfile ${path.join(dir, 'sentinel.log')}`, 'daemonize no',
+    `sentinel monitor ${name} ${HOST} ${master.port} 1`,
+    `sentinel down-after-milliseconds ${name} 1000`,
+    `sentinel failover-timeout ${name} 10000`,
+    `sentinel parallel-syncs ${name} 1`, '',
+  ].join('\n'));
+  const child = spawn(bin, [conf, '--sentinel'], { cwd: dir, stdio: 'ignore' });
+  live.add(child);
+  child.unref();
+  child.once('exit', () => live.delete(child));
+  const masterAddr = async (): Promise<string> => (await redisCommand(port, 'SENTINEL', 'get-master-addr-by-name', name)).split('\n').join(' ');
+  const end = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`redis-server --sentinel exited ${String(child.exitCode)}: ${fs.readFileSync(path.join(dir, 'sentinel.log'), 'utf8').slice(-1000)}`);
+    if (await masterAddr().catch(() => '') === `${HOST} ${master.port}`) break;
+    if (Date.now() > end) throw new Error(`sentinel on ${HOST}:${port} does not name the master ${name} after 10 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    port,
+    get pid() {
+      return child.pid ?? -1;
+    },
+    masterAddr,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await waitExit(child, 3000);
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RedisCluster {
+  readonly nodes: readonly RedisServer[];
+  /** The node that holds `key` (CLUSTER KEYSLOT, then the slot's owner). */
+  ownerOf(key: string): Promise<RedisServer>;
+  stop(): Promise<void>;
+}
+
+/** startCluster() - n (>= 3) masters with cluster-enabled, joined by redis-cli --cluster create, every slot served. */
+export async function startCluster(n = 3): Promise<RedisCluster> {
+  const nodes = await Promise.all(Array.from({ length: n }, () => startRedis({ args: ['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000'] })));
+  const cli = findExecutable('redis-cli');
+  if (cli === null) throw new Error('redis-cli is not installed: install the Debian package "redis-tools" (redis-server depends on it)');
+  await new Promise<void>((resolve, reject) => {
+    execFile(cli, ['--cluster', 'create', ...nodes.map((s) => `${HOST}:${s.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+      { timeout: 30_000, encoding: 'utf8' }, (err, stdout, stderr) => (err ? reject(new Error(`redis-cli --cluster create: ${err.message}\n${stdout}\n${stderr}`)) : resolve()));
+  });
+  const end = Date.now() + 15_000;
+  for (;;) {
+    const states = await Promise.all(nodes.map((s) => s.cli('CLUSTER', 'INFO').catch(() => '')));
+    if (states.every((t) => /cluster_state:ok/.test(t))) break;
+    if (Date.now() > end) throw new Error(`the cluster is not ok after 15 s: ${states.join(' | ')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    nodes,
+    async ownerOf(key: string) {
+      const slot = Number(await (nodes[0] as RedisServer).cli('CLUSTER', 'KEYSLOT', key));
+      const shards = await (nodes[0] as RedisServer).cli('CLUSTER', 'SLOTS');
+      // redis-cli prints CLUSTER SLOTS flattened: start, end, host, port, id, ... per range.
+      const f = shards.split('\n');
+      for (let i = 0; i + 3 < f.length; i++) {
+        const lo = Number(f[i]);
+        const hi = Number(f[i + 1]);
+        if (f[i + 2] === HOST && /^\d+$/.test(f[i + 3] ?? '') && Number.isInteger(lo) && Number.isInteger(hi) && slot >= lo && slot <= hi) {
+          const owner = nodes.find((s) => s.port === Number(f[i + 3]));
+          if (owner !== undefined) return owner;
+        }
+      }
+      throw new Error(`no node owns slot ${slot} of ${key}: ${shards}`);
+    },
+    async stop() {
+      await Promise.all(nodes.map((s) => s.stop()));
     },
   };
 }

@@ -39,7 +39,7 @@ function tierOn(url: string, prefix: string, pending = 100): { tier: RedisTier; 
     },
   }));
   const tier = new RedisTier({
-    config: { url, prefix, timeout: 500, connect_timeout: 500, pending_writes: pending },
+    config: { url, sentinels: [], sentinel_master: 'mymaster', cluster: [], prefix, timeout: 500, connect_timeout: 500, pending_writes: pending },
     emitter: new Emitter(log), firstSeenKeepMs: 60_000,
   });
   return { tier, store: new TieredStore(new MemoryStore(1000), tier), events };
