@@ -4,16 +4,20 @@
  *
  * Exports: explain().
  * Reads the access list, the cache snapshot (the running screener's memory is
- * not reachable from here: only what it last saved), and asks each DNSBL
+ * not reachable from here: only what it last saved), the shared store with
+ * cache.store: redis (the client's record and its network's greylist state,
+ * as every screener on that Redis finds them), and asks each DNSBL
  * site now, fresh (no cache), with the configured resolver. Prints one line
  * per source, the score, and the verdict a new connection would get.
  */
 import type { Config } from './config/types.js';
-import { normalizeAddress } from './net/cidr.js';
+import { networkOf, normalizeAddress } from './net/cidr.js';
 import { ACCESS_FILE, parseAccessList } from './checks/access.js';
 import { readTextFile } from './util/read-file.js';
 import { MemoryStore } from './cache/memory.js';
 import { loadSnapshot } from './cache/snapshot.js';
+import { peekShared } from './cache/redis-peek.js';
+import { decodeRecord, withPasses } from './cache/store.js';
 import { TESTS, TestIndex } from './checks/tests.js';
 import { DEEP_TESTS } from './checks/deep.js';
 import { Dnsbl } from './checks/dnsbl.js';
@@ -83,12 +87,36 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
     if (!r.ok) out(`cache: ${cfg.cache.snapshot}: unreadable (${r.error ?? 'error'})`);
     else if (record === null) out(`cache: ${cfg.cache.snapshot}: unknown client (or every pass expired)`);
     else {
-      const rec = record;
-      const parts = TESTS.map((t) => {
-        const until = rec[TestIndex[t]] ?? 0;
-        return until > now ? `${t} passed until ${new Date(until).toISOString()}` : null;
-      }).filter((x): x is string => x !== null);
-      out(`cache: ${parts.length > 0 ? parts.join('; ') : 'no valid pass'}`);
+      out(`cache: ${passesText(record, now)}`);
+    }
+  }
+
+  // 2b. The shared store: what every screener on that Redis finds (a running screener asks it
+  // only for a client its memory does not know; here both are read and the later pass counts).
+  const g = cfg.greylist;
+  const network = networkOf(client, g.ipv4_prefix, g.ipv6_prefix);
+  let netRecord: VerdictRecord | null = null;
+  if (cfg.cache.store === 'redis') {
+    const peek = await peekShared(cfg.cache.redis, network === null ? [client] : [client, `net:${network}`]);
+    const [text, netText] = peek.values ?? [];
+    let shared: VerdictRecord | null = null;
+    try {
+      shared = text == null ? null : decodeRecord(text);
+      netRecord = netText == null ? null : decodeRecord(netText);
+    } catch (err) {
+      out(`cache: ${peek.store}: unreadable record (${(err as Error).message})`);
+    }
+    if (peek.error !== undefined) out(`cache: ${peek.store}: not read (${peek.error}); the verdict below is without it`);
+    else if (shared === null) out(`cache: ${peek.store}: unknown client (or every pass expired)`);
+    else {
+      const rec = shared;
+      out(`cache: ${peek.store}: ${passesText(rec, now)}`);
+      const local = record;
+      record = local === null ? rec : withPasses(local, Array.from(rec, (until, i) => [i, Math.max(until, local[i] ?? 0)] as const));
+    }
+    if (netRecord !== null && network !== null) {
+      const seen = -(netRecord[TestIndex.greylist] ?? 0);
+      if (seen > 0) out(`greylist: ${network} first seen ${new Date(seen).toISOString()} (${peek.store})`);
     }
   }
 
@@ -163,7 +191,6 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
   }
 
   // 4. The verdict at the end of the greet wait, for a client that waited its turn.
-  const g = cfg.greylist;
   let state = 0;
   if (cfg.pregreet.enable) state |= flag(TestIndex.pregreet, TODO | PASS | DONE);
   if (dnsbl !== null) state |= flag(TestIndex.dnsbl, TODO | DONE);
@@ -172,11 +199,20 @@ export async function explain(cfg: Config, addressText: string, out: (line: stri
     enforced: null, ignored: accept.next === 'denylisted' && accept.action === 'ignore',
     shadowed: accept.next === 'denylisted' && accept.action === 'shadow', checks: dnsbl === null ? [] : [{ test: TestIndex.dnsbl, outcome: dnsbl }],
     // A look only: explain never records a first attempt.
-    greylist: (network) => greylistDecide(store.get(`net:${network}`)?.[TestIndex.greylist] ?? 0, now,
+    greylist: (net) => greylistDecide((netRecord ?? store.get(`net:${net}`))?.[TestIndex.greylist] ?? 0, now,
       { minDelayMs: g.min_delay, maxDelayMs: g.max_delay, ttlMs: g.ttl }),
   });
   out(`verdict: ${verdictText(cfg, v)}`);
   return 0;
+}
+
+/** The valid passes of a record ("pregreet passed until ...; dnsbl passed until ..."), or "no valid pass". */
+function passesText(rec: VerdictRecord, now: number): string {
+  const parts = TESTS.map((t) => {
+    const until = rec[TestIndex[t]] ?? 0;
+    return until > now ? `${t} passed until ${new Date(until).toISOString()}` : null;
+  }).filter((x): x is string => x !== null);
+  return parts.length > 0 ? parts.join('; ') : 'no valid pass';
 }
 
 function verdictText(cfg: Config, v: EarlyVerdict): string {
