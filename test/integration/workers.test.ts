@@ -90,8 +90,8 @@ const named = (s: ScreenerProc, name: string, pred: (e: ScreenerEvent) => boolea
   s.eventsNamed(name).filter(pred);
 
 describe('workers: 2', { timeout: 300_000 }, () => {
-  test('clients of many networks are served by both workers; pregreeters rejected, clean clients reach Postfix', { timeout: 60_000 }, async () => {
-    const s = await startScreener(config());
+  test('clients of many networks are served by both workers; pregreeters rejected, clean clients reach Postfix; /metrics sums the workers', { timeout: 60_000 }, async () => {
+    const s = await startScreener(config({ admin: { listen: ['127.0.0.1:0'] } }));
     try {
       assert.equal(workersOf(s).length, 2);
       const clean = [...addressesFor(0, 3, 41), ...addressesFor(1, 3, 41)];
@@ -119,6 +119,17 @@ describe('workers: 2', { timeout: 300_000 }, () => {
       for (const e of named(s, 'PASS NEW')) assert.ok(e['worker'] === 0 || e['worker'] === 1);
       assert.equal(named(s, 'STARTED').length, 1);
       assert.equal(named(s, 'STARTED')[0]?.['worker'], undefined, 'STARTED comes from the primary');
+      // The primary's admin listener: the events of both workers summed, and the workers' state.
+      const admin = (named(s, 'STARTED')[0]?.['admin'] as string[])[0] as string;
+      const text = await (await fetch(`http://${admin}/metrics`)).text();
+      const series = (name: string): number => Number(new RegExp(`^${name.replace(/[{}"=]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1]);
+      assert.equal(series('smtpscreen_events_total{event="CONNECT"}'), named(s, 'CONNECT').length);
+      assert.equal(series('smtpscreen_events_total{event="PREGREET"}'), early.length);
+      assert.equal(series('smtpscreen_workers{state="ready"}'), 2);
+      for (const w of [0, 1]) assert.equal(series(`smtpscreen_worker_connections{worker="${w}"}`), 0);
+      assert.equal((await fetch(`http://${admin}/readyz`)).status, 200);
+      const h = (await (await fetch(`http://${admin}/healthz`)).json()) as { workers: Array<{ up: boolean }> };
+      assert.deepEqual(h.workers.map((w) => w.up), [true, true]);
     } finally {
       assert.equal(await s.stop(), 0, s.stderr());
     }
