@@ -11,11 +11,11 @@
  * - greylist.suspicious_score <= 0 with policy suspicious: every client would be greylisted.
  * - cache.store redis without a redis:// or rediss:// cache.redis.url, or with a cache.redis.timeout not
  *   below the greet wait (normal or stress): the lookup must end before the wait does.
+ * - every min/max pair of the schema (MIN_MAX_PAIRS): min above max (equal is a fixed value; for
+ *   greylisting a retry exactly at that age passes).
  * - workers above 1 with cache.store memory: each worker would keep its own verdict cache and
  *   greylist, and a client behind a PROXY front (or a network whose hash moves when the worker
  *   count changes) would be screened again by another worker.
- * - every min/max pair of the schema (MIN_MAX_PAIRS): min above max (equal is a fixed value; for
- *   greylisting a retry exactly at that age passes).
  */
 import { availableParallelism } from 'node:os';
 import { formatDuration, parseDuration } from '../util/duration.js';
