@@ -40,6 +40,9 @@ import { formatProbe, parseProbeTarget, probe } from './probe.js';
 import { runCache } from './cli/cache.js';
 import { statsMain } from './stats/command.js';
 import { ScreenError } from './util/errors.js';
+import cluster from 'node:cluster';
+import { WORKER_ENV, workerCount } from './server/cluster-ipc.js';
+import { runPrimary } from './server/primary.js';
 
 function version(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -184,10 +187,13 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
     logger.flush();
   });
   if (cfg === null) return 1;
+  // workers > 1: this process is the primary (server/primary.ts), or a worker forked by it with its index in the environment.
+  const workers = workerCount(cfg.workers);
+  const worker = workers > 1 && cluster.isWorker ? Number(process.env[WORKER_ENV]) : undefined;
   let logger;
   try {
     logger = createLogger({ format: cfg.log.format, level: cfg.log.level, output: openLogOutput(cfg.log),
-      ...(cfg.log.destination === 'syslog' ? { program: cfg.log.syslog.tag } : {}) });
+      ...(cfg.log.destination === 'syslog' ? { program: cfg.log.syslog.tag } : {}), ...(worker !== undefined ? { worker } : {}) });
   } catch (err) {
     if (!(err instanceof ScreenError)) throw err;
     process.stderr.write(`smtpscreen: ${err.message}\n`);
@@ -201,6 +207,20 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
     await flushLog(logger, LOG_FLUSH_MS);
     process.stderr.write(`smtpscreen: cannot start: ${message}\n`);
     return 2;
+  }
+  const readAgain = (): Config => applyOverrides(loadConfig(file), overrides);
+  if (workers > 1 && cluster.isPrimary) {
+    try {
+      return await runPrimary(cfg, { logger, read: readAgain, afterBind: () => privilegeFields(dropPrivileges(cfg), cfg) });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      new Emitter(logger).emit(EV.START_FAILED, { code: err instanceof ScreenError ? err.code : e.code, message: e.message });
+      await flushLog(logger, LOG_FLUSH_MS);
+      process.stderr.write(`smtpscreen: cannot start: ${e.message}\n`);
+      return 2;
+    } finally {
+      await flushLog(logger, LOG_FLUSH_MS);
+    }
   }
   // Every handler is in place before start-up: a signal that came between STARTED and its handler would get the default action.
   let scr: Screener | null = null;
@@ -222,7 +242,6 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
   process.on('SIGINT', stop);
   // Reload: the file as it is now, with the same flags. Its default action would kill the screener.
   let hupBeforeStart = false;
-  const readAgain = (): Config => applyOverrides(loadConfig(file), overrides);
   process.on('SIGHUP', () => {
     if (stopping) {
       signals.emit(EV.SIGNAL, { signal: 'SIGHUP', action: 'ignored', reason: 'stopping: no reload' });
@@ -232,7 +251,8 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
     else void scr.reload(readAgain);
   });
   try {
-    scr = await startScreener(cfg, { logger, afterBind: () => privilegeFields(dropPrivileges(cfg), cfg) });
+    // A worker was forked by the primary after its privilege drop: nothing left to drop.
+    scr = await startScreener(cfg, worker !== undefined ? { logger, worker } : { logger, afterBind: () => privilegeFields(dropPrivileges(cfg), cfg) });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const code = err instanceof ScreenError ? err.code : e.code;

@@ -1,7 +1,7 @@
 /*
  * bench/load/held.ts - memory per held connection, by phase.
  *
- *   npm run bench:held -- --phase greet|dummy|spliced|flood [--count N] [--bytes B] [--pending P] [--hold S] [--out FILE]
+ *   npm run bench:held -- --phase greet|dummy|spliced|flood [--count N] [--bytes B] [--pending P] [--hold S] [--workers W] [--out FILE]
  *
  * N clients (default 9,000: at 20,000 fds the screener reserves a backend descriptor for each
  * client that may be handed over, ~9,968 in all) are opened a few at a time (--pending, default
@@ -16,6 +16,9 @@
  *            descriptors each).
  *   flood    sends --bytes (default 96 KiB) right after the teaser; held in the greet wait
  *            by a DNSBL lookup to a UDP socket that never answers (dnsbl.timeout 120 s).
+ * --workers W (default 1): the screener runs W workers (a primary and W processes, with a
+ * private redis-server as the store, which they need); RSS is then summed over the primary and
+ * all its workers (each worker holds its own share, under its own 20,000-fd limit).
  * The screener's RSS is sampled before, and with every client held --hold seconds (default 20:
  * V8 gives back the ramp's heap growth ~15 s after it) and then still (< 256 kB change for 3 s); per client = (RSS held - RSS before) / clients alive. Loopback only;
  * bounded by --count and a 180 s deadline.
@@ -28,7 +31,8 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { startScreener, startSinkProcess, sleep, type SinkProcess } from './server.js';
-import { machineInfo, sampleProc } from './proc.js';
+import { machineInfo, sampleTree } from './proc.js';
+import { startRedis, type RedisServer } from '../../test/helpers/redis.js';
 import { startBenchRbldnsd, dnsblConfig } from './listed.js';
 import type { Rbldnsd } from '../../test/helpers/rbldnsd.js';
 
@@ -36,7 +40,10 @@ const PHASES = ['greet', 'dummy', 'spliced', 'flood'] as const;
 type Phase = (typeof PHASES)[number];
 
 const { values } = parseArgs({
-  options: { phase: { type: 'string' }, count: { type: 'string' }, bytes: { type: 'string' }, pending: { type: 'string' }, hold: { type: 'string' }, out: { type: 'string' } },
+  options: {
+    phase: { type: 'string' }, count: { type: 'string' }, bytes: { type: 'string' }, pending: { type: 'string' }, hold: { type: 'string' },
+    workers: { type: 'string' }, out: { type: 'string' },
+  },
 });
 const phase = (values.phase ?? 'greet') as Phase;
 if (!PHASES.includes(phase)) throw new Error(`--phase: want ${PHASES.join(', ')}; got "${values.phase}"`);
@@ -44,6 +51,8 @@ const count = Number(values.count ?? 9000);
 const bytes = Number(values.bytes ?? 96 * 1024);
 const pendingCap = Number(values.pending ?? 20);
 const holdMs = Number(values.hold ?? 20) * 1000;
+const workers = Number(values.workers ?? 1);
+if (!Number.isSafeInteger(workers) || workers < 1 || workers > 64) throw new Error(`--workers: want 1..64; got "${values.workers}"`);
 const deadline = Date.now() + 180_000;
 
 const silentDns = createSocket('udp4');
@@ -76,15 +85,22 @@ switch (phase) {
   case 'greet':
     break;
 }
+// More than one worker needs the shared store (config/refusals.ts): a private redis-server.
+let redis: RedisServer | null = null;
+if (workers > 1) {
+  redis = await startRedis();
+  extra = { ...extra, cache: { store: 'redis', redis: { url: redis.url, prefix: 'held:' } } };
+}
 const t = await startScreener({
-  greetWaitMs: waitMs, action: 'enforce', maxConnections: 20_000, commandTimeMs: 300_000, logLevel: 'warn',
-  backend: sink?.listen ?? null, nodeArgs: [], traceGc: false, keepFiles: false, extra,
+  greetWaitMs: waitMs, action: 'enforce', maxConnections: workers > 1 ? 20_000 * workers : 20_000, commandTimeMs: 300_000, logLevel: 'warn',
+  backend: sink?.listen ?? null, nodeArgs: [], traceGc: false, keepFiles: false, extra, ...(workers > 1 ? { workers } : {}),
 });
 const socks: net.Socket[] = [];
 try {
   await sleep(500);
   const pid = t.pid as number;
-  const before = sampleProc(pid);
+  // The primary and its workers (workers: 1: the one process).
+  const before = sampleTree(pid);
   const payload = Buffer.alloc(bytes, 0x41);
   let held = 0;
   let failed = 0;
@@ -135,14 +151,14 @@ try {
   while (pending > 0 && Date.now() < deadline) await sleep(50);
   // V8's memory reducer gives back the heap the ramp grew ~15 s after it (see the idle scenario).
   await sleep(Math.min(holdMs, Math.max(0, deadline - Date.now() - 10_000)));
-  let last = sampleProc(pid);
+  let last = sampleTree(pid);
   for (let still = 0; still < 3 && Date.now() < deadline; ) {
     await sleep(1000);
-    const now = sampleProc(pid);
+    const now = sampleTree(pid);
     still = now !== null && last !== null && Math.abs(now.rssKb - last.rssKb) < 256 ? still + 1 : 0;
     last = now;
   }
-  const after = sampleProc(pid);
+  const after = sampleTree(pid);
   const alive = socks.filter((s) => !s.destroyed).length;
   // BENCH_METRICS=1: one scrape with every client held (its gauges walk the sessions), timed.
   // The first scrape also pays for first use (the code's compilation, the HTTP connection): three, each timed.
@@ -163,9 +179,9 @@ try {
   const perClient = before && after ? Math.round(((after.rssKb - before.rssKb) * 1024) / Math.max(1, alive)) : null;
   const result = {
     bench: 'held', at: new Date().toISOString(), machine: machineInfo(),
-    settings: { phase, clients: count, pending_cap: pendingCap, hold_s: holdMs / 1000, ...(phase === 'flood' ? { bytes_each: bytes } : {}) },
+    settings: { phase, clients: count, pending_cap: pendingCap, hold_s: holdMs / 1000, workers, ...(phase === 'flood' ? { bytes_each: bytes } : {}) },
     figures: {
-      held, failed, alive_at_sample: alive, rss_before_kb: before?.rssKb ?? null, rss_held_kb: after?.rssKb ?? null, rss_per_client_bytes: perClient,
+      processes: after?.pids ?? null, held, failed, alive_at_sample: alive, rss_before_kb: before?.rssKb ?? null, rss_held_kb: after?.rssKb ?? null, rss_per_client_bytes: perClient,
       metrics: t.admin != null, ...(scrape !== null ? { scrape_ms: scrape.ms, scrape_bytes: scrape.bytes, healthz_ms: scrape.healthz_ms } : {}),
     },
   };
@@ -177,4 +193,5 @@ try {
   await t.stop();
   await rbl?.stop();
   await sink?.stop();
+  await redis?.stop();
 }

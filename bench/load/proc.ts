@@ -61,6 +61,38 @@ export function sampleProc(pid: number): ProcSample | null {
   }
 }
 
+/** childPids - the processes whose parent is pid (a primary's workers, server/primary.ts). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+/** sampleTree - pid and its children summed (RSS, CPU); null once pid is gone. `pids` is how many were summed. */
+export function sampleTree(pid: number): (ProcSample & { pids: number }) | null {
+  const top = sampleProc(pid);
+  if (top === null) return null;
+  const sum = { ...top, pids: 1 };
+  for (const c of childPids(pid)) {
+    const s = sampleProc(c);
+    if (s === null) continue;
+    sum.rssKb += s.rssKb;
+    sum.rssAnonKb += s.rssAnonKb;
+    sum.cpuMs += s.cpuMs;
+    sum.threads += s.threads;
+    sum.pids++;
+  }
+  return sum;
+}
+
 /** countFds - open descriptors of pid (-1 once it is gone). */
 export function countFds(pid: number): number {
   try {

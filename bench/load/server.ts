@@ -59,6 +59,8 @@ export interface ScreenerSpec {
   keepFiles: boolean;
   /** Config sections merged over the defaults above, key by key (dnsbl, resolver, backend.handoff, ...). */
   extra?: Record<string, Record<string, unknown>>;
+  /** workers: N (> 1 needs a Redis URL in extra.cache); the start waits for STARTED, after every worker is ready. */
+  workers?: number;
 }
 
 export function reservePort(host = '127.0.0.1'): Promise<number> {
@@ -155,9 +157,10 @@ export async function startScreener(spec: ScreenerSpec): Promise<Target> {
     log: { format: 'json', level: spec.logLevel },
     // The benches run as root here; without user (or this) the screener refuses to run as root.
     allow_root: true,
+    ...(spec.workers !== undefined ? { workers: spec.workers } : {}),
   };
   const merged = config as Record<string, unknown>;
-  const adminPort = process.env['BENCH_METRICS'] === '1' ? await reservePort() : null;
+  const adminPort = process.env['BENCH_METRICS'] === '1' || (spec.workers ?? 1) > 1 ? await reservePort() : null;
   if (adminPort !== null) merged['admin'] = { listen: [`127.0.0.1:${adminPort}`] };
   for (const [k, v] of Object.entries(spec.extra ?? {})) {
     const cur = merged[k];
@@ -179,6 +182,13 @@ export async function startScreener(spec: ScreenerSpec): Promise<Target> {
   closeSync(err);
   try {
     await waitListening(port, child, 15_000, 'screener', errFile);
+    // With workers the primary listens first and refuses until every worker is ready: its /healthz says when they are.
+    for (const until = Date.now() + 30_000; (spec.workers ?? 1) > 1;) {
+      const ok = await fetch(`http://127.0.0.1:${adminPort ?? 0}/healthz`).then((r) => r.status === 200, () => false);
+      if (ok) break;
+      if (Date.now() > until) throw new Error(`screener: its workers were not all up within 30 s (${logFile})`);
+      await sleep(100);
+    }
   } catch (e) {
     await stopChild(child, 2000);
     throw e;

@@ -13,6 +13,7 @@ import { SCHEMA, type KeySpec } from './schema.js';
 
 function typeText(spec: KeySpec): string {
   if (spec.type === 'enum' && spec.values !== undefined) return spec.values.join(' \\| ');
+  if (spec.type === 'workers') return 'int \\| auto';
   return spec.type;
 }
 

@@ -15,7 +15,11 @@
  *   before the wait does.
  * - every min/max pair of the schema (MIN_MAX_PAIRS): min above max (equal is a fixed value; for
  *   greylisting a retry exactly at that age passes).
+ * - workers above 1 with cache.store memory: each worker would keep its own verdict cache and
+ *   greylist, and a client behind a PROXY front (or a network whose hash moves when the worker
+ *   count changes) would be screened again by another worker.
  */
+import { availableParallelism } from 'node:os';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { specFor } from './schema.js';
 import type { Config } from './types.js';
@@ -54,6 +58,7 @@ export function checkRefusals(cfg: Config, add: AddIssue): void {
       '(a client listed nowhere scores 0); set 1 or more, below dnsbl.threshold, or use greylist.policy all');
   }
   checkRedis(cfg, add);
+  checkWorkers(cfg, add);
   for (const p of MIN_MAX_PAIRS) {
     const lo = at(cfg, p.min);
     const hi = at(cfg, p.max);
@@ -99,4 +104,17 @@ function checkRedis(cfg: Config, add: AddIssue): void {
         'the Redis lookup runs beside the greet wait and must end before it; set it well below, e.g. 200ms');
     }
   }
+}
+
+/**
+ * workers > 1 needs the shared store: a memory store is per process, so a record written by one
+ * worker is unknown to the others (clients behind a PROXY front reach any worker; a change of the
+ * worker count moves networks between workers), and the snapshot file has one owner.
+ */
+function checkWorkers(cfg: Config, add: AddIssue): void {
+  const w = cfg.workers;
+  const n = w === 'auto' ? availableParallelism() : w;
+  if (cfg.cache.store !== 'memory' || typeof n !== 'number' || n <= 1) return;
+  add('workers', w, `${String(w)} workers need cache.store: redis (with cache.store: memory each worker would keep its own verdict cache ` +
+    'and greylist, so a client that passed in one worker is a stranger to the others); set cache.store: redis and cache.redis.url, or workers: 1');
 }

@@ -15,7 +15,7 @@ import type { HostPort } from './types.js';
 export type KeyType =
   | 'duration' | 'int' | 'string' | 'bool' | 'enum' | 'hostport' | 'cidr-list' | 'path' | 'listen-list'
   | 'site-list' | 'hostport-list' | 'string-map' | 'ip' | 'probe-map' | 'word-list' | 'percent'
-  | 'backend-list' | 'route-list';
+  | 'backend-list' | 'route-list' | 'workers';
 
 export interface KeySpec {
   /** Dotted path; "listen[].x" for a field of each listen element. */
@@ -390,6 +390,9 @@ export const SCHEMA: readonly KeySpec[] = [
   { key: 'routes_fallback', type: 'enum', values: ['default', 'tempfail'], default: 'default',
     doc: 'A route to a backend its probe finds down: default: the client goes to the default backend (ROUTE FALLBACK logged); tempfail: it gets 421 and retries later.',
     postscreen: null, postscreenDefault: null },
+  { key: 'workers', type: 'workers', default: 1, min: 1, max: 64, unit: 'processes',
+    doc: 'Processes serving every listener on this host: 1 is one process (no primary, no IPC); N > 1 runs a primary that accepts and hands each connection to the worker chosen by the client\'s network (/24, /64), restarts a worker that dies and aggregates /metrics; auto is one per core (os.availableParallelism()). More than 1 needs cache.store: redis. Restart to change.',
+    postscreen: null, postscreenDefault: null, note: 'postscreen is one process per host' },
   { key: 'drain_timeout', type: 'duration', default: 30_000, min: 0, max: HOUR, unit: 'ms',
     doc: 'Time proxied sessions get to finish after SIGTERM.', postscreen: null, postscreenDefault: null },
   { key: 'user', type: 'string', default: null, nullable: true,

@@ -216,6 +216,8 @@ export interface Config {
   routes: RouteConfig[];
   /** A route to a backend the probe finds down: the default backend (ROUTE FALLBACK logged), or 421 (tempfail). */
   routes_fallback: 'default' | 'tempfail';
+  /** Worker processes on this host: a count, or auto (one per core; workerCount() in server/cluster-ipc.ts). */
+  workers: number | 'auto';
   /** Time proxied sessions get to finish after SIGTERM. */
   drain_timeout: number;
   /** Switch to this user once the listeners are bound (server/privileges.ts), or null. */

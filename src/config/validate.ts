@@ -157,6 +157,12 @@ function convert(spec: KeySpec, v: unknown, key: string, is: Issues): unknown {
     }
     case 'ip':
       return typeof v === 'string' && net.isIP(v) !== 0 ? v : is.add(key, v, `want an IPv4 or IPv6 address, got ${show(v)}`);
+    case 'workers': {
+      // A whole number of processes, or auto (one per core, resolved where the workers are started).
+      if (v === 'auto') return v;
+      if (typeof v !== 'number' || !Number.isSafeInteger(v)) return is.add(key, v, `want a whole number of processes (1..${spec.max ?? 64}) or auto, got ${show(v)}`);
+      return range(v, String);
+    }
     case 'percent': {
       // "80%" or a bare 80; 0.8 is 0.8 %, not 80 %.
       const m = typeof v === 'string' ? /^\s*(\d{1,3}(?:\.\d+)?)\s*%\s*$/.exec(v) : null;

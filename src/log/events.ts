@@ -38,7 +38,8 @@ const TABLE = [
       ['stress {enter, leave, limit}', 'the stress watermarks as connection counts'],
       ['admin', 'the admin listeners as bound, "host:port" (only with admin.listen)'],
       ['user', '`smtpscreen run`: the user it runs as from now on (null: not switched)'], ['uid', 'its effective uid'], ['gid', 'its effective gid'],
-      ['warning', 'why the configuration does not work as written (at warn)']],
+      ['warning', 'why the configuration does not work as written (at warn)'],
+      ['workers [{worker, pid}]', 'with `workers` above 1: the worker processes (from the primary)']],
     translation: 'The listeners are bound (ports as bound: port 0 in the config gives a free port). `stress`: the stress ' +
       'watermarks as connection counts. Logged at warn, with `warning`, when `limits.max_connections` exceeds the ' +
       'clients the file descriptor limit allows ((limit − 64) / 2: each may need a backend descriptor too), or when ' +
@@ -49,7 +50,7 @@ const TABLE = [
       'A configuration with a bad or refused value (exit 1) is logged too, in JSON.' },
   { name: 'STOPPING', level: 'info',
     fields: [['signal', 'the signal received (close: stopped by the program)'], ['open', 'sessions still open'],
-      ['drain_ms', 'how long they may take']],
+      ['drain_ms', 'how long they may take'], ['workers', 'with `workers` above 1, from the primary: the workers told to drain (each logs its own STOPPING)']],
     translation: 'A signal arrived: no more accepts; `open` sessions get up to `drain_ms`.' },
   { name: 'STOPPED', level: 'info',
     fields: [['forced', 'sessions cut at the drain deadline (or by a second stop signal)']],
@@ -68,7 +69,7 @@ const TABLE = [
     translation: 'SIGHUP: the configuration file and the access list were read again. `ok: true`: new connections get the new ' +
       'configuration (sessions in flight finish with the one they started with; the verdict cache is kept); `changed` ' +
       'lists the keys, `added`/`removed` the listeners. `restart_needed` (at warn): keys a running screener cannot apply ' +
-      '(`cache.max_entries`, `cache.store`, `cache.redis.*`, `log.*`, `user`, `group`, `allow_root`, `admin.listen`, `admin.socket`). `ok: false` (at error): the file, the access list, a ' +
+      '(`cache.max_entries`, `cache.store`, `cache.redis.*`, `log.*`, `user`, `group`, `allow_root`, `admin.listen`, `admin.socket`, `workers`). `ok: false` (at error): the file, the access list, a ' +
       'certificate or a new listener failed (`error` names it: after the drop to `user`, a new port below 1024 cannot be ' +
       'bound); the screener goes on with the configuration it had.' },
   { name: 'ACCEPT ERROR', level: 'error',
@@ -93,6 +94,17 @@ const TABLE = [
     fields: [['file', 'log.file'], ['error', 'why it could not be opened (at error: lines go on to the old file)']],
     translation: 'SIGUSR1 (logrotate\'s postrotate): `log.file` was opened again by name, so lines go to the new file. At error ' +
       'the file could not be opened (`error`), and lines go on to the old one.' },
+  { name: 'WORKER STARTED', level: 'info',
+    fields: [['worker', 'the worker index (0-based)'], ['pid', 'its process id'], ['restarts', 'how many times this index was forked again']],
+    translation: 'With `workers` above 1, from the primary: a worker is ready and gets connections from now on (at start, once per ' +
+      'worker before STARTED; later, after a restart).' },
+  { name: 'WORKER EXITED', level: 'error',
+    fields: [['worker', 'the worker index'], ['pid', 'its process id'], ['code', 'its exit code (null when killed by a signal)'],
+      ['signal', 'the signal that killed it, or null'], ['uptime_ms', 'how long it ran'], ['open', 'connections it held (cut)'],
+      ['restart_in_ms', 'when it is forked again: 0 after a long run, a doubling delay (1 s to 60 s) after a short one; null during start-up']],
+    translation: 'With `workers` above 1, from the primary: a worker died outside a stop. Its `open` clients were cut (they retry, ' +
+      'as after any lost connection); the other workers\' clients go on. Its networks go to the next worker until it is back. ' +
+      'During start-up the start fails instead (START FAILED).' },
   // ---- one connection ----
   { name: 'CONNECT', level: 'info',
     fields: [['client', 'the client address'], ['port', 'the client port'], ['local', 'the address it connected to'],

@@ -41,6 +41,8 @@ export interface LoggerOptions {
   program?: string;
   /** In JSON lines and syslog headers (default os.hostname(); syslog: up to the first dot). */
   hostname?: string;
+  /** A worker of a primary (workers > 1): its index, a `worker` field on every line. */
+  worker?: number;
 }
 
 const LEVEL_PREFIX: ReadonlyArray<readonly [number, string]> = [
@@ -178,7 +180,8 @@ export function createLogger(opts: LoggerOptions): Logger {
   const logger = pino(
     {
       level: opts.level,
-      base: { hostname: opts.hostname ?? os.hostname() }, // no pid: the same on every line
+      // No pid: the same on every line. A worker's index tells the workers' lines apart in the one destination.
+      base: opts.worker === undefined ? { hostname: opts.hostname ?? os.hostname() } : { hostname: opts.hostname ?? os.hostname(), worker: opts.worker },
       timestamp: pino.stdTimeFunctions.epochTime,
     },
     stream,

@@ -193,6 +193,9 @@ const RENDER: Readonly<Record<string, Render>> = {
   [EV.LOG_DROPPED]: (ev) => `LOG DROPPED ${str(ev['dropped']) ?? 'unknown'} lines (${str(ev['destination']) ?? 'unknown'} could not keep up), ` +
     `${str(ev['total']) ?? 'unknown'} since start`,
   [EV.LOG_REOPEN]: (ev) => `LOG REOPEN ${str(ev['file']) ?? 'unknown'}${ev['error'] !== undefined ? `: ${str(ev['error'])}` : ''}`,
+  [EV.WORKER_STARTED]: (ev) => `WORKER STARTED ${num(ev['worker']) ?? '?'} pid ${num(ev['pid']) ?? '?'}`,
+  [EV.WORKER_EXITED]: (ev) => `WORKER EXITED ${num(ev['worker']) ?? '?'} pid ${num(ev['pid']) ?? '?'}` +
+    `${ev['signal'] !== null && ev['signal'] !== undefined ? ` on signal ${str(ev['signal']) ?? '?'}` : ` with code ${num(ev['code']) ?? '?'}`}`,
   [EV.ACCEPT_ERROR]: (ev) => `accept on ${str(ev['listener']) ?? 'unknown'}: ${str(ev['code']) ?? 'unknown'}`,
   [EV.STORE_FAIL]: (ev) => `STORE FAIL ${str(ev['store']) ?? 'unknown'} ${str(ev['url']) ?? 'unknown'}: ${str(ev['reason']) ?? 'unknown'}`,
   [EV.STORE_OK]: (ev) => `STORE OK ${str(ev['store']) ?? 'unknown'} ${str(ev['url']) ?? 'unknown'}` +

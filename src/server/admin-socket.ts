@@ -60,10 +60,12 @@ async function clearPath(path: string): Promise<void> {
   unlinkSync(path); // stale: left by a screener that died
 }
 
-export async function startAdminSocket(path: string, store: VerdictStore, emitter: Emitter, now: () => number = Date.now): Promise<AdminSocket> {
+/** `onChange` (a primary, server/primary-admin.ts): the request line of each change, for the workers' memory tiers. */
+export async function startAdminSocket(path: string, store: VerdictStore, emitter: Emitter, now: () => number = Date.now,
+  onChange?: (line: string) => void): Promise<AdminSocket> {
   await clearPath(path);
   const conns = new Set<net.Socket>();
-  const server = net.createServer((sock) => serve(sock, store, emitter, now, conns));
+  const server = net.createServer((sock) => serve(sock, store, emitter, now, conns, onChange));
   const old = process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) => {
@@ -97,7 +99,8 @@ function send(sock: net.Socket, obj: Record<string, unknown>): void {
   if (sock.writable) sock.write(JSON.stringify(obj) + '\n');
 }
 
-function serve(sock: net.Socket, store: VerdictStore, emitter: Emitter, now: () => number, conns: Set<net.Socket>): void {
+function serve(sock: net.Socket, store: VerdictStore, emitter: Emitter, now: () => number, conns: Set<net.Socket>,
+  onChange: ((line: string) => void) | undefined): void {
   conns.add(sock);
   sock.setEncoding('utf8');
   sock.setTimeout(IDLE_MS, () => {
@@ -139,7 +142,10 @@ function serve(sock: net.Socket, store: VerdictStore, emitter: Emitter, now: () 
       return;
     }
     const { reply, change } = applyAdmin(store, req, now());
-    if (change !== null) emitter.emit(EV.CACHE_ADMIN, { ...change, by: 'socket' });
+    if (change !== null) {
+      emitter.emit(EV.CACHE_ADMIN, { ...change, by: 'socket' });
+      onChange?.(line);
+    }
     send(sock, reply);
   };
   sock.on('data', (chunk: string) => {

@@ -53,7 +53,11 @@ interface ProxyState {
 }
 type PSocket = ScreenSocket & { [kProxy]?: ProxyState | undefined };
 
-export function startListener(ctx: ServerCtx, cfg: ListenConfig): Promise<Listener> {
+/**
+ * startListener - bind `cfg`. With bind false (a worker: the primary binds, server/primary.ts) the
+ * server is made but never listens; the worker emits 'connection' on it for each socket it is handed.
+ */
+export function startListener(ctx: ServerCtx, cfg: ListenConfig, bind = true): Promise<Listener> {
   const server = createServer({ allowHalfOpen: true, noDelay: true }) as LServer;
   let trusted: CidrMatcher<true> | null = null;
   if (cfg.proxy_protocol !== 'none') {
@@ -63,6 +67,11 @@ export function startListener(ctx: ServerCtx, cfg: ListenConfig): Promise<Listen
   const ls: ListenerState = { ctx, cfg, trusted, name: '', acceptErrors: 0, lastAcceptLog: 0 };
   server[kListener] = ls;
   server.on('connection', onConnection);
+  if (!bind) {
+    const host = cfg.address.host.includes(':') ? `[${cfg.address.host}]` : cfg.address.host;
+    ls.name = `${host}:${cfg.address.port}`;
+    return Promise.resolve({ server, cfg, address: ls.name });
+  }
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(bindError(cfg, err)));
     server.listen({ host: cfg.address.host, port: cfg.address.port, backlog: ctx.gen.config.limits.backlog }, () => {

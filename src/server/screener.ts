@@ -52,6 +52,12 @@ export interface ScreenerOptions {
    * server/privileges.ts); its fields go into STARTED. A throw stops the start-up.
    */
   afterBind?: () => Record<string, unknown>;
+  /**
+   * This process is worker `worker` of a primary (server/primary.ts, workers > 1): the primary binds
+   * the listeners and hands each connection over, serves the admin listener and the admin socket,
+   * and logs STARTED and STOPPED; the memory tier is not snapshotted (Redis holds the state).
+   */
+  worker?: number;
 }
 
 export interface Screener {
@@ -107,9 +113,12 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     emitter,
     noteOpen: (count) => noteOpen(ctx, count),
     stressState: new StressState(stressMarks),
+    others: 0,
   };
+  const worker = opts.worker;
+  const bind = worker === undefined;
   const backend = gen.backend;
-  const snapFile = config.cache.snapshot;
+  const snapFile = bind ? config.cache.snapshot : null;
   if (snapFile !== null) {
     const r = await loadSnapshot(snapStore, snapFile, Date.now(), { removeTemps: true });
     logSnapshot(ctx, 'load', snapFile, r);
@@ -121,8 +130,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   let bindFields: Record<string, unknown> = {};
   let admin: Admin | null = null;
   try {
-    for (const l of config.listen) listeners.set(listenKey(l), await startListener(ctx, l));
-    if (config.admin.listen.length > 0) {
+    for (const l of config.listen) listeners.set(listenKey(l), await startListener(ctx, l, bind));
+    if (config.admin.listen.length > 0 && bind) {
       readAdminToken(config); // an unreadable admin.token_file fails the start, naming the key
       admin = await startAdmin({
         ctx, listen: config.admin.listen,
@@ -134,7 +143,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     }
     if (opts.afterBind !== undefined) bindFields = opts.afterBind();
     // After the switch to `user`: the socket is that user's (and root's) to connect to, and removable by it at stop.
-    if (config.admin.socket !== null) adminSocket = await startAdminSocket(config.admin.socket, store, emitter);
+    if (config.admin.socket !== null && bind) adminSocket = await startAdminSocket(config.admin.socket, store, emitter);
   } catch (err) {
     void admin?.close();
     for (const l of listeners.values()) l.server.close();
@@ -168,7 +177,12 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   if (admin !== null && config.admin.allow_remote && config.admin.token === null && config.admin.token_file === null) {
     warnings.push('admin.allow_remote is true without admin.token or admin.token_file: any host that reaches admin.listen reads /metrics');
   }
-  if (warnings.length > 0) {
+  if (!bind) {
+    // A worker: the primary logs STARTED; this one takes connections from it from now on.
+    const { attachWorker } = await import('./worker.js');
+    attachWorker(ctx, listeners, store, { resolver: () => made.resolver, backendDown: () => made.health.down, logDropped: () => logOutput(log)?.dropped ?? null },
+      config.admin.listen.length > 0);
+  } else if (warnings.length > 0) {
     started['warning'] = warnings.join('; ');
     emitter.emit(EV.STARTED, started, 'warn');
   } else emitter.emit(EV.STARTED, started);
@@ -188,7 +202,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     if (snapTimer !== null) clearInterval(snapTimer);
     snapTimer = null;
     const file = ctx.gen.config.cache.snapshot;
-    if (file === null) return;
+    if (file === null || !bind) return;
     snapTimer = setInterval(() => {
       if (saving) return;
       saving = true;
@@ -221,7 +235,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     const plan = planListeners([...listeners.keys()], next.listen);
     const bound: Array<[string, Listener]> = [];
     try {
-      for (const l of plan.add) bound.push([listenKey(l), await startListener(ctx, l)]);
+      for (const l of plan.add) bound.push([listenKey(l), await startListener(ctx, l, bind)]);
     } catch (err) {
       for (const [, l] of bound) l.server.close();
       await retiring.closeNow(nextMade, made);
@@ -326,12 +340,13 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       await made.sink?.close();
       await ctx.gen.policy?.close();
       await adminSocket?.close();
-      const file = ctx.gen.config.cache.snapshot;
+      const file = bind ? ctx.gen.config.cache.snapshot : null;
       if (file !== null) logSnapshot(ctx, 'save', file, await saveSnapshot(snapStore, file));
       if (snapFile !== null) releaseSnapshot(snapFile);
       if (opts.store === undefined) await store.shared?.close();
       await admin?.close();
-      emitter.emit(EV.STOPPED, { forced });
+      if (bind) emitter.emit(EV.STOPPED, { forced });
+      else process.send?.({ t: 'stopped', forced });
       return forced;
     });
     return closing;

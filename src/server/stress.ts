@@ -79,6 +79,11 @@ export class StressState {
 export interface ServerCtx extends Ctx {
   /** Whether new connections on `auto` listeners get the stress personality (noteOpen()). */
   stressState: StressState;
+  /**
+   * Connections open in the other workers of this host, as the primary last said (server/worker.ts);
+   * always 0 in a single process. noteOpen() adds it, so the stress state follows the host.
+   */
+  others: number;
 }
 
 function valueAt(config: Config, key: string): unknown {
@@ -151,6 +156,7 @@ export function personalityFor(ctx: ServerCtx, pinned: ListenPersonality): Perso
  */
 export function noteOpen(ctx: ServerCtx, count: number): void {
   const st = ctx.stressState;
+  count += ctx.others;
   const t = st.update(count);
   if (t === null) return;
   const rec = { state: t, count, limit: st.marks.limit, threshold: t === 'enter' ? st.marks.enter : st.marks.leave };

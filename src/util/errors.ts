@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'SCR_ERR_DNSBL_SITE'    // bad DNSBL site specification
   | 'SCR_ERR_USAGE'         // bad command line
   | 'SCR_ERR_BIND'          // a listener could not be bound (EACCES, EADDRINUSE)
+  | 'SCR_ERR_WORKER'        // a worker (workers > 1) exited during start-up
   | 'SCR_ERR_PRIVILEGES';   // user/group cannot be switched to, or root refused
 
 export class ScreenError extends Error {

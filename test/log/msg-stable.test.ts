@@ -24,6 +24,8 @@ const HEADS: Readonly<Record<string, RegExp>> = {
   'INTERNAL ERROR': /^INTERNAL ERROR in /,
   'LOG DROPPED': /^LOG DROPPED /,
   'LOG REOPEN': /^LOG REOPEN /,
+  'WORKER STARTED': /^WORKER STARTED /,
+  'WORKER EXITED': /^WORKER EXITED /,
   'CONNECT': new RegExp(`^CONNECT from ${A} to `),
   'ALL PORTS BUSY': new RegExp(`^NOQUEUE: reject: CONNECT from ${A}: all server ports busy$`),
   'TOO MANY CONNECTIONS': new RegExp(`^NOQUEUE: reject: CONNECT from ${A}: too many connections$`),

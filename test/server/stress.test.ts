@@ -179,7 +179,7 @@ test('noteOpen: one STRESS event per transition (enter at warn, leave at info) w
   const text: string[] = [];
   const log = pino({ level: 'info', base: null, timestamp: false }, { write: (s: string) => text.push(s) });
   const counters: Record<string, number> = {};
-  const ctx = { stressState: new StressState(watermarks(10, 80, 60)), counters, emitter: new Emitter(log, counters) } as unknown as ServerCtx;
+  const ctx = { stressState: new StressState(watermarks(10, 80, 60)), others: 0, counters, emitter: new Emitter(log, counters) } as unknown as ServerCtx;
   for (const n of [1, 5, 8, 9, 8, 7, 8, 9, 10, 7, 6, 5, 7, 6, 3]) noteOpen(ctx, n);
   assert.deepEqual(text.map((l) => JSON.parse(l) as unknown), [
     { level: 40, event: 'STRESS', state: 'enter', count: 8, limit: 10, threshold: 8, msg: 'entering STRESS mode with 8 connections' },
