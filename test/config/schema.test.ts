@@ -35,7 +35,7 @@ test('defaults: empty, null and {} give the documented defaults', () => {
     });
     assert.deepEqual(c.cache, {
       max_entries: 1_000_000, snapshot: null, snapshot_interval: 60_000, store: 'memory',
-      redis: { url: null, prefix: 'smtpscreen:', timeout: 200, connect_timeout: 2000, pending_writes: 10_000 },
+      redis: { url: null, sentinels: [], sentinel_master: 'mymaster', cluster: [], prefix: 'smtpscreen:', timeout: 200, connect_timeout: 2000, pending_writes: 10_000 },
     });
     assert.deepEqual(c.backend, {
       address: { host: '127.0.0.1', port: 10025 }, handoff: 'xclient', connect_timeout: 10_000, handshake_timeout: 30_000, ehlo_refresh: 600_000,
