@@ -32,11 +32,17 @@ let redis: RedisServer;
 const tmp = mkdtempSync(join(tmpdir(), 'scr-workers-'));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+// The screener processes are unref'd (a crashed test must not hang the file): while a test waits
+// on one of them (its exit, a worker's restart), this timer keeps the loop up, so a wait that never
+// ends is that test's timeout, not every test cancelled with "the event loop has already resolved".
+let keepAlive: NodeJS.Timeout | undefined;
 before(async () => {
+  keepAlive = setInterval(() => undefined, 1000);
   [pf, redis] = await Promise.all([startPostfix(), startRedis()]);
 });
 after(async () => {
   await Promise.all([pf?.stop(), redis?.stop()]);
+  clearInterval(keepAlive);
 });
 
 let prefixN = 0;
@@ -204,10 +210,7 @@ describe('workers: 2', { timeout: 300_000 }, () => {
       await sleep(300);
       const replies = await Promise.all(open.map((c, i) => finishMail(c, `drained${i}@example.test`)));
       for (const r of replies) assert.match(r, /^250 /);
-      // The child is unref'd: a timer keeps this process's loop up while it drains.
-      const keep = setTimeout(() => undefined, 20_000);
       assert.equal(await s.exited, 0, s.stderr());
-      clearTimeout(keep);
       assert.deepEqual(named(s, 'STOPPED').map((e) => [e['worker'], e['forced']]), [[undefined, 0]]);
       for (let i = 0; i < 2; i++) await pf.waitForLog(new RegExp(`to=<drained${i}@example\\.test>, relay=none.*status=sent`));
     } finally {
