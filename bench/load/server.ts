@@ -59,6 +59,8 @@ export interface ScreenerSpec {
   keepFiles: boolean;
   /** Config sections merged over the defaults above, key by key (dnsbl, resolver, backend.handoff, ...). */
   extra?: Record<string, Record<string, unknown>>;
+  /** The cli.js to run (default: this build's); another build's, to compare two builds in one sitting. */
+  cli?: string;
 }
 
 export function reservePort(host = '127.0.0.1'): Promise<number> {
@@ -171,7 +173,7 @@ export async function startScreener(spec: ScreenerSpec): Promise<Target> {
   const err = openSync(errFile, 'w');
   const spawnedAt = Date.now();
   const nodeArgs = spec.traceGc ? ['--trace-gc', ...spec.nodeArgs] : spec.nodeArgs;
-  const child = track(spawn(process.execPath, [...nodeArgs, CLI, 'run', '--config', cfgFile], {
+  const child = track(spawn(process.execPath, [...nodeArgs, spec.cli ?? CLI, 'run', '--config', cfgFile], {
     cwd: dir,
     stdio: ['ignore', out, err],
   }));

@@ -20,7 +20,8 @@
  * completes the deep tests session/handoff.ts replayHandoff() may take the
  * connection; when that falls back, resumeDummy() hands it back here.
  */
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { lazyRequire } from '../util/lazy-require.js';
 import { DummyEngine, type EngineOutput, type Envelope } from '../smtp/dummy-engine.js';
 import { LineReader, type LineSink } from '../smtp/line-reader.js';
 import { EV, type EventName } from '../log/events.js';
@@ -253,7 +254,8 @@ function upgrade(s: Session): void {
   s.reader?.reset();
   // Bytes the raw socket buffered after STARTTLS would be fed to the TLS layer: drop them.
   while (s.socket.read() !== null);
-  const sec = new tls.TLSSocket(s.socket, { isServer: true, secureContext }) as ScreenSocket;
+  // node:tls is loaded at the first STARTTLS (util/lazy-require.ts).
+  const sec = new (lazyRequire('node:tls') as typeof tls).TLSSocket(s.socket, { isServer: true, secureContext }) as ScreenSocket;
   sec[kSession] = s;
   s.io = sec;
   s.tls = true;
