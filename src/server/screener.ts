@@ -40,7 +40,7 @@ import { logOutput } from '../log/logger.js';
 import { startAdminSocket, type AdminSocket } from './admin-socket.js';
 import { claimSnapshot, releaseSnapshot } from '../cache/owner.js';
 export type { ReloadResult } from './reload.js';
-import { realClock } from '../session/clock.js';
+import { TimerWheel } from '../session/wheel.js';
 import { StressState, noteOpen, stressLimit, watermarks, type ServerCtx } from './stress.js';
 
 export interface ScreenerOptions {
@@ -91,7 +91,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const stressMarks = watermarks(stressLimit(config.limits.max_connections, fdLimit), config.stress.enter_at, config.stress.leave_at);
   const ctx: ServerCtx = {
     gen,
-    clock: realClock,
+    // One timer wheel for the sessions' deadlines of a second or more (session/wheel.ts).
+    clock: new TimerWheel(),
     connect,
     log,
     store,
