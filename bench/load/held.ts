@@ -1,7 +1,7 @@
 /*
  * bench/load/held.ts - memory per held connection, by phase.
  *
- *   npm run bench:held -- --phase greet|dummy|spliced|flood [--count N] [--bytes B] [--pending P] [--hold S] [--out FILE]
+ *   npm run bench:held -- --phase greet|dummy|spliced|flood [--count N] [--bytes B] [--pending P] [--hold S] [--out FILE] [--cli PATH] [--heap-snapshot DIR]
  *
  * N clients (default 9,000: at 20,000 fds the screener reserves a backend descriptor for each
  * client that may be handed over, ~9,968 in all) are opened a few at a time (--pending, default
@@ -18,11 +18,13 @@
  *            by a DNSBL lookup to a UDP socket that never answers (dnsbl.timeout 120 s).
  * The screener's RSS is sampled before, and with every client held --hold seconds (default 20:
  * V8 gives back the ramp's heap growth ~15 s after it) and then still (< 256 kB change for 3 s); per client = (RSS held - RSS before) / clients alive. Loopback only;
- * bounded by --count and a 180 s deadline.
+ * bounded by --count and a 180 s deadline. --cli runs another build's dist/src/cli.js (a before/after pair).
+ * --heap-snapshot DIR: the screener writes a heap snapshot to DIR before the clients and one
+ * with them held; `node dist/bench/load/heap-summary.js AFTER --base BEFORE --per N` reads them.
  */
 import { createSocket } from 'node:dgram';
 import net from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,7 +38,7 @@ const PHASES = ['greet', 'dummy', 'spliced', 'flood'] as const;
 type Phase = (typeof PHASES)[number];
 
 const { values } = parseArgs({
-  options: { phase: { type: 'string' }, count: { type: 'string' }, bytes: { type: 'string' }, pending: { type: 'string' }, hold: { type: 'string' }, out: { type: 'string' } },
+  options: { phase: { type: 'string' }, count: { type: 'string' }, bytes: { type: 'string' }, pending: { type: 'string' }, hold: { type: 'string' }, out: { type: 'string' }, cli: { type: 'string' }, 'heap-snapshot': { type: 'string' } },
 });
 const phase = (values.phase ?? 'greet') as Phase;
 if (!PHASES.includes(phase)) throw new Error(`--phase: want ${PHASES.join(', ')}; got "${values.phase}"`);
@@ -76,15 +78,37 @@ switch (phase) {
   case 'greet':
     break;
 }
+const snapDir = values['heap-snapshot'];
+if (snapDir !== undefined) mkdirSync(snapDir, { recursive: true });
+/** --heap-snapshot: SIGUSR2 to the screener, and wait until its snapshot file number `n` is written. */
+async function heapSnapshot(pid: number, n: number): Promise<void> {
+  if (snapDir === undefined) return;
+  process.kill(pid, 'SIGUSR2');
+  const until = Date.now() + 120_000;
+  let size = -1;
+  while (Date.now() < until) {
+    await sleep(1000);
+    const files = readdirSync(snapDir).filter((f) => f.endsWith('.heapsnapshot')).sort();
+    const f = files[n - 1];
+    if (f === undefined) continue;
+    const now = statSync(join(snapDir, f)).size;
+    if (now === size && now > 0) return;
+    size = now;
+  }
+  throw new Error('--heap-snapshot: the screener did not write its snapshot within 120 s');
+}
 const t = await startScreener({
   greetWaitMs: waitMs, action: 'enforce', maxConnections: 20_000, commandTimeMs: 300_000, logLevel: 'warn',
-  backend: sink?.listen ?? null, nodeArgs: [], traceGc: false, keepFiles: false, extra,
+  backend: sink?.listen ?? null, nodeArgs: snapDir !== undefined ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapDir}`] : [], traceGc: false, keepFiles: false, extra,
+  ...(values.cli !== undefined ? { cli: values.cli } : {}),
 });
 const socks: net.Socket[] = [];
 try {
   await sleep(500);
   const pid = t.pid as number;
   const before = sampleProc(pid);
+  // The snapshot's full GC and its file: taken after the RSS sample (the RSS figures of such a run still differ from a plain run's).
+  await heapSnapshot(pid, 1);
   const payload = Buffer.alloc(bytes, 0x41);
   let held = 0;
   let failed = 0;
@@ -144,6 +168,7 @@ try {
   }
   const after = sampleProc(pid);
   const alive = socks.filter((s) => !s.destroyed).length;
+  await heapSnapshot(pid, 2);
   // BENCH_METRICS=1: one scrape with every client held (its gauges walk the sessions), timed.
   // The first scrape also pays for first use (the code's compilation, the HTTP connection): three, each timed.
   // /healthz beside it: what any request costs on this (shared) machine at that moment.

@@ -175,6 +175,7 @@ function sameWord(line: Buffer, start: number, word: string): boolean {
  * stripCrlf(reply), the same string for the same reply: every session refused with the shared 550
  * shares its log text instead of holding a slice of its own.
  */
+const NO_RCPTS: readonly string[] = Object.freeze([]);
 let lastReply = '';
 let lastLogText = '';
 function logText(reply: string): string {
@@ -209,7 +210,11 @@ export class DummyEngine {
   /** Error replies sent (hard error limit). */
   errors = 0;
   /** Recipients of the current transaction (escaped), cleared by HELO/EHLO/RSET/MAIL. */
-  readonly rcpts: string[] = [];
+  get rcpts(): readonly string[] {
+    return this.#rcpts ?? NO_RCPTS;
+  }
+  /** Made at the first RCPT: most held sessions never send one. */
+  #rcpts: string[] | null = null;
   commands = 0;
   closed = false;
   /** STARTTLS accepted: the rest of the session is inside TLS. */
@@ -408,7 +413,7 @@ export class DummyEngine {
           return;
         }
         const to = extractAddress(line, colon + 1, end, MAX_KEPT);
-        this.rcpts.push(to);
+        (this.#rcpts ??= []).push(to);
         if (this.#mailLine !== null && !this.#enforced && this.#deep !== null && this.#deep.todo !== 0 &&
           this.#deep.complete && this.#out.handover !== undefined) {
           this.#handedTo = to;
@@ -523,7 +528,7 @@ export class DummyEngine {
   #endTransaction(): void {
     this.#mailFrom = null;
     this.#mailLine = null;
-    this.rcpts.length = 0;
+    if (this.#rcpts !== null) this.#rcpts.length = 0;
   }
 
   /** Send the last reply and close; later input is ignored. */
