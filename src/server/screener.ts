@@ -78,6 +78,9 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const log = opts.logger;
   const counters: Record<string, number> = {};
   const emitter = new Emitter(log, counters);
+  // With an admin listener, its metrics module (loaded only then: server/admin.ts) is loaded before the
+  // generation starts the backend probe, so that startAdmin() attaches the metrics before any probe result.
+  if (config.admin.listen.length > 0) await import('./metrics.js');
   // The generation first: a start-up that fails there leaves no Redis connection behind.
   let made = await makeGeneration(config, emitter);
   const memory = new MemoryStore(config.cache.max_entries);
