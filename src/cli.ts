@@ -33,12 +33,7 @@ import { EV } from './log/events.js';
 import { Emitter } from './log/emit.js';
 import { startScreener, type Screener } from './server/screener.js';
 import { dropPrivileges, resolveUser, type PrivilegeResult } from './server/privileges.js';
-import { runDemo } from './demo.js';
 import { preflight } from './cli/preflight.js';
-import { explain } from './explain.js';
-import { formatProbe, parseProbeTarget, probe } from './probe.js';
-import { runCache } from './cli/cache.js';
-import { statsMain } from './stats/command.js';
 import { ScreenError } from './util/errors.js';
 import cluster from 'node:cluster';
 import { WORKER_ENV, workerCount } from './server/cluster-ipc.js';
@@ -77,7 +72,9 @@ function configOrNull(file: string | undefined, overrides: Overrides, onError?: 
 
 export async function main(argv: string[]): Promise<number> {
   // `stats` reads logs, not a configuration: its own flags (stats/command.ts).
-  if (argv[0] === 'stats') return statsMain(argv.slice(1));
+  // The other commands' modules (stats, demo, probe, cache, explain) are imported when their
+  // command runs: a `run` process does not pay for them in start-up time and memory.
+  if (argv[0] === 'stats') return (await import('./stats/command.js')).statsMain(argv.slice(1));
   let args;
   try {
     args = parseArgs(argv);
@@ -118,6 +115,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'demo': {
       const cfg = configOrNull(args.config, args.overrides);
       if (cfg === null) return 1;
+      const { runDemo } = await import('./demo.js');
       await runDemo(cfg, { zombies: 300, hangups: 50, clients: 100, greetWaitMs: 1000, out: (l) => process.stdout.write(l + '\n') });
       return 0;
     }
@@ -130,12 +128,14 @@ export async function main(argv: string[]): Promise<number> {
       if (args.config !== undefined && cfg === null) return 1;
       const e = args.extra;
       const opt = (k: string): Record<string, string> => (typeof e[k] === 'string' ? { [k]: e[k] } : {});
+      const { runCache } = await import('./cli/cache.js');
       return runCache(cfg, { sub: String(e['sub']), ...opt('arg'), ...opt('ttl'), ...opt('snapshot'), ...opt('socket') },
         (l) => process.stdout.write(l + '\n'), (l) => process.stderr.write(l + '\n'));
     }
     case 'explain': {
       const cfg = configOrNull(args.config, args.overrides);
       if (cfg === null) return 1;
+      const { explain } = await import('./explain.js');
       try {
         return await explain(cfg, String(args.extra['address']), (l) => process.stdout.write(l + '\n'));
       } catch (err) {
@@ -150,6 +150,7 @@ export async function main(argv: string[]): Promise<number> {
 
 /** `smtpscreen probe`: 0 when the dialogue ran (whatever the screener decided), 1 on a usage error, 2 when the screener could not be reached. */
 async function runProbe(extra: Record<string, string | boolean>): Promise<number> {
+  const { formatProbe, parseProbeTarget, probe } = await import('./probe.js');
   const str = (k: string, d: string): string => (typeof extra[k] === 'string' ? (extra[k] as string) : d);
   const target = parseProbeTarget(str('to', ''));
   const as = str('as', '');

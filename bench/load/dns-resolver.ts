@@ -3,7 +3,7 @@
  * by side in one process, against a local rbldnsd serving an ip4set DNSBL zone.
  *
  * Usage: node dist/bench/load/dns-resolver.js [--count N] [--inflight N] [--runs N]
- *          [--sockets N] [--max-outstanding N] [--only ours|c-ares] [--skip-micro] [--out FILE]
+ *          [--sockets N] [--max-outstanding N] [--cache-max N] [--only ours|c-ares] [--skip-micro] [--out FILE]
  *
  * Starts rbldnsd itself (`rbldnsd -n ...` in the background, PID known) on a free loopback port,
  * from a zone written to a temporary directory: 127.0.0.2, 256 /24s (10.0.x.0/24) and 15 /16s.
@@ -53,6 +53,8 @@ const ZONE = 'dnsbl.test';
 interface Tune {
   sockets: number;
   maxOutstanding: number;
+  /** The resolver's answer cache (--cache-max; default the resolver's): c-ares keeps none. */
+  cacheMax?: number;
 }
 
 function nsPer(n: number, fn: () => void): number {
@@ -302,6 +304,7 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '3' },
       sockets: { type: 'string', default: String(RESOLVER_DEFAULTS.sockets) },
       'max-outstanding': { type: 'string', default: String(RESOLVER_DEFAULTS.maxOutstanding) },
+      'cache-max': { type: 'string' },
       'skip-micro': { type: 'boolean', default: false },
       only: { type: 'string' },
       out: { type: 'string', default: 'bench/results/dns-resolver.json' },
@@ -310,7 +313,10 @@ async function main(): Promise<void> {
   const count = Number(values.count);
   const inflight = Number(values.inflight);
   const runs = Number(values.runs);
-  const tune: Tune = { sockets: Number(values.sockets), maxOutstanding: Number(values['max-outstanding']) };
+  const tune: Tune = {
+    sockets: Number(values.sockets), maxOutstanding: Number(values['max-outstanding']),
+    ...(values['cache-max'] !== undefined ? { cacheMax: Number(values['cache-max']) } : {}),
+  };
   const clients: Client[] = values.only === 'ours' ? ['ours'] : values.only === 'c-ares' ? ['c-ares'] : ['ours', 'c-ares'];
   const micro = values['skip-micro'] ? null : await microCosts();
   if (micro !== null) process.stdout.write(`micro: ${JSON.stringify(micro)}\n`);
@@ -352,7 +358,7 @@ async function main(): Promise<void> {
   const out = {
     bench: 'dns-resolver',
     at: new Date().toISOString(),
-    command: `node dist/bench/load/dns-resolver.js --count ${count} --inflight ${inflight} --runs ${runs} --sockets ${tune.sockets} --max-outstanding ${tune.maxOutstanding}`,
+    command: `node dist/bench/load/dns-resolver.js --count ${count} --inflight ${inflight} --runs ${runs} --sockets ${tune.sockets} --max-outstanding ${tune.maxOutstanding}${tune.cacheMax !== undefined ? ` --cache-max ${tune.cacheMax}` : ''}`,
     machine: machineInfo(),
     server: { program: 'rbldnsd', zone: `${ZONE}:ip4set`, entries: '127.0.0.2, 256 x /24, 15 x /16, $SOA' },
     config: { count, inflight, runs, ...tune, ours: 'Resolver: timeout 1000 ms, 3 tries, deadline 5000 ms', cares: 'dns.promises.Resolver { timeout: 1000, tries: 3 }' },

@@ -1,7 +1,7 @@
 /*
  * bench/load/held.ts - memory per held connection, by phase.
  *
- *   npm run bench:held -- --phase greet|dummy|spliced|flood [--count N] [--bytes B] [--pending P] [--hold S] [--workers W] [--out FILE]
+ *   npm run bench:held -- --phase greet|dummy|spliced|flood [--count N] [--bytes B] [--pending P] [--hold S] [--workers W] [--out FILE] [--cli PATH] [--heap-snapshot DIR]
  *
  * N clients (default 9,000: at 20,000 fds the screener reserves a backend descriptor for each
  * client that may be handed over, ~9,968 in all) are opened a few at a time (--pending, default
@@ -21,11 +21,13 @@
  * all its workers (each worker holds its own share, under its own 20,000-fd limit).
  * The screener's RSS is sampled before, and with every client held --hold seconds (default 20:
  * V8 gives back the ramp's heap growth ~15 s after it) and then still (< 256 kB change for 3 s); per client = (RSS held - RSS before) / clients alive. Loopback only;
- * bounded by --count and a 180 s deadline.
+ * bounded by --count and a 180 s deadline. --cli runs another build's dist/src/cli.js (a before/after pair).
+ * --heap-snapshot DIR: the screener writes a heap snapshot to DIR before the clients and one
+ * with them held; `node dist/bench/load/heap-summary.js AFTER --base BEFORE --per N` reads them.
  */
 import { createSocket } from 'node:dgram';
 import net from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -42,7 +44,7 @@ type Phase = (typeof PHASES)[number];
 const { values } = parseArgs({
   options: {
     phase: { type: 'string' }, count: { type: 'string' }, bytes: { type: 'string' }, pending: { type: 'string' }, hold: { type: 'string' },
-    workers: { type: 'string' }, out: { type: 'string' },
+    workers: { type: 'string' }, out: { type: 'string' }, cli: { type: 'string' }, 'heap-snapshot': { type: 'string' },
   },
 });
 const phase = (values.phase ?? 'greet') as Phase;
@@ -91,9 +93,30 @@ if (workers > 1) {
   redis = await startRedis();
   extra = { ...extra, cache: { store: 'redis', redis: { url: redis.url, prefix: 'held:' } } };
 }
+const snapDir = values['heap-snapshot'];
+if (snapDir !== undefined) mkdirSync(snapDir, { recursive: true });
+/** --heap-snapshot: SIGUSR2 to the screener, and wait until its snapshot file number `n` is written. */
+async function heapSnapshot(pid: number, n: number): Promise<void> {
+  if (snapDir === undefined) return;
+  process.kill(pid, 'SIGUSR2');
+  const until = Date.now() + 120_000;
+  let size = -1;
+  while (Date.now() < until) {
+    await sleep(1000);
+    const files = readdirSync(snapDir).filter((f) => f.endsWith('.heapsnapshot')).sort();
+    const f = files[n - 1];
+    if (f === undefined) continue;
+    const now = statSync(join(snapDir, f)).size;
+    if (now === size && now > 0) return;
+    size = now;
+  }
+  throw new Error('--heap-snapshot: the screener did not write its snapshot within 120 s');
+}
 const t = await startScreener({
   greetWaitMs: waitMs, action: 'enforce', maxConnections: workers > 1 ? 20_000 * workers : 20_000, commandTimeMs: 300_000, logLevel: 'warn',
-  backend: sink?.listen ?? null, nodeArgs: [], traceGc: false, keepFiles: false, extra, ...(workers > 1 ? { workers } : {}),
+  backend: sink?.listen ?? null, nodeArgs: snapDir !== undefined ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapDir}`] : [], traceGc: false, keepFiles: false, extra,
+  ...(workers > 1 ? { workers } : {}),
+  ...(values.cli !== undefined ? { cli: values.cli } : {}),
 });
 const socks: net.Socket[] = [];
 try {
@@ -101,6 +124,8 @@ try {
   const pid = t.pid as number;
   // The primary and its workers (workers: 1: the one process).
   const before = sampleTree(pid);
+  // The snapshot's full GC and its file: taken after the RSS sample (the RSS figures of such a run still differ from a plain run's).
+  await heapSnapshot(pid, 1);
   const payload = Buffer.alloc(bytes, 0x41);
   let held = 0;
   let failed = 0;
@@ -160,6 +185,7 @@ try {
   }
   const after = sampleTree(pid);
   const alive = socks.filter((s) => !s.destroyed).length;
+  await heapSnapshot(pid, 2);
   // BENCH_METRICS=1: one scrape with every client held (its gauges walk the sessions), timed.
   // The first scrape also pays for first use (the code's compilation, the HTTP connection): three, each timed.
   // /healthz beside it: what any request costs on this (shared) machine at that moment.

@@ -61,6 +61,8 @@ export interface ScreenerSpec {
   extra?: Record<string, Record<string, unknown>>;
   /** workers: N (> 1 needs a Redis URL in extra.cache); the start waits for STARTED, after every worker is ready. */
   workers?: number;
+  /** The cli.js to run (default: this build's); another build's, to compare two builds in one sitting. */
+  cli?: string;
 }
 
 export function reservePort(host = '127.0.0.1'): Promise<number> {
@@ -174,7 +176,7 @@ export async function startScreener(spec: ScreenerSpec): Promise<Target> {
   const err = openSync(errFile, 'w');
   const spawnedAt = Date.now();
   const nodeArgs = spec.traceGc ? ['--trace-gc', ...spec.nodeArgs] : spec.nodeArgs;
-  const child = track(spawn(process.execPath, [...nodeArgs, CLI, 'run', '--config', cfgFile], {
+  const child = track(spawn(process.execPath, [...nodeArgs, spec.cli ?? CLI, 'run', '--config', cfgFile], {
     cwd: dir,
     stdio: ['ignore', out, err],
   }));

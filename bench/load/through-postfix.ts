@@ -2,7 +2,7 @@
  * bench/load/through-postfix.ts - the same legitimate load straight to a real Postfix smtpd and
  * through the screener to it, alternated in one run.
  *
- *   npm run bench:postfix -- [--sessions N] [--concurrency C] [--block B] [--paired P] [--out FILE] [--cpu-prof DIR]
+ *   npm run bench:postfix -- [--sessions N] [--concurrency C] [--block B] [--paired P] [--out FILE] [--cpu-prof DIR] [--cli PATH]
  *
  * A private Postfix (test/helpers/postfix.ts) serves two smtpd listeners: plain (the direct
  * path) and XCLIENT (the screener's backend). The screener permits every client by its access
@@ -30,7 +30,7 @@ import { startPostfix } from '../../test/helpers/postfix.js';
 const { values } = parseArgs({
   options: {
     sessions: { type: 'string' }, concurrency: { type: 'string' }, block: { type: 'string' },
-    paired: { type: 'string' }, out: { type: 'string' }, 'cpu-prof': { type: 'string' },
+    paired: { type: 'string' }, out: { type: 'string' }, 'cpu-prof': { type: 'string' }, cli: { type: 'string' },
   },
 });
 const sessions = Number(values.sessions ?? 3000);
@@ -118,6 +118,7 @@ const t = await startScreener({
   backend: { host: '127.0.0.1', port: pf.xclientPort },
   nodeArgs: values['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`], traceGc: false, keepFiles: false,
   extra: { access: { list } },
+  ...(values.cli !== undefined ? { cli: values.cli } : {}),
 });
 try {
   const master = pf.masterPid() as number;

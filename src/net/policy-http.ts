@@ -10,7 +10,18 @@
  * capped by undici's maxResponseSize: a larger one is an error, not a read.
  * This file knows nothing of the reply's meaning (checks/policy-reply.ts).
  */
-import { Pool, errors } from 'undici';
+import type { Pool } from 'undici';
+import { lazyRequire } from '../util/lazy-require.js';
+
+/**
+ * undici, required when the first transport is made: its ~110 modules cost ~20 MB of RSS at
+ * start-up, and only a configuration with policy.url uses them.
+ */
+let undici: typeof import('undici') | null = null;
+function loadUndici(): typeof import('undici') {
+  undici ??= lazyRequire('undici') as typeof import('undici');
+  return undici;
+}
 
 export interface PolicyAnswer {
   readonly status: number;
@@ -41,7 +52,7 @@ export class HttpPolicyTransport implements PolicyTransport {
 
   constructor(target: PolicyTarget, connections: number) {
     this.#path = target.path;
-    this.#pool = new Pool(target.origin, {
+    this.#pool = new (loadUndici().Pool)(target.origin, {
       connections,
       pipelining: 1,
       keepAliveTimeout: 30_000,
@@ -66,7 +77,7 @@ export class HttpPolicyTransport implements PolicyTransport {
     try {
       await this.#pool.close();
     } catch (err) {
-      if (!(err instanceof errors.ClientClosedError)) throw err;
+      if (!(err instanceof loadUndici().errors.ClientClosedError)) throw err;
     }
   }
 }

@@ -22,15 +22,18 @@
  * the backend up (server/backend-health.ts), and at least one DNSBL site is not
  * suspended when sites are configured. JSON bodies, 200 or 503.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { IntervalHistogram } from 'node:perf_hooks';
 import type { Config, HostPort } from '../config/types.js';
 import { ScreenError } from '../util/errors.js';
-import { Metrics, type MetricsSources } from './metrics.js';
+import type { Metrics, MetricsSources } from './metrics.js';
 import type { ServerCtx } from './stress.js';
+
+let httpMod: typeof import('node:http') | undefined;
+let loopDelayMonitor: typeof import('node:perf_hooks').monitorEventLoopDelay | undefined;
 
 export interface AdminOptions extends Omit<MetricsSources, 'ctx'> {
   ctx: ServerCtx;
@@ -113,7 +116,7 @@ export interface Health {
 /** The event loop's delay: the worst of the last full window and the current one. */
 class LoopDelay {
   // A stall shows as one late sample however coarse the timer: 100 ms wakes the loop 10 times a second.
-  readonly #h: IntervalHistogram = monitorEventLoopDelay({ resolution: 100 });
+  readonly #h: IntervalHistogram = (loopDelayMonitor as NonNullable<typeof loopDelayMonitor>)({ resolution: 100 });
   #lastMaxMs = 0;
   readonly #timer: NodeJS.Timeout;
   constructor(windowMs = 10_000) {
@@ -170,6 +173,12 @@ function fmt(h: HostPort): string {
 /** Bind every admin listener; a bind error closes those bound and throws (the start-up fails, START FAILED). */
 export async function startAdmin(o: AdminOptions): Promise<Admin> {
   const ctx = o.ctx;
+  // Loaded here, not at start-up: prom-client and its modules cost ~12 MB of RSS, node:http and
+  // node:perf_hooks ~2 MB more, and most configurations never open an admin listener.
+  const { Metrics } = await import('./metrics.js');
+  httpMod ??= await import('node:http');
+  loopDelayMonitor ??= (await import('node:perf_hooks')).monitorEventLoopDelay;
+  const http = httpMod;
   const metrics = new Metrics({ ...o, ctx });
   const loop = new LoopDelay();
   const isLocal = o.isLocal ?? isLoopback;

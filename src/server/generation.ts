@@ -20,13 +20,13 @@
  * are compiled with them (handoff/backend.ts makeRouting()).
  */
 import { readFileSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import type { Config } from '../config/types.js';
 import { EV, type EventName } from '../log/events.js';
 import type { Emitter } from '../log/emit.js';
 import { ACCESS_FILE, parseAccessList } from '../checks/access.js';
 import { readTextFile } from '../util/read-file.js';
+import { lazyRequire } from '../util/lazy-require.js';
 import { makeReplies } from '../smtp/replies.js';
 import { TestIndex } from '../checks/tests.js';
 import type { Generation, Personality, PersonalityConfig } from '../session/generation.js';
@@ -288,12 +288,12 @@ export function loadTls(config: Config): tls.SecureContext | null {
   const cert = read('tls.cert', certFile);
   const key = read('tls.key', keyFile);
   try {
-    return tls.createSecureContext({ cert, key });
+    return (lazyRequire('node:tls') as typeof tls).createSecureContext({ cert, key });
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     // Which file is at fault: try the certificate alone.
     let bad = 'tls.key';
-    try { new X509Certificate(cert); } catch { bad = 'tls.cert'; }
+    try { new (lazyRequire('node:crypto') as typeof import('node:crypto')).X509Certificate(cert); } catch { bad = 'tls.cert'; }
     throw new ScreenError('SCR_ERR_CONFIG', `${bad}: ${bad === 'tls.cert' ? certFile : keyFile}: cannot use tls.cert and tls.key (${why})`,
       { key: bad, value: bad === 'tls.cert' ? certFile : keyFile });
   }

@@ -17,7 +17,8 @@
  * Names are resolved with getent(1), so users from NSS (LDAP, ...) work too.
  */
 import { accessSync, constants } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import type { execFileSync as ExecFileSync } from 'node:child_process';
+import { lazyRequire } from '../util/lazy-require.js';
 import { dirname } from 'node:path';
 import type { Config } from '../config/types.js';
 import { ScreenError } from '../util/errors.js';
@@ -32,6 +33,7 @@ export interface PrivilegeResult {
 /** A getent(1) database entry split on ":", or null when there is none. */
 function getent(db: 'passwd' | 'group', name: string): string[] | null {
   try {
+    const execFileSync = (lazyRequire('node:child_process') as { execFileSync: typeof ExecFileSync }).execFileSync;
     const out = execFileSync('getent', [db, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
     const line = out.split('\n')[0];
     return line === undefined || line === '' ? null : line.split(':');

@@ -40,7 +40,7 @@ import { logOutput } from '../log/logger.js';
 import { startAdminSocket, type AdminSocket } from './admin-socket.js';
 import { claimSnapshot, releaseSnapshot } from '../cache/owner.js';
 export type { ReloadResult } from './reload.js';
-import { realClock } from '../session/clock.js';
+import { TimerWheel } from '../session/wheel.js';
 import { StressState, noteOpen, stressLimit, watermarks, type ServerCtx } from './stress.js';
 
 export interface ScreenerOptions {
@@ -84,6 +84,9 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const log = opts.logger;
   const counters: Record<string, number> = {};
   const emitter = new Emitter(log, counters);
+  // With an admin listener, its metrics module (loaded only then: server/admin.ts) is loaded before the
+  // generation starts the backend probe, so that startAdmin() attaches the metrics before any probe result.
+  if (config.admin.listen.length > 0) await import('./metrics.js');
   // The generation first: a start-up that fails there leaves no Redis connection behind.
   let made = await makeGeneration(config, emitter);
   const memory = new MemoryStore(config.cache.max_entries);
@@ -97,7 +100,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   const stressMarks = watermarks(stressLimit(config.limits.max_connections, fdLimit), config.stress.enter_at, config.stress.leave_at);
   const ctx: ServerCtx = {
     gen,
-    clock: realClock,
+    // One timer wheel for the sessions' deadlines of a second or more (session/wheel.ts).
+    clock: new TimerWheel(),
     connect,
     log,
     store,

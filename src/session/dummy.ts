@@ -20,7 +20,8 @@
  * completes the deep tests session/handoff.ts replayHandoff() may take the
  * connection; when that falls back, resumeDummy() hands it back here.
  */
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { lazyRequire } from '../util/lazy-require.js';
 import { DummyEngine, type EngineOutput, type Envelope } from '../smtp/dummy-engine.js';
 import { LineReader, type LineSink } from '../smtp/line-reader.js';
 import { EV, type EventName } from '../log/events.js';
@@ -154,18 +155,20 @@ export function enterDummy(s: Session): void {
     },
     port,
   );
-  dummySinks.set(s, port);
   s.socket.on('data', onDummyData);
   s.socket.resume();
   armCommandTimer(s);
   if (early !== null) s.reader.feed(early, port);
 }
 
-const dummySinks = new WeakMap<Session, DummyPort>();
+/** The session's DummyPort: the engine's output (no table beside the session to find it). */
+function portOf(s: Session): DummyPort | undefined {
+  return (s.engine?.output as DummyPort | undefined) ?? undefined;
+}
 
 /** policy.at_rcpt: the service answered (run null: it has no say); the engine answers the RCPT and the session reads on. */
 function _policyAnswered(s: Session, run: PolicyRun | null, helo: string, from: string, to: string): void {
-  const port = dummySinks.get(s);
+  const port = portOf(s);
   port?.answered();
   const policy = s.gen.policy;
   if (s.closed || s.engine === null || s.reader === null || policy === null || port === undefined) return;
@@ -203,7 +206,7 @@ function markDummyOnly(s: Session): void {
 function _onDummyData(this: ScreenSocket, chunk: Buffer): void {
   const s = this[kSession];
   if (s === undefined || s.closed || s.reader === null) return;
-  const sink = dummySinks.get(s);
+  const sink = portOf(s);
   if (sink !== undefined) s.reader.feed(chunk, sink);
 }
 
@@ -217,7 +220,7 @@ export function resumeDummy(s: Session): void {
   markDummyOnly(s); // a fallback is not retried
   s.engine.refuseHandedRcpt();
   if (s.closed) return;
-  readAgain(s, dummySinks.get(s));
+  readAgain(s, portOf(s));
 }
 
 function armCommandTimer(s: Session): void {
@@ -253,7 +256,8 @@ function upgrade(s: Session): void {
   s.reader?.reset();
   // Bytes the raw socket buffered after STARTTLS would be fed to the TLS layer: drop them.
   while (s.socket.read() !== null);
-  const sec = new tls.TLSSocket(s.socket, { isServer: true, secureContext }) as ScreenSocket;
+  // node:tls is loaded at the first STARTTLS (util/lazy-require.ts).
+  const sec = new (lazyRequire('node:tls') as typeof tls).TLSSocket(s.socket, { isServer: true, secureContext }) as ScreenSocket;
   sec[kSession] = s;
   s.io = sec;
   s.tls = true;

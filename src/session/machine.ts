@@ -56,7 +56,10 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
   ctx.sessions.add(s);
   socket.on('close', onClientClose);
   socket.on('end', onClientEnd);
-  s.event(EV.CONNECT, { local: socket.localAddress, local_port: socket.localPort });
+  // socket.localAddress makes Node keep the local address (an object and a string, ~90 B per
+  // held connection): read only when the line is written.
+  if (ctx.emitter.enabled(EV.CONNECT)) s.event(EV.CONNECT, { local: socket.localAddress, local_port: socket.localPort });
+  else s.event(EV.CONNECT);
 
   // 1. Permanent access list (first match wins) and 2. the verdict cache: session/verdict.ts atAccept().
   // access.spf's permits come after the access list (whose dunno also stops the search).

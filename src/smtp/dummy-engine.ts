@@ -171,8 +171,28 @@ function sameWord(line: Buffer, start: number, word: string): boolean {
   return true;
 }
 
+/**
+ * stripCrlf(reply), the same string for the same reply: every session refused with the shared 550
+ * shares its log text instead of holding a slice of its own.
+ */
+const NO_RCPTS: readonly string[] = Object.freeze([]);
+let lastReply = '';
+let lastLogText = '';
+function logText(reply: string): string {
+  if (reply !== lastReply) {
+    lastReply = reply;
+    lastLogText = stripCrlf(reply);
+  }
+  return lastLogText;
+}
+
 export class DummyEngine {
-  readonly #opts: EngineOptions;
+  // The options the engine reads after its constructor, copied: the options object itself is not
+  // kept (~100 B per held session).
+  readonly #countLimit: number;
+  readonly #keepEnvelope: boolean;
+  readonly #tls: boolean;
+  readonly #ehlo: { plain: string; tls: string } | null;
   readonly #out: EngineOutput;
   readonly #r: Replies;
   #helo: string | null = null;
@@ -190,7 +210,11 @@ export class DummyEngine {
   /** Error replies sent (hard error limit). */
   errors = 0;
   /** Recipients of the current transaction (escaped), cleared by HELO/EHLO/RSET/MAIL. */
-  readonly rcpts: string[] = [];
+  get rcpts(): readonly string[] {
+    return this.#rcpts ?? NO_RCPTS;
+  }
+  /** Made at the first RCPT: most held sessions never send one. */
+  #rcpts: string[] | null = null;
   commands = 0;
   closed = false;
   /** STARTTLS accepted: the rest of the session is inside TLS. */
@@ -203,18 +227,23 @@ export class DummyEngine {
   #handedTo: string | null = null;
 
   constructor(opts: EngineOptions, out: EngineOutput) {
-    this.#opts = opts;
+    this.#countLimit = opts.commandCountLimit;
+    this.#keepEnvelope = opts.keepEnvelope === true;
+    this.#tls = opts.tls === true;
+    this.#ehlo = opts.ehlo ?? null;
     this.#out = out;
     this.#r = opts.replies;
     this.#rcptReply = opts.rejectReply ?? opts.replies.deferRcpt;
-    this.#rcptReplyLog = stripCrlf(this.#rcptReply);
+    this.#rcptReplyLog = logText(this.#rcptReply);
     this.#reason = opts.rejectReason;
     this.#enforced = opts.rejectReply !== null;
     this.#deep = opts.deep ?? null;
     this.#errorLimit = opts.hardErrorLimit ?? 0;
   }
 
-  get helo(): string | null { return this.#helo; }
+  /** The output the engine was made with (session/dummy.ts finds its session's port through it). */
+  get output(): EngineOutput { return this.#out; }
+    get helo(): string | null { return this.#helo; }
   get mailFrom(): string | null { return this.#mailFrom; }
   /** 'ESMTP' after EHLO (never downgraded by a later HELO, as postscreen). */
   get protocol(): 'SMTP' | 'ESMTP' { return this.#protocol; }
@@ -225,7 +254,7 @@ export class DummyEngine {
   setRejectReply(reply: string, reason: string): void {
     this.#enforced = true;
     this.#rcptReply = reply;
-    this.#rcptReplyLog = stripCrlf(reply);
+    this.#rcptReplyLog = logText(reply);
     this.#reason = reason;
   }
 
@@ -274,8 +303,8 @@ export class DummyEngine {
     const deep = this.#deep;
     if (deep !== null && deep.todo !== 0 &&
       this.#deepTests(deep, cmd, name, savedWhere, line, verbStart, argStart, bareLf, buffered)) return;
-    if (++this.commands > this.#opts.commandCountLimit && cmd !== C_QUIT) {
-      this.#out.event(EV.COMMAND_COUNT_LIMIT, { after: savedWhere, count: this.commands, limit: this.#opts.commandCountLimit });
+    if (++this.commands > this.#countLimit && cmd !== C_QUIT) {
+      this.#out.event(EV.COMMAND_COUNT_LIMIT, { after: savedWhere, count: this.commands, limit: this.#countLimit });
       this.#finish(this.#r.tooManyCommands);
       return;
     }
@@ -347,14 +376,14 @@ export class DummyEngine {
         let wordEnd = word;
         while (wordEnd < end && line[wordEnd] !== SP) wordEnd++;
         this.#helo = escapeClientText(line.subarray(word, wordEnd), MAX_KEPT);
-        if (this.#opts.keepEnvelope === true) {
+        if (this.#keepEnvelope) {
           this.#heloLine = Buffer.from(line);
           this.#heloName = this.#heloLine.subarray(word, wordEnd);
         }
         this.#endTransaction();
         if (cmd === C_EHLO) this.#protocol = 'ESMTP';
-        const ehlo = this.#opts.ehlo;
-        this.#reply(cmd === C_HELO ? r.helo : this.#opts.tls === true && !this.tlsActive ? ehlo?.tls ?? r.ehloTls : ehlo?.plain ?? r.ehlo);
+        const ehlo = this.#ehlo;
+        this.#reply(cmd === C_HELO ? r.helo : this.#tls && !this.tlsActive ? ehlo?.tls ?? r.ehloTls : ehlo?.plain ?? r.ehlo);
         return;
       }
       case C_MAIL: {
@@ -369,7 +398,7 @@ export class DummyEngine {
         }
         this.#endTransaction();
         this.#mailFrom = extractAddress(line, colon + 1, end, MAX_KEPT);
-        if (this.#opts.keepEnvelope === true) this.#mailLine = Buffer.from(line);
+        if (this.#keepEnvelope) this.#mailLine = Buffer.from(line);
         this.#reply(r.mailOk);
         return;
       }
@@ -384,7 +413,7 @@ export class DummyEngine {
           return;
         }
         const to = extractAddress(line, colon + 1, end, MAX_KEPT);
-        this.rcpts.push(to);
+        (this.#rcpts ??= []).push(to);
         if (this.#mailLine !== null && !this.#enforced && this.#deep !== null && this.#deep.todo !== 0 &&
           this.#deep.complete && this.#out.handover !== undefined) {
           this.#handedTo = to;
@@ -420,7 +449,7 @@ export class DummyEngine {
         this.#finish(r.bye);
         return;
       case C_STARTTLS:
-        if (this.#opts.tls !== true) this.#reply(r.notImplemented);
+        if (!this.#tls) this.#reply(r.notImplemented);
         else if (this.tlsActive) this.#reply(r.tlsActive);
         else if (nextWord(line, argStart, end) >= 0) this.#reply(r.startTlsSyntax);
         else {
@@ -499,7 +528,7 @@ export class DummyEngine {
   #endTransaction(): void {
     this.#mailFrom = null;
     this.#mailLine = null;
-    this.rcpts.length = 0;
+    if (this.#rcpts !== null) this.#rcpts.length = 0;
   }
 
   /** Send the last reply and close; later input is ignored. */
