@@ -10,7 +10,7 @@
  * reported as such and killed by PID when the fleet stops.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { countEstablished, countFds, cpuPct, round, sampleProc, type ProcSample } from './proc.js';
+import { childPids, countEstablished, countFds, cpuPct, round, sampleProc, sampleTree, type ProcSample } from './proc.js';
 import { stopChild, track } from './server.js';
 import type { HostPort, LabelStats, OpenCmd, PlanEntry, TimeCmd, WorkerMsg, XferCmd, ZombieCounts, ZombieKind } from './protocol.js';
 
@@ -240,10 +240,11 @@ export interface Measure {
   established: number;
 }
 
+/** measure - the server now: its process and its children (a primary's workers) summed, and the connections to target. */
 export function measure(pid: number | null, target: HostPort): Measure {
   return {
-    sample: pid === null ? null : sampleProc(pid),
-    fds: pid === null ? -1 : countFds(pid),
+    sample: pid === null ? null : sampleTree(pid),
+    fds: pid === null ? -1 : [pid, ...childPids(pid)].reduce((n, p) => n + Math.max(0, countFds(p)), 0),
     established: countEstablished(target.host, target.port),
   };
 }
@@ -260,9 +261,9 @@ export class Sampler {
 
   start(): void {
     if (this.pid === null) return;
-    this.#last = sampleProc(this.pid);
+    this.#last = sampleTree(this.pid);
     this.#timer = setInterval(() => {
-      const s = sampleProc(this.pid as number);
+      const s = sampleTree(this.pid as number);
       if (s === null || this.#last === null) return;
       this.points.push({ t_s: round((s.at - this.#t0) / 1000, 1), cpu_pct: round(cpuPct(this.#last, s), 1), rss_kb: s.rssKb, fds: countFds(this.pid as number) });
       this.#last = s;

@@ -38,6 +38,8 @@ export interface Options {
   minWorkers: number;
   concurrency: number;
   maxConnections: number;
+  /** The screener's `workers` (> 1: a private redis-server as the store; figures summed over the processes). */
+  screenerWorkers: number;
   logLevel: string;
   backend: 'sink' | 'process';
   serverNodeArgs: string[];
@@ -101,6 +103,9 @@ export function usage(): string {
                        zombies held, for the latency chart (default 4; 1 = off)
   --concurrency C      legit: cached/direct clients timed at a time (default 1)
   --max-connections N  screener limits.max_connections (default 19500)
+  --screener-workers W the screener runs W workers (a primary and W processes; a private
+                       redis-server is their store); server figures are summed over all of
+                       them (default 1: one process, as before)
   --log-level L        screener log.level (default warn)
   --backend sink|process  screener backend: the built-in sink in the screener's
                        process (default) or the sink in its own process (as a real smtpd)
@@ -163,7 +168,7 @@ export function parseOptions(argv: string[]): Options & { help: boolean } {
       duration: { type: 'string' }, hold: { type: 'string' }, 'greet-wait': { type: 'string' },
       'idle-wait': { type: 'string' }, action: { type: 'string' }, rate: { type: 'string' },
       pending: { type: 'string' }, 'per-worker': { type: 'string' }, workers: { type: 'string' },
-      concurrency: { type: 'string' }, 'max-connections': { type: 'string' }, 'log-level': { type: 'string' },
+      concurrency: { type: 'string' }, 'max-connections': { type: 'string' }, 'screener-workers': { type: 'string' }, 'log-level': { type: 'string' },
       backend: { type: 'string' }, 'server-node-args': { type: 'string' }, target: { type: 'string' },
       'target-pid': { type: 'string' }, direct: { type: 'string' }, 'addr-base': { type: 'string' },
       'no-gc-trace': { type: 'boolean' }, out: { type: 'string' }, keep: { type: 'boolean' }, quiet: { type: 'boolean' },
@@ -219,6 +224,7 @@ export function parseOptions(argv: string[]): Options & { help: boolean } {
     minWorkers: int('--workers', v.workers, 1, 1),
     concurrency: int('--concurrency', v.concurrency, 1, 1),
     maxConnections: int('--max-connections', v['max-connections'], 19_500, 1),
+    screenerWorkers: int('--screener-workers', v['screener-workers'], 1, 1),
     logLevel: v['log-level'] ?? 'warn',
     backend,
     serverNodeArgs: (v['server-node-args'] ?? '').split(/\s+/).filter((x) => x !== ''),

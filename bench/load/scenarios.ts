@@ -24,6 +24,7 @@ import { gcEvents, logStats, sleep, startScreener, startSinkProcess, type SinkPr
 import type { Options, Scenario } from './options.js';
 import type { HostPort } from './protocol.js';
 import { startFloor } from './floor.js';
+import { startRedis } from '../../test/helpers/redis.js';
 
 export interface Env {
   opts: Options;
@@ -97,12 +98,18 @@ export async function targetFor(env: Env, greetWaitMs: number, action: 'enforce'
     log(`floor pid ${f.pid} on ${f.listen.host}:${f.listen.port} (${backend === null ? `hold, greet wait ${greetWaitMs} ms` : 'splice'})`);
     return { listen: f.listen, pid: f.pid, backend: backend === null ? 'none' : `${backend.host}:${backend.port}`, logFile: null, spawnedAt: Date.now(), stop: f.stop };
   }
+  // More than one worker needs the shared store (config/refusals.ts): a private redis-server, stopped with the screener.
+  const redis = o.screenerWorkers > 1 ? await startRedis() : null;
   const t = await startScreener({
     greetWaitMs, action, maxConnections: o.maxConnections, commandTimeMs: holdMs, logLevel: o.logLevel,
-    backend, nodeArgs: o.serverNodeArgs, traceGc: o.traceGc, keepFiles: o.keep, extra,
+    backend, nodeArgs: o.serverNodeArgs, traceGc: o.traceGc, keepFiles: o.keep,
+    extra: redis === null ? extra : { ...extra, cache: { ...extra['cache'], store: 'redis', redis: { url: redis.url, prefix: 'load:' } } },
+    ...(o.screenerWorkers > 1 ? { workers: o.screenerWorkers } : {}),
   });
-  log(`screener pid ${t.pid} on ${t.listen.host}:${t.listen.port}, backend ${t.backend}, greet wait ${greetWaitMs} ms, log ${o.logLevel}`);
-  return t;
+  log(`screener pid ${t.pid} on ${t.listen.host}:${t.listen.port}, backend ${t.backend}, greet wait ${greetWaitMs} ms, log ${o.logLevel}` +
+    `${redis === null ? '' : `, ${o.screenerWorkers} workers on redis ${redis.url}`}`);
+  if (redis === null) return t;
+  return { ...t, stop: async () => { await t.stop(); await redis.stop(); } };
 }
 
 /** settle - wait until the server holds at most `fds` descriptors again (bounded). */
