@@ -238,3 +238,27 @@ test('line-reader property: buffered = chunk length - end of the line in it, for
     { numRuns: 1000 },
   );
 });
+
+test('line-reader: long lines split across many chunks come out whole (the partial-line buffer grows to the bound)', () => {
+  const max = 4096;
+  const reader = new LineReader(max);
+  const sink = recorder();
+  const lines = [300, 1000, 700, 4094, 10, 2500].map((n, k) => Buffer.alloc(n, 0x61 + k).toString('latin1'));
+  // Each line in 97-byte pieces, so every line but the shortest is assembled from several chunks.
+  const data = Buffer.from(lines.map((l) => `${l}\r\n`).join(''), 'latin1');
+  for (let at = 0; at < data.length; at += 97) reader.feed(data.subarray(at, at + 97), sink);
+  assert.deepEqual(sink.events.map((e) => ('line' in e ? e.line.length : -1)), lines.map((l) => l.length));
+  assert.deepEqual(sink.events, lines.map((line) => ({ line, bareLf: false })));
+  // A partial line of 4000 bytes waits whole, then a 4096-byte line (CRLF included) still fits.
+  reader.feed(Buffer.alloc(4000, 0x7a), sink);
+  assert.equal(reader.pendingLength, 4000);
+  reader.feed(Buffer.from(`${'y'.repeat(94)}\r\n`), sink);
+  assert.deepEqual(sink.events.at(-1), { line: 'z'.repeat(4000) + 'y'.repeat(94), bareLf: false });
+});
+
+test('line-reader: the constructor error names the bad bound', () => {
+  for (const bad of [0, -1, 2.5, Number.NaN]) {
+    assert.throws(() => new LineReader(bad), { name: 'RangeError', message: `LineReader: maxLength must be a positive integer, got ${String(bad)}` });
+  }
+  assert.equal(new LineReader(1).maxLength, 1);
+});
