@@ -213,6 +213,9 @@ test('line-reader: buffered counts the bytes after the line in its chunk; rest()
     ['QUIT', 0, ''],
   ]);
   assert.equal(reader.rest().length, 0, 'empty outside a callback');
+  reader.feed(Buffer.from('NOOP\r\nMAIL'), sink);
+  assert.deepEqual(seen.at(-1), ['NOOP', 4, 'MAIL']);
+  assert.equal(reader.rest().length, 0, 'empty after the feed, though the last line had bytes after it');
 });
 
 test('line-reader property: buffered = chunk length - end of the line in it, for every chunking', () => {
