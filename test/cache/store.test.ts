@@ -35,6 +35,9 @@ test('record text: version 1, fields separated by ";", 0 for never passed, negat
   assert.deepEqual([...(decodeRecord(text) as Float64Array)], [...(r as Float64Array)]);
   assert.equal(encodeRecord([]), '1:');
   assert.equal(encodeRecord([0, 5]), '1:0;5');
+  // A newer writer's extra fields are ignored unread, whatever they hold.
+  const newer = decodeRecord(`1:${'7;'.repeat(TEST_COUNT)}x;;-`);
+  assert.deepEqual([...(newer as Float64Array)], Array(TEST_COUNT).fill(7));
 });
 
 test('record text: a field is at most 15 digits; errors name the field and keep only a bounded piece of the input', () => {
@@ -69,4 +72,5 @@ test('allPassed: a pass counts while it is later than now; a missing row is no p
   assert.equal(allPassed(r, [TestIndex.pregreet], NOW + 1), false);
   assert.equal(allPassed([NOW + 1], [0, 5], NOW), false, 'row 5 absent from a short record');
   assert.equal(allPassed([NOW + 1, NOW + 1], [0, 1], NOW), true);
+  assert.equal(allPassed(r, [], NOW), false, 'no enabled test: nothing to be an old client for');
 });
