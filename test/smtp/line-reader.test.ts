@@ -97,7 +97,9 @@ for (const c of cases) {
 
 test('line-reader: a line inside one chunk is a view of it (no copy)', () => {
   const reader = new LineReader(100);
-  const chunk = Buffer.from('NOOP\r\nQUIT\r\n');
+  // Buffer.alloc is never from the shared pool: a copy cannot share the chunk's ArrayBuffer by chance.
+  const chunk = Buffer.alloc(12);
+  chunk.write('NOOP\r\nQUIT\r\n', 'latin1');
   const seen: Buffer[] = [];
   reader.feed(chunk, { onLine: (l) => seen.push(l), onOverlong: () => assert.fail('not overlong') });
   assert.equal(seen.length, 2);
@@ -264,4 +266,17 @@ test('line-reader: the constructor error names the bad bound', () => {
     assert.throws(() => new LineReader(bad), { name: 'RangeError', message: `LineReader: maxLength must be a positive integer, got ${String(bad)}` });
   }
   assert.equal(new LineReader(1).maxLength, 1);
+});
+
+test('line-reader: a partial line longer than the first buffer arrives whole in one chunk; stopped reports stop() and reset()', () => {
+  const reader = new LineReader(1000);
+  const sink = recorder();
+  reader.feed(Buffer.alloc(600, 0x71), sink);
+  reader.feed(Buffer.from('\r\n'), sink);
+  assert.deepEqual(sink.events, [{ line: 'q'.repeat(600), bareLf: false }]);
+  assert.equal(reader.stopped, false);
+  reader.stop();
+  assert.equal(reader.stopped, true);
+  reader.reset();
+  assert.equal(reader.stopped, false);
 });
