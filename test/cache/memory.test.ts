@@ -37,3 +37,41 @@ test('MemoryStore(1,000,000): nothing preallocated at construction (lru-cache wi
   m.set('a', rec(1));
   assert.equal(m.size, 1);
 });
+
+test('MemoryStore.observe: greylisting per network under "net:<CIDR>", the state kept in the greylist row', () => {
+  const m = new MemoryStore(10);
+  const o = { minDelayMs: 300_000, maxDelayMs: 3_600_000, ttlMs: 86_400_000 };
+  const T = 1_800_000_000_000;
+  assert.deepEqual(m.observe('192.0.2.0/24', T, o), { verdict: 'defer', state: -T, reason: 'new' });
+  assert.equal(m.get('net:192.0.2.0/24')?.[TestIndex.greylist], -T, 'first seen, stored negative');
+  assert.equal(m.get('192.0.2.0/24'), undefined, 'not under the bare network text');
+  assert.deepEqual(m.observe('192.0.2.0/24', T + 60_000, o), { verdict: 'defer', state: -T, reason: 'early', waitMs: 240_000 });
+  assert.equal(m.get('net:192.0.2.0/24')?.[TestIndex.greylist], -T, 'an early retry keeps the first-seen time');
+  assert.deepEqual(m.observe('192.0.2.0/24', T + 300_000, o), { verdict: 'pass', state: T + 300_000 + 86_400_000, reason: 'retry', delayMs: 300_000 });
+  assert.equal(m.get('net:192.0.2.0/24')?.[TestIndex.greylist], T + 300_000 + 86_400_000, 'passed until');
+  assert.deepEqual(m.observe('192.0.2.0/24', T + 400_000, o), { verdict: 'pass', state: T + 300_000 + 86_400_000, reason: 'passed', delayMs: 0 });
+  // Other networks are independent; the rest of a record stored under the key is kept.
+  assert.equal(m.observe('198.51.100.0/24', T + 400_000, o).reason, 'new');
+  m.set('net:203.0.113.0/24', rec(T + 5));
+  m.observe('203.0.113.0/24', T, o);
+  const r = m.get('net:203.0.113.0/24');
+  assert.equal(r?.[TestIndex.greylist], -T);
+  assert.equal(r?.[TestIndex.pregreet], T + 5, 'the other rows are kept');
+  assert.equal(m.size, 3);
+});
+
+test('MemoryStore: delete, entries, and a bound below 1 still keeps one entry', () => {
+  const m = new MemoryStore(5);
+  m.set('a', rec(1));
+  m.set('b', rec(2));
+  assert.deepEqual([...m.entries()].map(([k, v]) => [k, v[TestIndex.pregreet]]).sort(), [['a', 1], ['b', 2]]);
+  m.delete('a');
+  assert.equal(m.get('a'), undefined);
+  assert.equal(m.size, 1);
+  const z = new MemoryStore(0);
+  z.set('x', rec(1));
+  assert.equal(z.get('x')?.[TestIndex.pregreet], 1);
+  z.set('y', rec(2));
+  assert.equal(z.size, 1);
+  assert.equal(z.get('x'), undefined);
+});

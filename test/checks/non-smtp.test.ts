@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { ForbiddenCommands, isHeaderName, isValidUtf8, nonSmtpCommand, nonSmtpFields } from '../../src/checks/non-smtp.js';
 import { pipelined, pipeliningFields } from '../../src/checks/pipelining.js';
 import { bareNewline, bareNewlineFields } from '../../src/checks/bare-newline.js';
-import { DEEP_BIT, DeepTests, type DeepOptions } from '../../src/checks/deep.js';
+import { DEEP_BIT, DEEP_TESTS, DeepTests, type DeepOptions } from '../../src/checks/deep.js';
 
 const FORBIDDEN = new ForbiddenCommands(['CONNECT', 'GET', 'POST']);
 
@@ -138,4 +138,27 @@ test('DeepTests: due until failed once; rcpt passes what has not failed; ignore 
 
 test('DeepTests: todo is masked to the three tests', () => {
   assert.equal(new DeepTests(OPTS, 0xff).todo, 7);
+});
+
+test('DeepTests: shadow counts as ignore (a short pass) and is marked shadowed; drop fails like enforce', () => {
+  const opts: DeepOptions = { ...OPTS, pipelining: { enable: true, action: 'shadow', ttl: 1000, would: 'drop' } };
+  const d = new DeepTests(opts, 7);
+  assert.deepEqual(DEEP_TESTS.map((id) => d.due(id)), [true, true, true]);
+  assert.equal(d.fail('pipelining'), 'shadow');
+  assert.deepEqual([d.passed, d.ignored, d.shadowed, d.failed], [DEEP_BIT.pipelining, DEEP_BIT.pipelining, DEEP_BIT.pipelining, 0]);
+  assert.equal(d.passUntil('pipelining', 100), 110, 'the short TTL, as ignore');
+  assert.equal(d.fail('bare_newline'), 'ignore');
+  assert.equal(d.shadowed, DEEP_BIT.pipelining, 'ignore is not shadow');
+  assert.equal(d.ignored, DEEP_BIT.pipelining | DEEP_BIT.bare_newline);
+  d.rcpt();
+  assert.equal(d.complete, true, 'shadow and ignore failures still complete the session');
+  assert.equal(d.passUntil('non_smtp', 100), 2100, 'passed at RCPT: its own TTL');
+  assert.equal(d.fail('non_smtp'), 'drop');
+  assert.deepEqual([d.failed, d.passed & DEEP_BIT.non_smtp, d.complete], [DEEP_BIT.non_smtp, 0, false]);
+  assert.deepEqual(DEEP_TESTS.map((id) => d.due(id)), [false, false, false], 'each failed once: none is tested again');
+  const none = new DeepTests(OPTS, 0);
+  assert.equal(none.complete, true, 'nothing due, nothing failed');
+  assert.equal(none.passUntil('pipelining', 100), 0);
+  none.rcpt();
+  assert.equal(none.passed, 0, 'RCPT passes only due tests');
 });

@@ -206,3 +206,80 @@ test('property: arbitrary and mutated bytes only return or throw ScreenError', (
     decodesOrThrowsScreenError(buf, allow);
   }), { numRuns: 10000 });
 });
+
+test('error text: the reason, then the offending field when there is one (the listener logs it as the failure reason)', () => {
+  const text = (input: Buffer): string => {
+    try {
+      decodeProxyHeader(input, 'any');
+    } catch (err) {
+      assert.ok(err instanceof ScreenError);
+      return err.message;
+    }
+    return assert.fail('no error');
+  };
+  assert.equal(text(Buffer.from('EHLO x\r\n')), 'PROXY header: bad signature');
+  assert.equal(text(Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 65536 25\r\n')), 'PROXY header: bad port: 65536');
+  assert.equal(text(Buffer.from('PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n')), 'PROXY header: v1 bad protocol: UDP4');
+  assert.equal(text(v2('21', '31', '00'.repeat(216))), 'PROXY header: v2 unsupported family: family 3 transport 1');
+  assert.equal(text(hex(`${SIG}2111 0401`)), 'PROXY header: v2 length too large: 1025');
+});
+
+test('decode edges: printable bytes, port digits, the v2 length cap, v4-mapped detection, an empty last TLV', () => {
+  const done = (input: Buffer, header: ProxyHeader, maxV2?: number): void => {
+    assert.deepEqual(decodeProxyHeader(input, 'any', maxV2), { status: 'done', consumed: input.length, header }, input.toString('latin1'));
+  };
+  const reason = (input: Buffer, want: string, maxV2?: number): void => {
+    assert.throws(() => decodeProxyHeader(input, 'any', maxV2), (err: unknown) => err instanceof ScreenError && err.details['reason'] === want, `${input.toString('hex')}: ${want}`);
+  };
+  const unknown1: ProxyHeader = { version: 1, command: 'PROXY', family: 'UNKNOWN' };
+  // Space (0x20) and '~' (0x7e) are the ends of the printable range a v1 line may hold; DEL (0x7f) and 0x1f are not.
+  done(Buffer.from('PROXY UNKNOWN ~ ~\r\n'), unknown1);
+  reason(Buffer.from('PROXY UNKNOWN \x7f\r\n', 'latin1'), 'v1 bad character');
+  reason(Buffer.from('PROXY UNKNOWN \x1f\r\n', 'latin1'), 'v1 bad character');
+  // Ports: 1 to 5 decimal digits, at most 65535.
+  const tcp4 = (ports: string): Buffer => Buffer.from(`PROXY TCP4 192.0.2.1 198.51.100.2 ${ports}\r\n`);
+  const h4 = (srcPort: number, dstPort: number): ProxyHeader => ({ version: 1, command: 'PROXY', family: 'TCP4', srcAddr: '192.0.2.1', dstAddr: '198.51.100.2', srcPort, dstPort });
+  done(tcp4('0 65535'), h4(0, 65535));
+  done(tcp4('09 00025'), h4(9, 25));
+  for (const bad of ['1 ', '000025 25', '1/ 25', '1: 25', '25 2a']) reason(tcp4(bad), 'bad port');
+  // v2: the length field may be exactly the cap, not one more; the cap can be lowered.
+  const local = (len: number): Buffer => v2('20', '00', '00'.repeat(len));
+  const localHeader: ProxyHeader = { version: 2, command: 'LOCAL', family: 'UNKNOWN' };
+  done(local(1024), localHeader);
+  reason(local(1025), 'v2 length too large');
+  done(local(12), localHeader, 12);
+  reason(local(13), 'v2 length too large', 12);
+  // v4-mapped only when the first 80 bits are zero and the next 16 are ones.
+  const six = (src: string): Buffer => v2('21', '21', `${src} 00000000000000000000000000000001 0019 0019`);
+  const h6 = (srcAddr: string): ProxyHeader => ({ version: 2, command: 'PROXY', family: 'TCP6', srcAddr, dstAddr: '::1', srcPort: 25, dstPort: 25 });
+  done(six('00000000000000000000ffff0a000001'), h6('10.0.0.1'));
+  done(six('2001 0db8 0000 0000 0000 ffff 0a00 0001'.replace(/ /g, '')), h6('2001:db8::ffff:a00:1'));
+  done(six('0000 0000 0001 0000 0000 ffff 0a00 0001'.replace(/ /g, '')), h6('::1:0:0:ffff:a00:1'));
+  done(six('00000000000000000000000000000001'), h6('::1'));
+  // TLVs: an empty TLV may end the block exactly; one byte less is a cut TLV header.
+  const v4 = 'c0000201 c6336402 0019 0019';
+  const h2: ProxyHeader = { version: 2, command: 'PROXY', family: 'TCP4', srcAddr: '192.0.2.1', dstAddr: '198.51.100.2', srcPort: 25, dstPort: 25 };
+  done(v2('21', '11', `${v4} 04 0000`), h2);
+  done(v2('21', '11', `${v4} 01 0002 6832 04 0000`), h2);
+  reason(v2('21', '11', `${v4} 04 0001`), 'v2 bad TLV');
+  reason(v2('21', '11', `${v4} 04`), 'v2 bad TLV');
+});
+
+test('encode edges: a bad destination address or port, port bounds, a full IPv6 destination', () => {
+  const ok = { addr: '192.0.2.1', port: 25 };
+  for (const bad of [{ addr: 'x', port: 1 }, { addr: '', port: 1 }, { addr: '1.2.3.4', port: -1 }, { addr: '1.2.3.4', port: 65536 }, { addr: '1.2.3.4', port: Number.NaN }]) {
+    for (const enc of [encodeProxyV1, encodeProxyV2]) {
+      assert.throws(() => enc(ok, bad), { code: 'SCR_ERR_PROXY' }, `dst ${JSON.stringify(bad)}`);
+      assert.throws(() => enc(bad, ok), { code: 'SCR_ERR_PROXY' }, `src ${JSON.stringify(bad)}`);
+    }
+  }
+  assert.throws(() => encodeProxyV1(ok, { addr: 'x', port: 1 }), { message: 'PROXY header: bad address: x' });
+  assert.throws(() => encodeProxyV2({ addr: '1.2.3', port: 1 }, ok), (err: unknown) => err instanceof ScreenError && err.details['reason'] === 'bad address' && err.message === 'PROXY header: bad address: 1.2.3');
+  assert.throws(() => encodeProxyV2(ok, { addr: '1.2.3.4', port: 65536 }), (err: unknown) => err instanceof ScreenError && err.details['reason'] === 'bad port');
+  assert.throws(() => encodeProxyV1(ok, { addr: '1.2.3.4', port: -1 }), { message: 'PROXY header: bad port: -1' });
+  assert.equal(encodeProxyV1({ addr: '192.0.2.1', port: 0 }, { addr: '192.0.2.2', port: 65535 }).toString('latin1'), 'PROXY TCP4 192.0.2.1 192.0.2.2 0 65535\r\n');
+  const src = { addr: '2001:db8::1', port: 1 };
+  const dst = { addr: '2001:db8:1:2:3:4:5:6', port: 2 };
+  assert.equal(encodeProxyV1(src, dst).toString('latin1'), 'PROXY TCP6 2001:db8::1 2001:db8:1:2:3:4:5:6 1 2\r\n');
+  assert.equal(encodeProxyV2(src, dst).toString('hex'), hex(`${SIG}21210024 20010db8000000000000000000000001 20010db8000100020003000400050006 0001 0002`).toString('hex'));
+});

@@ -724,3 +724,87 @@ test('dummy-engine handover property: random input, takes and refusals: one offe
     { numRuns: 1000 },
   );
 });
+
+/** An engine whose out.askRcpt asks (true) or declines (false); the asks are recorded. */
+function policySession(ask: boolean, opts: Partial<EngineOptions> = {}): { e: DummyEngine; h: Harness; asks: string[][] } {
+  const h = harness();
+  const asks: string[][] = [];
+  const out: EngineOutput = {
+    send: (t) => h.send(t), close: () => h.close(), event: (n, f) => h.event(n, f),
+    askRcpt(helo, from, to) {
+      asks.push([helo, from, to]);
+      return ask;
+    },
+  };
+  const e = new DummyEngine({ replies: R, rejectReply: null, rejectReason: 'test', commandCountLimit: 20, ...opts }, out);
+  return { e, h, asks };
+}
+
+const POLICY_550 = '550 5.7.1 <c@d>: Recipient address rejected: policy says no\r\n';
+
+test('dummy-engine policy at RCPT: the RCPT is held until answerRcpt; the service\'s reply is sent and logged with reason policy', () => {
+  const { e, h, asks } = policySession(true);
+  say(e, 'EHLO client.example');
+  say(e, 'MAIL FROM:<a@b>');
+  say(e, 'RCPT TO:<c@d>');
+  assert.deepEqual(asks, [['client.example', 'a@b', 'c@d']]);
+  assert.equal(h.sent.length, 2, 'EHLO and MAIL answered, the RCPT waits for the service');
+  say(e, 'NOOP');
+  assert.equal(h.sent.length, 2, 'input while the service is asked is ignored');
+  e.answerRcpt(POLICY_550);
+  assert.equal(h.sent.at(-1), POLICY_550);
+  assert.deepEqual(h.events, [{ name: EV.NOQUEUE, fields: {
+    reply: stripCrlf(POLICY_550), helo: 'client.example', from: 'a@b', to: 'c@d', proto: 'ESMTP', reason: 'policy',
+  } }]);
+  assert.equal(e.errors, 1, 'the service\'s 550 counts as an error reply');
+  e.answerRcpt(POLICY_550);
+  assert.equal(h.sent.length, 3, 'a second answer sends nothing');
+  say(e, 'QUIT');
+  assert.equal(h.sent.at(-1), R.bye, 'the dialogue goes on after the answer');
+});
+
+test('dummy-engine policy at RCPT: answerRcpt(null) gives the engine\'s own refusal; declining asks gives it at once', () => {
+  const a = policySession(true, { rejectReply: ENFORCE, rejectReason: 'dnsbl' });
+  say(a.e, 'MAIL FROM:<a@b>');
+  say(a.e, 'RCPT TO:<c@d>');
+  a.e.answerRcpt(null);
+  assert.deepEqual(a.h.sent.slice(1), [ENFORCE]);
+  assert.deepEqual(a.h.events, [{ name: EV.NOQUEUE, fields: {
+    reply: stripCrlf(ENFORCE), helo: '', from: 'a@b', to: 'c@d', proto: 'SMTP', reason: 'dnsbl',
+  } }]);
+  const b = policySession(false);
+  say(b.e, 'HELO h');
+  say(b.e, 'MAIL FROM:<a@b>');
+  say(b.e, 'RCPT TO:<c@d>');
+  assert.equal(b.asks.length, 1);
+  assert.equal(b.h.sent.at(-1), R.deferRcpt, 'declined: the 450 at once');
+  say(b.e, 'NOOP');
+  assert.equal(b.h.sent.at(-1), R.ok, 'and the engine reads on');
+  b.e.answerRcpt(POLICY_550);
+  assert.equal(b.h.sent.at(-1), R.ok, 'an answer nobody waits for sends nothing');
+});
+
+test('dummy-engine policy at RCPT: the answer that reaches the hard error limit ends the session with 421', () => {
+  for (const reply of [POLICY_550, null]) {
+    const { e, h } = policySession(true, { hardErrorLimit: 1 });
+    say(e, 'MAIL FROM:<a@b>');
+    say(e, 'RCPT TO:<c@d>');
+    e.answerRcpt(reply);
+    assert.deepEqual(h.events.map((x) => x.name), [EV.NOQUEUE, EV.COMMAND_ERROR_LIMIT]);
+    assert.deepEqual(h.events[1]?.fields, { after: 'RCPT', count: 1, limit: 1 });
+    assert.equal(h.sent.at(-1), R.tooManyErrors);
+    assert.equal(e.closed, true);
+    assert.equal(h.closes, 1);
+  }
+  const ok = policySession(true, { hardErrorLimit: 2 });
+  say(ok.e, 'MAIL FROM:<a@b>');
+  say(ok.e, 'RCPT TO:<c@d>');
+  ok.e.answerRcpt(POLICY_550);
+  assert.equal(ok.e.closed, false, 'one error of two allowed');
+  const closed = policySession(true);
+  say(closed.e, 'MAIL FROM:<a@b>');
+  say(closed.e, 'RCPT TO:<c@d>');
+  closed.e.onTimeout();
+  closed.e.answerRcpt(POLICY_550);
+  assert.equal(closed.h.sent.at(-1), R.timeout, 'an answer after close sends nothing');
+});

@@ -97,7 +97,9 @@ for (const c of cases) {
 
 test('line-reader: a line inside one chunk is a view of it (no copy)', () => {
   const reader = new LineReader(100);
-  const chunk = Buffer.from('NOOP\r\nQUIT\r\n');
+  // Buffer.alloc is never from the shared pool: a copy cannot share the chunk's ArrayBuffer by chance.
+  const chunk = Buffer.alloc(12);
+  chunk.write('NOOP\r\nQUIT\r\n', 'latin1');
   const seen: Buffer[] = [];
   reader.feed(chunk, { onLine: (l) => seen.push(l), onOverlong: () => assert.fail('not overlong') });
   assert.equal(seen.length, 2);
@@ -213,6 +215,9 @@ test('line-reader: buffered counts the bytes after the line in its chunk; rest()
     ['QUIT', 0, ''],
   ]);
   assert.equal(reader.rest().length, 0, 'empty outside a callback');
+  reader.feed(Buffer.from('NOOP\r\nMAIL'), sink);
+  assert.deepEqual(seen.at(-1), ['NOOP', 4, 'MAIL']);
+  assert.equal(reader.rest().length, 0, 'empty after the feed, though the last line had bytes after it');
 });
 
 test('line-reader property: buffered = chunk length - end of the line in it, for every chunking', () => {
@@ -237,4 +242,41 @@ test('line-reader property: buffered = chunk length - end of the line in it, for
     }),
     { numRuns: 1000 },
   );
+});
+
+test('line-reader: long lines split across many chunks come out whole (the partial-line buffer grows to the bound)', () => {
+  const max = 4096;
+  const reader = new LineReader(max);
+  const sink = recorder();
+  const lines = [300, 1000, 700, 4094, 10, 2500].map((n, k) => Buffer.alloc(n, 0x61 + k).toString('latin1'));
+  // Each line in 97-byte pieces, so every line but the shortest is assembled from several chunks.
+  const data = Buffer.from(lines.map((l) => `${l}\r\n`).join(''), 'latin1');
+  for (let at = 0; at < data.length; at += 97) reader.feed(data.subarray(at, at + 97), sink);
+  assert.deepEqual(sink.events.map((e) => ('line' in e ? e.line.length : -1)), lines.map((l) => l.length));
+  assert.deepEqual(sink.events, lines.map((line) => ({ line, bareLf: false })));
+  // A partial line of 4000 bytes waits whole, then a 4096-byte line (CRLF included) still fits.
+  reader.feed(Buffer.alloc(4000, 0x7a), sink);
+  assert.equal(reader.pendingLength, 4000);
+  reader.feed(Buffer.from(`${'y'.repeat(94)}\r\n`), sink);
+  assert.deepEqual(sink.events.at(-1), { line: 'z'.repeat(4000) + 'y'.repeat(94), bareLf: false });
+});
+
+test('line-reader: the constructor error names the bad bound', () => {
+  for (const bad of [0, -1, 2.5, Number.NaN]) {
+    assert.throws(() => new LineReader(bad), { name: 'RangeError', message: `LineReader: maxLength must be a positive integer, got ${String(bad)}` });
+  }
+  assert.equal(new LineReader(1).maxLength, 1);
+});
+
+test('line-reader: a partial line longer than the first buffer arrives whole in one chunk; stopped reports stop() and reset()', () => {
+  const reader = new LineReader(1000);
+  const sink = recorder();
+  reader.feed(Buffer.alloc(600, 0x71), sink);
+  reader.feed(Buffer.from('\r\n'), sink);
+  assert.deepEqual(sink.events, [{ line: 'q'.repeat(600), bareLf: false }]);
+  assert.equal(reader.stopped, false);
+  reader.stop();
+  assert.equal(reader.stopped, true);
+  reader.reset();
+  assert.equal(reader.stopped, false);
 });
