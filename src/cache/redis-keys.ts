@@ -96,19 +96,28 @@ export function observeArgs(now: number, o: GreylistOptions): Array<string | num
   return [Math.floor(now), o.minDelayMs, o.maxDelayMs, o.ttlMs, TestIndex.greylist, TEST_COUNT];
 }
 
+/** A reply value for an error message, at most 40 characters; never throws (a value without a usable toString, a BigInt). */
+function show(v: unknown): string {
+  try {
+    return String(JSON.stringify(v) ?? typeof v).slice(0, 40);
+  } catch {
+    return typeof v;
+  }
+}
+
 function int(v: unknown): number {
-  if (typeof v !== 'string' || !/^-?\d{1,16}$/.test(v)) throw new ScreenError('SCR_ERR_CACHE', `bad greylist reply field ${JSON.stringify(v)}`, { value: v });
+  if (typeof v !== 'string' || !/^-?\d{1,16}$/.test(v)) throw new ScreenError('SCR_ERR_CACHE', `bad greylist reply field ${show(v)}`, { value: show(v) });
   return Number(v);
 }
 
 /** OBSERVE_LUA's reply as a GreylistDecision; a reply of another shape throws SCR_ERR_CACHE. */
 export function parseObserveReply(reply: unknown): GreylistDecision {
-  if (!Array.isArray(reply) || reply.length !== 4) throw new ScreenError('SCR_ERR_CACHE', 'bad greylist reply: want 4 fields', { value: String(reply).slice(0, 40) });
+  if (!Array.isArray(reply) || reply.length !== 4) throw new ScreenError('SCR_ERR_CACHE', 'bad greylist reply: want 4 fields', { value: show(reply) });
   const [verdict, stateText, reason, extraText] = reply as unknown[];
   const state = int(stateText);
   const extra = int(extraText);
   if (verdict === 'pass' && (reason === 'retry' || reason === 'passed')) return { verdict, state, reason, delayMs: extra };
   if (verdict === 'defer' && reason === 'early') return { verdict, state, reason, waitMs: extra };
   if (verdict === 'defer' && (reason === 'new' || reason === 'expired')) return { verdict, state, reason };
-  throw new ScreenError('SCR_ERR_CACHE', `bad greylist reply ${JSON.stringify(verdict)} ${JSON.stringify(reason)}`, { value: String(verdict) });
+  throw new ScreenError('SCR_ERR_CACHE', `bad greylist reply ${show(verdict)} ${show(reason)}`, { value: show(verdict) });
 }

@@ -80,8 +80,10 @@ test('parseObserveReply: every decision shape reads back as sent', () => {
 
 test('parseObserveReply: any other reply is a ScreenError SCR_ERR_CACHE, never a crash or a made-up decision', () => {
   const bad = [null, 'pass', [], ['pass', '1', 'retry'], ['pass', '1', 'new', '0'], ['defer', 'x', 'new', '0'], ['defer', '1.5', 'new', '0'],
-    ['maybe', '1', 'retry', '0'], ['pass', '1', 'retry', '0', 'extra'], [1, 2, 3, 4], ['defer', '-1', 'early', '']];
-  for (const b of bad) assert.throws(() => parseObserveReply(b), (e: unknown) => e instanceof ScreenError && e.code === 'SCR_ERR_CACHE', JSON.stringify(b));
+    ['maybe', '1', 'retry', '0'], ['pass', '1', 'retry', '0', 'extra'], [1, 2, 3, 4], ['defer', '-1', 'early', ''],
+    // Values whose String() or JSON.stringify() throws: found by the property below.
+    { toString: false }, [{ toString: false }, '1', 'new', '0'], ['defer', 1n, 'new', '0'], Object.create(null)];
+  for (const [i, b] of bad.entries()) assert.throws(() => parseObserveReply(b), (e: unknown) => e instanceof ScreenError && e.code === 'SCR_ERR_CACHE', `bad[${i}]`);
   fc.assert(fc.property(fc.anything(), (junk) => {
     try {
       const d = parseObserveReply(junk);
