@@ -1,7 +1,9 @@
 /*
  * test/net/cidr.test.ts - parseAddress, normalizeAddress, parseCidr, CidrMatcher.
  * Tables first, then fast-check properties against Node's net.isIP and ip-address, then a
- * 100,000-prefix load.
+ * 10,000-prefix load. Lookup speed is measured in bench/micro/cidr.bench.ts (100,000 prefixes),
+ * not here: a timing bound cannot hold in a mutation run, where every expression of the trie walk
+ * goes through Stryker's mutant switch (100,000 lookups took 17 s there against 2 s allowed).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -218,7 +220,11 @@ test('property: CidrMatcher agrees with a linear first-match scan', () => {
   }), { numRuns: 500 });
 });
 
-test('100,000 IPv4 prefixes load and match like a linear scan', () => {
+test('10,000 random IPv4 prefixes load and match like a linear scan', () => {
+  // Big enough that the node array grows many times over (room for 1,024 nodes at first, 85,309 used) and
+  // that prefixes nest and overlap; small enough for a mutation run, where the instrumented load
+  // and walk are about 100 times slower.
+  const N = 10_000;
   let seed = 0x12345678;
   const rand = (): number => {
     seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
@@ -226,33 +232,30 @@ test('100,000 IPv4 prefixes load and match like a linear scan', () => {
   };
   const m = new CidrMatcher<number>();
   const nets: Array<{ net: number; mask: number }> = [];
-  for (let i = 0; i < 100_000; i++) {
+  let bits = 0;
+  for (let i = 0; i < N; i++) {
     const len = 8 + (rand() % 25);
     const mask = (0xffffffff << (32 - len)) >>> 0;
     const net = (rand() & mask) >>> 0;
     const text = `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${len}`;
     m.add(text, i);
     nets.push({ net, mask });
+    bits += len;
   }
-  assert.equal(m.size, 100_000);
-  const probes: string[] = [];
-  const wants: Array<number | undefined> = [];
-  for (let i = 0; i < 300; i++) {
+  assert.equal(m.size, N);
+  // One node per prefix bit at most (shared heads make it fewer), plus the two roots.
+  assert.ok(m.nodeCount > 64 * 1024 && m.nodeCount <= bits + 2, `${m.nodeCount} nodes for ${bits} prefix bits`);
+  let inside = 0;
+  for (let i = 0; i < 600; i++) {
     // Half the probes fall inside a known prefix, half are random.
     const pick = nets[rand() % nets.length];
     const a = i % 2 === 0 && pick ? ((pick.net | (rand() & ~pick.mask)) >>> 0) : rand();
-    probes.push(`${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`);
+    const probe = `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
     const idx = nets.findIndex((n) => ((a & n.mask) >>> 0) === n.net);
-    wants.push(idx < 0 ? undefined : idx);
+    if (idx >= 0) inside++;
+    assert.equal(m.match(probe), idx < 0 ? undefined : idx, probe);
   }
-  probes.forEach((p, i) => assert.equal(m.match(p), wants[i], p));
-  // Generous bound: 1e5 lookups should take well under a second even on a slow CI box.
-  const t0 = process.hrtime.bigint();
-  let hits = 0;
-  for (let i = 0; i < 100_000; i++) if (m.match(probes[i % probes.length] ?? '') !== undefined) hits++;
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  assert.ok(hits > 0);
-  assert.ok(ms < 2000, `100k lookups took ${ms} ms`);
+  assert.ok(inside >= 300, `${inside} of 600 probes inside a prefix`);
 });
 
 test('the worst survivors of a mutation run: ::ffff:0:0/96 is every IPv4 client; an empty octet is no address', () => {
