@@ -277,7 +277,10 @@ type Events = Array<[string, Record<string, unknown>]>;
 function clocked(sites: string[], opts: Partial<DnsblOptions>, l: ClockLookup, events: Events): Dnsbl {
   return new Dnsbl(sites, { ...OPTS, ...opts }, l, reverseName, (e, x) => events.push([e, x]), () => l.now);
 }
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
+/** Lets every ClockLookup answer due now arrive (and the TXT lookups they start): turns of the event loop, no timer. */
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+};
 
 test('slow warning: only a lookup slower than slow_warning, with its time; again a minute later, not before; errors can be slow, overload is not', async () => {
   const l = new ClockLookup(new Map([['A 1.0.0.127.slow.test', ok(['127.0.0.2'])], ['A 3.0.0.127.slow.test', TIMEOUT], ['A 4.0.0.127.slow.test', QUEUED]]));
@@ -530,4 +533,35 @@ test('overload lines: held back for a second after the last one, the count of wh
   l.now += 1;
   await run(d, '127.0.0.1');
   assert.deepEqual(events.map(([, x]) => [x['count'], x['total']]), [[1, 1], [3, 4]]);
+});
+
+test('sites sharing a domain: one record holds them all (the first listing site counts too); a site of weight 0 gets no TXT lookup', async () => {
+  const t = new Map<string, LookupResult>([['A 2.0.0.127.bl.test', ok(['127.0.0.2'])], ['A 2.0.0.127.zero.test', ok(['127.0.0.2'])]]);
+  const l = new ClockLookup(t);
+  const d = clocked(['bl.test=127.0.0.2*3', 'bl.test=127.0.0.9*1', 'zero.test*0'], { txt: true }, l, []);
+  assert.equal(d.enabled, true);
+  assert.deepEqual(d.domains.map((x) => [x.domain, x.sites.length]), [['bl.test', 2], ['zero.test', 1]]);
+  const q = (await run(d, '127.0.0.2'))!;
+  await settle();
+  assert.equal(d.summary(q).score, 3);
+  assert.deepEqual(l.asked.filter(([, type]) => type === 'TXT').map(([n]) => n), ['2.0.0.127.bl.test'], 'no TXT for the weight-0 site');
+});
+
+test('the reply of a client no site listed names the first site (no TXT to add)', async () => {
+  const d = clocked(['bl.test*3'], { txt: true }, new ClockLookup(new Map()), []);
+  const q = (await run(d, '127.0.0.3'))!;
+  assert.equal(d.outcome(q).reply(550), '550 5.7.1 Service unavailable; client [127.0.0.3] blocked using bl.test\r\n');
+});
+
+test('health probes: a bad unlisted test entry probes nothing either; a listed entry with a reserved answer among real ones is listed', async () => {
+  const t = new Map<string, LookupResult>([['A 2.0.0.127.bl.test', ok(['127.255.255.254', '127.0.0.2'])]]);
+  const l = new ClockLookup(t);
+  const events: Events = [];
+  const bad = clocked(['bl.test*3'], { health: { ...OPTS.health, unlisted: '1.2.3' } }, l, events);
+  await bad.probeAll();
+  assert.equal(l.asked.length, 0);
+  const d = clocked(['bl.test*3'], {}, l, events);
+  await d.probeAll();
+  assert.equal(l.asked.length, 2);
+  assert.deepEqual(events, [], 'listed: the site is healthy');
 });
