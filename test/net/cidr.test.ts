@@ -295,6 +295,8 @@ test('IPv6 text edge cases: an IPv4 tail after six groups, mapped only with all-
     ['1:0:0:1:0:0:1:1', 6, '1::1:0:0:1:1'],
     ['1:0:0:1:0:0:0:1', 6, '1:0:0:1::1'],
     ['ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255', 6, 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
+    ['::ffff:0.0.0.0', 4, '0.0.0.0'],
+    ['::0.0.0.0', 6, '::'],
   ];
   for (const [input, family, canonical] of rows) {
     assert.equal(parseAddress(input)?.family ?? null, family, input);
