@@ -316,6 +316,9 @@ test('parseCidr: the messages name the input and say what is wrong; ::ffff: is a
   assert.equal(msg(' example.com/8 '), 'bad CIDR "example.com/8": "example.com" is not an IPv4 or IPv6 address');
   assert.equal(msg('1.2.3.0/33'), 'bad CIDR "1.2.3.0/33": prefix length "33" is not a number from 0 to 32');
   assert.equal(msg('::/1234'), 'bad CIDR "::/1234": prefix length "1234" is not a number from 0 to 128');
+  assert.equal(msg('1.2.3.0/-1'), 'bad CIDR "1.2.3.0/-1": prefix length "-1" is not a number from 0 to 32');
+  assert.equal(msg('1.2.3.0/24x'), 'bad CIDR "1.2.3.0/24x": prefix length "24x" is not a number from 0 to 32');
+  assert.equal(msg('/8'), 'bad CIDR "/8": "" is not an IPv4 or IPv6 address');
   assert.equal(msg('1.2.3.4/24'), 'bad CIDR "1.2.3.4/24": non-null host address bits; did you mean "1.2.3.0/24"?');
   assert.equal(formatCidr(parseCidr('1.2.3.0/024')), '1.2.3.0/24', 'leading zeros in the length are a number');
   // Shorter than /96, ::ffff: is no mapped IPv4 prefix but an IPv6 one, and its last ffff bit is a host bit.
