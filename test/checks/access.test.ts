@@ -123,3 +123,25 @@ test('access list errors say where and what in the message; indentation of any w
   assert.equal(l.size, 1);
   assert.equal(l.match('192.0.2.9')?.action, 'reject');
 });
+
+test('access list route tags: route=NAME after the action tags the entry (1 to 64 of letters, digits, _ . -); anything else names the field', () => {
+  const name64 = 'a'.repeat(64);
+  const list = parseAccessList([
+    '10.0.0.0/8 permit route=partners',
+    `10.1.0.0/16 permit route=${name64}`,
+    '192.0.2.0/24 dunno route=Mx_1.b-2',
+    '198.51.100.0/24 reject',
+  ].join('\n'), 'acl.txt');
+  assert.deepEqual({ ...list.match('10.2.3.4') }, { action: 'permit', entry: '10.0.0.0/8', line: 1, route: 'partners' });
+  assert.equal(list.match('192.0.2.7')?.route, 'Mx_1.b-2');
+  assert.equal(list.match('198.51.100.7')?.route, null, 'no tag: null');
+  assert.equal(parseAccessList(`10.1.0.0/16 permit route=${name64}`).match('10.1.2.3')?.route, name64, '64 characters');
+  for (const bad of ['route=', `route=${name64}b`, 'route=a/b', 'route=!ab', 'route=ab!', 'xroute=ab', 'Route=ab', 'ab']) {
+    assert.throws(() => parseAccessList(`\n10.0.0.0/8 permit ${bad}`, 'acl.txt'), (err: unknown) => {
+      assert.ok(err instanceof ScreenError, bad);
+      assert.equal(err.message, `acl.txt:2: want route=NAME (1 to 64 letters, digits, "_", "." or "-") after the action, got "${bad}"`);
+      assert.deepEqual(err.details, { file: 'acl.txt', line: 2, value: bad });
+      return true;
+    }, bad);
+  }
+});

@@ -1,14 +1,16 @@
 /*
  * test/net/cidr.test.ts - parseAddress, normalizeAddress, parseCidr, CidrMatcher.
  * Tables first, then fast-check properties against Node's net.isIP and ip-address, then a
- * 100,000-prefix load.
+ * 10,000-prefix load. Lookup speed is measured in bench/micro/cidr.bench.ts (100,000 prefixes),
+ * not here: a timing bound cannot hold in a mutation run, where every expression of the trie walk
+ * goes through Stryker's mutant switch (100,000 lookups took 17 s there against 2 s allowed).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { Address6 } from 'ip-address';
-import { CidrMatcher, formatCidr, normalizeAddress, parseAddress, parseCidr, type Cidr } from '../../src/net/cidr.js';
+import { CidrMatcher, formatCidr, networkOf, normalizeAddress, parseAddress, parseCidr, type Cidr } from '../../src/net/cidr.js';
 import { ScreenError } from '../../src/util/errors.js';
 
 test('parseAddress / normalizeAddress table', () => {
@@ -218,7 +220,11 @@ test('property: CidrMatcher agrees with a linear first-match scan', () => {
   }), { numRuns: 500 });
 });
 
-test('100,000 IPv4 prefixes load and match like a linear scan', () => {
+test('10,000 random IPv4 prefixes load and match like a linear scan', () => {
+  // Big enough that the node array grows many times over (room for 1,024 nodes at first, 85,309 used) and
+  // that prefixes nest and overlap; small enough for a mutation run, where the instrumented load
+  // and walk are about 100 times slower.
+  const N = 10_000;
   let seed = 0x12345678;
   const rand = (): number => {
     seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
@@ -226,33 +232,30 @@ test('100,000 IPv4 prefixes load and match like a linear scan', () => {
   };
   const m = new CidrMatcher<number>();
   const nets: Array<{ net: number; mask: number }> = [];
-  for (let i = 0; i < 100_000; i++) {
+  let bits = 0;
+  for (let i = 0; i < N; i++) {
     const len = 8 + (rand() % 25);
     const mask = (0xffffffff << (32 - len)) >>> 0;
     const net = (rand() & mask) >>> 0;
     const text = `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${len}`;
     m.add(text, i);
     nets.push({ net, mask });
+    bits += len;
   }
-  assert.equal(m.size, 100_000);
-  const probes: string[] = [];
-  const wants: Array<number | undefined> = [];
-  for (let i = 0; i < 300; i++) {
+  assert.equal(m.size, N);
+  // One node per prefix bit at most (shared heads make it fewer), plus the two roots.
+  assert.ok(m.nodeCount > 64 * 1024 && m.nodeCount <= bits + 2, `${m.nodeCount} nodes for ${bits} prefix bits`);
+  let inside = 0;
+  for (let i = 0; i < 600; i++) {
     // Half the probes fall inside a known prefix, half are random.
     const pick = nets[rand() % nets.length];
     const a = i % 2 === 0 && pick ? ((pick.net | (rand() & ~pick.mask)) >>> 0) : rand();
-    probes.push(`${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`);
+    const probe = `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
     const idx = nets.findIndex((n) => ((a & n.mask) >>> 0) === n.net);
-    wants.push(idx < 0 ? undefined : idx);
+    if (idx >= 0) inside++;
+    assert.equal(m.match(probe), idx < 0 ? undefined : idx, probe);
   }
-  probes.forEach((p, i) => assert.equal(m.match(p), wants[i], p));
-  // Generous bound: 1e5 lookups should take well under a second even on a slow CI box.
-  const t0 = process.hrtime.bigint();
-  let hits = 0;
-  for (let i = 0; i < 100_000; i++) if (m.match(probes[i % probes.length] ?? '') !== undefined) hits++;
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  assert.ok(hits > 0);
-  assert.ok(ms < 2000, `100k lookups took ${ms} ms`);
+  assert.ok(inside >= 300, `${inside} of 600 probes inside a prefix`);
 });
 
 test('the worst survivors of a mutation run: ::ffff:0:0/96 is every IPv4 client; an empty octet is no address', () => {
@@ -263,4 +266,94 @@ test('the worst survivors of a mutation run: ::ffff:0:0/96 is every IPv4 client;
   for (const a of ['192.0.2.1', '0.0.0.0', '255.255.255.255', '::ffff:198.51.100.7']) assert.equal(m.match(a), 'v4', a);
   assert.equal(m.match('2001:db8::1'), undefined);
   for (const bad of ['1..2.3', '1.2.3.', '.1.2.3', '1.2..3', '1.2.3..4']) assert.equal(parseAddress(bad), null, bad);
+});
+
+test('networkOf: the client\'s network as canonical CIDR text (greylisting keys), v4-mapped as IPv4, any prefix length', () => {
+  const rows: Array<[string, number, number, string | null]> = [
+    ['192.0.2.77', 24, 64, '192.0.2.0/24'],
+    ['192.0.2.77', 32, 64, '192.0.2.77/32'],
+    ['192.0.2.77', 0, 64, '0.0.0.0/0'],
+    ['255.255.255.255', 1, 64, '128.0.0.0/1'],
+    ['::ffff:192.0.2.77', 16, 64, '192.0.0.0/16'],
+    ['2001:db8:1:2:3:4:5:6', 24, 64, '2001:db8:1:2::/64'],
+    ['2001:db8:1:2:3:4:5:6', 24, 128, '2001:db8:1:2:3:4:5:6/128'],
+    ['2001:db8:1:2:3:4:5:6', 24, 0, '::/0'],
+    ['2001:db8:1:ff02::1', 24, 56, '2001:db8:1:ff00::/56'],
+    ['2001:db8:ffff:ffff:ffff:ffff:ffff:ffff', 24, 97, '2001:db8:ffff:ffff:ffff:ffff:8000:0/97'],
+    ['not an address', 24, 64, null],
+  ];
+  for (const [addr, v4, v6, want] of rows) assert.equal(networkOf(addr, v4, v6), want, `${addr} /${v4} /${v6}`);
+});
+
+test('IPv6 text edge cases: an IPv4 tail after six groups, mapped only with all-zero upper words; RFC 5952 zero runs', () => {
+  const rows: Array<[string, 4 | 6 | null, string | null]> = [
+    ['0:0:0:0:0:ffff:1.2.3.4', 4, '1.2.3.4'],
+    ['1:2:3:4:5:6:1.2.3.4', 6, '1:2:3:4:5:6:102:304'],
+    ['1:2:3:4:5:6:7:1.2.3.4', null, null],
+    ['0:0:1::ffff:1.2.3.4', 6, '::1:0:0:ffff:102:304'],
+    ['1::ffff:0:0', 6, '1::ffff:0:0'],
+    ['1:0:0:1:0:0:1:1', 6, '1::1:0:0:1:1'],
+    ['1:0:0:1:0:0:0:1', 6, '1:0:0:1::1'],
+    ['ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255', 6, 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
+    ['::ffff:0.0.0.0', 4, '0.0.0.0'],
+    ['::0.0.0.0', 6, '::'],
+  ];
+  for (const [input, family, canonical] of rows) {
+    assert.equal(parseAddress(input)?.family ?? null, family, input);
+    assert.equal(normalizeAddress(input), canonical, input);
+  }
+});
+
+test('parseCidr: the messages name the input and say what is wrong; ::ffff: is a mapped IPv4 prefix from /96 on', () => {
+  const msg = (text: string): string => {
+    try {
+      parseCidr(text);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return 'no error';
+  };
+  assert.equal(msg(' example.com/8 '), 'bad CIDR "example.com/8": "example.com" is not an IPv4 or IPv6 address');
+  assert.equal(msg('1.2.3.0/33'), 'bad CIDR "1.2.3.0/33": prefix length "33" is not a number from 0 to 32');
+  assert.equal(msg('::/1234'), 'bad CIDR "::/1234": prefix length "1234" is not a number from 0 to 128');
+  assert.equal(msg('1.2.3.0/-1'), 'bad CIDR "1.2.3.0/-1": prefix length "-1" is not a number from 0 to 32');
+  assert.equal(msg('1.2.3.0/24x'), 'bad CIDR "1.2.3.0/24x": prefix length "24x" is not a number from 0 to 32');
+  assert.equal(msg('/8'), 'bad CIDR "/8": "" is not an IPv4 or IPv6 address');
+  assert.equal(msg('1.2.3.4/24'), 'bad CIDR "1.2.3.4/24": non-null host address bits; did you mean "1.2.3.0/24"?');
+  assert.equal(formatCidr(parseCidr('1.2.3.0/024')), '1.2.3.0/24', 'leading zeros in the length are a number');
+  // Shorter than /96, ::ffff: is no mapped IPv4 prefix but an IPv6 one, and its last ffff bit is a host bit.
+  assert.equal(msg('::ffff:0:0/95'), 'bad CIDR "::ffff:0:0/95": non-null host address bits; did you mean "::fffe:0:0/95"?');
+  for (const [text, family, canonical] of [
+    ['::ffff:0:0/96', 4, '0.0.0.0/0'],
+    ['1::ffff:0:0/96', 6, '1::ffff:0:0/96'],
+    ['0:0:1::ffff:0:0/96', 6, '::1:0:0:ffff:0:0/96'],
+    ['::1:ffff:0:0/96', 6, '::1:ffff:0:0/96'],
+  ] as const) {
+    const c = parseCidr(text);
+    assert.deepEqual([c.family, formatCidr(c), c.text], [family, canonical, text], text);
+  }
+  // The mapped IPv4 prefix matches IPv4 clients; the /95 (IPv6) does not.
+  assert.equal(CidrMatcher.fromList([['::ffff:192.0.2.0/120', 'x']]).match('192.0.2.9'), 'x');
+  assert.equal(CidrMatcher.fromList([['::fffe:0:0/95', 'x']]).match('192.0.2.9'), undefined);
+  assert.equal(CidrMatcher.fromList([['::fffe:0:0/95', 'x']]).match('::ffff:0:1'), undefined, 'mapped: an IPv4 client');
+});
+
+test('CidrMatcher: host routes of both families, IPv6 by parsed address, the same prefix twice (the first value wins)', () => {
+  const m = CidrMatcher.fromList<string>([
+    ['192.0.2.1/32', 'v4 host'],
+    ['2001:db8::1/128', 'v6 host'],
+    ['192.0.2.1/32', 'v4 host again'],
+    ['2001:db8::/127', 'v6 pair'],
+  ]);
+  assert.equal(m.match('192.0.2.1'), 'v4 host');
+  assert.equal(m.match('192.0.2.0'), undefined);
+  assert.equal(m.match('2001:db8::1'), 'v6 host');
+  assert.equal(m.match('2001:db8::'), 'v6 pair');
+  assert.equal(m.match(parseAddress('2001:db8::1')!), 'v6 host');
+  assert.equal(m.match(parseAddress('2001:db8::2')!), undefined);
+  assert.equal(m.matchIndex('2001:db8::'), 3);
+  assert.equal(m.matchIndex('2001:db8::2'), -1);
+  assert.equal(m.matchIndex('nonsense'), -1);
+  assert.equal(m.matchIndex(parseAddress('192.0.2.1')!), 0);
+  assert.equal(m.nodeCount, 33 + 129, 'one node per bit of the longest prefix of each family, plus the root');
 });

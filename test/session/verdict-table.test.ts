@@ -508,8 +508,18 @@ test('afterEarly: with pregreet off, an ignored DNSBL failure keeps the pregreet
   assert.deepEqual([v.next, v.record?.[PG], v.record?.[DB]], ['handoff', T0 + 5, 0]);
 });
 
-test('applyAction: the three actions, and a clear error for anything else', async () => {
+test('applyAction: the four actions, and a clear error for anything else', async () => {
   const { applyAction } = await import('../../src/checks/check.js');
-  assert.deepEqual(['drop', 'enforce', 'ignore'].map((a) => applyAction(a as 'drop')), ['drop', 'enforce', 'continue']);
+  assert.deepEqual(['drop', 'enforce', 'ignore', 'shadow'].map((a) => applyAction(a as 'drop')), ['drop', 'enforce', 'continue', 'shadow']);
   assert.throws(() => applyAction('bounce' as 'drop'), /^Error: unknown action bounce$/);
+});
+
+test('shadow: mode shadow makes drop and enforce a shadow, ignore stays ignore; the event says what the configured action would have done', async () => {
+  const { actionIn, wouldOf, shadowFields } = await import('../../src/checks/check.js');
+  const actions = ['drop', 'enforce', 'ignore', 'shadow'] as const;
+  assert.deepEqual(actions.map((a) => actionIn(a, 'enforce')), ['drop', 'enforce', 'ignore', 'shadow']);
+  assert.deepEqual(actions.map((a) => actionIn(a, 'shadow')), ['shadow', 'shadow', 'ignore', 'shadow']);
+  assert.deepEqual(['drop', 'enforce', 'shadow'].map((a) => wouldOf(a as 'drop')), ['drop', 'reject', 'reject']);
+  assert.deepEqual(actions.map((a) => shadowFields(a, 'enforce')), [{ action: 'drop' }, { action: 'enforce' }, { action: 'ignore' }, { action: 'shadow', would: 'reject' }]);
+  assert.deepEqual(actions.map((a) => shadowFields(a, 'shadow')), [{ action: 'shadow', would: 'drop' }, { action: 'shadow', would: 'reject' }, { action: 'ignore' }, { action: 'shadow', would: 'reject' }]);
 });
