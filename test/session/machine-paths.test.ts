@@ -1,0 +1,169 @@
+/*
+ * The session state machine's less travelled paths, on the fake clock with
+ * fake sockets (test/helpers/fake-session.ts): the per-client connection
+ * limit, the fields of the accept-time events, the denylist under shadow,
+ * a pass still valid that spares a lookup, what the policy service is told
+ * at accept, a busy policy service, the greet wait without a pregreet test,
+ * and early bytes under shadow and drop.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { harness, FakeSocket, settle, envelope, backendGreets, type Harness } from '../helpers/fake-session.js';
+import { startSession } from '../../src/session/machine.js';
+import type { ScreenSocket } from '../../src/session/state.js';
+import type { Personality } from '../../src/session/generation.js';
+import type { PolicyAnswer, PolicyTransport } from '../../src/net/policy-http.js';
+import { TestIndex } from '../../src/checks/tests.js';
+import { withPasses } from '../../src/cache/store.js';
+
+const base = { pregreet: { wait: '2s', action: 'enforce' }, backend: { handoff: 'none' } };
+const T0 = 1_800_000_000_000;
+
+/** A policy transport whose answers the test gives; every call is kept with its body. */
+class FakeTransport implements PolicyTransport {
+  calls: Array<{ body: Record<string, unknown>; resolve: (a: PolicyAnswer) => void }> = [];
+  post(body: string): Promise<PolicyAnswer> {
+    return new Promise((resolve) => this.calls.push({ body: JSON.parse(body) as Record<string, unknown>, resolve }));
+  }
+  answer(json: Record<string, unknown>): void {
+    const c = this.calls.shift();
+    assert.ok(c !== undefined, 'a call was made');
+    c.resolve({ status: 200, body: JSON.stringify(json) });
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Start a session on a socket the test made (its remote and local addresses), with a personality of the harness. */
+function connectOn(h: Harness, sock: FakeSocket, client: string, personality: Personality = h.personality): void {
+  startSession(h.ctx, sock as unknown as ScreenSocket, client, sock.remotePort, personality);
+}
+
+const stressOf = (h: Harness): Personality => (h.personality.gen as unknown as { personalities: { stress: Personality } }).personalities.stress;
+
+test('limits.max_per_client: the connection past the limit gets 421 and is closed, TOO MANY CONNECTIONS counts those open; others are served', async () => {
+  const h = harness({ ...base, limits: { max_per_client: 2 } });
+  const a = h.connect('192.0.2.40');
+  const b = h.connect('192.0.2.40');
+  assert.equal(h.named('TOO MANY CONNECTIONS').length, 0, 'two are within the limit');
+  const c = h.connect('192.0.2.40');
+  assert.equal(c.sock.text(), '421 4.7.0 Error: too many connections\r\n');
+  assert.equal(c.sock.ended, true);
+  assert.equal(c.session(), undefined, 'no session for it');
+  const ev = h.named('TOO MANY CONNECTIONS');
+  assert.equal(ev.length, 1);
+  assert.deepEqual({ ...ev[0] }, { level: 30, event: 'TOO MANY CONNECTIONS', client: '192.0.2.40', port: 40003, count: 2, msg: ev[0]?.['msg'] });
+  assert.equal(h.named('CONNECT').length, 2, 'the refused one never connected as a session');
+  // Another address is not limited by this one's connections.
+  const other = h.connect('192.0.2.41');
+  assert.equal(other.sock.text(), '220-screen.test ESMTP\r\n');
+  // One of the two hangs up: its place is free again.
+  a.sock.hangup();
+  await settle();
+  const d = h.connect('192.0.2.40');
+  assert.equal(d.sock.text(), '220-screen.test ESMTP\r\n', 'accepted once one of the two closed');
+  assert.equal(h.named('TOO MANY CONNECTIONS').length, 1);
+  for (const s of [b.sock, d.sock, other.sock]) s.hangup();
+  await settle();
+});
+
+test('limits.max_per_client: 1 refuses the second at once; the first one\'s close frees it, also after a verdict', async () => {
+  const h = harness({ ...base, limits: { max_per_client: 1 } });
+  const a = h.connect('192.0.2.42');
+  assert.match(h.connect('192.0.2.42').sock.text(), /^421 4\.7\.0 Error: too many connections\r\n$/);
+  assert.equal(h.named('TOO MANY CONNECTIONS')[0]?.['count'], 1);
+  h.clock.advance(2000);
+  backendGreets(h);
+  assert.equal(h.named('PASS NEW').length, 1);
+  a.sock.hangup();
+  await settle();
+  for (let i = 0; i < 3; i++) {
+    const n = h.connect('192.0.2.42');
+    assert.equal(n.sock.text(), '', `connection ${i + 2} after the first closed: PASS OLD, served`);
+    n.sock.hangup();
+    await settle();
+  }
+  assert.equal(h.named('TOO MANY CONNECTIONS').length, 1);
+});
+
+test('limits.max_per_client: 0 is unlimited (no connection refused)', async () => {
+  const h = harness({ ...base, limits: { max_per_client: 0 } });
+  for (let i = 0; i < 60; i++) assert.equal(h.connect('192.0.2.43').sock.text(), '220-screen.test ESMTP\r\n');
+  assert.equal(h.named('TOO MANY CONNECTIONS').length, 0);
+  assert.equal(h.ctx.sessions.size, 60);
+});
+
+test('limits.max_per_client under the stress personality: TOO MANY CONNECTIONS says stress', () => {
+  const h = harness({ ...base, limits: { max_per_client: 1 } });
+  const stress = stressOf(h);
+  connectOn(h, new FakeSocket('192.0.2.44', 41000), '192.0.2.44', stress);
+  const refused = new FakeSocket('192.0.2.44', 41001);
+  connectOn(h, refused, '192.0.2.44', stress);
+  assert.equal(refused.text(), '421 4.7.0 Error: too many connections\r\n');
+  const ev = h.named('TOO MANY CONNECTIONS')[0];
+  assert.deepEqual([ev?.['client'], ev?.['port'], ev?.['stress'], ev?.['count']], ['192.0.2.44', 41001, true, 1]);
+});
+
+test('CONNECT names the listener address and port; ALLOWLISTED and DENYLISTED name the access-list entry that matched', () => {
+  const h = harness(base, '192.0.2.48/29 permit\n192.0.2.56/29 reject\n');
+  const sock = new FakeSocket('192.0.2.49', 41002);
+  sock.localAddress = '127.0.0.7';
+  sock.localPort = 2525;
+  connectOn(h, sock, '192.0.2.49');
+  const c = h.named('CONNECT')[0];
+  assert.deepEqual([c?.['local'], c?.['local_port']], ['127.0.0.7', 2525]);
+  assert.equal(h.named('ALLOWLISTED')[0]?.['entry'], '192.0.2.48/29');
+  h.connect('192.0.2.57');
+  const d = h.named('DENYLISTED')[0];
+  assert.deepEqual([d?.['entry'], d?.['action'], 'would' in (d ?? {})], ['192.0.2.56/29', 'enforce', false]);
+});
+
+test('the denylist under mode shadow: DENYLISTED with would, handed over as "shadow", no PASS NEW, the pregreet it passed remembered', async () => {
+  const h = harness({ ...base, mode: 'shadow' }, '192.0.2.61 reject\n');
+  const { sock } = h.connect('192.0.2.61');
+  const d = h.named('DENYLISTED')[0];
+  assert.deepEqual([d?.['entry'], d?.['action'], d?.['would']], ['192.0.2.61', 'shadow', 'reject']);
+  h.clock.advance(2000);
+  backendGreets(h);
+  assert.equal(h.named('HANDOFF')[0]?.['verdict'], 'shadow');
+  assert.equal(h.named('PASS NEW').length, 0);
+  assert.deepEqual(h.writes.map(([k, r]) => [k, r[TestIndex.pregreet]]), [['192.0.2.61', T0 + 2000 + 86_400_000]], 'the test it passed, for its day');
+  assert.match(sock.text(), /220 backend\.test ESMTP\r\n$/);
+  sock.hangup();
+  await settle();
+});
+
+test('the denylist under drop: 521 with postscreen\'s denylist text; under enforce NOQUEUE says denylist', async () => {
+  const h = harness({ ...base, access: { action: 'drop' } }, '192.0.2.61 reject\n');
+  assert.equal(h.connect('192.0.2.61').sock.text(), '521 5.3.2 Service currently unavailable\r\n');
+  const e = harness({ ...base, access: { action: 'enforce' } }, '192.0.2.61 reject\n');
+  const { sock } = e.connect('192.0.2.61');
+  e.clock.advance(2000);
+  envelope(sock);
+  assert.equal(e.named('NOQUEUE')[0]?.['reason'], 'denylist');
+});
+
+test('PASS OLD from memory: handed over with verdict "old"', async () => {
+  const h = harness(base);
+  h.store.set('192.0.2.16', withPasses(null, [[TestIndex.pregreet, h.clock.now() + 60_000]]));
+  const { sock } = h.connect('192.0.2.16');
+  backendGreets(h);
+  assert.equal(h.named('HANDOFF')[0]?.['verdict'], 'old');
+  sock.hangup();
+  await settle();
+});
+
+test('a DNSBL pass still valid spares the lookup; one that expires this very millisecond does not', async () => {
+  const h = harness({ ...base, dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce' } });
+  const now = h.clock.now();
+  h.store.set('192.0.2.70', withPasses(null, [[TestIndex.dnsbl, now + 1]]));
+  h.store.set('192.0.2.71', withPasses(null, [[TestIndex.dnsbl, now]]));
+  h.connect('192.0.2.70');
+  assert.equal(h.dns.pending.length, 0, 'valid for one more millisecond: not asked');
+  h.connect('192.0.2.71');
+  assert.deepEqual(h.dns.pending.map((q) => q.name), ['71.2.0.192.bl.test'], 'expired now: asked again');
+  h.clock.advance(2000);
+  const pn = h.named('PASS NEW');
+  assert.equal(pn.length, 2);
+});
