@@ -167,3 +167,155 @@ test('a DNSBL pass still valid spares the lookup; one that expires this very mil
   const pn = h.named('PASS NEW');
   assert.equal(pn.length, 2);
 });
+
+test('a pregreet under mode shadow: PREGREET with action shadow and would reject, handed over as "shadow" with the early bytes, the old pregreet pass cleared', async () => {
+  const h = harness({ ...base, mode: 'shadow', greylist: { enable: true, policy: 'suspicious', suspicious_score: 1 } });
+  h.store.set('192.0.2.80', withPasses(null, [[TestIndex.pregreet, h.clock.now() + 60_000]]));
+  h.writes.length = 0;
+  const { sock } = h.connect('192.0.2.80');
+  sock.feed('EHLO early.test\r\n');
+  const ev = h.named('PREGREET')[0];
+  assert.deepEqual([ev?.['action'], ev?.['would'], ev?.['bytes']], ['shadow', 'reject', 17]);
+  assert.deepEqual(h.writes.map(([k, r]) => [k, r[TestIndex.pregreet]])[0], ['192.0.2.80', 0], 'the old pass cleared at once');
+  assert.equal(h.store.get('192.0.2.80')?.[TestIndex.pregreet], 0);
+  backendGreets(h);
+  assert.equal(h.named('HANDOFF')[0]?.['verdict'], 'shadow');
+  assert.equal(h.named('PASS NEW').length, 0);
+  assert.match((h.backends[0] as FakeSocket).text(), /EHLO early\.test\r\n$/, 'the early EHLO went to the backend');
+  sock.hangup();
+  await settle();
+});
+
+test('a pregreet under enforce: PREGREET says action enforce (no would); NOQUEUE at RCPT says pregreet', async () => {
+  const h = harness(base);
+  const { sock } = h.connect('192.0.2.81');
+  sock.feed('EHLO early.test\r\n');
+  const ev = h.named('PREGREET')[0];
+  assert.deepEqual([ev?.['action'], 'would' in (ev ?? {})], ['enforce', false]);
+  sock.feed('MAIL FROM:<a@early.test>\r\nRCPT TO:<b@screen.test>\r\n');
+  assert.equal(h.named('NOQUEUE')[0]?.['reason'], 'pregreet');
+});
+
+test('denylisted under enforce, then a pregreet under enforce: the RCPT reply and reason stay the denylist\'s (the first failure)', async () => {
+  const h = harness({ ...base, access: { action: 'enforce' } }, '192.0.2.82 reject\n');
+  const { sock } = h.connect('192.0.2.82');
+  sock.feed('EHLO early.test\r\n');
+  assert.equal(h.named('PREGREET').length, 1);
+  sock.feed('MAIL FROM:<a@early.test>\r\nRCPT TO:<b@screen.test>\r\n');
+  assert.match(sock.text(), /550 5\.3\.2 Service currently unavailable\r\n$/);
+  assert.equal(h.named('NOQUEUE')[0]?.['reason'], 'denylist');
+});
+
+test('pregreet drop: the client\'s old pregreet pass is cleared in the store before the 521', async () => {
+  const h = harness({ ...base, pregreet: { wait: '2s', action: 'drop' }, greylist: { enable: true, policy: 'suspicious', suspicious_score: 1 } });
+  h.store.set('192.0.2.83', withPasses(null, [[TestIndex.pregreet, h.clock.now() + 60_000], [TestIndex.greylist, h.clock.now() - 1]]));
+  h.writes.length = 0;
+  const { sock } = h.connect('192.0.2.83');
+  sock.feed('HELO x\r\n');
+  assert.match(sock.text(), /521 /);
+  assert.deepEqual(h.writes.map(([k, r]) => [k, r[TestIndex.pregreet]]), [['192.0.2.83', 0]]);
+  await settle();
+});
+
+test('more than 4 KiB early under mode shadow: PREGREET LIMIT with outcome 421, closed, never handed over (as ignore)', async () => {
+  const h = harness({ ...base, mode: 'shadow' });
+  const { sock } = h.connect('192.0.2.84');
+  sock.feed(Buffer.alloc(4096 + 10, 0x41));
+  const lim = h.named('PREGREET LIMIT')[0];
+  assert.deepEqual([lim?.['action'], lim?.['outcome'], lim?.['discarded']], ['shadow', '421', 10]);
+  assert.match(sock.text(), /421 4\.7\.0 screen\.test Error: too much data before the greeting\r\n$/);
+  await settle();
+  assert.equal(h.backends.length, 0);
+});
+
+test('more than 4 KiB early in two reads, DNSBL outstanding: PREGREET LIMIT is logged once, the session waits on', async () => {
+  const h = harness({ ...base, dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce' } });
+  const { sock } = h.connect('192.0.2.85');
+  sock.feed(Buffer.alloc(4096 + 10, 0x41));
+  sock.feed(Buffer.alloc(500, 0x41));
+  assert.equal(h.named('PREGREET LIMIT').length, 1);
+  assert.equal(sock.ended, false);
+  h.dns.answerAll(false);
+  await settle();
+  assert.equal(h.named('PREGREET LIMIT').length, 1);
+});
+
+test('after the greet wait the client\'s bytes are not early: a client handed over may send any amount (no PREGREET, no limit)', async () => {
+  const h = harness(base);
+  const { sock } = h.connect('192.0.2.86');
+  h.clock.advance(2000);
+  backendGreets(h);
+  sock.feed(Buffer.alloc(6000, 0x44));
+  await settle();
+  assert.equal(h.named('PREGREET').length, 0);
+  assert.equal(h.named('PREGREET LIMIT').length, 0);
+  assert.equal(sock.ended, false);
+  assert.equal((h.backends[0] as FakeSocket).text().length, 6000, 'all of it reached the backend');
+  assert.equal(h.writes[0]?.[1][TestIndex.pregreet], T0 + 2000 + 86_400_000, 'the pass stands');
+  sock.hangup();
+  await settle();
+});
+
+test('a pregreeter under ignore handed over when the DNSBL answers may send any amount afterwards (no PREGREET LIMIT, not closed)', async () => {
+  const h = harness({ ...base, pregreet: { wait: '2s', action: 'ignore' }, dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce' } });
+  const { sock } = h.connect('192.0.2.87');
+  sock.feed('EHLO early.test\r\n');
+  assert.equal(h.backends.length, 0, 'waiting for the DNSBL');
+  h.dns.answerAll(false);
+  await settle();
+  backendGreets(h);
+  assert.equal(h.named('HANDOFF')[0]?.['verdict'], 'ignored');
+  sock.feed(Buffer.alloc(6000, 0x44));
+  await settle();
+  assert.equal(h.named('PREGREET LIMIT').length, 0);
+  assert.equal(sock.ended, false);
+  assert.ok((h.backends[0] as FakeSocket).text().endsWith('D'.repeat(6000)));
+  sock.hangup();
+  await settle();
+});
+
+test('a pregreeter under ignore still waiting for the DNSBL when the wait ends: no pregreet pass written', async () => {
+  const h = harness({ ...base, pregreet: { wait: '2s', action: 'ignore' }, dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce' } });
+  const { sock } = h.connect('192.0.2.88');
+  sock.feed('EHLO early.test\r\n');
+  h.clock.advance(2000);
+  backendGreets(h);
+  assert.equal(h.named('HANDOFF')[0]?.['verdict'], 'ignored');
+  for (const [, r] of h.writes) assert.equal(r[TestIndex.pregreet], 0, 'a pregreeter earns no pregreet pass');
+  sock.hangup();
+  await settle();
+});
+
+test('a handler that throws: INTERNAL ERROR names it (greet wait, pregreet data, check answer, conclude), 421, closed', async () => {
+  const boom = (): never => {
+    throw new Error('store down');
+  };
+  // The greet wait's end: the verdict's store write throws.
+  const a = harness(base);
+  const sa = a.connect('192.0.2.90').sock;
+  a.store.set = boom;
+  a.clock.advance(2000);
+  assert.deepEqual(a.named('INTERNAL ERROR').map((e) => [e['where'], e['error']]), [['greet wait', 'store down']]);
+  assert.match(sa.text(), /421 4\.3\.2 Service currently unavailable\r\n$/);
+  // Early data: clearing an old pregreet pass throws.
+  const b = harness({ ...base, greylist: { enable: true, policy: 'suspicious', suspicious_score: 1 } });
+  b.store.set('192.0.2.91', withPasses(null, [[TestIndex.pregreet, b.clock.now() + 60_000]]));
+  const sb = b.connect('192.0.2.91').sock;
+  b.store.set = boom;
+  sb.feed('EHLO x\r\n');
+  assert.equal(b.named('INTERNAL ERROR')[0]?.['where'], 'pregreet data');
+  // A DNSBL answer that ends the wait: the verdict's store write throws.
+  const c = harness({ ...base, pregreet: { enable: false }, dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce' } });
+  c.connect('192.0.2.92');
+  c.store.set = boom;
+  c.dns.answerAll(false);
+  await settle();
+  assert.equal(c.named('INTERNAL ERROR')[0]?.['where'], 'check answer');
+  // Nothing to wait for (no pregreet test, no check): the verdict at once, in its own task.
+  const d = harness({ ...base, pregreet: { enable: false }, greylist: { enable: true } });
+  d.store.set = boom;
+  d.connect('192.0.2.93');
+  await settle();
+  assert.equal(d.named('INTERNAL ERROR')[0]?.['where'], 'conclude');
+  await settle();
+});
