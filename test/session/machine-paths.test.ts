@@ -319,3 +319,73 @@ test('a handler that throws: INTERNAL ERROR names it (greet wait, pregreet data,
   assert.equal(d.named('INTERNAL ERROR')[0]?.['where'], 'conclude');
   await settle();
 });
+
+const withPolicy = (raw: Record<string, unknown>, acl: string | null = null): { h: Harness; t: FakeTransport } => {
+  const t = new FakeTransport();
+  return { h: harness({ ...base, policy: { url: 'http://127.0.0.1:9/p' }, ...raw }, acl, { policy: t }), t };
+};
+
+test('the policy is told at accept: the PROXY peer when the client came through one (not for the client\'s own ::ffff: form), the tests with an unexpired pass, denylisted', () => {
+  const { h, t } = withPolicy({ dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce' } }, '192.0.2.100 reject\n');
+  const now = h.clock.now();
+  // Through a proxy at 127.0.0.9; the pregreet pass valid one more millisecond, the DNSBL one expired this millisecond.
+  h.store.set('192.0.2.101', withPasses(null, [[TestIndex.pregreet, now + 1], [TestIndex.dnsbl, now]]));
+  connectOn(h, new FakeSocket('127.0.0.9', 42001), '192.0.2.101');
+  // The client's own address in its IPv4-mapped form: no proxy.
+  connectOn(h, new FakeSocket('::ffff:192.0.2.102', 42002), '192.0.2.102');
+  // Denylisted under enforce: the tests still run, and the service is told.
+  connectOn(h, new FakeSocket('192.0.2.100', 42003), '192.0.2.100');
+  assert.deepEqual(t.calls.map((c) => c.body), [
+    { stage: 'connect', client: '192.0.2.101', port: 42001, listener: '127.0.0.1:25', proxy: '127.0.0.9', passed: ['pregreet'], denylisted: false },
+    { stage: 'connect', client: '192.0.2.102', port: 42002, listener: '127.0.0.1:25', proxy: null, passed: [], denylisted: false },
+    { stage: 'connect', client: '192.0.2.100', port: 42003, listener: '127.0.0.1:25', proxy: null, passed: [], denylisted: true },
+  ]);
+});
+
+test('the policy is told the listener as the socket has it, and an empty one when the socket no longer knows it', () => {
+  const { h, t } = withPolicy({});
+  const a = new FakeSocket('192.0.2.103', 42004);
+  a.localAddress = '127.0.0.5';
+  a.localPort = 587;
+  connectOn(h, a, '192.0.2.103');
+  const b = new FakeSocket('192.0.2.104', 42005);
+  (b as unknown as { localAddress: undefined; localPort: undefined }).localAddress = undefined;
+  (b as unknown as { localAddress: undefined; localPort: undefined }).localPort = undefined;
+  connectOn(h, b, '192.0.2.104');
+  assert.deepEqual(t.calls.map((c) => [c.body['listener'], c.body['proxy']]), [['127.0.0.5:587', null], [':0', null]]);
+});
+
+test('a busy policy service (max_in_flight reached) is not asked, and the client is not held for its budget', async () => {
+  const { h, t } = withPolicy({ pregreet: { enable: false }, policy: { url: 'http://127.0.0.1:9/p', max_in_flight: 1, budget: '150ms' } });
+  h.connect('192.0.2.105');
+  assert.equal(t.calls.length, 1);
+  h.connect('192.0.2.106');
+  assert.equal(t.calls.length, 1, 'the second is not asked');
+  await settle();
+  assert.equal(h.backends.length, 1, 'the second is handed over at once, the clock never moved');
+  assert.equal(h.named('PASS NEW').length, 0, 'nothing was tested: not a PASS NEW');
+});
+
+test('without a pregreet test the greeting waits for the slowest check, at most its deadline (DNSBL 300 ms beside a policy budget of 150 ms)', async () => {
+  const { h } = withPolicy({ pregreet: { enable: false }, dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce', timeout: '300ms' }, policy: { url: 'http://127.0.0.1:9/p', budget: '150ms' } });
+  const { sock } = h.connect('192.0.2.107');
+  h.clock.advance(299);
+  assert.equal(h.backends.length, 0, 'still waiting for the DNSBL');
+  assert.equal(sock.text(), '');
+  h.clock.advance(1);
+  assert.equal(h.backends.length, 1, 'the DNSBL deadline ended the wait');
+});
+
+test('a policy permit ends the wait before any pregreet: the client\'s bytes after it go to the backend, they are no pregreet', async () => {
+  const { h, t } = withPolicy({});
+  const { sock } = h.connect('192.0.2.108');
+  t.answer({ action: 'permit' });
+  await settle();
+  backendGreets(h);
+  sock.feed('EHLO late.test\r\n');
+  await settle();
+  assert.equal(h.named('PREGREET').length, 0);
+  assert.match((h.backends[0] as FakeSocket).text(), /EHLO late\.test\r\n$/);
+  sock.hangup();
+  await settle();
+});
