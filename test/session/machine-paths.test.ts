@@ -14,7 +14,7 @@ import type { ScreenSocket } from '../../src/session/state.js';
 import type { Personality } from '../../src/session/generation.js';
 import type { PolicyAnswer, PolicyTransport } from '../../src/net/policy-http.js';
 import { TestIndex } from '../../src/checks/tests.js';
-import { withPasses } from '../../src/cache/store.js';
+import { withPasses, type SharedTier, type VerdictRecord } from '../../src/cache/store.js';
 
 const base = { pregreet: { wait: '2s', action: 'enforce' }, backend: { handoff: 'none' } };
 const T0 = 1_800_000_000_000;
@@ -234,6 +234,7 @@ test('more than 4 KiB early in two reads, DNSBL outstanding: PREGREET LIMIT is l
   sock.feed(Buffer.alloc(4096 + 10, 0x41));
   sock.feed(Buffer.alloc(500, 0x41));
   assert.equal(h.named('PREGREET LIMIT').length, 1);
+  assert.equal(h.named('PREGREET').length, 1, 'the first early read is the pregreet; later ones are only counted');
   assert.equal(sock.ended, false);
   h.dns.answerAll(false);
   await settle();
@@ -386,6 +387,148 @@ test('a policy permit ends the wait before any pregreet: the client\'s bytes aft
   await settle();
   assert.equal(h.named('PREGREET').length, 0);
   assert.match((h.backends[0] as FakeSocket).text(), /EHLO late\.test\r\n$/);
+  sock.hangup();
+  await settle();
+});
+
+test('a reload that lifts max_per_client to 0: the connections accepted then do not count, nor reset the count of those accepted before', () => {
+  const h = harness({ ...base, limits: { max_per_client: 2 } });
+  const limited = h.personality;
+  const unlimited = { ...limited, config: { ...limited.config, limits: { ...limited.config.limits, max_per_client: 0 } } } as Personality;
+  connectOn(h, new FakeSocket('192.0.2.45', 43001), '192.0.2.45', limited);
+  connectOn(h, new FakeSocket('192.0.2.45', 43002), '192.0.2.45', limited);
+  connectOn(h, new FakeSocket('192.0.2.45', 43003), '192.0.2.45', unlimited);
+  const third = new FakeSocket('192.0.2.45', 43004);
+  connectOn(h, third, '192.0.2.45', limited);
+  assert.equal(third.text(), '421 4.7.0 Error: too many connections\r\n', 'two were open under the limit of 2');
+  assert.equal(h.named('TOO MANY CONNECTIONS')[0]?.['count'], 2);
+});
+
+test('a DNSBL allowlisting does not cut short the wait of a client with an ignored pregreet: handed over as "ignored", not allowlisted', async () => {
+  const h = harness({ ...base, pregreet: { wait: '2s', action: 'ignore' }, dnsbl: { sites: ['wl.test*-5'], allowlist_threshold: -1 } });
+  const { sock } = h.connect('192.0.2.110');
+  sock.feed('EHLO early.test\r\n');
+  h.dns.answerAll(true);
+  await settle();
+  backendGreets(h);
+  assert.equal(h.named('HANDOFF')[0]?.['verdict'], 'ignored');
+  assert.equal(h.named('PASS NEW').length, 0);
+  sock.hangup();
+  await settle();
+});
+
+test('a DNSBL allowlisting ends the wait at once when the policy service was too busy to be asked', async () => {
+  const { h, t } = withPolicy({ dnsbl: { sites: ['wl.test*-5'], allowlist_threshold: -1 }, policy: { url: 'http://127.0.0.1:9/p', max_in_flight: 1 } });
+  h.connect('192.0.2.111');
+  h.connect('192.0.2.112');
+  assert.equal(t.calls.length, 1, 'the second is not asked');
+  h.dns.answerAll(true);
+  await settle();
+  const pn = h.named('PASS NEW');
+  assert.deepEqual(pn.map((e) => [e['client'], e['allowlisted']]), [['192.0.2.112', true]], 'the second, at the DNS answer; the first waits for its policy answer');
+  assert.equal(h.backends.length, 1);
+});
+
+test('a pregreet under mode shadow, the DNSBL still out when the wait ends: no pregreet pass remembered', async () => {
+  const h = harness({ ...base, mode: 'shadow', dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce' } });
+  const { sock } = h.connect('192.0.2.113');
+  sock.feed('EHLO early.test\r\n');
+  assert.equal(h.backends.length, 0, 'waiting for the DNSBL');
+  h.clock.advance(2000);
+  backendGreets(h);
+  assert.equal(h.named('HANDOFF')[0]?.['verdict'], 'shadow');
+  for (const [, r] of h.writes) assert.equal(r[TestIndex.pregreet], 0, 'the shadowed failure is not remembered as passed');
+  sock.hangup();
+  await settle();
+});
+
+/** A shared tier (cache.store: redis) whose answers the test gives. */
+class FakeTier implements SharedTier {
+  up = true;
+  timeoutMs = 100;
+  counts = { lookups: 0, hits: 0, misses: 0 };
+  lookups: Array<{ client: string; answer: (rec: VerdictRecord | null) => void }> = [];
+  kept: string[] = [];
+  lookup<T>(client: string, owner: T, done: (owner: T, rec: VerdictRecord | null) => void): void {
+    this.lookups.push({ client, answer: (rec) => done(owner, rec) });
+  }
+  keep(client: string): void {
+    this.kept.push(client);
+  }
+  observeShared(): void {
+    throw new Error('not used here');
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function withTier(h: Harness): FakeTier {
+  const tier = new FakeTier();
+  Object.defineProperty(h.store, 'shared', { value: tier });
+  return tier;
+}
+
+test('a denylisted client is not looked up in the shared tier: a pass there cannot make it PASS OLD', async () => {
+  for (const action of ['enforce', 'ignore'] as const) {
+    const h = harness({ ...base, access: { action } }, '192.0.2.120 reject\n');
+    const tier = withTier(h);
+    h.connect('192.0.2.120');
+    assert.deepEqual(tier.lookups, [], action);
+    h.clock.advance(2000);
+    assert.equal(h.named('PASS OLD').length, 0);
+  }
+});
+
+test('the shared tier answering after the client hung up: nothing kept, no PASS OLD', async () => {
+  const h = harness(base);
+  const tier = withTier(h);
+  const { sock } = h.connect('192.0.2.121');
+  sock.hangup();
+  tier.lookups[0]?.answer(withPasses(null, [[TestIndex.pregreet, h.clock.now() + 60_000]]));
+  await settle();
+  assert.equal(h.named('PASS OLD').length, 0);
+  assert.deepEqual(tier.kept, []);
+  assert.equal(h.backends.length, 0);
+});
+
+test('a pregreet seen here, then the shared record: its pregreet pass is cleared in memory at once; a shared record without one is taken as it is', async () => {
+  const h = harness({ ...base, dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce' } });
+  const tier = withTier(h);
+  const now = h.clock.now();
+  const a = h.connect('192.0.2.122');
+  a.sock.feed('EHLO early.test\r\n');
+  tier.lookups[0]?.answer(withPasses(null, [[TestIndex.pregreet, now + 3_600_000], [TestIndex.dnsbl, now + 60_000]]));
+  const mem = h.store.get('192.0.2.122');
+  assert.deepEqual([mem?.[TestIndex.pregreet], mem?.[TestIndex.dnsbl]], [0, now + 60_000], 'written now, without the pregreet pass');
+  assert.deepEqual(tier.kept, [], 'the stale record is not copied as it is');
+  // No pregreet pass in the shared record: nothing to clear, the record is the client's and kept.
+  const b = h.connect('192.0.2.123');
+  b.sock.feed('EHLO early.test\r\n');
+  tier.lookups[1]?.answer(withPasses(null, [[TestIndex.dnsbl, now + 60_000]]));
+  assert.deepEqual(tier.kept, ['192.0.2.123']);
+  assert.equal(b.session()?.record?.[TestIndex.dnsbl], now + 60_000, 'the shared DNSBL pass is the session\'s record now');
+  a.sock.hangup();
+  b.sock.hangup();
+  await settle();
+});
+
+test('PASS OLD from the shared tier while a check runs and another was skipped (its pass valid): the running one cancelled, verdict "old"', async () => {
+  const { h, t } = withPolicy({ dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce' } });
+  const tier = withTier(h);
+  const now = h.clock.now();
+  h.store.set('192.0.2.124', withPasses(null, [[TestIndex.dnsbl, now + 60_000]]));
+  const { sock } = h.connect('192.0.2.124');
+  assert.equal(h.dns.pending.length, 0, 'the DNSBL pass is valid: no lookup');
+  assert.equal(t.calls.length, 1, 'the policy is asked');
+  tier.lookups[0]?.answer(withPasses(null, [[TestIndex.pregreet, now + 60_000], [TestIndex.dnsbl, now + 60_000]]));
+  assert.equal(h.named('INTERNAL ERROR').length, 0);
+  assert.equal(h.named('PASS OLD')[0]?.['tier'], 'shared');
+  t.answer({ action: 'reject' });
+  await settle();
+  assert.equal(h.named('POLICY').length, 0, 'the cancelled call\'s answer is not logged');
+  backendGreets(h);
+  assert.equal(h.named('HANDOFF')[0]?.['verdict'], 'old');
   sock.hangup();
   await settle();
 });
