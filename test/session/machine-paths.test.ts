@@ -532,3 +532,17 @@ test('PASS OLD from the shared tier while a check runs and another was skipped (
   sock.hangup();
   await settle();
 });
+
+test('a shared-tier answer whose handling throws: INTERNAL ERROR names the shared store answer, 421, closed', async () => {
+  const h = harness(base);
+  const tier = withTier(h);
+  const { sock } = h.connect('192.0.2.125');
+  sock.feed('EHLO early.test\r\n');
+  h.store.set = (): never => {
+    throw new Error('store down');
+  };
+  tier.lookups[0]?.answer(withPasses(null, [[TestIndex.pregreet, h.clock.now() + 60_000]]));
+  assert.deepEqual(h.named('INTERNAL ERROR').map((e) => [e['where'], e['error']]), [['shared store answer', 'store down']]);
+  assert.match(sock.text(), /421 4\.3\.2 Service currently unavailable\r\n$/);
+  await settle();
+});
