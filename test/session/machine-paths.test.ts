@@ -336,11 +336,20 @@ test('the policy is told at accept: the PROXY peer when the client came through 
   connectOn(h, new FakeSocket('::ffff:192.0.2.102', 42002), '192.0.2.102');
   // Denylisted under enforce: the tests still run, and the service is told.
   connectOn(h, new FakeSocket('192.0.2.100', 42003), '192.0.2.100');
+  // A proxy at an IPv6 address with ::ffff: inside it (only a leading ::ffff: is the client's own mapped form).
+  connectOn(h, new FakeSocket('1::ffff:1.2.3.4', 42006), '11.2.3.4');
+  // A socket that no longer knows its peer (reset at once): no proxy.
+  const gone = new FakeSocket('192.0.2.109', 42007);
+  (gone as unknown as { remoteAddress: undefined }).remoteAddress = undefined;
+  connectOn(h, gone, '192.0.2.109');
   assert.deepEqual(t.calls.map((c) => c.body), [
     { stage: 'connect', client: '192.0.2.101', port: 42001, listener: '127.0.0.1:25', proxy: '127.0.0.9', passed: ['pregreet'], denylisted: false },
     { stage: 'connect', client: '192.0.2.102', port: 42002, listener: '127.0.0.1:25', proxy: null, passed: [], denylisted: false },
     { stage: 'connect', client: '192.0.2.100', port: 42003, listener: '127.0.0.1:25', proxy: null, passed: [], denylisted: true },
+    { stage: 'connect', client: '11.2.3.4', port: 42006, listener: '127.0.0.1:25', proxy: '1::ffff:1.2.3.4', passed: [], denylisted: false },
+    { stage: 'connect', client: '192.0.2.109', port: 42007, listener: '127.0.0.1:25', proxy: null, passed: [], denylisted: false },
   ]);
+  assert.equal(h.named('INTERNAL ERROR').length, 0);
 });
 
 test('the policy is told the listener as the socket has it, and an empty one when the socket no longer knows it', () => {
@@ -544,5 +553,21 @@ test('a shared-tier answer whose handling throws: INTERNAL ERROR names the share
   tier.lookups[0]?.answer(withPasses(null, [[TestIndex.pregreet, h.clock.now() + 60_000]]));
   assert.deepEqual(h.named('INTERNAL ERROR').map((e) => [e['where'], e['error']]), [['shared store answer', 'store down']]);
   assert.match(sock.text(), /421 4\.3\.2 Service currently unavailable\r\n$/);
+  await settle();
+});
+
+test('a denylisted client under ignore still waits out the greet wait when a DNSBL allowlists it: the pregreet test runs, then "ignored"', async () => {
+  const h = harness({ ...base, access: { action: 'ignore' }, dnsbl: { sites: ['wl.test*-5'], allowlist_threshold: -1 } }, '192.0.2.126 reject\n');
+  const { sock } = h.connect('192.0.2.126');
+  h.dns.answerAll(true);
+  await settle();
+  assert.equal(h.backends.length, 0, 'an ignored failure earns no allowlisting: the wait goes on');
+  h.clock.advance(1999);
+  assert.equal(h.backends.length, 0);
+  h.clock.advance(1);
+  backendGreets(h);
+  assert.equal(h.named('HANDOFF')[0]?.['verdict'], 'ignored');
+  assert.equal(h.named('PASS NEW').length, 0);
+  sock.hangup();
   await settle();
 });
