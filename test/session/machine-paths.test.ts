@@ -571,3 +571,36 @@ test('a denylisted client under ignore still waits out the greet wait when a DNS
   sock.hangup();
   await settle();
 });
+
+test('mode shadow at the verdict: DNSBL and GREYLIST logged with action shadow and would (early retries with wait_ms); handed over as "shadow"; under enforce no would', async () => {
+  const h = harness({ ...base, mode: 'shadow', greylist: { enable: true, min_delay: '1m' }, dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce' } });
+  const a = h.connect('192.0.2.130');
+  h.dns.answerAll(false);
+  await settle();
+  h.clock.advance(2000);
+  backendGreets(h);
+  h.clock.advance(10_000);
+  h.connect('192.0.2.130');
+  h.dns.answerAll(false);
+  await settle();
+  h.clock.advance(2000);
+  h.connect('192.0.2.131');
+  h.dns.answerAll(true);
+  await settle();
+  h.clock.advance(2000);
+  const g = h.named('GREYLIST').map((e) => [e['network'], e['state'], e['reason'], e['wait_ms'], e['action'], e['would']]);
+  assert.deepEqual(g, [['192.0.2.0/24', 'defer', 'new', undefined, 'shadow', 'defer'], ['192.0.2.0/24', 'defer', 'early', 48_000, 'shadow', 'defer']]);
+  const d = h.named('DNSBL')[0];
+  assert.deepEqual([d?.['client'], d?.['score'], d?.['action'], d?.['would']], ['192.0.2.131', 1, 'shadow', 'reject']);
+  assert.equal(h.named('HANDOFF')[0]?.['verdict'], 'shadow');
+  assert.equal(h.named('PASS NEW').length, 0);
+  const e = harness({ ...base, dnsbl: { sites: ['bl.test'], threshold: 1, action: 'enforce' } });
+  e.connect('192.0.2.132');
+  e.dns.answerAll(true);
+  await settle();
+  e.clock.advance(2000);
+  const de = e.named('DNSBL')[0];
+  assert.deepEqual([de?.['action'], 'would' in (de ?? {})], ['enforce', false]);
+  a.sock.hangup();
+  await settle();
+});
