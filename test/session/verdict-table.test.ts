@@ -419,6 +419,7 @@ test('test-state: bit layout, masks and names (4 bits a row: FAIL 1, PASS 2, TOD
   assert.equal(anyFail(flag(PG, PASS | DONE | TODO) | IGNORED), false);
   assert.equal(stateToString(0), '');
   assert.equal(stateToString(flag(DB, PASS) | IGNORED | ALLOWLISTED), 'DNSBL_PASS|IGNORED|ALLOWLISTED');
+  assert.equal(stateToString(SHADOWED), 'SHADOWED');
 });
 
 test('afterEarly: failures carry no name, no PASS NEW, no allowlisting; a plain pass is not "allowlisted"', () => {
