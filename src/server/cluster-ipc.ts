@@ -1,7 +1,7 @@
 /*
  * server/cluster-ipc.ts - what the primary and its workers say to each other (workers > 1).
  *
- * Exports: workerCount(), networkSlot(), ToWorker, ToPrimary, WORKER_ENV, CLOSE_REPORT_MS.
+ * Exports: workerCount(), networkSlot(), ToWorker, ToPrimary, Slot, WORKER_ENV, CLOSE_REPORT_MS.
  * The primary (server/primary.ts) accepts every connection and hands the socket
  * to a worker (server/worker.ts) with one `conn` message; the worker reports the
  * sockets that closed, in batches (`closed`, at most every CLOSE_REPORT_MS), so
@@ -9,6 +9,7 @@
  * Everything else (metrics, readiness, cache admin changes, drain results) is
  * rare and asked for by the primary.
  */
+import type { Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { parseAddressInto } from '../net/cidr.js';
 
@@ -66,3 +67,18 @@ export type ToPrimary =
   | { t: 'ready?'; id: number; data: Record<string, unknown> }
   /** The drain is over: `forced` sessions were cut at its deadline. */
   | { t: 'stopped'; forced: number };
+
+/** The primary's record of one worker (server/primary.ts keeps them; server/primary-admin.ts asks them). */
+export interface Slot {
+  readonly index: number;
+  worker: Worker | null;
+  pid: number;
+  ready: boolean;
+  /** Connections handed to it and not reported closed. */
+  open: number;
+  startedAt: number;
+  /** The delay of its next restart, when it dies soon after a start. */
+  delay: number;
+  restarts: number;
+  timer: NodeJS.Timeout | null;
+}

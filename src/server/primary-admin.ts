@@ -27,8 +27,7 @@ import { MemoryStore } from '../cache/memory.js';
 import { TieredStore } from '../cache/tiered.js';
 import { peerAllowed, readAdminToken, tokenMatches } from './admin.js';
 import { startAdminSocket, type AdminSocket } from './admin-socket.js';
-import type { ToPrimary, ToWorker } from './cluster-ipc.js';
-import type { Slot } from './primary.js';
+import type { Slot, ToPrimary, ToWorker } from './cluster-ipc.js';
 
 /** How long a worker may take to answer /metrics or /readyz. */
 const ASK_MS = 2000;

@@ -40,7 +40,7 @@ import type { Ctx } from '../session/state.js';
 import { ScreenError } from '../util/errors.js';
 import { makeReplies } from '../smtp/replies.js';
 import { listenKey, planListeners, reloadFailed } from './reload.js';
-import { WORKER_ENV, networkSlot, workerCount, type ToPrimary, type ToWorker } from './cluster-ipc.js';
+import { WORKER_ENV, networkSlot, workerCount, type Slot, type ToPrimary, type ToWorker } from './cluster-ipc.js';
 import { startPrimaryAdmin, type PrimaryAdmin } from './primary-admin.js';
 
 /** A worker that ran this long before it died is forked again at once. */
@@ -56,20 +56,6 @@ export interface PrimaryOptions {
   read: () => Config;
   /** Called once the listeners are bound, before any worker is forked (the privilege drop); its fields go into STARTED. */
   afterBind: () => Record<string, unknown>;
-}
-
-export interface Slot {
-  readonly index: number;
-  worker: Worker | null;
-  pid: number;
-  ready: boolean;
-  /** Connections handed to it and not reported closed. */
-  open: number;
-  startedAt: number;
-  /** The delay of its next restart, when it dies soon after a start. */
-  delay: number;
-  restarts: number;
-  timer: NodeJS.Timeout | null;
 }
 
 interface PListener {
