@@ -12,28 +12,13 @@ import { harness, FakeSocket, settle, envelope, backendGreets, type Harness } fr
 import { startSession } from '../../src/session/machine.js';
 import type { ScreenSocket } from '../../src/session/state.js';
 import type { Personality } from '../../src/session/generation.js';
-import type { PolicyAnswer, PolicyTransport } from '../../src/net/policy-http.js';
+import { FakeTransport } from '../helpers/fake-policy.js';
 import { TestIndex } from '../../src/checks/tests.js';
 import { withPasses, type SharedTier, type VerdictRecord } from '../../src/cache/store.js';
 
 const base = { pregreet: { wait: '2s', action: 'enforce' }, backend: { handoff: 'none' } };
 const T0 = 1_800_000_000_000;
 
-/** A policy transport whose answers the test gives; every call is kept with its body. */
-class FakeTransport implements PolicyTransport {
-  calls: Array<{ body: Record<string, unknown>; resolve: (a: PolicyAnswer) => void }> = [];
-  post(body: string): Promise<PolicyAnswer> {
-    return new Promise((resolve) => this.calls.push({ body: JSON.parse(body) as Record<string, unknown>, resolve }));
-  }
-  answer(json: Record<string, unknown>): void {
-    const c = this.calls.shift();
-    assert.ok(c !== undefined, 'a call was made');
-    c.resolve({ status: 200, body: JSON.stringify(json) });
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 /** Start a session on a socket the test made (its remote and local addresses), with a personality of the harness. */
 function connectOn(h: Harness, sock: FakeSocket, client: string, personality: Personality = h.personality): void {

@@ -9,26 +9,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { harness, type FakeSocket, type Harness, settle, envelope, backendGreets } from '../helpers/fake-session.js';
-import type { PolicyAnswer, PolicyTransport } from '../../src/net/policy-http.js';
+import { FakeTransport } from '../helpers/fake-policy.js';
 import { TestIndex } from '../../src/checks/tests.js';
 import { withPasses } from '../../src/cache/store.js';
 
 
-/** A transport whose answers the test gives: `answer(json)` resolves the oldest call; calls never time out by themselves. */
-class FakeTransport implements PolicyTransport {
-  calls: Array<{ body: Record<string, unknown>; resolve: (a: PolicyAnswer) => void }> = [];
-  post(body: string): Promise<PolicyAnswer> {
-    return new Promise((resolve) => this.calls.push({ body: JSON.parse(body) as Record<string, unknown>, resolve }));
-  }
-  answer(json: Record<string, unknown>): void {
-    const c = this.calls.shift();
-    assert.ok(c !== undefined, 'a call was made');
-    c.resolve({ status: 200, body: JSON.stringify(json) });
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 const base = { pregreet: { wait: '2s', action: 'enforce' }, backend: { handoff: 'none' }, policy: { url: 'http://127.0.0.1:9/p' } };
 
