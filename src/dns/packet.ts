@@ -8,6 +8,9 @@
  *   answersFor(msg, name, qtype, maxChain?)     records of qtype for name, following CNAMEs
  *   negativeTtl(msg)                            RFC 2308: min(SOA TTL, SOA MINIMUM) or null
  *   canonical(name)                             a name as decodeMessage writes it (lower-case, no dot)
+ *   summarize(msg, name, qtype)                 ReplySummary: what the resolver takes from a reply
+ *   quickReply(buf, query)                      ReplySummary of the common reply shape without
+ *                                               decoding names (no allocation but the records), or null
  *
  * Every decode failure is ScreenError('SCR_ERR_DNS_PACKET', ..., { reason }); nothing else is
  * thrown and decoding is linear in the packet length: each name costs at most 255 wire octets
@@ -84,8 +87,11 @@ const text = Buffer.allocUnsafe(1024); // 255 wire octets -> at most 4 * 254 cha
 /** Offset just after the in-place part of the name read last. */
 let nameEnd = 0;
 
-/** Reads the name at `off`; its in-place part must end by `limit`. Sets nameEnd. */
-function readName(buf: Buffer, off: number, limit: number): string {
+/**
+ * Walks the name at `off` (its in-place part must end by `limit`), checking it and writing its
+ * text into the scratch `text`; returns the text's length. Sets nameEnd. Allocates nothing.
+ */
+function walkName(buf: Buffer, off: number, limit: number): number {
   let p = off;
   let lim = limit;
   let runStart = off;
@@ -128,68 +134,128 @@ function readName(buf: Buffer, off: number, limit: number): string {
     p += 1 + len;
   }
   nameEnd = end < 0 ? p : end;
+  return n;
+}
+
+/** Reads the name at `off`; its in-place part must end by `limit`. Sets nameEnd. */
+function readName(buf: Buffer, off: number, limit: number): string {
+  const n = walkName(buf, off, limit);
   return n === 0 ? '' : text.toString('latin1', 0, n);
 }
 
+/** The dotted quads of 127.0.0.0/24 (what DNSBLs answer), made once each: an answer costs no string. */
+const LOOPBACK_24: string[] = [];
+
 function dotted(buf: Buffer, p: number): string {
-  return `${buf[p] ?? 0}.${buf[p + 1] ?? 0}.${buf[p + 2] ?? 0}.${buf[p + 3] ?? 0}`;
+  const a = buf[p] ?? 0, b = buf[p + 1] ?? 0, c = buf[p + 2] ?? 0, d = buf[p + 3] ?? 0;
+  if (a === 127 && b === 0 && c === 0) return LOOPBACK_24[d] ??= `127.0.0.${d}`;
+  return `${a}.${b}.${c}.${d}`;
 }
 
-/** Reads one resource record at `off` into `out` (if given and class IN); returns the next offset. */
-function readRecord(buf: Buffer, off: number, out: DnsRecord[] | null): number {
-  const name = readName(buf, off, buf.length);
+/* The record walked last (walkRecord). Scratch like `text`: read before the next walk. */
+let rType = 0;
+let rClass = 0;
+let rTtl = 0;
+let rData = 0;
+let rSoaMin = -1;
+/** The owner is exactly a pointer to offset 12: the (first) question's name. */
+let rOwnerIsQuestion = false;
+
+/**
+ * Checks the resource record at `off` and leaves its fields in the r* scratch; returns the next
+ * offset. Every record: its owner name, its fixed part and its RDLENGTH within the packet. The
+ * RDATA of a class IN record too when `data` (answer and authority sections; additional records
+ * are only bounds-checked): A 4 octets, AAAA 16, a CNAME/NS/PTR/MX target name that ends where
+ * the RDATA does, TXT strings that fit, an SOA's two names and 20 octets. The one owner of what a
+ * well-formed record is: decodeMessage and quickReply both walk with it.
+ */
+function walkRecord(buf: Buffer, off: number, data: boolean): number {
+  walkName(buf, off, buf.length);
   const p = nameEnd;
+  rOwnerIsQuestion = buf[off] === 0xc0 && buf[off + 1] === 12;
   if (p + 10 > buf.length) fail('truncated record');
-  const type = buf.readUInt16BE(p), cls = buf.readUInt16BE(p + 2), rawTtl = buf.readUInt32BE(p + 4);
-  const rd = p + 10;
+  rType = buf.readUInt16BE(p);
+  rClass = buf.readUInt16BE(p + 2);
+  const rawTtl = buf.readUInt32BE(p + 4);
+  const rd = rData = p + 10;
   const rdEnd = rd + buf.readUInt16BE(p + 8);
   if (rdEnd > buf.length) fail('truncated record');
-  if (out === null || cls !== CLASS_IN) return rdEnd;
-  const ttl = rawTtl > 0x7fffffff ? 0 : rawTtl;
-  let data = '';
-  let soaMinimum = -1;
-  switch (type) {
+  if (!data || rClass !== CLASS_IN) return rdEnd;
+  rTtl = rawTtl > 0x7fffffff ? 0 : rawTtl;
+  rSoaMin = -1;
+  switch (rType) {
     case T_A:
       if (rdEnd - rd !== 4) fail('bad rdlength');
-      data = dotted(buf, rd);
       break;
     case T_AAAA:
       if (rdEnd - rd !== 16) fail('bad rdlength');
-      data = formatAddress({ family: 6, w0: buf.readUInt32BE(rd), w1: buf.readUInt32BE(rd + 4), w2: buf.readUInt32BE(rd + 8), w3: buf.readUInt32BE(rd + 12) });
       break;
     case T_CNAME: case T_NS: case T_PTR:
-      data = readName(buf, rd, rdEnd);
+      walkName(buf, rd, rdEnd);
       if (nameEnd !== rdEnd) fail('bad rdlength');
       break;
     case T_MX:
       if (rdEnd - rd < 3) fail('bad rdlength');
-      data = readName(buf, rd + 2, rdEnd);
+      walkName(buf, rd + 2, rdEnd);
       if (nameEnd !== rdEnd) fail('bad rdlength');
       break;
-    case T_TXT: {
-      let q = rd;
-      while (q < rdEnd) {
-        const l = buf[q] ?? 0;
-        if (q + 1 + l > rdEnd) fail('txt overrun');
-        data += buf.toString('latin1', q + 1, q + 1 + l);
-        q += 1 + l;
+    case T_TXT:
+      for (let q = rd; q < rdEnd; q += 1 + (buf[q] ?? 0)) {
+        if (q + 1 + (buf[q] ?? 0) > rdEnd) fail('txt overrun');
       }
       break;
-    }
     case T_SOA: {
-      const mname = readName(buf, rd, rdEnd);
-      const rname = readName(buf, nameEnd, rdEnd);
-      const q = nameEnd;
-      if (q + 20 !== rdEnd) fail('bad soa');
-      soaMinimum = buf.readUInt32BE(q + 16);
-      data = `${mname === '' ? '.' : mname} ${rname === '' ? '.' : rname} ${buf.readUInt32BE(q)} ${buf.readUInt32BE(q + 4)} ${buf.readUInt32BE(q + 8)} ${buf.readUInt32BE(q + 12)} ${soaMinimum}`;
+      walkName(buf, rd, rdEnd);
+      walkName(buf, nameEnd, rdEnd);
+      if (nameEnd + 20 !== rdEnd) fail('bad soa');
+      rSoaMin = buf.readUInt32BE(nameEnd + 16);
       break;
     }
     default:
       break;
   }
-  out.push(soaMinimum < 0 ? { name, type, ttl, data } : { name, type, ttl, data, soaMinimum });
   return rdEnd;
+}
+
+/** The text of the RDATA walked last (an A, AAAA, TXT, CNAME/NS/PTR or MX record; '' otherwise). */
+function recordData(buf: Buffer, rdEnd: number): string {
+  const rd = rData;
+  switch (rType) {
+    case T_A:
+      return dotted(buf, rd);
+    case T_AAAA:
+      return formatAddress({ family: 6, w0: buf.readUInt32BE(rd), w1: buf.readUInt32BE(rd + 4), w2: buf.readUInt32BE(rd + 8), w3: buf.readUInt32BE(rd + 12) });
+    case T_CNAME: case T_NS: case T_PTR:
+      return readName(buf, rd, rdEnd);
+    case T_MX:
+      return readName(buf, rd + 2, rdEnd);
+    case T_TXT: {
+      let data = '';
+      for (let q = rd; q < rdEnd; q += 1 + (buf[q] ?? 0)) data += buf.toString('latin1', q + 1, q + 1 + (buf[q] ?? 0));
+      return data;
+    }
+    default:
+      return '';
+  }
+}
+
+/** Reads one resource record at `off` into `out` (if given and class IN); returns the next offset. */
+function readRecord(buf: Buffer, off: number, out: DnsRecord[] | null): number {
+  const next = walkRecord(buf, off, out !== null);
+  if (out === null || rClass !== CLASS_IN) return next;
+  const type = rType, ttl = rTtl, soaMinimum = rSoaMin, rd = rData;
+  let data: string;
+  if (type === T_SOA) {
+    const mname = readName(buf, rd, next);
+    const rname = readName(buf, nameEnd, next);
+    const q = nameEnd;
+    data = `${mname === '' ? '.' : mname} ${rname === '' ? '.' : rname} ${buf.readUInt32BE(q)} ${buf.readUInt32BE(q + 4)} ${buf.readUInt32BE(q + 8)} ${buf.readUInt32BE(q + 12)} ${soaMinimum}`;
+  } else {
+    data = recordData(buf, next);
+  }
+  const name = readName(buf, off, buf.length);
+  out.push(soaMinimum < 0 ? { name, type, ttl, data } : { name, type, ttl, data, soaMinimum });
+  return next;
 }
 
 /**
@@ -279,4 +345,96 @@ export function negativeTtl(msg: DnsMessage): number | null {
     if (r.type === T_SOA) return Math.min(r.ttl, r.soaMinimum ?? r.ttl);
   }
   return null;
+}
+
+/** What the resolver takes from a reply to its one question: summarize(), or quickReply(). */
+export interface ReplySummary {
+  rcode: number;
+  tc: boolean;
+  /** The records of the question's type for its name, following CNAMEs in the answer section; [] for none. */
+  records: string[];
+  /** The CNAME chain was longer than answersFor's maxChain, or looped (records is then []). */
+  cnameLoop: boolean;
+  /** The minimum TTL over those records and the CNAMEs followed; 0 when none. */
+  ttl: number;
+  /** negativeTtl(), or -1 when the authority section has no SOA. */
+  negTtl: number;
+}
+
+/** The summary of a decoded reply to the question (name, qtype): answersFor and negativeTtl. */
+export function summarize(msg: DnsMessage, name: string, qtype: number): ReplySummary {
+  const a = answersFor(msg, name, qtype);
+  const loop = 'cnameLoop' in a;
+  return {
+    rcode: msg.rcode,
+    tc: msg.tc,
+    records: loop || a.records.length === 0 ? NO_RECORDS : a.records,
+    cnameLoop: loop,
+    ttl: loop ? 0 : a.ttl,
+    negTtl: negativeTtl(msg) ?? -1,
+  };
+}
+
+/** The records of a reply that has none (frozen: shared by every such reply and the cache). */
+const NO_RECORDS = Object.freeze([]) as unknown as string[];
+const quick: ReplySummary = { rcode: 0, tc: false, records: NO_RECORDS, cnameLoop: false, ttl: 0, negTtl: -1 };
+
+/**
+ * quickReply - the resolver's hot path: the summary of `buf` as a reply to `query` (the bytes
+ * encodeQuery sent), without decoding names into strings or building a DnsMessage. It decides
+ * only the common shape: a response (QR) to an A or TXT question, one question repeating ours
+ * (ASCII case aside), and every class IN answer owned by that question's name through the
+ * pointer to offset 12, none of them a CNAME. Anything else returns null: decode it in full
+ * (decodeMessage, questionMatches, summarize), which then decides. It walks every record with
+ * the same checks as decodeMessage (walkRecord) and throws the same SCR_ERR_DNS_PACKET, so a
+ * packet it takes gives what the full path gives (test/dns/quick-reply.property.test.ts).
+ * The summary returned is one object reused by every call: read it before the next call.
+ * The records array is new for each reply (or the question's answers are none: a shared []).
+ */
+export function quickReply(buf: Buffer, query: Buffer): ReplySummary | null {
+  const qEnd = query.length;
+  const qtype = query.readUInt16BE(qEnd - 4);
+  if (qtype !== T_A && qtype !== T_TXT) return null;
+  if (buf.length < qEnd) return null;
+  const flags = buf.readUInt16BE(2);
+  if ((flags & 0x8000) === 0 || buf.readUInt16BE(4) !== 1) return null;
+  for (let i = 12; i < qEnd - 4; i++) {
+    let c = buf[i] as number;
+    if (c >= 0x41 && c <= 0x5a) c += 32;
+    if (c !== query[i]) return null;
+  }
+  for (let i = qEnd - 4; i < qEnd; i++) if (buf[i] !== query[i]) return null;
+  const an = buf.readUInt16BE(6), ns = buf.readUInt16BE(8), ar = buf.readUInt16BE(10);
+  let p = qEnd;
+  let records: string[] | null = null;
+  let ttl = 0;
+  for (let i = 0; i < an; i++) {
+    const next = walkRecord(buf, p, true);
+    if (rClass === CLASS_IN) {
+      if (!rOwnerIsQuestion || rType === T_CNAME) return null;
+      if (rType === qtype) {
+        if (records === null) {
+          records = [];
+          ttl = rTtl;
+        } else if (rTtl < ttl) {
+          ttl = rTtl;
+        }
+        records.push(recordData(buf, next));
+      }
+    }
+    p = next;
+  }
+  let negTtl = -1;
+  for (let i = 0; i < ns; i++) {
+    p = walkRecord(buf, p, true);
+    if (negTtl < 0 && rClass === CLASS_IN && rType === T_SOA) negTtl = Math.min(rTtl, rSoaMin);
+  }
+  for (let i = 0; i < ar; i++) p = walkRecord(buf, p, false);
+  quick.rcode = flags & 0xf;
+  quick.tc = (flags & 0x0200) !== 0;
+  quick.records = records ?? NO_RECORDS;
+  quick.cnameLoop = false;
+  quick.ttl = ttl;
+  quick.negTtl = negTtl;
+  return quick;
 }

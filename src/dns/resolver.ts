@@ -42,8 +42,8 @@
  * cached 'timeout' would keep a DNSBL silently scoring 0 for that client after the server came back.
  */
 import { LRUCache } from 'lru-cache';
-import { answersFor, canonical, encodeQuery, negativeTtl } from './packet.js';
-import { QTYPE, RCODE, type DnsLookup, type DnsMessage, type LookupError, type LookupResult, type LookupType } from './types.js';
+import { canonical, encodeQuery, type ReplySummary } from './packet.js';
+import { QTYPE, RCODE, type DnsLookup, type LookupError, type LookupResult, type LookupType } from './types.js';
 import { newId, slabAdvance, slabTake } from './udp.js';
 import { UdpPool } from './udp-pool.js';
 import { TcpFallback } from './tcp-fallback.js';
@@ -66,6 +66,8 @@ interface CacheEntry {
   expiresAt: number;
 }
 
+/** The records of a cached NXDOMAIN or NODATA: one frozen array for all. */
+const NONE: string[] = Object.freeze([]) as unknown as string[];
 const CLOSED: LookupResult = Object.freeze({ status: 'error', error: 'network', message: 'resolver closed' });
 const BAD_NAME: LookupResult = Object.freeze({ status: 'error', error: 'bad-name' });
 const CNAME_LOOP: LookupResult = Object.freeze({ status: 'error', error: 'cname-loop' });
@@ -264,38 +266,36 @@ export class Resolver implements DnsLookup {
     } else {
       this.#cache.set(q.key, {
         status: r.status,
-        records: r.status === 'ok' ? r.records : [],
+        records: r.status === 'ok' ? r.records : NONE,
         expiresAt: this.#now() + r.ttl * 1000,
       });
     }
     q.resolve(r);
   }
 
-  /** A reply passed every check (UDP or TCP). */
-  #onAnswer(q: Query, msg: DnsMessage, viaTcp: boolean): void {
+  /** A reply passed every check (UDP or TCP). r may be quickReply's reused object: read it now. */
+  #onAnswer(q: Query, r: ReplySummary, viaTcp: boolean): void {
     const now = this.#now();
-    if (msg.tc && !viaTcp) {
+    if (r.tc && !viaTcp) {
       this.#tcp.start(q, now);
       return;
     }
-    switch (msg.rcode) {
-      case RCODE.NOERROR: {
-        const a = answersFor(msg, q.name, q.qtype);
-        if ('cnameLoop' in a) {
+    switch (r.rcode) {
+      case RCODE.NOERROR:
+        if (r.cnameLoop) {
           this.#finish(q, CNAME_LOOP);
-        } else if (a.records.length > 0) {
-          Object.freeze(a.records); // shared by every asker and the cache
-          this.#finish(q, { status: 'ok', records: a.records, ttl: this.#clamp(a.ttl) });
+        } else if (r.records.length > 0) {
+          Object.freeze(r.records); // shared by every asker and the cache
+          this.#finish(q, { status: 'ok', records: r.records, ttl: this.#clamp(r.ttl) });
         } else {
-          this.#finish(q, { status: 'nodata', ttl: this.#negativeTtl(msg) });
+          this.#finish(q, { status: 'nodata', ttl: this.#negativeTtl(r) });
         }
         return;
-      }
       case RCODE.NXDOMAIN:
-        this.#finish(q, { status: 'nxdomain', ttl: this.#negativeTtl(msg) });
+        this.#finish(q, { status: 'nxdomain', ttl: this.#negativeTtl(r) });
         return;
       default: // REFUSED, FORMERR, SERVFAIL, NOTIMP and the rest: this server cannot answer, another may
-        q.lastError = msg.rcode === RCODE.REFUSED ? 'refused' : msg.rcode === RCODE.FORMERR ? 'formerr' : 'servfail';
+        q.lastError = r.rcode === RCODE.REFUSED ? 'refused' : r.rcode === RCODE.FORMERR ? 'formerr' : 'servfail';
     }
     this.#nextTry(q, now);
   }
@@ -304,9 +304,8 @@ export class Resolver implements DnsLookup {
     return ttl < this.#minTtl ? this.#minTtl : ttl > this.#maxTtl ? this.#maxTtl : ttl;
   }
 
-  #negativeTtl(msg: DnsMessage): number {
-    const t = negativeTtl(msg);
-    return t === null ? this.#negTtl : this.#clamp(t);
+  #negativeTtl(r: ReplySummary): number {
+    return r.negTtl < 0 ? this.#negTtl : this.#clamp(r.negTtl);
   }
 
   /* -------- sweep -------- */
@@ -339,10 +338,10 @@ export class Resolver implements DnsLookup {
   /* -------- UDP and TCP slots -------- */
 
   /** A UDP reply passed the pool's checks: its try is over. */
-  readonly #onUdpReply = (q: Query, msg: DnsMessage): void => {
+  readonly #onUdpReply = (q: Query, r: ReplySummary): void => {
     this.#win.reply(this.#servers[q.server] as Server, this.#now());
     this.#release(q, false);
-    this.#onAnswer(q, msg, false);
+    this.#onAnswer(q, r, false);
   };
 
   /** q's socket died under it: the next sweep moves the try on. */
@@ -352,7 +351,7 @@ export class Resolver implements DnsLookup {
     q.tryDeadline = 0;
   };
 
-  readonly #onTcpAnswer = (q: Query, msg: DnsMessage): void => this.#onAnswer(q, msg, true);
+  readonly #onTcpAnswer = (q: Query, r: ReplySummary): void => this.#onAnswer(q, r, true);
 
   /** The TCP repeat broke before a good reply: next server. */
   readonly #onTcpFail = (q: Query, why: LookupError): void => {

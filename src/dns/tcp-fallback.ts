@@ -13,13 +13,13 @@
  *
  * The exchange itself (connect, framing) is dns/tcp.ts's. TcpFallback takes a reply only if it
  * decodes, is a response (QR), carries q.id (the ID of the truncated UDP try, which q.pkt still
- * carries) and repeats the question; then it drops the exchange and calls onAnswer(q, msg).
+ * carries) and repeats the question; then it drops the exchange and calls onAnswer(q, summarize(...)).
  * Anything else counts as `malformed` and, like a broken exchange, drops it and calls
  * onFail(q, why). The deadline is enforced by the resolver's sweep (dns/resolver.ts), which drops
  * the exchange when it passes.
  * Allocation: the callbacks given to each exchange are bound once per TcpFallback.
  */
-import { decodeMessage, questionMatches } from './packet.js';
+import { decodeMessage, questionMatches, summarize, type ReplySummary } from './packet.js';
 import type { DnsMessage, LookupError } from './types.js';
 import type { Counters, Query, Server, TcpTry } from './query.js';
 import { TcpExchange } from './tcp.js';
@@ -28,12 +28,12 @@ export class TcpFallback {
   readonly #servers: readonly Server[];
   readonly #st: Counters;
   readonly #timeoutMs: number;
-  readonly #onAnswer: (q: Query, msg: DnsMessage) => void;
+  readonly #onAnswer: (q: Query, r: ReplySummary) => void;
   readonly #onFail: (q: Query, why: LookupError) => void;
   readonly #open = new Set<TcpTry>();
 
   constructor(servers: readonly Server[], counters: Counters, timeoutMs: number,
-    onAnswer: (q: Query, msg: DnsMessage) => void, onFail: (q: Query, why: LookupError) => void) {
+    onAnswer: (q: Query, r: ReplySummary) => void, onFail: (q: Query, why: LookupError) => void) {
     this.#servers = servers;
     this.#st = counters;
     this.#timeoutMs = timeoutMs;
@@ -90,7 +90,7 @@ export class TcpFallback {
     }
     this.#st.received++;
     this.drop(q);
-    this.#onAnswer(q, msg);
+    this.#onAnswer(q, summarize(msg, q.name, q.qtype));
   }
 
   /** The exchange broke before a good reply: the resolver moves q on (next server). */

@@ -17,14 +17,15 @@
  * socket of a family holds ID_CAP IDs (in flight + quarantined), one more is opened.
  * A datagram is a reply only if it comes from the try's server address and port, carries an ID
  * in flight on that socket, decodes, is a response (QR) and repeats the question. Then the pool
- * hands it to onReply(q, msg) with q's try still filed: the resolver releases it. An ID given up
+ * hands its ReplySummary to onReply(q, r) with q's try still filed: the resolver releases it.
+ * The common shape is read by quickReply (no names decoded, no DnsMessage); the rest in full. An ID given up
  * on (quarantined) that answers late counts as `late`, any other unknown ID as `spoofed`.
  * A socket that errs, or is closed by someone else, is retired and closed; each try on it goes
  * to onLost(q) (the resolver releases it and lets the next sweep move it on).
- * Allocation: none per try or reply here; the handlers given to dgram are bound once per pool.
+ * Allocation: none per try or reply here (quickReply: the answer's records only); the handlers given to dgram are bound once per pool.
  */
 import type dgram from 'node:dgram';
-import { decodeMessage, questionMatches } from './packet.js';
+import { decodeMessage, questionMatches, quickReply, summarize, type ReplySummary } from './packet.js';
 import type { DnsMessage } from './types.js';
 import { ID_CAP, bindUdp, closeUdp, createUdp, forgetIds } from './udp.js';
 import type { Counters, Query, Server, Sock } from './query.js';
@@ -36,7 +37,7 @@ export class UdpPool {
   readonly #rotateAfter: number;
   readonly #quarantineMs: number;
   readonly #now: () => number;
-  readonly #onReply: (q: Query, msg: DnsMessage) => void;
+  readonly #onReply: (q: Query, r: ReplySummary) => void;
   readonly #onLost: (q: Query) => void;
   readonly #pool4: Sock[] = [];
   readonly #pool6: Sock[] = [];
@@ -45,7 +46,7 @@ export class UdpPool {
   #closed = false;
 
   constructor(servers: readonly Server[], counters: Counters, sockets: number, rotateAfter: number, quarantineMs: number,
-    now: () => number, onReply: (q: Query, msg: DnsMessage) => void, onLost: (q: Query) => void) {
+    now: () => number, onReply: (q: Query, r: ReplySummary) => void, onLost: (q: Query) => void) {
     this.#servers = servers;
     this.#st = counters;
     this.#nsockets = sockets;
@@ -128,6 +129,21 @@ export class UdpPool {
         return;
       }
     }
+    if (q !== undefined) {
+      // The common reply, read without decoding its names (dns/packet.ts quickReply); null: the full decode decides.
+      let r: ReplySummary | null;
+      try {
+        r = quickReply(buf, q.pkt);
+      } catch {
+        st.malformed++;
+        return;
+      }
+      if (r !== null) {
+        st.received++;
+        this.#onReply(q, r);
+        return;
+      }
+    }
     let msg: DnsMessage;
     try {
       msg = decodeMessage(buf);
@@ -144,7 +160,7 @@ export class UdpPool {
       st.spoofed++;
     } else {
       st.received++;
-      this.#onReply(q, msg);
+      this.#onReply(q, summarize(msg, q.name, q.qtype));
     }
   }
 
