@@ -37,7 +37,6 @@ import { preflight } from './cli/preflight.js';
 import { ScreenError } from './util/errors.js';
 import cluster from 'node:cluster';
 import { WORKER_ENV, workerCount } from './server/cluster-ipc.js';
-import { runPrimary } from './server/primary.js';
 
 function version(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -212,6 +211,8 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
   const readAgain = (): Config => applyOverrides(loadConfig(file), overrides);
   if (workers > 1 && cluster.isPrimary) {
     try {
+      // Imported only here: the primary's admin pulls in prom-client (~4 MB of RSS in every process otherwise).
+      const { runPrimary } = await import('./server/primary.js');
       return await runPrimary(cfg, { logger, read: readAgain, afterBind: () => privilegeFields(dropPrivileges(cfg), cfg) });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
