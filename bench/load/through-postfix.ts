@@ -2,10 +2,11 @@
  * bench/load/through-postfix.ts - the same legitimate load straight to a real Postfix smtpd and
  * through the screener to it, alternated in one run.
  *
- *   npm run bench:postfix -- [--sessions N] [--concurrency C] [--block B] [--paired P] [--out FILE] [--cpu-prof DIR] [--cli PATH]
+ *   npm run bench:postfix -- [--sessions N] [--concurrency C] [--block B] [--paired P] [--handoff xclient|proxy] [--out FILE] [--cpu-prof DIR] [--cli PATH]
  *
- * A private Postfix (test/helpers/postfix.ts) serves two smtpd listeners: plain (the direct
- * path) and XCLIENT (the screener's backend). The screener permits every client by its access
+ * A private Postfix (test/helpers/postfix.ts) serves smtpd listeners: plain (the direct
+ * path), and XCLIENT or PROXY (--handoff, default xclient: the screener's backend; with proxy
+ * the screener sends a PROXY v2 header instead of an XCLIENT round trip). The screener permits every client by its access
  * list (allowlisted: handed over at once, no greet wait), so what is measured is the proxy.
  * A session is connect, the final 220, EHLO, MAIL, RCPT, QUIT (no DATA: the queue manager is
  * not what is compared). Figures:
@@ -31,8 +32,11 @@ const { values } = parseArgs({
   options: {
     sessions: { type: 'string' }, concurrency: { type: 'string' }, block: { type: 'string' },
     paired: { type: 'string' }, out: { type: 'string' }, 'cpu-prof': { type: 'string' }, cli: { type: 'string' },
+    handoff: { type: 'string' },
   },
 });
+const handoff = values.handoff ?? 'xclient';
+if (handoff !== 'xclient' && handoff !== 'proxy') throw new Error(`--handoff: want xclient or proxy; got "${handoff}"`);
 const sessions = Number(values.sessions ?? 3000);
 const concurrency = Number(values.concurrency ?? 10);
 const block = Number(values.block ?? 250);
@@ -115,9 +119,9 @@ const list = join(dir, 'access');
 writeFileSync(list, '127.0.0.0/8 permit\n');
 const t = await startScreener({
   greetWaitMs: 1000, action: 'enforce', maxConnections: 10_000, commandTimeMs: 30_000, logLevel: 'warn',
-  backend: { host: '127.0.0.1', port: pf.xclientPort },
+  backend: { host: '127.0.0.1', port: handoff === 'proxy' ? pf.proxyPort : pf.xclientPort },
   nodeArgs: values['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`], traceGc: false, keepFiles: false,
-  extra: { access: { list } },
+  extra: { access: { list }, ...(handoff === 'proxy' ? { backend: { handoff: 'proxy-v2' } } : {}) },
   ...(values.cli !== undefined ? { cli: values.cli } : {}),
 });
 try {
@@ -162,7 +166,7 @@ try {
   }
   const result = {
     bench: 'through-postfix', at: new Date().toISOString(), machine: machineInfo(),
-    settings: { sessions, concurrency, block, paired, session: 'connect, 220, EHLO, MAIL, RCPT, QUIT', screener: 'allowlisted, XCLIENT' },
+    settings: { sessions, concurrency, block, paired, session: 'connect, 220, EHLO, MAIL, RCPT, QUIT', screener: `allowlisted, ${handoff === 'proxy' ? 'PROXY v2' : 'XCLIENT'}` },
     figures: {
       direct_sessions_per_s: round(directRate, 1),
       screened_sessions_per_s: round(screenedRate, 1),
