@@ -12,7 +12,9 @@
  * caches). Runs alternate the order of the two clients; figures are medians over `runs`.
  * Reported per client: lookups/s, latency p50/p99 (ms, from lookup() to its result), errors by
  * code, wrong answers (listed said unlisted or back), peak lookups in flight, and the CPU used by
- * this process and by rbldnsd during the run. JSON goes to bench/results/dns-resolver.json.
+ * this process and by rbldnsd during the run, and the garbage collector's part in the tail
+ * (pauses seen by a PerformanceObserver; the share of the lookups at or over the p99 whose flight
+ * overlapped a pause, against the share of all). JSON goes to bench/results/dns-resolver.json.
  * Profile with: node --cpu-prof --cpu-prof-dir=/tmp/prof dist/bench/load/dns-resolver.js --only ours
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -21,7 +23,7 @@ import dns from 'node:dns';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { RESOLVER_DEFAULTS, Resolver, type ResolverStats } from '../../src/dns/resolver.js';
 import { encodeQuery } from '../../src/dns/packet.js';
@@ -46,6 +48,7 @@ interface RunResult {
   cpuSelfPct: number;
   cpuRbldnsdPct: number;
   resolverStats?: ResolverStats;
+  gc: GcShare;
 }
 
 const ZONE = 'dnsbl.test';
@@ -217,11 +220,67 @@ async function stopRbldnsd(r: Rbldnsd): Promise<void> {
   rmSync(r.dir, { recursive: true, force: true });
 }
 
+/**
+ * The tail and the collector: GC pauses during the run (count, total and longest pause, by
+ * kind: 1 scavenge, 2 minor mark-compact, 4 mark-compact, 8 incremental marking, 16 weak
+ * callbacks) and the share of the lookups at or over the run's p99 whose flight overlapped a
+ * pause, against the share of all lookups that did.
+ */
+interface GcShare {
+  pauses: number;
+  pauseMs: number;
+  longestMs: number;
+  scavenges: number;
+  markCompacts: number;
+  tailOverlappingPct: number;
+  allOverlappingPct: number;
+}
+
+function gcShare(gcs: Array<{ start: number; end: number; kind: number }>, began: Float64Array, lat: Float64Array): GcShare {
+  gcs.sort((a, b) => a.start - b.start);
+  const p99 = percentiles(Array.from(lat)).p99;
+  const overlaps = (i: number): boolean => {
+    const s = began[i] as number, e = s + (lat[i] as number);
+    // Binary search for the first pause ending after s.
+    let lo = 0, hi = gcs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((gcs[mid] as { end: number }).end <= s) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < gcs.length && (gcs[lo] as { start: number }).start < e;
+  };
+  let tail = 0, tailHit = 0, allHit = 0;
+  for (let i = 0; i < lat.length; i++) {
+    const hit = overlaps(i);
+    if (hit) allHit++;
+    if ((lat[i] as number) >= p99) {
+      tail++;
+      if (hit) tailHit++;
+    }
+  }
+  let pauseMs = 0, longestMs = 0;
+  for (const g of gcs) {
+    pauseMs += g.end - g.start;
+    longestMs = Math.max(longestMs, g.end - g.start);
+  }
+  return {
+    pauses: gcs.length,
+    pauseMs: round(pauseMs, 1),
+    longestMs: round(longestMs, 2),
+    scavenges: gcs.filter((g) => g.kind === 1).length,
+    markCompacts: gcs.filter((g) => g.kind === 4).length,
+    tailOverlappingPct: tail === 0 ? 0 : round((100 * tailHit) / tail, 1),
+    allOverlappingPct: lat.length === 0 ? 0 : round((100 * allHit) / lat.length, 1),
+  };
+}
+
 /** Keeps `inflight` lookups outstanding until `count` are done. */
-function drive(lookup: (name: string) => Promise<Outcome>, names: string[], inflight: number): Promise<{ elapsedMs: number; lat: Float64Array; outcomes: Outcome[]; peak: number }> {
+function drive(lookup: (name: string) => Promise<Outcome>, names: string[], inflight: number): Promise<{ elapsedMs: number; lat: Float64Array; began: Float64Array; outcomes: Outcome[]; peak: number }> {
   return new Promise((resolve) => {
     const n = names.length;
     const lat = new Float64Array(n);
+    const began = new Float64Array(n);
     const outcomes: Outcome[] = new Array<Outcome>(n);
     let next = 0, done = 0, active = 0, peak = 0;
     const t0 = performance.now();
@@ -231,11 +290,12 @@ function drive(lookup: (name: string) => Promise<Outcome>, names: string[], infl
         active++;
         if (active > peak) peak = active;
         const start = performance.now();
+        began[i] = start;
         void lookup(names[i] as string).then((o) => {
           lat[i] = performance.now() - start;
           outcomes[i] = o;
           active--;
-          if (++done === n) resolve({ elapsedMs: performance.now() - t0, lat, outcomes, peak });
+          if (++done === n) resolve({ elapsedMs: performance.now() - t0, lat, began, outcomes, peak });
           else launch();
         });
       }
@@ -264,7 +324,14 @@ async function oneRun(client: Client, run: number, port: number, rbldnsdPid: num
   }
   const a0 = sampleProc(process.pid) as ProcSample;
   const b0 = sampleProc(rbldnsdPid) as ProcSample;
+  const gcs: Array<{ start: number; end: number; kind: number }> = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration, kind: (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0 });
+  });
+  obs.observe({ entryTypes: ['gc'] });
   const d = await drive(lookup, names, inflight);
+  await new Promise((r) => setImmediate(r)); // the observer's last entries
+  obs.disconnect();
   const a1 = sampleProc(process.pid) as ProcSample;
   const b1 = sampleProc(rbldnsdPid) as ProcSample;
   let listed = 0, unlisted = 0, wrong = 0;
@@ -288,6 +355,7 @@ async function oneRun(client: Client, run: number, port: number, rbldnsdPid: num
     listed, unlisted, wrong, errors,
     cpuSelfPct: round(cpuPct(a0, a1), 1),
     cpuRbldnsdPct: round(cpuPct(b0, b1), 1),
+    gc: gcShare(gcs, d.began, d.lat),
   };
   if (ours !== null) {
     res.resolverStats = ours.stats();
@@ -334,7 +402,9 @@ async function main(): Promise<void> {
         process.stdout.write(
           `run ${run} ${c.padEnd(6)} ${String(r.lookupsPerSec).padStart(7)} lookups/s  p50 ${r.latencyMs.p50} ms  p99 ${r.latencyMs.p99} ms  ` +
             `peak ${r.peakInFlight}  errors ${errs}  wrong ${r.wrong}  cpu self ${r.cpuSelfPct}% rbldnsd ${r.cpuRbldnsdPct}%` +
-            `${r.resolverStats !== undefined ? `  timeouts ${r.resolverStats.timeouts}` : ''}\n`,
+            `${r.resolverStats !== undefined ? `  timeouts ${r.resolverStats.timeouts}` : ''}` +
+            `  gc ${r.gc.pauses} pauses ${r.gc.pauseMs} ms (longest ${r.gc.longestMs}, ${r.gc.scavenges} scavenges)` +
+            `  p99 tail in a GC ${r.gc.tailOverlappingPct}% (all ${r.gc.allOverlappingPct}%)\n`,
         );
       }
     }
@@ -353,6 +423,10 @@ async function main(): Promise<void> {
       peakInFlight: median(rs.map((r) => r.peakInFlight)),
       cpuSelfPct: median(rs.map((r) => r.cpuSelfPct)),
       cpuRbldnsdPct: median(rs.map((r) => r.cpuRbldnsdPct)),
+      gcPauseMs: median(rs.map((r) => r.gc.pauseMs)),
+      gcScavenges: median(rs.map((r) => r.gc.scavenges)),
+      tailInGcPct: median(rs.map((r) => r.gc.tailOverlappingPct)),
+      allInGcPct: median(rs.map((r) => r.gc.allOverlappingPct)),
     };
   }
   const out = {
