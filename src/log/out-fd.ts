@@ -7,7 +7,8 @@
  *     on the descriptor. libuv puts it in non-blocking mode and writes when
  *     epoll says there is room, so a reader that stops reading costs the event
  *     loop nothing; the socket's own queue (writableLength) is the buffer, and a
- *     line that would take it past `limit` is dropped.
+ *     line that would take it past `limit` is dropped. On a pipe, lines are
+ *     written whole, at most PIPE_ATOMIC bytes a write (workers share the pipe).
  *   - a regular file, a terminal, /dev/null: fs.write() from libuv's thread
  *     pool, one write at a time, the lines queued meanwhile written together
  *     next. Files cannot be polled, so this is the only way not to block; a slow
@@ -28,7 +29,21 @@ import { Socket } from 'node:net';
 import { close as fsClose, fstatSync, open as fsOpen, openSync, write as fsWrite } from 'node:fs';
 import { DropCounter, type LineOut } from './out-base.js';
 
-/** A pipe or socket descriptor: a non-blocking net.Socket. */
+/**
+ * POSIX's PIPE_BUF on Linux: a write of at most this many bytes to a pipe is never split, nor
+ * mixed with another process's writes, even when the pipe is full (a non-blocking write of that
+ * size either goes in whole or fails with EAGAIN, and libuv then retries it whole).
+ */
+export const PIPE_ATOMIC = 4096;
+
+/**
+ * A pipe or socket descriptor: a non-blocking net.Socket.
+ * On a pipe (several workers may share it as their stdout) the lines go out whole: in writes of
+ * at most PIPE_ATOMIC bytes, each made of whole lines, one write in flight at a time (so Node
+ * never joins them into one larger writev). A single line longer than PIPE_ATOMIC is written
+ * alone and may still be split when the pipe is full. On a socket the lines of one tick go
+ * out as one writev (corkTick).
+ */
 class SocketOut implements LineOut {
   readonly kind: string;
   readonly #sock: Socket;
@@ -36,14 +51,21 @@ class SocketOut implements LineOut {
   readonly #drops = new DropCounter();
   #broken = false;
   readonly #written: () => void;
+  readonly #atomic: boolean;
+  /** Pipe mode: lines not yet handed to the socket, and their length in characters. */
+  #lines: string[] = [];
+  #pending = 0;
+  #inFlight = false;
+  #pumpQueued = false;
 
-  constructor(fd: number, limit: number, kind: string) {
+  constructor(fd: number, limit: number, kind: string, pipe: boolean) {
     this.kind = kind;
     this.#limit = limit;
+    this.#atomic = pipe;
     this.#sock = new Socket({ fd, readable: false, writable: true });
     // Not 'drain': Node emits it only after a write() returned false (past the 16 KiB highWaterMark), and log.buffer may be smaller.
     this.#written = (): void => {
-      if (this.#sock.writableLength === 0) this.#drops.caughtUp();
+      if (this.#sock.writableLength === 0 && this.#pending === 0) this.#drops.caughtUp();
     };
     // EPIPE: the reader is gone; every later line is dropped and counted.
     this.#sock.on('error', () => {
@@ -56,7 +78,7 @@ class SocketOut implements LineOut {
     return this.#drops.total;
   }
   get queued(): number {
-    return this.#sock.writableLength;
+    return this.#sock.writableLength + this.#pending;
   }
   get onRecover(): LineOut['onRecover'] {
     return this.#drops.onRecover;
@@ -66,15 +88,54 @@ class SocketOut implements LineOut {
   }
 
   write(text: string): boolean {
-    const q = this.#sock.writableLength;
+    const q = this.queued;
     if (this.#broken || this.#sock.destroyed || q + text.length > this.#limit) {
       this.#drops.drop(text);
       if (q === 0 && !this.#broken) this.#drops.caughtUp();
       return false;
     }
+    if (this.#atomic) {
+      this.#lines.push(text);
+      this.#pending += text.length;
+      if (!this.#inFlight && !this.#pumpQueued) {
+        // The lines of this tick go out together, as corkTick does for a socket.
+        this.#pumpQueued = true;
+        process.nextTick(pumpLater, this);
+      }
+      return true;
+    }
     corkTick(this.#sock);
     this.#sock.write(text, this.#written);
     return true;
+  }
+
+  /** Pipe mode: the next write, whole lines up to PIPE_ATOMIC bytes (one longer line alone). */
+  pump(): void {
+    this.#pumpQueued = false;
+    if (this.#inFlight || this.#lines.length === 0) return;
+    if (this.#broken || this.#sock.destroyed) {
+      for (const l of this.#lines) this.#drops.drop(l);
+      this.#lines = [];
+      this.#pending = 0;
+      return;
+    }
+    let n = 0, bytes = 0, chars = 0;
+    for (const l of this.#lines) {
+      const b = Buffer.byteLength(l);
+      if (n > 0 && bytes + b > PIPE_ATOMIC) break;
+      n++;
+      bytes += b;
+      chars += l.length;
+    }
+    const batch = n === this.#lines.length ? this.#lines : this.#lines.slice(0, n);
+    this.#lines = n === this.#lines.length ? [] : this.#lines.slice(n);
+    this.#inFlight = true;
+    this.#sock.write(batch.length === 1 ? (batch[0] as string) : batch.join(''), () => {
+      this.#inFlight = false;
+      this.#pending -= chars;
+      this.#written();
+      this.pump();
+    });
   }
 
   reopen(done: (err: Error | null) => void): void {
@@ -82,13 +143,17 @@ class SocketOut implements LineOut {
   }
 
   flush(timeoutMs: number): Promise<boolean> {
-    return waitFor(() => this.#broken || this.#sock.writableLength === 0, timeoutMs);
+    return waitFor(() => this.#broken || (this.queued === 0 && !this.#inFlight), timeoutMs);
   }
 
   close(): void {
     this.#broken = true;
     this.#sock.destroy();
   }
+}
+
+function pumpLater(out: SocketOut): void {
+  out.pump();
 }
 
 /** A regular file, a terminal or a device: async fs.write, one at a time; reopened by path. */
@@ -245,7 +310,7 @@ export function openFd(fd: number, limit: number, kind = 'stdout'): LineOut {
   }
   if (st !== null && (st.isFIFO() || st.isSocket())) {
     try {
-      return new SocketOut(fd, limit, kind);
+      return new SocketOut(fd, limit, kind, st.isFIFO());
     } catch {
       /* a socket type net cannot open (a datagram socket): written like a file */
     }
