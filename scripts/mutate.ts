@@ -39,7 +39,7 @@ export const GROUPS: readonly Group[] = [
   {
     name: 'verdict',
     mutate: ['src/session/verdict.ts', 'src/session/conclude.ts', 'src/session/test-state.ts', 'src/session/machine.ts', 'src/session/deep.ts'],
-    tests: T('session/verdict', 'session/verdict-table', 'session/machine', 'session/machine-paths', 'session/policy', 'session/shared-tier', 'session/fd-accounting'),
+    tests: T('session/verdict', 'session/verdict-table', 'session/conclude', 'shadow/verdict-shadow', 'session/machine', 'session/machine-paths', 'session/policy', 'session/shared-tier', 'session/fd-accounting'),
   },
   { name: 'access', mutate: ['src/checks/access.ts'], tests: T('checks/access') },
   { name: 'dnsbl', mutate: ['src/checks/dnsbl.ts', 'src/checks/dnsbl-site.ts'], tests: T('checks/dnsbl', 'checks/dnsbl-health') },

@@ -23,6 +23,7 @@ import { enterDummy } from './dummy.js';
 import { closeWith } from './close.js';
 import { afterEarly, type EarlyFacts, type EarlyVerdict } from './verdict.js';
 import type { GreylistDecision, GreylistOptions } from '../checks/greylist.js';
+import type { SharedTier } from '../cache/store.js';
 import { guardTimer } from './guard.js';
 import type { CheckOutcome } from '../checks/check.js';
 import { ALLOWLISTED, IGNORED, SHADOWED } from './test-state.js';
@@ -37,10 +38,10 @@ export function conclude(s: Session): void {
   const checks: Array<{ test: number; outcome: CheckOutcome }> = [];
   const runs = s.runs;
   if (runs !== null) {
-    for (let i = 0; i < runs.length; i++) {
+    // runs has a slot per check of the session's generation (session/machine.ts); null: not started (its pass was valid).
+    for (const [i, c] of s.gen.checks.entries()) {
       const run = runs[i];
-      const c = s.gen.checks[i];
-      if (run == null || c === undefined) continue;
+      if (run == null) continue;
       run.cancel();
       checks.push({ test: c.test, outcome: c.outcome(run) });
     }
@@ -52,18 +53,19 @@ export function conclude(s: Session): void {
   const shared = store.shared;
   // Greylisting on a shared tier is decided there, atomically for every screener, and so later:
   // the verdict is asked once to learn whether it needs a decision, then again with it.
-  const ask = { network: null as string | null };
+  const ask = { shared: null as { network: string; tier: SharedTier } | null };
   const v = afterEarly(facts(s, now, checks, (network) => {
     if (shared === undefined || !shared.up) return store.observe(network, now, greylistOptions(s));
-    ask.network = network;
+    ask.shared = { network, tier: shared };
     return ASKED;
   }));
-  if (ask.network !== null && shared !== undefined) {
+  const to = ask.shared;
+  if (to !== null) {
     // No input is read meanwhile; the dummy engine or the handoff resumes the socket.
     s.socket.pause();
-    s.deciding = { network: ask.network, now, checks };
-    shared.observeShared(ask.network, now, greylistOptions(s), s, onSharedDecision);
-    s.timer = ctx.clock.setTimeout(onDecisionDeadline, shared.timeoutMs, s);
+    s.deciding = { network: to.network, now, checks };
+    to.tier.observeShared(to.network, now, greylistOptions(s), s, onSharedDecision);
+    s.timer = ctx.clock.setTimeout(onDecisionDeadline, to.tier.timeoutMs, s);
     return;
   }
   act(s, v, checks);
@@ -113,9 +115,8 @@ function decideWith(s: Session, p: PendingDecision, d: GreylistDecision): void {
 
 /** What the verdict says, done: events, the record, then the one way out. */
 function act(s: Session, v: EarlyVerdict, checks: PendingDecision['checks']): void {
-  for (const f of v.failedChecks) {
-    s.event(f.outcome.event, f.would === undefined ? { ...f.outcome.fields, action: f.action } : { ...f.outcome.fields, action: f.action, would: f.would });
-  }
+  // `would` is set only under shadow; undefined is no field (the JSON line, the counters and the metrics alike).
+  for (const f of v.failedChecks) s.event(f.outcome.event, { ...f.outcome.fields, action: f.action, would: f.would });
   if (v.shadowed === true) s.tests |= SHADOWED;
   let score = 0;
   let scored = false;
@@ -124,16 +125,18 @@ function act(s: Session, v: EarlyVerdict, checks: PendingDecision['checks']): vo
     if (c.test === TestIndex.dnsbl) scored = true;
     const n = c.outcome.note;
     if (n != null) s.event(n.event, n.fields);
-    if (c.outcome.route != null) s.route = c.outcome.route;
+    s.route = c.outcome.route ?? s.route; // a check that asks for a route (the policy's) sets it
   }
   if (scored) s.score = score; // for routes' score_min / score_max (handoff/route.ts)
   s.remember(v.record);
   if (v.greylist !== null) {
     const { network, decision: d } = v.greylist;
-    if (d.verdict === 'defer' && v.greylist.shadow === true) {
-      s.event(EV.GREYLIST, { network, state: 'defer', reason: d.reason, ...(d.reason === 'early' ? { wait_ms: d.waitMs } : {}), action: 'shadow', would: 'defer' });
-    } else if (d.verdict === 'defer') s.event(EV.GREYLIST, { network, state: 'defer', reason: d.reason, ...(d.reason === 'early' ? { wait_ms: d.waitMs } : {}) });
-    else if (d.reason === 'retry') s.event(EV.GREYLIST, { network, state: 'pass', delay_ms: d.delayMs });
+    if (d.verdict === 'defer') {
+      // wait_ms: only an early retry has it (undefined is no field in the line).
+      const fields = { network, state: 'defer', reason: d.reason, wait_ms: (d as { waitMs?: number }).waitMs };
+      // Shadowed: handed over all the same; the line says what enforce would have done.
+      s.event(EV.GREYLIST, v.greylist.shadow === true ? { ...fields, action: 'shadow', would: 'defer' } : fields);
+    } else if (d.reason === 'retry') s.event(EV.GREYLIST, { network, state: 'pass', delay_ms: d.delayMs });
   }
   switch (v.next) {
     case 'drop':

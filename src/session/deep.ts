@@ -15,7 +15,7 @@
  * for every enabled test, i.e. when its next connection will be PASS OLD
  * and handed over. Only this function and conclude() write verdicts.
  */
-import type { Config, DeepTestConfig } from '../config/types.js';
+import type { Action, Config, DeepTestConfig } from '../config/types.js';
 import { shadowFields } from '../checks/check.js';
 import { EV } from '../log/events.js';
 import { TestIndex } from '../checks/tests.js';
@@ -30,11 +30,10 @@ export function deepOptions(config: Config): DeepOptions | null {
   if (!d.pipelining.enable && !d.non_smtp.enable && !d.bare_newline.enable) return null;
   // postscreen's psc_min_ttl: the shortest TTL of every test, enabled or not.
   const ignoreTtl = Math.min(config.pregreet.ttl, config.dnsbl.ttl_min, d.pipelining.ttl, d.non_smtp.ttl, d.bare_newline.ttl);
-  // mode: shadow (or action: shadow): the action is shadow and `would` says what the configured one does.
-  const inMode = (t: DeepTestConfig): DeepTestConfig | (DeepTestConfig & { would: 'reject' | 'drop' }) => {
-    const f = shadowFields(t.action, config.mode);
-    return f.would === undefined ? t : { ...t, action: f.action, would: f.would as 'reject' | 'drop' };
-  };
+  // mode: shadow (or action: shadow): the action is shadow and `would` says what the configured one does
+  // (a deep test would reject or drop, never defer); otherwise the action as configured and no `would`.
+  const inMode = (t: DeepTestConfig): DeepTestConfig & { would?: 'reject' | 'drop' } =>
+    ({ ...t, ...(shadowFields(t.action, config.mode) as { action: Action; would?: 'reject' | 'drop' }) });
   return {
     pipelining: inMode(d.pipelining), non_smtp: inMode(d.non_smtp), bare_newline: inMode(d.bare_newline),
     forbidden: new ForbiddenCommands(d.forbidden_commands), ignoreTtl,

@@ -143,11 +143,13 @@ export function cleared(rec: VerdictRecord | null, tests: readonly number[]): Ve
   return changes.length === 0 ? null : withPasses(rec, changes);
 }
 
-/** The action of a failed test under this configuration (a new early check adds its row). */
+/**
+ * The action of a failed early check under this configuration (a new early check adds its row).
+ * Only early checks (checks/check.ts EarlyCheck) come here: the pregreet test is read from the state table.
+ */
 function actionOf(cfg: Config, test: number): Action {
   if (test === DNSBL) return cfg.dnsbl.action;
-  if (test === PREGREET) return cfg.pregreet.action;
-  if (test === TestIndex.policy) return cfg.policy.action;
+  if (test === POLICY) return cfg.policy.action;
   throw new Error(`no action for test row ${test}`);
 }
 
@@ -166,7 +168,8 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
   const policyVouch = f.checks.find((c) => c.test === POLICY && c.outcome.allowlisted);
   for (const c of f.checks) {
     if (!c.outcome.failed) continue;
-    if (policyVouch !== undefined && c.test !== POLICY) continue;
+    // (A permit is no failure itself: a policy outcome is never both allowlisted and failed, checks/policy.ts.)
+    if (policyVouch !== undefined) continue;
     const configured = actionOf(cfg, c.test);
     const action = actionIn(configured, cfg.mode);
     failed.push(c.test);
@@ -220,7 +223,7 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
   const g = cfg.greylist;
   // Greylisting shadowed after a shadowed failure: enforce would have refused the client before greylisting,
   // so it is not asked (the would-have counts stay those of enforce; nothing changes for the client).
-  const skipGreylist = shadowed && actionIn(g.action ?? 'enforce', cfg.mode) === 'shadow';
+  const skipGreylist = shadowed && actionIn(g.action, cfg.mode) === 'shadow';
   if (g.enable && !skipGreylist && !((f.record?.[GREYLIST] ?? 0) > now)) {
     if (!greylistApplies(g.policy, score, g.suspicious_score)) changes.push([GREYLIST, now + g.ttl]);
     else {
@@ -229,7 +232,7 @@ export function afterEarly(f: EarlyFacts): EarlyVerdict {
         const decision = f.greylist(network);
         greylist = { network, decision };
         if (decision.verdict === 'pass') changes.push([GREYLIST, decision.state]);
-        else if (actionIn(g.action ?? 'enforce', cfg.mode) === 'shadow') {
+        else if (actionIn(g.action, cfg.mode) === 'shadow') {
           // Shadowed: the first-seen time is stored (observe()), no greylist pass: the retry logic runs as it would.
           shadowed = true;
           greylist = { network, decision, shadow: true };

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { harness, type Harness, settle } from '../helpers/fake-session.js';
+import { harness, type Harness, settle, envelope } from '../helpers/fake-session.js';
 import { TestIndex } from '../../src/checks/tests.js';
 import { withPasses, type SharedTier, type VerdictRecord } from '../../src/cache/store.js';
 import type { GreylistDecision, GreylistOptions } from '../../src/checks/greylist.js';
@@ -182,4 +182,58 @@ test('no pregreet and no other check: the session waits for the answer (at most 
   a.sock.hangup();
   b.sock.hangup();
   await settle();
+});
+
+test('greylisting on the shared tier: the store lookup answering while the decision is out changes nothing (the wait is over)', async () => {
+  const { h, tier } = withTier({ pregreet: { wait: '300ms' }, greylist: { enable: true, min_delay: '1m', max_delay: '1h', ttl: '1d' } });
+  const { sock } = h.connect('192.0.2.30');
+  h.clock.advance(300);
+  assert.equal(tier.observes.length, 1, 'the wait ended without the store\'s answer: greylisting asked');
+  // The record of a client that passed everything, greylisting included: too late to make it PASS OLD now.
+  tier.lookups[0]?.answer(withPasses(null, [[TestIndex.pregreet, h.clock.now() + 3_600_000], [TestIndex.greylist, h.clock.now() + 3_600_000]]));
+  assert.deepEqual([h.named('PASS OLD').length, tier.kept.length, tier.observes.length, h.backends.length], [0, 0, 1, 0]);
+  tier.observes[0]?.answer({ verdict: 'defer', state: -h.clock.now(), reason: 'new' });
+  assert.deepEqual(h.named('GREYLIST').map((e) => [e['state'], e['reason']]), [['defer', 'new']]);
+  sock.hangup();
+  await settle();
+});
+
+test('greylisting on the shared tier: a decision after the deadline, or after the client hung up, is dropped quietly', async () => {
+  const { h, tier } = withTier({ pregreet: { wait: '300ms' }, greylist: { enable: true, min_delay: '1m', max_delay: '1h', ttl: '1d' } });
+  // Decided from memory at the deadline (defer: the dummy engine); the tier's answer comes later.
+  const a = h.connect('192.0.2.31');
+  h.clock.advance(400);
+  assert.deepEqual(h.named('GREYLIST').map((e) => e['reason']), ['new']);
+  tier.observes[0]?.answer({ verdict: 'pass', state: h.clock.now() + 1, reason: 'retry', delayMs: 1 });
+  assert.equal(h.named('INTERNAL ERROR').length, 0, 'no error, no 421');
+  envelope(a.sock);
+  assert.match(a.sock.text(), /450 4\.\d\.\d .*\r\n$/, 'the dummy engine goes on: the greylisting 450 at RCPT');
+  // Hung up while the decision was out: nothing is decided, logged or stored for it.
+  const b = h.connect('192.0.2.32');
+  h.clock.advance(300);
+  assert.equal(tier.observes.length, 2);
+  b.sock.hangup();
+  await settle();
+  const writes = h.writes.length;
+  tier.observes[1]?.answer({ verdict: 'defer', state: -h.clock.now(), reason: 'new' });
+  assert.deepEqual([h.named('GREYLIST').length, h.writes.length, b.sock.writesAfterEnd], [1, writes, 0]);
+  a.sock.hangup();
+  await settle();
+});
+
+test('greylisting on the shared tier: a decision whose handling throws is INTERNAL ERROR naming where (the answer, the deadline), 421', async () => {
+  for (const where of ['shared greylist decision', 'shared greylist deadline']) {
+    const { h, tier } = withTier({ pregreet: { wait: '300ms' }, greylist: { enable: true } });
+    const { sock } = h.connect('192.0.2.33');
+    h.clock.advance(300);
+    h.store.observe = (): never => {
+      throw new Error('store broken');
+    };
+    // A failed tier answer (null) is decided from memory at once; no answer, at the deadline.
+    if (where === 'shared greylist decision') tier.observes[0]?.answer(null);
+    else h.clock.advance(100);
+    assert.deepEqual(h.named('INTERNAL ERROR').map((e) => [e['where'], e['error']]), [[where, 'store broken']], where);
+    assert.match(sock.text(), /421 4\.3\.2 Service currently unavailable\r\n$/, where);
+    await settle();
+  }
 });

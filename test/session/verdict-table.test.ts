@@ -150,6 +150,7 @@ test('greylisting, policy all: the first attempt is deferred (450 at RCPT), the 
   assert.match(s.sock.text(), /450 4\.\d\.\d .*\r\n$/);
   const g = h.named('GREYLIST');
   assert.deepEqual([g[0]?.['network'], g[0]?.['state'], g[0]?.['reason'], g[0]?.['wait_ms']], ['192.0.2.0/24', 'defer', 'new', undefined]);
+  assert.deepEqual([g[0]?.['action'], g[0]?.['would']], [undefined, undefined], 'an enforced deferral is no shadow line');
   assert.equal(pass(s.stored, PG), T0 + 2000 + DAY);
   assert.equal(pass(s.stored, GL), 0);
   s.sock.hangup();
@@ -166,7 +167,7 @@ test('greylisting, policy all: the first attempt is deferred (450 at RCPT), the 
   const ok = await run({}, 'silent', { h, client: '192.0.2.10' });
   assert.equal(ok.handedOver, true);
   const g3 = h.named('GREYLIST')[2];
-  assert.deepEqual([g3?.['state'], g3?.['delay_ms']], ['pass', 362_000]);
+  assert.deepEqual([g3?.['state'], g3?.['delay_ms'], g3?.['action']], ['pass', 362_000, undefined]);
   assert.equal(pass(ok.stored, GL), h.clock.now() + 35 * DAY);
   // A neighbour with no record of its own: the network passed already, handed over without a GREYLIST line.
   const n = await run({}, 'silent', { h, client: '192.0.2.200' });
@@ -319,10 +320,51 @@ test('afterEarly: an ignored failure clears the failed test\'s pass and keeps th
   assert.equal(v.record?.[PG], T0 + 5);
 });
 
-test('afterEarly: no test enabled -> "untested", nothing stored, no PASS NEW', () => {
+test('afterEarly: no test enabled -> "untested", nothing stored, no PASS NEW; after a shadowed denylisting -> "shadow"', () => {
   const p = { ...personality({ pregreet: { enable: false } }), enabled: [] };
   const v = afterEarly(facts({ personality: p, state: 0 }));
-  assert.deepEqual([v.next, v.name, v.record, v.passNew], ['handoff', 'untested', null, false]);
+  assert.deepEqual([v.next, v.name, v.record, v.passNew, v.shadowed], ['handoff', 'untested', null, false, undefined]);
+  // A denylisted client under shadow with no test to run: handed over, but as what enforce would have refused.
+  const s = afterEarly(facts({ personality: p, state: 0, shadowed: true }));
+  assert.deepEqual([s.next, s.name, s.record, s.passNew, s.shadowed], ['handoff', 'shadow', null, false, true]);
+});
+
+test('afterEarly: the policy service beside the DNS lists (its permit overrules a listing; its dunno does not)', () => {
+  const PO = TestIndex.policy;
+  const p = personality({ ...bl('enforce'), policy: { url: 'http://127.0.0.1:9/p' } });
+  const listed = { test: DB, outcome: outcome({ failed: true, score: 1 }) };
+  const dnsblVouch = { test: DB, outcome: outcome({ allowlisted: true, score: -5, ttlMs: 300_000 }) };
+  const policy = (o: Partial<CheckOutcome>) => ({ test: PO, outcome: outcome({ event: 'POLICY', complete: false, ttlMs: 0, reply: (code) => `${code} 5.7.1 policy\r\n`, ...o }) });
+  const rows = [
+    // A dunno is no vouching: the listing still enforces (a listed client handed over as "policy-allowlisted" would be the bug).
+    { label: 'listed, policy dunno', checks: [listed, policy({})], next: 'enforce', name: '', reply: '550 5.7.1 listed\r\n', failed: ['DNSBL'], rec: null },
+    { label: 'listed, policy permit (1 h)', checks: [listed, policy({ allowlisted: true, ttlMs: 3_600_000 })], next: 'handoff', name: 'policy-allowlisted', reply: null, failed: [], rec: T0 + 3_600_000 },
+    // Both vouch: the policy's word and its ttl, not the DNSBL's 300 s, whichever check comes first.
+    { label: 'DNSBL allowlist and policy permit (1 h)', checks: [dnsblVouch, policy({ allowlisted: true, ttlMs: 3_600_000 })], next: 'handoff', name: 'policy-allowlisted', reply: null, failed: [], rec: T0 + 3_600_000 },
+    { label: 'DNSBL allowlist, policy dunno', checks: [dnsblVouch, policy({})], next: 'handoff', name: 'dnsbl-allowlisted', reply: null, failed: [], rec: T0 + 300_000 },
+    // A permit with ttl 0: handed over, nothing remembered (asked again next time).
+    { label: 'policy permit, ttl 0', checks: [policy({ allowlisted: true, ttlMs: 0 })], next: 'handoff', name: 'policy-allowlisted', reply: null, failed: [], rec: undefined },
+    { label: 'DNSBL allowlist, policy reject', checks: [dnsblVouch, policy({ failed: true })], next: 'enforce', name: '', reply: '550 5.7.1 policy\r\n', failed: ['POLICY'], rec: null },
+  ] as const;
+  for (const r of rows) {
+    const v = afterEarly(facts({ personality: p, checks: r.checks }));
+    assert.deepEqual([v.next, v.name, v.reply], [r.next, r.name, r.reply], r.label);
+    assert.deepEqual(v.failedChecks.map((f) => f.outcome.event), r.failed, r.label);
+    assert.equal(v.allowlisted, r.next === 'handoff', r.label);
+    if (r.rec === undefined) assert.equal(v.record, null, `${r.label}: nothing stored`);
+    else if (r.rec !== null) assert.deepEqual([v.record?.[PG], v.record?.[DB]], [r.rec, r.rec], `${r.label}: every test passes for the vouching ttl`);
+  }
+});
+
+test('afterEarly: each check\'s failure takes its own action (dnsbl.action, policy.action); a row with no action is a loud error', () => {
+  const PO = TestIndex.policy;
+  const p = personality({ ...bl('enforce'), policy: { url: 'http://127.0.0.1:9/p', action: 'drop' } });
+  const dnsbl = afterEarly(facts({ personality: p, checks: [{ test: DB, outcome: outcome({ failed: true }) }] }));
+  assert.equal(dnsbl.next, 'enforce', 'a listing under dnsbl.action enforce is not dropped by policy.action');
+  const policy = afterEarly(facts({ personality: p, checks: [{ test: PO, outcome: outcome({ failed: true, event: 'POLICY' }) }] }));
+  assert.deepEqual([policy.next, policy.reason], ['drop', 'policy'], 'a policy reject under policy.action drop');
+  // An early check in a row with no action (a new check whose action was not wired in): never a silent pass.
+  assert.throws(() => afterEarly(facts({ personality: p, checks: [{ test: GL, outcome: outcome({ failed: true }) }] })), new RegExp(`^Error: no action for test row ${GL}$`));
 });
 
 test('afterEarly: pregreet disabled writes no pregreet pass; a pregreet not yet passed writes none', () => {
@@ -479,6 +521,7 @@ test('deepOptions / deepEnabled: any one deep test enables them; the ignore TTL 
     const c = cfg({ [t]: { enable: true } });
     assert.notEqual(deepOptions(c), null, t);
     assert.equal(deepOptions(c)?.ignoreTtl, 60_000, t);
+    assert.deepEqual(deepOptions(c)?.[t as 'pipelining'], { ...c.deep[t as 'pipelining'] }, `${t}: as configured, no would`);
     assert.deepEqual(deepEnabled(c), [TestIndex[t as 'pipelining']], t);
   }
 });
