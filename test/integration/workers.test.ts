@@ -1,6 +1,7 @@
 /*
- * Integration: `workers: 2`. The real screener (a primary and two workers)
- * in front of a private Postfix (XCLIENT) with a private redis-server as the
+ * Integration: `workers: 2` with `workers_accept: primary` (the shared mode:
+ * workers-shared.test.ts). The real screener (a primary and two workers) in
+ * front of a private Postfix (XCLIENT) with a private redis-server as the
  * shared store. Clients come from 127.x networks chosen with the primary's own
  * routing (networkSlot) so that each worker gets some:
  * - clients of many networks are served by both workers (each event carries
@@ -48,7 +49,7 @@ after(async () => {
 let prefixN = 0;
 function config(over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    hostname: 'screen.test', listen: ['127.0.0.1:0'], workers: 2,
+    hostname: 'screen.test', listen: ['127.0.0.1:0'], workers: 2, workers_accept: 'primary',
     backend: { address: `127.0.0.1:${pf.xclientPort}`, handoff: 'xclient', connect_timeout: '2s', handshake_timeout: '5s' },
     pregreet: { wait: '300ms' }, drain_timeout: '10s', limits: { max_per_client: 0 },
     cache: { store: 'redis', redis: { url: redis.url, prefix: `wt${++prefixN}:`, timeout: '100ms' } },
@@ -95,7 +96,7 @@ async function finishMail(c: RawClient, to: string): Promise<string> {
 const named = (s: ScreenerProc, name: string, pred: (e: ScreenerEvent) => boolean = () => true): ScreenerEvent[] =>
   s.eventsNamed(name).filter(pred);
 
-describe('workers: 2', { timeout: 300_000 }, () => {
+describe('workers: 2, workers_accept: primary', { timeout: 300_000 }, () => {
   test('clients of many networks are served by both workers; pregreeters rejected, clean clients reach Postfix; /metrics sums the workers', { timeout: 60_000 }, async () => {
     const s = await startScreener(config({ admin: { listen: ['127.0.0.1:0'] } }));
     try {
