@@ -120,6 +120,10 @@ export function attachWorker(ctx: ServerCtx, listeners: ReadonlyMap<string, List
           handle.destroy();
           return;
         }
+        // The socket was made by the primary's server: give it what this process's own listener gives its sockets
+        // (server/listener.ts), or a client's FIN would end it before the backend's answer to its QUIT (no 221).
+        handle.allowHalfOpen = true;
+        handle.setNoDelay(true);
         handle.once('close', onHandedClose);
         l.server.emit('connection', handle);
         return;

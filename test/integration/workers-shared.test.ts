@@ -241,6 +241,11 @@ describe('workers: 2, workers_accept: shared', { timeout: 300_000 }, () => {
       const fresh = '127.0.75.9';
       const c = await onWorker([back['pid'] as number, w1?.pid ?? 0], 0, () => toPostfix(s, fresh));
       assert.match(await finishMail(c, 'sharedreborn@example.test'), /^250 /);
+      const q = await toPostfix(s, '127.0.76.9');
+      q.write('QUIT\r\n');
+      q.end();
+      await q.closed;
+      assert.match(q.received(), /^221 /m, 'QUIT with a half-close gets Postfix\'s 221');
       const conn = await s.waitForEvent((e) => e['event'] === 'CONNECT' && e['client'] === fresh);
       assert.equal(conn['worker'], 0);
       assert.equal(named(s, 'WORKER EXITED').length, 1, 'the other worker did not die');

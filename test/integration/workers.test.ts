@@ -8,7 +8,8 @@
  *   its worker), pregreeters are rejected, clean clients' mail reaches Postfix;
  * - kill -9 of one worker with sessions open on both: its clients are cut, the
  *   other worker's clients finish their mail, the primary logs WORKER EXITED
- *   and forks it again, and the new worker serves its networks;
+ *   and forks it again, and the new worker serves its networks; a client's
+ *   QUIT with a half-close still gets Postfix's 221 (handed sockets are half-open);
  * - SIGHUP: a changed access list applies in both workers; a broken file is
  *   refused by the primary (RELOAD ok false) and both keep serving; SIGTERM
  *   with sessions open in both workers: every worker drains, exit 0;
@@ -164,6 +165,13 @@ describe('workers: 2, workers_accept: primary', { timeout: 300_000 }, () => {
       const fresh = addressesFor(0, 1, 44)[0] as string;
       const c = await toPostfix(s, fresh);
       assert.match(await finishMail(c, 'reborn@example.test'), /^250 /);
+      // A client that sends QUIT and closes its side at once still gets Postfix's 221: the handed socket is half-open
+      // as the worker's own listener makes them (it was not: the worker ended at the client's FIN, before the reply).
+      const q = await toPostfix(s, addressesFor(1, 1, 44)[0] as string);
+      q.write('QUIT\r\n');
+      q.end();
+      await q.closed;
+      assert.match(q.received(), /^221 /m);
       const conn = await s.waitForEvent((e) => e['event'] === 'CONNECT' && e['client'] === fresh);
       assert.equal(conn['worker'], 0);
       assert.equal(named(s, 'WORKER EXITED').length, 1, 'the other worker did not die');
