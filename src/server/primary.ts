@@ -81,6 +81,11 @@ interface PListener {
   rr: number;
 }
 
+/** A failed send to a worker that is exiting: nothing to do, its 'exit' follows. */
+function ignoreSendError(): void {
+  // empty: see the callers
+}
+
 /** runPrimary - run until stopped; resolves to the exit code. */
 export async function runPrimary(first: Config, opts: PrimaryOptions): Promise<number> {
   const log = opts.logger;
@@ -101,11 +106,11 @@ export async function runPrimary(first: Config, opts: PrimaryOptions): Promise<n
   let tellTimer: NodeJS.Timeout | null = null;
   const tell = (): void => {
     tellTimer = null;
-    if (hc === null) return;
+    if (hc === null || stopping) return;
     for (const s of slots) {
-      if (!s.ready || s.worker === null) continue;
+      if (!s.ready || s.worker === null || !s.worker.isConnected()) continue;
       const m = hc.message(s.index);
-      if (m !== null) s.worker.send(m);
+      if (m !== null) s.worker.send(m, ignoreSendError);
     }
   };
   const tellSoon = (): void => {
@@ -191,6 +196,9 @@ export async function runPrimary(first: Config, opts: PrimaryOptions): Promise<n
     s.worker = w;
     s.pid = w.process.pid ?? 0;
     w.on('message', (m: ToPrimary) => onMessage(s, w, m));
+    // XXX a send to a worker whose channel is closing (it is exiting) fails with EPIPE, emitted here when the send had
+    // no callback: without a handler that would end the primary. Its exit is handled by 'exit'.
+    w.on('error', ignoreSendError);
     w.on('exit', (code, signal) => onExit(s, w, code, signal));
   };
 
