@@ -15,6 +15,10 @@
  *   workers, limits.max_connections for the host (each worker refuses on its
  *   own count plus the others' as reported), and each worker enters the
  *   stress personality on the host's count;
+ * - a burst of connections over limits.max_connections: none is refused below
+ *   the limit, the overshoot is what one worker accepted before it learned of
+ *   the other's accepts, and once the window has passed both refuse with the
+ *   host's true count;
  * - kill -9 of one worker: its clients are cut, the other's finish their
  *   mail, a new worker starts and accepts on the same port;
  * - SIGHUP applies in both workers, a broken file is refused by the primary;
@@ -213,6 +217,36 @@ describe('workers: 2, workers_accept: shared', { timeout: 300_000 }, () => {
       for (const c of clients.splice(0)) c.destroy();
       await sleep(SETTLE_MS);
       assert.match(await via(1, one), /^220-/);
+    } finally {
+      for (const c of clients) c.destroy();
+      assert.equal(await s.stop(), 0, s.stderr());
+    }
+  });
+
+  test('a burst over limits.max_connections: never refused below the limit, overshoot only from the window, exact once it has passed', { timeout: 60_000 }, async (t) => {
+    const limit = 8;
+    const s = await startScreener(config({ limits: { max_per_client: 0, max_connections: limit }, pregreet: { wait: '30s' } }));
+    const clients: RawClient[] = [];
+    try {
+      const pids = workersOf(s).map((w) => w.pid);
+      // 24 at once, both workers accepting: each refuses on its own count plus the other's as last reported.
+      const burst = await Promise.all(Array.from({ length: 24 }, (_, i) => firstLine(s, `127.0.91.${10 + i}`)));
+      clients.push(...burst.map((b) => b.c));
+      const held = burst.filter((b) => b.text.startsWith('220-')).length;
+      assert.equal(held + burst.filter((b) => /^421 4\.3\.2/.test(b.text)).length, 24, 'each got the greeting or 421 4.3.2');
+      assert.ok(held >= limit, `${held} held: refused below the limit`);
+      for (const until = Date.now() + 5000; named(s, 'CONNECT').length < held && Date.now() < until;) await sleep(50);
+      const per = [0, 1].map((w) => named(s, 'CONNECT', (e) => e['worker'] === w).length);
+      assert.equal(per[0]! + per[1]!, held);
+      // Each worker alone never passes the limit, so the overshoot is at most the smaller worker's share.
+      assert.ok(held - limit <= Math.min(per[0]!, per[1]!), `overshoot ${held - limit} with ${per.join(' + ')}`);
+      t.diagnostic(`burst of 24 at limit ${limit}: held ${held} (worker 0: ${per[0]}, worker 1: ${per[1]})`);
+      // Once the window has passed, each worker knows the host's count: the next connection is refused in either, with the true count.
+      await sleep(SETTLE_MS);
+      const from = s.events.length;
+      for (const w of [0, 1]) assert.match(await onWorker(pids, w, async () => (await firstLine(s, `127.0.92.${10 + w}`)).text), /^421 4\.3\.2/);
+      const busy = named(s, 'ALL PORTS BUSY', (e) => s.events.indexOf(e) >= from);
+      assert.deepEqual(busy.map((e) => [e['worker'], e['count']]), [[0, held], [1, held]]);
     } finally {
       for (const c of clients) c.destroy();
       assert.equal(await s.stop(), 0, s.stderr());
