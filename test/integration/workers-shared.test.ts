@@ -22,12 +22,14 @@
  * - kill -9 of one worker: its clients are cut, the other's finish their
  *   mail, a new worker starts and accepts on the same port;
  * - SIGHUP applies in both workers, a broken file is refused by the primary;
- *   SIGTERM drains both, exit 0.
+ *   SIGTERM drains both, exit 0;
+ * - SIGUSR1 with log.file: the primary and both workers reopen the file by
+ *   name, and both workers' later lines go to the new file.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -36,6 +38,7 @@ import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { repoRoot, startScreener, portOf, type ScreenerEvent, type ScreenerProc } from '../helpers/screener.js';
 import { connectClient, type RawClient } from '../helpers/smtp-client.js';
 import { runSwaks } from '../helpers/swaks.js';
+import { cliProc } from '../helpers/rsyslog.js';
 
 let pf: PostfixInstance;
 let redis: RedisServer;
@@ -329,6 +332,53 @@ describe('workers: 2, workers_accept: shared', { timeout: 300_000 }, () => {
       for (let i = 0; i < 2; i++) await pf.waitForLog(new RegExp(`to=<shareddrained${i}@example\\.test>, relay=none.*status=sent`));
     } finally {
       await s.stop();
+    }
+  });
+
+  test('SIGUSR1 with log.file: the primary and both workers reopen it by name; both workers\' later lines go to the new file', { timeout: 60_000 }, async () => {
+    const file = join(tmp, 'shared.log');
+    const lines = (f: string): ScreenerEvent[] => {
+      let text = '';
+      try {
+        text = readFileSync(f, 'utf8');
+      } catch {
+        return [];
+      }
+      return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as ScreenerEvent);
+    };
+    const waitLine = async (f: string, pred: (e: ScreenerEvent) => boolean): Promise<ScreenerEvent> => {
+      for (const until = Date.now() + 10_000; ;) {
+        const e = lines(f).find(pred);
+        if (e !== undefined) return e;
+        if (Date.now() > until) throw new Error(`no such line in ${f}; the last: ${JSON.stringify(lines(f).slice(-3))}`);
+        await sleep(50);
+      }
+    };
+    const scr = await cliProc(config({ log: { destination: 'file', file, format: 'json' } }));
+    try {
+      const started = await waitLine(file, (e) => e['event'] === 'STARTED');
+      const pids = (started['workers'] as Array<{ pid: number }>).map((w) => w.pid);
+      const hello = (w: number, addr: string): Promise<void> => onWorker(pids, w, async () => {
+        const c = await connectClient('127.0.0.1', scr.port, addr);
+        await c.readUntil(/^220-/m, 5000);
+        c.destroy();
+        await waitLine(file, (e) => e['event'] === 'DISCONNECT' && e['client'] === addr);
+      });
+      await hello(0, '127.0.101.9');
+      await hello(1, '127.0.102.9');
+      renameSync(file, `${file}.1`);
+      process.kill(scr.pid, 'SIGUSR1');
+      for (const w of [undefined, 0, 1]) await waitLine(file, (e) => e['event'] === 'LOG REOPEN' && e['worker'] === w);
+      await hello(0, '127.0.103.9');
+      await hello(1, '127.0.104.9');
+      assert.equal(await scr.stop(), 0, scr.stderr());
+      const old = lines(`${file}.1`);
+      const now = lines(file);
+      assert.deepEqual(old.filter((e) => e['event'] === 'CONNECT').map((e) => [e['client'], e['worker']]), [['127.0.101.9', 0], ['127.0.102.9', 1]]);
+      assert.deepEqual(now.filter((e) => e['event'] === 'CONNECT').map((e) => [e['client'], e['worker']]), [['127.0.103.9', 0], ['127.0.104.9', 1]]);
+      assert.ok(now.some((e) => e['event'] === 'STOPPED' && e['worker'] === undefined), 'the primary\'s last line is in the new file');
+    } finally {
+      await scr.stop();
     }
   });
 });
