@@ -79,6 +79,8 @@ export type ToWorker =
 export type ToPrimary =
   /** Started: serving from now on; `listen`: the addresses it accepts on (workers_accept: shared). */
   | { t: 'ready'; listen?: string[] }
+  /** workers_accept: shared: a reload changed the listeners; `a`: the addresses it accepts on now. */
+  | { t: 'listen'; a: string[] }
   /** workers_accept: shared. `n`: connections open in this worker now; `c`: clients whose count here changed, with the count (0: none left). */
   | { t: 'open'; n: number; c?: Array<[string, number]> }
   /** `n` handed sockets closed since the last report. */

@@ -229,6 +229,9 @@ export async function runPrimary(first: Config, opts: PrimaryOptions): Promise<n
         s.open -= m.n;
         total -= m.n;
         return;
+      case 'listen':
+        sharedListen = m.a;
+        return;
       case 'open':
         if (hc === null) return;
         hc.report(s.index, m.n, m.c);

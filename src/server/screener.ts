@@ -308,6 +308,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       rec.restart_needed = restart;
       emitter.emit(EV.RELOAD, rec, 'warn');
     } else emitter.emit(EV.RELOAD, rec);
+    // A shared-accept worker's listeners are the host's: the primary's STARTED and /readyz name them.
+    if (shared && (bound.length > 0 || removed.length > 0)) process.send?.({ t: 'listen', a: [...listeners.values()].map((l) => l.address) });
     return rec;
   };
   // One reload at a time; a reload asked for meanwhile runs once after it, with the file as it is then.

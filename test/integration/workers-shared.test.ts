@@ -21,7 +21,8 @@
  *   host's true count;
  * - kill -9 of one worker: its clients are cut, the other's finish their
  *   mail, a new worker starts and accepts on the same port;
- * - SIGHUP applies in both workers, a broken file is refused by the primary;
+ * - SIGHUP applies in both workers (a new access list, a new listener that
+ *   both accept on), a broken file is refused by the primary;
  *   SIGTERM drains both, exit 0;
  * - SIGUSR1 with log.file: the primary and both workers reopen the file by
  *   name, and both workers' later lines go to the new file.
@@ -32,7 +33,9 @@ import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { promisify } from 'node:util';
+import { parse as fromYaml, stringify as toYaml } from 'yaml';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { repoRoot, startScreener, portOf, type ScreenerEvent, type ScreenerProc } from '../helpers/screener.js';
@@ -294,22 +297,38 @@ describe('workers: 2, workers_accept: shared', { timeout: 300_000 }, () => {
   test('SIGHUP: a changed access list applies in both workers, a broken file is refused by the primary; SIGTERM drains both, exit 0', { timeout: 60_000 }, async () => {
     const access = join(tmp, 'access');
     writeFileSync(access, '192.0.2.0/24 permit\n');
-    const s = await startScreener(config({ access: { list: access } }));
+    const s = await startScreener(config({ access: { list: access }, admin: { listen: ['127.0.0.1:0'] } }));
     try {
       const pids = workersOf(s).map((w) => w.pid);
+      const admin = (named(s, 'STARTED')[0]?.['admin'] as string[])[0] as string;
+      // The reload also adds a listener: each worker listens on it through cluster, the primary's /readyz names it.
+      const port = await new Promise<number>((resolve) => {
+        const srv = createServer().listen(0, '127.0.0.1', () => {
+          const p = (srv.address() as { port: number }).port;
+          srv.close(() => resolve(p));
+        });
+      });
+      const cfg = fromYaml(readFileSync(s.configFile, 'utf8')) as Record<string, unknown>;
+      writeFileSync(s.configFile, toYaml({ ...cfg, listen: ['127.0.0.1:0', `127.0.0.1:${port}`] }));
       writeFileSync(access, '127.0.81.0/24 permit\n');
       let from = s.events.length;
       s.proc.kill('SIGHUP');
       const oks = await Promise.all([0, 1].map((w) => s.waitForEvent((e) => e['event'] === 'RELOAD' && e['worker'] === w, 10_000, from)));
-      for (const r of oks) assert.deepEqual([r['ok'], r['generation'], r['access_entries']], [true, 2, 1]);
+      for (const r of oks) assert.deepEqual([r['ok'], r['generation'], r['access_entries'], r['added']], [true, 2, 1, [`127.0.0.1:${port}`]]);
       for (const w of [0, 1]) {
         const a = `127.0.81.${10 + w}`;
-        const c = await onWorker(pids, w, () => toPostfix(s, a));
+        const c = await onWorker(pids, w, async () => {
+          const x = await connectClient('127.0.0.1', port, a);
+          await x.readUntil(/^220 .*\r\n/m, 10_000);
+          return x;
+        });
         c.write('QUIT\r\n');
         await c.closed;
         const e = await s.waitForEvent((x) => x['event'] === 'ALLOWLISTED' && x['client'] === a);
         assert.equal(e['worker'], w);
       }
+      const ready = (await (await fetch(`http://${admin}/readyz`)).json()) as { listening: string[] };
+      assert.deepEqual(ready.listening, [...s.listen, `127.0.0.1:${port}`]);
       from = s.events.length;
       writeFileSync(s.configFile, 'hostname: screen.test\nlisten: [127.0.0.1:0\n');
       s.proc.kill('SIGHUP');
