@@ -253,8 +253,10 @@ async function run(file: string | undefined, overrides: Overrides): Promise<numb
     else void scr.reload(readAgain);
   });
   try {
-    // A worker was forked by the primary after its privilege drop: nothing left to drop.
-    scr = await startScreener(cfg, worker !== undefined ? { logger, worker } : { logger, afterBind: () => privilegeFields(dropPrivileges(cfg), cfg) });
+    // A worker of workers_accept: primary was forked by the primary after its privilege drop: nothing left to drop.
+    // One of shared was forked before it (cluster binds its listeners in the primary when it asks): it drops as one process does.
+    const drop = { afterBind: () => privilegeFields(dropPrivileges(cfg), cfg) };
+    scr = await startScreener(cfg, worker === undefined ? { logger, ...drop } : cfg.workers_accept === 'shared' ? { logger, worker, ...drop } : { logger, worker });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const code = err instanceof ScreenError ? err.code : e.code;

@@ -1,7 +1,7 @@
 /*
  * bench/load/held.ts - memory per held connection, by phase.
  *
- *   npm run bench:held -- --phase greet|dummy|spliced|flood [--count N] [--bytes B] [--pending P] [--hold S] [--workers W] [--out FILE] [--cli PATH] [--heap-snapshot DIR]
+ *   npm run bench:held -- --phase greet|dummy|spliced|flood [--count N] [--bytes B] [--pending P] [--hold S] [--workers W [--accept shared|primary]] [--out FILE] [--cli PATH] [--heap-snapshot DIR]
  *
  * N clients (default 9,000: at 20,000 fds the screener reserves a backend descriptor for each
  * client that may be handed over, ~9,968 in all) are opened a few at a time (--pending, default
@@ -17,7 +17,8 @@
  *   flood    sends --bytes (default 96 KiB) right after the teaser; held in the greet wait
  *            by a DNSBL lookup to a UDP socket that never answers (dnsbl.timeout 120 s).
  * --workers W (default 1): the screener runs W workers (a primary and W processes, with a
- * private redis-server as the store, which they need); RSS is then summed over the primary and
+ * private redis-server as the store, which they need; --accept shared|primary: workers_accept,
+ * default the configuration's); RSS is then summed over the primary and
  * all its workers (each worker holds its own share, under its own 20,000-fd limit).
  * The screener's RSS is sampled before, and with every client held --hold seconds (default 20:
  * V8 gives back the ramp's heap growth ~15 s after it) and then still (< 256 kB change for 3 s); per client = (RSS held - RSS before) / clients alive. Loopback only;
@@ -44,7 +45,7 @@ type Phase = (typeof PHASES)[number];
 const { values } = parseArgs({
   options: {
     phase: { type: 'string' }, count: { type: 'string' }, bytes: { type: 'string' }, pending: { type: 'string' }, hold: { type: 'string' },
-    workers: { type: 'string' }, out: { type: 'string' }, cli: { type: 'string' }, 'heap-snapshot': { type: 'string' },
+    workers: { type: 'string' }, accept: { type: 'string' }, out: { type: 'string' }, cli: { type: 'string' }, 'heap-snapshot': { type: 'string' },
   },
 });
 const phase = (values.phase ?? 'greet') as Phase;
@@ -55,6 +56,8 @@ const pendingCap = Number(values.pending ?? 20);
 const holdMs = Number(values.hold ?? 20) * 1000;
 const workers = Number(values.workers ?? 1);
 if (!Number.isSafeInteger(workers) || workers < 1 || workers > 64) throw new Error(`--workers: want 1..64; got "${values.workers}"`);
+const accept = values.accept;
+if (accept !== undefined && accept !== 'shared' && accept !== 'primary') throw new Error(`--accept: want shared or primary; got "${accept}"`);
 const deadline = Date.now() + 180_000;
 
 const silentDns = createSocket('udp4');
@@ -116,6 +119,7 @@ const t = await startScreener({
   greetWaitMs: waitMs, action: 'enforce', maxConnections: workers > 1 ? 20_000 * workers : 20_000, commandTimeMs: 300_000, logLevel: 'warn',
   backend: sink?.listen ?? null, nodeArgs: snapDir !== undefined ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapDir}`] : [], traceGc: false, keepFiles: false, extra,
   ...(workers > 1 ? { workers } : {}),
+  ...(workers > 1 && accept !== undefined ? { workersAccept: accept } : {}),
   ...(values.cli !== undefined ? { cli: values.cli } : {}),
 });
 const socks: net.Socket[] = [];

@@ -40,6 +40,8 @@ export interface Options {
   maxConnections: number;
   /** The screener's `workers` (> 1: a private redis-server as the store; figures summed over the processes). */
   screenerWorkers: number;
+  /** --screener-accept: workers_accept with --screener-workers > 1 (null: the configuration's default). */
+  screenerAccept: 'shared' | 'primary' | null;
   logLevel: string;
   backend: 'sink' | 'process';
   serverNodeArgs: string[];
@@ -106,6 +108,8 @@ export function usage(): string {
   --screener-workers W the screener runs W workers (a primary and W processes; a private
                        redis-server is their store); server figures are summed over all of
                        them (default 1: one process, as before)
+  --screener-accept shared|primary  workers_accept with --screener-workers > 1 (default:
+                       the configuration's, shared)
   --log-level L        screener log.level (default warn)
   --backend sink|process  screener backend: the built-in sink in the screener's
                        process (default) or the sink in its own process (as a real smtpd)
@@ -168,7 +172,7 @@ export function parseOptions(argv: string[]): Options & { help: boolean } {
       duration: { type: 'string' }, hold: { type: 'string' }, 'greet-wait': { type: 'string' },
       'idle-wait': { type: 'string' }, action: { type: 'string' }, rate: { type: 'string' },
       pending: { type: 'string' }, 'per-worker': { type: 'string' }, workers: { type: 'string' },
-      concurrency: { type: 'string' }, 'max-connections': { type: 'string' }, 'screener-workers': { type: 'string' }, 'log-level': { type: 'string' },
+      concurrency: { type: 'string' }, 'max-connections': { type: 'string' }, 'screener-workers': { type: 'string' }, 'screener-accept': { type: 'string' }, 'log-level': { type: 'string' },
       backend: { type: 'string' }, 'server-node-args': { type: 'string' }, target: { type: 'string' },
       'target-pid': { type: 'string' }, direct: { type: 'string' }, 'addr-base': { type: 'string' },
       'no-gc-trace': { type: 'boolean' }, out: { type: 'string' }, keep: { type: 'boolean' }, quiet: { type: 'boolean' },
@@ -225,6 +229,7 @@ export function parseOptions(argv: string[]): Options & { help: boolean } {
     concurrency: int('--concurrency', v.concurrency, 1, 1),
     maxConnections: int('--max-connections', v['max-connections'], 19_500, 1),
     screenerWorkers: int('--screener-workers', v['screener-workers'], 1, 1),
+    screenerAccept: screenerAccept(v['screener-accept']),
     logLevel: v['log-level'] ?? 'warn',
     backend,
     serverNodeArgs: (v['server-node-args'] ?? '').split(/\s+/).filter((x) => x !== ''),
@@ -245,4 +250,11 @@ export function parseOptions(argv: string[]): Options & { help: boolean } {
     keep: v.keep === true,
     quiet: v.quiet === true,
   };
+}
+
+/** --screener-accept: shared or primary; absent: null (the configuration's default). */
+function screenerAccept(v: string | undefined): 'shared' | 'primary' | null {
+  if (v === undefined) return null;
+  if (v === 'shared' || v === 'primary') return v;
+  throw new Error(`--screener-accept: want shared or primary, got "${v}"`);
 }

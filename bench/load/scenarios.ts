@@ -105,6 +105,7 @@ export async function targetFor(env: Env, greetWaitMs: number, action: 'enforce'
     backend, nodeArgs: o.serverNodeArgs, traceGc: o.traceGc, keepFiles: o.keep,
     extra: redis === null ? extra : { ...extra, cache: { ...extra['cache'], store: 'redis', redis: { url: redis.url, prefix: 'load:' } } },
     ...(o.screenerWorkers > 1 ? { workers: o.screenerWorkers } : {}),
+    ...(o.screenerWorkers > 1 && o.screenerAccept !== null ? { workersAccept: o.screenerAccept } : {}),
   });
   log(`screener pid ${t.pid} on ${t.listen.host}:${t.listen.port}, backend ${t.backend}, greet wait ${greetWaitMs} ms, log ${o.logLevel}` +
     `${redis === null ? '' : `, ${o.screenerWorkers} workers on redis ${redis.url}`}`);

@@ -61,6 +61,8 @@ export interface ScreenerSpec {
   extra?: Record<string, Record<string, unknown>>;
   /** workers: N (> 1 needs a Redis URL in extra.cache); the start waits for STARTED, after every worker is ready. */
   workers?: number;
+  /** workers_accept with workers > 1 (the configuration's default when absent). */
+  workersAccept?: 'shared' | 'primary';
   /** The cli.js to run (default: this build's); another build's, to compare two builds in one sitting. */
   cli?: string;
 }
@@ -160,6 +162,7 @@ export async function startScreener(spec: ScreenerSpec): Promise<Target> {
     // The benches run as root here; without user (or this) the screener refuses to run as root.
     allow_root: true,
     ...(spec.workers !== undefined ? { workers: spec.workers } : {}),
+    ...(spec.workersAccept !== undefined ? { workers_accept: spec.workersAccept } : {}),
   };
   const merged = config as Record<string, unknown>;
   const adminPort = process.env['BENCH_METRICS'] === '1' || (spec.workers ?? 1) > 1 ? await reservePort() : null;

@@ -1,12 +1,17 @@
 /*
- * bench/load/workers.ts - what `workers: 2` buys on this host: rates with 1 and 2 workers, and the primary's CPU.
+ * bench/load/workers.ts - what `workers: N` buys on this host: rates with 1 process and with N
+ * workers in each accept mode, and the primary's CPU.
  *
- *   npm run bench:workers -- [--rounds 1,2,1,2] [--seconds 8] [--procs 4] [--conc 150] [--out FILE]
+ *   npm run bench:workers -- [--rounds 1,2p,2s,1,2p,2s] [--seconds 8] [--procs 4] [--conc 150]
+ *                            [--per-client 50] [--out FILE]
  *
- * For each round (the worker counts in --rounds, alternated so that the other load of a shared
- * machine falls on both alike) a screener is started with that many workers (cache.store redis
- * on a private redis-server in both cases, so the two differ only in the workers), and two
- * loads run one after the other, each for --seconds after a 1 s warm-up:
+ * Each round names a setup: 1 (one process), Np (N workers, workers_accept: primary: the
+ * primary accepts and hands each socket over) or Ns (N workers, workers_accept: shared: every
+ * worker accepts from the one listening socket). The rounds are alternated so that the other
+ * load of a shared machine falls on every setup alike. A screener is started for each (cache.store
+ * redis on a private redis-server in every case, so they differ only in the workers;
+ * limits.max_per_client --per-client, 50 as by default, so that the shared mode pays for its
+ * per-client reports), and two loads run one after the other, each for --seconds after a 1 s warm-up:
  *   pregreet  zombies from 127.60.0.0/16 that talk before the greeting (pregreet.action drop,
  *             pregreet.wait 100ms): rejections per second;
  *   legit     allowlisted clients from 127.50.0.0/16 handed at once to a sink in a process of its
@@ -14,8 +19,9 @@
  * The load comes from --procs generator processes (this file, --role gen), each keeping --conc
  * connections in flight from many /24s (so that the primary spreads them over the workers).
  * CPU of the primary and of the workers is read from /proc over the measured window (% of one
- * core). Prints one JSON line per round and load, then the medians per worker count and the
- * scaling factor (2 workers / 1 worker); the 1-minute load average is printed with every line.
+ * core). Prints one JSON line per round and load, then the medians per setup, and the scaling
+ * factors: each setup's rate over one process's, and shared over primary for the same N (a JSON
+ * line, then a small table); the 1-minute load average is printed with every line.
  * Loopback only; bounded by --seconds per load and the counts above.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -33,7 +39,7 @@ const self = fileURLToPath(import.meta.url);
 const { values } = parseArgs({
   options: {
     role: { type: 'string' }, rounds: { type: 'string' }, seconds: { type: 'string' }, procs: { type: 'string' }, conc: { type: 'string' },
-    kind: { type: 'string' }, port: { type: 'string' }, index: { type: 'string' }, out: { type: 'string' },
+    kind: { type: 'string' }, port: { type: 'string' }, index: { type: 'string' }, out: { type: 'string' }, 'per-client': { type: 'string' },
   },
 });
 
@@ -87,18 +93,38 @@ async function gen(): Promise<void> {
   setTimeout(() => process.exit(0), 200);
 }
 
+/** A setup of --rounds: 1, Np or Ns. */
+interface Setup {
+  label: string;
+  workers: number;
+  accept: 'shared' | 'primary' | null;
+}
+
+function parseSetup(t: string): Setup {
+  const m = /^(\d+)([ps]?)$/.exec(t.trim());
+  const w = m === null ? NaN : Number(m[1]);
+  if (m === null || !Number.isSafeInteger(w) || w < 1 || w > 8 || (w === 1) !== (m[2] === '')) {
+    throw new Error(`--rounds: "${t}": want 1 (one process), Np (N workers, workers_accept: primary) or Ns (shared), N 2..8`);
+  }
+  return { label: `${w}${m[2] ?? ''}`, workers: w, accept: m[2] === 'p' ? 'primary' : m[2] === 's' ? 'shared' : null };
+}
+
 interface Round {
+  setup: string;
   workers: number;
   kind: Kind;
   per_s: number;
   failed: number;
   primary_cpu_pct: number | null;
   workers_cpu_pct: number;
+  /** Each worker's share of the workers' CPU (%): how evenly the kernel (shared) or the hash (primary) spreads them. */
+  workers_cpu_split: number[] | null;
   primary_share_pct: number | null;
   load1: number;
 }
 
-async function measure(kind: Kind, port: number, pid: number, workers: number, seconds: number, procs: number, conc: number): Promise<Round> {
+async function measure(kind: Kind, port: number, pid: number, setup: Setup, seconds: number, procs: number, conc: number): Promise<Round> {
+  const workers = setup.workers;
   const kids: ChildProcess[] = [];
   const counts = new Array<{ done: number; failed: number }>(procs).fill({ done: 0, failed: 0 });
   for (let i = 0; i < procs; i++) {
@@ -124,19 +150,21 @@ async function measure(kind: Kind, port: number, pid: number, workers: number, s
   const primary = pct(s0.p, s1.p);
   const w = workers > 1 ? s0.w.reduce((acc, a, i) => acc + pct(a, s1.w[i]), 0) : primary;
   return {
-    workers, kind, per_s: Math.round(((c1.done - c0.done) * 1000) / wall), failed: c1.failed - c0.failed,
+    setup: setup.label, workers, kind, per_s: Math.round(((c1.done - c0.done) * 1000) / wall), failed: c1.failed - c0.failed,
     primary_cpu_pct: workers > 1 ? round(primary) : null, workers_cpu_pct: round(w),
+    workers_cpu_split: workers > 1 ? s0.w.map((a, i) => round((100 * pct(a, s1.w[i])) / Math.max(1e-9, w))) : null,
     primary_share_pct: workers > 1 ? round((100 * primary) / Math.max(1e-9, primary + w)) : null, load1: round(loadavg()[0] ?? 0, 2),
   };
 }
 
 async function main(): Promise<void> {
-  const rounds = (values.rounds ?? '1,2,1,2').split(',').map(Number);
+  const rounds = (values.rounds ?? '1,2p,2s,1,2p,2s').split(',').map(parseSetup);
   const seconds = Number(values.seconds ?? 8);
   const procs = Number(values.procs ?? 4);
   const conc = Number(values.conc ?? 150);
-  if (rounds.some((w) => !Number.isSafeInteger(w) || w < 1 || w > 8) || !(seconds > 0 && seconds <= 60) || !(procs >= 1 && procs <= 8) || !(conc >= 1 && conc <= 2000)) {
-    throw new Error('--rounds: worker counts 1..8; --seconds 1..60; --procs 1..8; --conc 1..2000');
+  const perClient = Number(values['per-client'] ?? 50);
+  if (!(seconds > 0 && seconds <= 60) || !(procs >= 1 && procs <= 8) || !(conc >= 1 && conc <= 2000) || !(Number.isSafeInteger(perClient) && perClient >= 0)) {
+    throw new Error('--seconds 1..60; --procs 1..8; --conc 1..2000; --per-client a whole number >= 0');
   }
   const redis = await startRedis();
   const sink = await startSinkProcess(join(dirname(self), 'zombie.js'), Date.now() + rounds.length * (2 * seconds + 30) * 1000 + 60_000);
@@ -144,16 +172,17 @@ async function main(): Promise<void> {
   writeFileSync(list, '127.50.0.0/16 permit\n');
   const results: Round[] = [];
   try {
-    for (const [i, workers] of rounds.entries()) {
+    for (const [i, setup] of rounds.entries()) {
       const t = await startScreener({
         greetWaitMs: 100, action: 'drop', maxConnections: 20_000, commandTimeMs: 10_000, logLevel: 'warn', backend: sink.listen,
-        nodeArgs: [], traceGc: false, keepFiles: false, workers,
-        extra: { access: { list }, cache: { store: 'redis', redis: { url: redis.url, prefix: `wb${i}:`, timeout: '50ms' } } },
+        nodeArgs: [], traceGc: false, keepFiles: false, workers: setup.workers, ...(setup.accept !== null ? { workersAccept: setup.accept } : {}),
+        extra: { access: { list }, cache: { store: 'redis', redis: { url: redis.url, prefix: `wb${i}:`, timeout: '50ms' } },
+          limits: { max_per_client: perClient } },
       });
       try {
         await sleep(500);
         for (const kind of ['pregreet', 'legit'] as const) {
-          const r = await measure(kind, t.listen.port, t.pid as number, workers, seconds, procs, conc);
+          const r = await measure(kind, t.listen.port, t.pid as number, setup, seconds, procs, conc);
           results.push(r);
           console.log(JSON.stringify(r));
         }
@@ -165,17 +194,34 @@ async function main(): Promise<void> {
     await sink.stop();
     await redis.stop();
   }
-  const summary: Record<string, unknown> = {};
+  // Per setup: the median rate and the primary's median share; scaling: over one process, and shared over primary for one N.
+  const labels = [...new Set(rounds.map((r) => r.label))];
+  const summary: Record<string, Record<string, unknown>> = {};
+  const table: string[] = [];
   for (const kind of ['pregreet', 'legit'] as const) {
-    const med = (w: number): number => median(results.filter((r) => r.kind === kind && r.workers === w).map((r) => r.per_s));
-    const one = med(1);
-    const two = med(2);
-    const share = median(results.filter((r) => r.kind === kind && r.workers === 2 && r.primary_share_pct !== null).map((r) => r.primary_share_pct as number));
-    summary[kind] = { per_s_1_worker: one, per_s_2_workers: two, scaling: one > 0 ? round(two / one, 2) : null, primary_share_pct_median: share };
+    const med = (label: string): number => median(results.filter((r) => r.kind === kind && r.setup === label).map((r) => r.per_s));
+    const one = labels.includes('1') ? med('1') : 0;
+    const per: Record<string, unknown> = {};
+    for (const label of labels) {
+      const v = med(label);
+      const share = median(results.filter((r) => r.kind === kind && r.setup === label && r.primary_share_pct !== null).map((r) => r.primary_share_pct as number));
+      const w = /^(\d+)/.exec(label)?.[1] ?? '1';
+      const other = label.endsWith('s') ? `${w}p` : null;
+      const vsPrimary = other !== null && labels.includes(other) && med(other) > 0 ? round(v / med(other), 2) : null;
+      const scaling = label !== '1' && one > 0 ? round(v / one, 2) : null;
+      per[label] = { per_s: v, scaling_vs_1: scaling, ...(vsPrimary !== null ? { shared_vs_primary: vsPrimary } : {}),
+        ...(label !== '1' ? { primary_share_pct_median: share } : {}) };
+      const vs1 = label === '1' ? 'x1   ' : scaling === null ? '-    ' : `x${scaling.toFixed(2)}`;
+      table.push(`${kind.padEnd(9)} ${label.padEnd(4)} ${String(v).padStart(7)}/s  ${vs1} vs 1 process` +
+        `${vsPrimary !== null ? `  x${vsPrimary.toFixed(2)} vs ${other ?? ''}` : ''}${label !== '1' ? `  primary ${share}% of the CPU` : ''}`);
+    }
+    summary[kind] = per;
   }
-  console.log(JSON.stringify({ summary, settings: { rounds, seconds, procs, conc } }));
+  const settings = { rounds: rounds.map((r) => r.label), seconds, procs, conc, per_client: perClient };
+  console.log(JSON.stringify({ summary, settings }));
+  console.log(`scaling (medians; 1: one process, Np: N workers, workers_accept primary, Ns: shared):\n${table.join('\n')}`);
   if (values.out !== undefined) {
-    writeFileSync(values.out, `${JSON.stringify({ bench: 'workers', at: new Date().toISOString(), machine: machineInfo(), settings: { rounds, seconds, procs, conc }, results, summary }, null, 2)}\n`);
+    writeFileSync(values.out, `${JSON.stringify({ bench: 'workers', at: new Date().toISOString(), machine: machineInfo(), settings, results, summary }, null, 2)}\n`);
   }
 }
 

@@ -218,6 +218,8 @@ export interface Config {
   routes_fallback: 'default' | 'tempfail';
   /** Worker processes on this host: a count, or auto (one per core; workerCount() in server/cluster-ipc.ts). */
   workers: number | 'auto';
+  /** workers > 1: every worker accepts from the shared listening socket, or the primary accepts and hands each socket over (server/primary.ts). */
+  workers_accept: 'shared' | 'primary';
   /** Time proxied sessions get to finish after SIGTERM. */
   drain_timeout: number;
   /** Switch to this user once the listeners are bound (server/privileges.ts), or null. */

@@ -39,7 +39,8 @@ const TABLE = [
       ['admin', 'the admin listeners as bound, "host:port" (only with admin.listen)'],
       ['user', '`smtpscreen run`: the user it runs as from now on (null: not switched)'], ['uid', 'its effective uid'], ['gid', 'its effective gid'],
       ['warning', 'why the configuration does not work as written (at warn)'],
-      ['workers [{worker, pid}]', 'with `workers` above 1: the worker processes (from the primary)']],
+      ['workers [{worker, pid}]', 'with `workers` above 1: the worker processes (from the primary)'],
+      ['accept', 'with `workers` above 1: `workers_accept`, shared (each worker accepts) or primary (the primary accepts and hands over)']],
     translation: 'The listeners are bound (ports as bound: port 0 in the config gives a free port). `stress`: the stress ' +
       'watermarks as connection counts. Logged at warn, with `warning`, when `limits.max_connections` exceeds the ' +
       'clients the file descriptor limit allows ((limit − 64) / 2: each may need a backend descriptor too), or when ' +
@@ -111,12 +112,15 @@ const TABLE = [
       ['local_port', 'the port it connected to']],
     translation: 'A client connected (after any PROXY header: the real client).' },
   { name: 'ALL PORTS BUSY', level: 'info',
-    fields: [['client', 'the client address'], ['port', 'the client port'], ['count', 'connections open'],
+    fields: [['client', 'the client address'], ['port', 'the client port'],
+      ['count', 'connections open (with `workers_accept: shared`: this worker\'s plus the others\' as last reported)'],
       ['limit', 'which limit: connections (limits.max_connections) or fds (the file descriptor limit)']],
     translation: 'Over `limits.max_connections` (`limit: connections`) or near the file descriptor limit (`limit: fds`, ' +
-      'see ACCEPT ERROR): 421 and close.' },
+      'see ACCEPT ERROR): 421 and close. With `workers` above 1 it comes from the primary (`workers_accept: primary`) or ' +
+      'from the worker that accepted (`shared`, with its `worker`).' },
   { name: 'TOO MANY CONNECTIONS', level: 'info',
-    fields: [['client', 'the client address'], ['port', 'the client port'], ['count', 'connections of this address already open']],
+    fields: [['client', 'the client address'], ['port', 'the client port'],
+      ['count', 'connections of this address already open (with `workers_accept: shared`: on the host, as last reported, when that is more)']],
     translation: 'Over `limits.max_per_client` for this address: 421 and close.' },
   { name: 'PROXY FAIL', level: 'warn',
     fields: [['peer', 'the address that sent the header'], ['port', 'its port'], ['reason', 'malformed: <why>, timeout or untrusted'],

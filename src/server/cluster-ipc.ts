@@ -1,11 +1,17 @@
 /*
  * server/cluster-ipc.ts - what the primary and its workers say to each other (workers > 1).
  *
- * Exports: workerCount(), networkSlot(), ToWorker, ToPrimary, Slot, WORKER_ENV, CLOSE_REPORT_MS.
- * The primary (server/primary.ts) accepts every connection and hands the socket
- * to a worker (server/worker.ts) with one `conn` message; the worker reports the
- * sockets that closed, in batches (`closed`, at most every CLOSE_REPORT_MS), so
- * the primary's host-wide count never waits on a round trip per connection.
+ * Exports: workerCount(), networkSlot(), ToWorker, ToPrimary, Slot, WORKER_ENV, CLOSE_REPORT_MS, STATE_MS.
+ * workers_accept: primary - the primary (server/primary.ts) accepts every
+ * connection and hands the socket to a worker (server/worker.ts) with one `conn`
+ * message; the worker reports the sockets that closed, in batches (`closed`, at
+ * most every CLOSE_REPORT_MS), so the primary's host-wide count never waits on a
+ * round trip per connection.
+ * workers_accept: shared - every worker accepts itself; it reports its open
+ * count and the clients whose count changed (`open`, at most every STATE_MS),
+ * and the primary answers each worker with the others' total and the clients at
+ * or over limits.max_per_client host-wide (`host`, at most every STATE_MS;
+ * server/host-counts.ts).
  * Everything else (metrics, readiness, cache admin changes, drain results) is
  * rare and asked for by the primary.
  */
@@ -23,6 +29,13 @@ export const CLOSE_REPORT_MS = 20;
 export function workerCount(w: number | 'auto'): number {
   return w === 'auto' ? Math.max(1, Math.min(64, availableParallelism())) : w;
 }
+
+/**
+ * workers_accept: shared - how long a worker holds a change of its counts before it reports, and the
+ * primary a change of the host's before it tells the workers: a worker's view of the others is at most
+ * 2 * STATE_MS plus the IPC delivery old (the window in which the host limits can be overshot).
+ */
+export const STATE_MS = 10;
 
 const words = new Uint32Array(4);
 
@@ -55,12 +68,21 @@ export type ToWorker =
   /** Answer with /readyz. */
   | { t: 'ready?'; id: number }
   /** A cache admin request (one JSON line) that changed the shared store: apply it to this worker's memory tier too. */
-  | { t: 'admin'; line: string };
+  | { t: 'admin'; line: string }
+  /**
+   * workers_accept: shared. `o`: connections open in the other workers, as they last reported;
+   * `full` (only when it changed): every client at or over limits.max_per_client on the host, with its host count.
+   */
+  | { t: 'host'; o: number; full?: Array<[string, number]> };
 
 /** Worker → primary. */
 export type ToPrimary =
-  /** Started: serving from now on. */
-  | { t: 'ready' }
+  /** Started: serving from now on; `listen`: the addresses it accepts on (workers_accept: shared). */
+  | { t: 'ready'; listen?: string[] }
+  /** workers_accept: shared: a reload changed the listeners; `a`: the addresses it accepts on now. */
+  | { t: 'listen'; a: string[] }
+  /** workers_accept: shared. `n`: connections open in this worker now; `c`: clients whose count here changed, with the count (0: none left). */
+  | { t: 'open'; n: number; c?: Array<[string, number]> }
   /** `n` handed sockets closed since the last report. */
   | { t: 'closed'; n: number }
   | { t: 'metrics'; id: number; data: unknown }
@@ -74,7 +96,7 @@ export interface Slot {
   worker: Worker | null;
   pid: number;
   ready: boolean;
-  /** Connections handed to it and not reported closed. */
+  /** Connections handed to it and not reported closed (primary), or open as it last reported (shared). */
   open: number;
   startedAt: number;
   /** The delay of its next restart, when it dies soon after a start. */

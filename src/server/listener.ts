@@ -157,8 +157,10 @@ function onConnection(this: LServer, socket: PSocket): void {
   }
   const open = ctx.sessions.size + ctx.pendingProxy;
   const fdsFull = fdsWouldOverrun(ctx.fdLimit, open, ctx.dummyOnly, ctx.backends, refusedOpen());
-  if (open >= ctx.gen.config.limits.max_connections || fdsFull) {
-    ctx.emitter.emit(EV.ALL_PORTS_BUSY, { client: peer, port: peerPort, count: open, limit: fdsFull ? 'fds' : 'connections' });
+  // workers_accept: shared: this worker's own count (exact) plus the others' as last reported is the host's.
+  const counted = ctx.sharedAccept === true ? open + ctx.others : open;
+  if (counted >= ctx.gen.config.limits.max_connections || fdsFull) {
+    ctx.emitter.emit(EV.ALL_PORTS_BUSY, { client: peer, port: peerPort, count: counted, limit: fdsFull ? 'fds' : 'connections' });
     if (fdsFull) acceptError(ls, 'EMFILE', `file descriptor limit ${ctx.fdLimit} nearly reached (a backend descriptor kept for every client that may pass, ${FD_RESERVE} in reserve)`);
     refuse(socket, ctx.gen.replies.allPortsBusy);
     return;

@@ -5,7 +5,8 @@
  * /metrics asks every ready worker for its metrics (prom-client JSON, over
  * the cluster channel) and sums them with prom-client's AggregatorRegistry;
  * the primary adds its own: smtpscreen_workers{state}, the restarts, and the
- * connections it handed to each worker and not yet reported closed
+ * connections it handed to each worker and not yet reported closed (with
+ * workers_accept shared: the open count each worker last reported)
  * (smtpscreen_worker_connections{worker}: the only series with a worker
  * label, since the balance between workers is what it shows). A worker that
  * does not answer within ASK_MS is left out of the sum (and counted in
@@ -99,7 +100,7 @@ export async function startPrimaryAdmin(o: PrimaryAdminOptions): Promise<Primary
     },
   });
   new Gauge({
-    name: 'smtpscreen_worker_connections', help: 'Connections the primary handed to each worker and not yet reported closed.',
+    name: 'smtpscreen_worker_connections', help: 'Connections open in each worker: handed by the primary and not yet reported closed (workers_accept primary), or as the worker last reported (shared).',
     labelNames: ['worker'], registers: [own],
     collect() {
       for (const s of o.slots) this.set({ worker: String(s.index) }, s.open);

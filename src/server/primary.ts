@@ -1,12 +1,22 @@
 /*
- * server/primary.ts - the primary of `workers: N` (N > 1): binds, accepts, hands over, restarts.
+ * server/primary.ts - the primary of `workers: N` (N > 1): binds, accepts or shares, restarts.
  *
  * Exports: runPrimary(), PrimaryOptions.
  * node:cluster forks the workers (each runs the screener with opts.worker,
- * server/screener.ts and server/worker.ts); the primary binds every listener
+ * server/screener.ts and server/worker.ts). Two ways to accept (workers_accept):
+ * shared - cluster's SCHED_NONE: each worker listens, cluster binds the socket
+ * in the primary (bound, never listened to here, so this loop accepts nothing)
+ * and sends its descriptor to every worker, which accepts on its own copy; the
+ * kernel gives each connection to whichever worker accepts first. A restarted
+ * worker gets the same descriptor while another worker holds it. The primary
+ * sees no connection: the workers report their counts and the primary sums
+ * them (server/host-counts.ts; the limits hold up to the staleness of those
+ * reports). The workers are forked before the privilege drop (cluster binds
+ * when they ask, as root for a port below 1024); each drops as a single
+ * process does, and the primary once all are ready.
+ * primary - the primary binds every listener
  * itself with pauseOnConnect and hands each accepted socket to one worker
- * over the cluster's IPC channel, rather than letting cluster share the
- * listening socket: so the primary knows every connection of the host
+ * over the cluster's IPC channel: so the primary knows every connection of the host
  * (limits.max_connections and the stress count hold for the host) and can
  * choose the worker by the client's network (cluster-ipc.ts networkSlot(): a
  * client and its /24 or /64 always reach one worker, so limits.max_per_client
@@ -40,7 +50,8 @@ import type { Ctx } from '../session/state.js';
 import { ScreenError } from '../util/errors.js';
 import { makeReplies } from '../smtp/replies.js';
 import { listenKey, planListeners, reloadFailed } from './reload.js';
-import { WORKER_ENV, networkSlot, workerCount, type Slot, type ToPrimary, type ToWorker } from './cluster-ipc.js';
+import { STATE_MS, WORKER_ENV, networkSlot, workerCount, type Slot, type ToPrimary, type ToWorker } from './cluster-ipc.js';
+import { HostCounts } from './host-counts.js';
 import { startPrimaryAdmin, type PrimaryAdmin } from './primary-admin.js';
 
 /** A worker that ran this long before it died is forked again at once. */
@@ -54,7 +65,10 @@ export interface PrimaryOptions {
   logger: Logger;
   /** The configuration as it is now (SIGHUP); throws a ScreenError when it is bad. */
   read: () => Config;
-  /** Called once the listeners are bound, before any worker is forked (the privilege drop); its fields go into STARTED. */
+  /**
+   * Called once the listeners are bound (the privilege drop); its fields go into STARTED. workers_accept primary: before
+   * any worker is forked; shared: once every worker is ready (cluster bound the listeners for them).
+   */
   afterBind: () => Record<string, unknown>;
 }
 
@@ -65,6 +79,11 @@ interface PListener {
   address: string;
   /** Round-robin position (PROXY listeners). */
   rr: number;
+}
+
+/** A failed send to a worker that is exiting: nothing to do, its 'exit' follows. */
+function ignoreSendError(): void {
+  // empty: see the callers
 }
 
 /** runPrimary - run until stopped; resolves to the exit code. */
@@ -81,6 +100,22 @@ export async function runPrimary(first: Config, opts: PrimaryOptions): Promise<n
   let stopping = false;
   let generation = 1;
   const listeners = new Map<string, PListener>();
+  // workers_accept: shared (fixed at start: a restart key): the workers accept; the primary sums their reports.
+  const hc = config.workers_accept === 'shared' ? new HostCounts(n, config.limits.max_per_client) : null;
+  let sharedListen: string[] = [];
+  let tellTimer: NodeJS.Timeout | null = null;
+  const tell = (): void => {
+    tellTimer = null;
+    if (hc === null || stopping) return;
+    for (const s of slots) {
+      if (!s.ready || s.worker === null || !s.worker.isConnected()) continue;
+      const m = hc.message(s.index);
+      if (m !== null) s.worker.send(m, ignoreSendError);
+    }
+  };
+  const tellSoon = (): void => {
+    tellTimer ??= setTimeout(tell, STATE_MS);
+  };
 
   const pick = (l: PListener, peer: string): Slot | null => {
     const start = l.cfg.proxy_protocol === 'none' ? networkSlot(peer, n) : (l.rr = (l.rr + 1) % n);
@@ -140,14 +175,16 @@ export async function runPrimary(first: Config, opts: PrimaryOptions): Promise<n
       });
     });
   };
-  for (const l of config.listen) {
-    const pl = await bindOne(l);
-    listeners.set(pl.key, pl);
-  }
+  if (hc === null) {
+    for (const l of config.listen) {
+      const pl = await bindOne(l);
+      listeners.set(pl.key, pl);
+    }
+  } else cluster.schedulingPolicy = cluster.SCHED_NONE; // before the first fork: cluster freezes it then
 
   const admin: PrimaryAdmin = await startPrimaryAdmin({ config: () => config, slots, emitter, counters, log, total: () => total, stopping: () => stopping,
-    listening: () => [...listeners.values()].map((l) => l.address) });
-  const bindFields = opts.afterBind();
+    listening: () => (hc === null ? [...listeners.values()].map((l) => l.address) : sharedListen) });
+  let bindFields: Record<string, unknown> = hc === null ? opts.afterBind() : {};
 
   const fork = (s: Slot): void => {
     s.timer = null;
@@ -159,6 +196,9 @@ export async function runPrimary(first: Config, opts: PrimaryOptions): Promise<n
     s.worker = w;
     s.pid = w.process.pid ?? 0;
     w.on('message', (m: ToPrimary) => onMessage(s, w, m));
+    // XXX a send to a worker whose channel is closing (it is exiting) fails with EPIPE, emitted here when the send had
+    // no callback: without a handler that would end the primary. Its exit is handled by 'exit'.
+    w.on('error', ignoreSendError);
     w.on('exit', (code, signal) => onExit(s, w, code, signal));
   };
 
@@ -177,6 +217,8 @@ export async function runPrimary(first: Config, opts: PrimaryOptions): Promise<n
     switch (m.t) {
       case 'ready':
         s.ready = true;
+        if (m.listen !== undefined) sharedListen = m.listen;
+        if (hc !== null) tellSoon();
         emitter.emit(EV.WORKER_STARTED, { worker: s.index, pid: s.pid, restarts: s.restarts });
         if (!isStarted && slots.every((x) => x.ready)) {
           isStarted = true;
@@ -187,6 +229,16 @@ export async function runPrimary(first: Config, opts: PrimaryOptions): Promise<n
         s.open -= m.n;
         total -= m.n;
         return;
+      case 'listen':
+        sharedListen = m.a;
+        return;
+      case 'open':
+        if (hc === null) return;
+        hc.report(s.index, m.n, m.c);
+        s.open = m.n;
+        total = hc.total;
+        tellSoon();
+        return;
       case 'stopped':
         forced += m.forced;
         return;
@@ -196,8 +248,12 @@ export async function runPrimary(first: Config, opts: PrimaryOptions): Promise<n
   };
   const onExit = (s: Slot, w: Worker, code: number | null, signal: string | null): void => {
     if (s.worker !== w) return;
-    total -= s.open;
     const open = s.open;
+    if (hc !== null) {
+      hc.drop(s.index);
+      total = hc.total;
+      tellSoon();
+    } else total -= s.open;
     s.open = 0;
     s.ready = false;
     s.worker = null;
@@ -234,9 +290,19 @@ export async function runPrimary(first: Config, opts: PrimaryOptions): Promise<n
     await admin.close();
     throw err;
   }
+  if (hc !== null) {
+    try {
+      bindFields = opts.afterBind();
+    } catch (err) {
+      stopping = true;
+      stopAll('SIGKILL');
+      await admin.close();
+      throw err;
+    }
+  }
   const warnings: string[] = [];
   emitter.emit(EV.STARTED, {
-    listen: [...listeners.values()].map((l) => l.address), backend: config.backend.address.host + ':' + String(config.backend.address.port),
+    listen: hc === null ? [...listeners.values()].map((l) => l.address) : sharedListen, accept: config.workers_accept, backend: config.backend.address.host + ':' + String(config.backend.address.port),
     handoff: config.backend.handoff, pid: process.pid, fd_limit: null, workers: slots.map((s) => ({ worker: s.index, pid: s.pid })),
     ...(admin.addresses.length > 0 ? { admin: admin.addresses } : {}), ...bindFields, ...(warnings.length > 0 ? { warning: warnings.join('; ') } : {}),
   });
@@ -253,6 +319,15 @@ export async function runPrimary(first: Config, opts: PrimaryOptions): Promise<n
     void applyReload(next);
   };
   const applyReload = async (next: Config): Promise<void> => {
+    if (hc !== null) {
+      // Each worker binds and closes its own listeners (cluster shares what it binds here); the limit applies at once.
+      config = next;
+      generation++;
+      hc.setMax(next.limits.max_per_client);
+      tellSoon();
+      for (const s of slots) s.worker?.process.kill('SIGHUP');
+      return;
+    }
     const plan = planListeners([...listeners.keys()], next.listen);
     const bound: PListener[] = [];
     try {
@@ -305,6 +380,7 @@ export async function runPrimary(first: Config, opts: PrimaryOptions): Promise<n
       for (const s of slots) s.worker?.process.kill('SIGUSR1');
     });
   });
+  if (tellTimer !== null) clearTimeout(tellTimer);
   await admin.close();
   emitter.emit(EV.STOPPED, { forced });
   return exitCode;

@@ -31,7 +31,7 @@ import type { Sink } from './sink.js';
  */
 export const RESTART_KEYS: readonly string[] = ['cache.max_entries', 'cache.store', 'cache.redis.url', 'cache.redis.prefix',
   'cache.redis.timeout', 'cache.redis.connect_timeout', 'cache.redis.pending_writes', 'log.format', 'log.level', 'user', 'group', 'allow_root',
-  'log.reveal_sites', 'admin.listen', 'admin.socket', 'workers'];
+  'log.reveal_sites', 'admin.listen', 'admin.socket', 'workers', 'workers_accept'];
 
 /** The dotted keys whose value differs (stress overrides as "stress.<key>"), in schema order. */
 export function changedKeys(a: Config, b: Config): string[] {

@@ -54,7 +54,8 @@ export interface ScreenerOptions {
   afterBind?: () => Record<string, unknown>;
   /**
    * This process is worker `worker` of a primary (server/primary.ts, workers > 1): the primary binds
-   * the listeners and hands each connection over, serves the admin listener and the admin socket,
+   * the listeners (workers_accept: primary: and hands each connection over; shared: this process
+   * listens on the socket cluster shares), serves the admin listener and the admin socket,
    * and logs STARTED and STOPPED; the memory tier is not snapshotted (Redis holds the state).
    */
   worker?: number;
@@ -120,9 +121,12 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     others: 0,
   };
   const worker = opts.worker;
-  const bind = worker === undefined;
+  const single = worker === undefined;
+  // A worker of workers_accept: primary gets its sockets from the primary; one of shared listens (through cluster).
+  const shared = !single && config.workers_accept === 'shared';
+  const bind = single || shared;
   const backend = gen.backend;
-  const snapFile = bind ? config.cache.snapshot : null;
+  const snapFile = single ? config.cache.snapshot : null;
   if (snapFile !== null) {
     const r = await loadSnapshot(snapStore, snapFile, Date.now(), { removeTemps: true });
     logSnapshot(ctx, 'load', snapFile, r);
@@ -135,7 +139,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   let admin: Admin | null = null;
   try {
     for (const l of config.listen) listeners.set(listenKey(l), await startListener(ctx, l, bind));
-    if (config.admin.listen.length > 0 && bind) {
+    if (config.admin.listen.length > 0 && single) {
       readAdminToken(config); // an unreadable admin.token_file fails the start, naming the key
       admin = await startAdmin({
         ctx, listen: config.admin.listen,
@@ -147,7 +151,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     }
     if (opts.afterBind !== undefined) bindFields = opts.afterBind();
     // After the switch to `user`: the socket is that user's (and root's) to connect to, and removable by it at stop.
-    if (config.admin.socket !== null && bind) adminSocket = await startAdminSocket(config.admin.socket, store, emitter);
+    if (config.admin.socket !== null && single) adminSocket = await startAdminSocket(config.admin.socket, store, emitter);
   } catch (err) {
     void admin?.close();
     for (const l of listeners.values()) l.server.close();
@@ -181,11 +185,11 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
   if (admin !== null && config.admin.allow_remote && config.admin.token === null && config.admin.token_file === null) {
     warnings.push('admin.allow_remote is true without admin.token or admin.token_file: any host that reaches admin.listen reads /metrics');
   }
-  if (!bind) {
-    // A worker: the primary logs STARTED; this one takes connections from it from now on.
+  if (!single) {
+    // A worker: the primary logs STARTED; this one takes connections from it (or accepts: shared) from now on.
     const { attachWorker } = await import('./worker.js');
     attachWorker(ctx, listeners, store, { resolver: () => made.resolver, backendDown: () => made.health.down, logDropped: () => logOutput(log)?.dropped ?? null },
-      config.admin.listen.length > 0);
+      config.admin.listen.length > 0, shared);
   } else if (warnings.length > 0) {
     started['warning'] = warnings.join('; ');
     emitter.emit(EV.STARTED, started, 'warn');
@@ -206,7 +210,7 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
     if (snapTimer !== null) clearInterval(snapTimer);
     snapTimer = null;
     const file = ctx.gen.config.cache.snapshot;
-    if (file === null || !bind) return;
+    if (file === null || !single) return;
     snapTimer = setInterval(() => {
       if (saving) return;
       saving = true;
@@ -304,6 +308,8 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       rec.restart_needed = restart;
       emitter.emit(EV.RELOAD, rec, 'warn');
     } else emitter.emit(EV.RELOAD, rec);
+    // A shared-accept worker's listeners are the host's: the primary's STARTED and /readyz name them.
+    if (shared && (bound.length > 0 || removed.length > 0)) process.send?.({ t: 'listen', a: [...listeners.values()].map((l) => l.address) });
     return rec;
   };
   // One reload at a time; a reload asked for meanwhile runs once after it, with the file as it is then.
@@ -344,12 +350,12 @@ export async function startScreener(config: Config, opts: ScreenerOptions): Prom
       await made.sink?.close();
       await ctx.gen.policy?.close();
       await adminSocket?.close();
-      const file = bind ? ctx.gen.config.cache.snapshot : null;
+      const file = single ? ctx.gen.config.cache.snapshot : null;
       if (file !== null) logSnapshot(ctx, 'save', file, await saveSnapshot(snapStore, file));
       if (snapFile !== null) releaseSnapshot(snapFile);
       if (opts.store === undefined) await store.shared?.close();
       await admin?.close();
-      if (bind) emitter.emit(EV.STOPPED, { forced });
+      if (single) emitter.emit(EV.STOPPED, { forced });
       else process.send?.({ t: 'stopped', forced });
       return forced;
     });

@@ -84,6 +84,10 @@ export interface ServerCtx extends Ctx {
    * always 0 in a single process. noteOpen() adds it, so the stress state follows the host.
    */
   others: number;
+  /** workers_accept: shared: the listener refuses at limits.max_connections counting `others` too (no primary refuses for it). */
+  sharedAccept?: boolean;
+  /** Called whenever the open count may have changed (noteOpen()): a shared-accept worker reports its counts (server/worker.ts). */
+  onCount?: () => void;
 }
 
 function valueAt(config: Config, key: string): unknown {
@@ -156,6 +160,7 @@ export function personalityFor(ctx: ServerCtx, pinned: ListenPersonality): Perso
  */
 export function noteOpen(ctx: ServerCtx, count: number): void {
   const st = ctx.stressState;
+  ctx.onCount?.();
   count += ctx.others;
   const t = st.update(count);
   if (t === null) return;

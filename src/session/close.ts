@@ -121,6 +121,7 @@ export function finish(s: Session, phase: string): void {
     if (n <= 0) ctx.perClient.delete(s.client);
     else ctx.perClient.set(s.client, n);
     s.counted = false;
+    ctx.onClientCount?.(s.client, Math.max(0, n));
   }
   const b = s.backendSock;
   if (b !== null && !b.destroyed) b.destroy();

@@ -40,11 +40,14 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
   const gen = personality.gen;
   const max = cfg.limits.max_per_client;
   const count = max > 0 ? (ctx.perClient.get(client) ?? 0) + 1 : 0;
-  if (max > 0 && count > max) {
+  // workers_accept: shared: the host's count of a client at or over the limit, as the primary last said.
+  const host = max > 0 && ctx.hostClients !== undefined ? ctx.hostClients.get(client) ?? 0 : 0;
+  if (max > 0 && (count > max || host >= max)) {
     const em = ctx.emitter;
+    const known = Math.max(count - 1, host);
     if (!em.enabled(EV.TOO_MANY_CONNECTIONS)) em.emit(EV.TOO_MANY_CONNECTIONS);
-    else if (personality.stress) em.emit(EV.TOO_MANY_CONNECTIONS, { client, port, stress: true, count: count - 1 });
-    else em.emit(EV.TOO_MANY_CONNECTIONS, { client, port, count: count - 1 });
+    else if (personality.stress) em.emit(EV.TOO_MANY_CONNECTIONS, { client, port, stress: true, count: known });
+    else em.emit(EV.TOO_MANY_CONNECTIONS, { client, port, count: known });
     refuse(socket, gen.replies.tooManyConnections);
     return;
   }
@@ -52,6 +55,7 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
   if (max > 0) {
     ctx.perClient.set(client, count);
     s.counted = true;
+    ctx.onClientCount?.(client, count);
   }
   ctx.sessions.add(s);
   socket.on('close', onClientClose);

@@ -63,6 +63,13 @@ export interface Ctx {
   emitter: Emitter;
   /** Called after a session is accounted for (the drain watches it). */
   onSessionEnd?: () => void;
+  /** A client's count in ctx.perClient changed (a shared-accept worker reports it: server/worker.ts). */
+  onClientCount?: (client: string, count: number) => void;
+  /**
+   * workers_accept: shared: the clients at or over limits.max_per_client on the whole host, with their host
+   * count, as the primary last said (server/host-counts.ts); absent in one process.
+   */
+  hostClients?: Map<string, number>;
   /** The open connection count changed (the server's stress state watches it). */
   noteOpen: (count: number) => void;
   /** access.spf: permits consulted after the access list (server/spf-refresh.ts keeps it across reloads), or null/absent. */

@@ -41,6 +41,7 @@ test('defaults: empty, null and {} give the documented defaults', () => {
       address: { host: '127.0.0.1', port: 10025 }, handoff: 'xclient', connect_timeout: 10_000, handshake_timeout: 30_000, ehlo_refresh: 600_000,
     });
     assert.equal(c.drain_timeout, 30_000);
+    assert.equal(c.workers_accept, 'shared');
     assert.deepEqual(c.log, { format: 'json', level: 'info', destination: 'stdout', buffer: 4 * 1024 * 1024, file: null,
       syslog: { address: { host: '127.0.0.1', port: 514 }, transport: 'tcp', tag: 'postfix/postscreen' }, reveal_sites: false });
     assert.equal(c.mode, 'enforce');

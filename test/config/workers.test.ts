@@ -52,3 +52,13 @@ test('networkSlot keeps a /24 (IPv4) or /64 (IPv6) in one slot and spreads netwo
   for (let i = 0; i < 1000; i++) { const k = networkSlot(`2001:db8:${i.toString(16)}::1`, 2); v6[k] = (v6[k] ?? 0) + 1; }
   for (const c of v6) assert.ok(c > 400 && c < 600, `uneven IPv6 spread: ${v6.join(', ')}`);
 });
+
+test('workers_accept is shared or primary; another value is an error naming the key; changing it needs a restart', async () => {
+  assert.equal(validateConfig({ workers: 2, cache: redis }).workers_accept, 'shared');
+  assert.equal(validateConfig({ workers: 2, workers_accept: 'primary', cache: redis }).workers_accept, 'primary');
+  const e = configError(() => validateConfig({ workers: 2, workers_accept: 'kernel', cache: redis }));
+  assert.equal(e.details?.['key'], 'workers_accept');
+  assert.match(e.message, /^workers_accept: .*kernel/);
+  const { RESTART_KEYS } = await import('../../src/server/reload.js');
+  assert.ok(RESTART_KEYS.includes('workers_accept'));
+});

@@ -1,13 +1,15 @@
 /*
- * Integration: `workers: 2`. The real screener (a primary and two workers)
- * in front of a private Postfix (XCLIENT) with a private redis-server as the
+ * Integration: `workers: 2` with `workers_accept: primary` (the shared mode:
+ * workers-shared.test.ts). The real screener (a primary and two workers) in
+ * front of a private Postfix (XCLIENT) with a private redis-server as the
  * shared store. Clients come from 127.x networks chosen with the primary's own
  * routing (networkSlot) so that each worker gets some:
  * - clients of many networks are served by both workers (each event carries
  *   its worker), pregreeters are rejected, clean clients' mail reaches Postfix;
  * - kill -9 of one worker with sessions open on both: its clients are cut, the
  *   other worker's clients finish their mail, the primary logs WORKER EXITED
- *   and forks it again, and the new worker serves its networks;
+ *   and forks it again, and the new worker serves its networks; a client's
+ *   QUIT with a half-close still gets Postfix's 221 (handed sockets are half-open);
  * - SIGHUP: a changed access list applies in both workers; a broken file is
  *   refused by the primary (RELOAD ok false) and both keep serving; SIGTERM
  *   with sessions open in both workers: every worker drains, exit 0;
@@ -48,7 +50,7 @@ after(async () => {
 let prefixN = 0;
 function config(over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    hostname: 'screen.test', listen: ['127.0.0.1:0'], workers: 2,
+    hostname: 'screen.test', listen: ['127.0.0.1:0'], workers: 2, workers_accept: 'primary',
     backend: { address: `127.0.0.1:${pf.xclientPort}`, handoff: 'xclient', connect_timeout: '2s', handshake_timeout: '5s' },
     pregreet: { wait: '300ms' }, drain_timeout: '10s', limits: { max_per_client: 0 },
     cache: { store: 'redis', redis: { url: redis.url, prefix: `wt${++prefixN}:`, timeout: '100ms' } },
@@ -95,7 +97,7 @@ async function finishMail(c: RawClient, to: string): Promise<string> {
 const named = (s: ScreenerProc, name: string, pred: (e: ScreenerEvent) => boolean = () => true): ScreenerEvent[] =>
   s.eventsNamed(name).filter(pred);
 
-describe('workers: 2', { timeout: 300_000 }, () => {
+describe('workers: 2, workers_accept: primary', { timeout: 300_000 }, () => {
   test('clients of many networks are served by both workers; pregreeters rejected, clean clients reach Postfix; /metrics sums the workers', { timeout: 60_000 }, async () => {
     const s = await startScreener(config({ admin: { listen: ['127.0.0.1:0'] } }));
     try {
@@ -163,6 +165,13 @@ describe('workers: 2', { timeout: 300_000 }, () => {
       const fresh = addressesFor(0, 1, 44)[0] as string;
       const c = await toPostfix(s, fresh);
       assert.match(await finishMail(c, 'reborn@example.test'), /^250 /);
+      // A client that sends QUIT and closes its side at once still gets Postfix's 221: the handed socket is half-open
+      // as the worker's own listener makes them (it was not: the worker ended at the client's FIN, before the reply).
+      const q = await toPostfix(s, addressesFor(1, 1, 44)[0] as string);
+      q.write('QUIT\r\n');
+      q.end();
+      await q.closed;
+      assert.match(q.received(), /^221 /m);
       const conn = await s.waitForEvent((e) => e['event'] === 'CONNECT' && e['client'] === fresh);
       assert.equal(conn['worker'], 0);
       assert.equal(named(s, 'WORKER EXITED').length, 1, 'the other worker did not die');
