@@ -41,7 +41,7 @@ export function startSession(ctx: Ctx, socket: ScreenSocket, client: string, por
   const max = cfg.limits.max_per_client;
   const count = max > 0 ? (ctx.perClient.get(client) ?? 0) + 1 : 0;
   // workers_accept: shared: the host's count of a client at or over the limit, as the primary last said.
-  const host = max > 0 && ctx.hostClients !== undefined ? ctx.hostClients.get(client) ?? 0 : 0;
+  const host = ctx.hostClients?.get(client) ?? 0; // only clients at or over a limit are named; read under max > 0 below
   if (max > 0 && (count > max || host >= max)) {
     const em = ctx.emitter;
     const known = Math.max(count - 1, host);

@@ -79,6 +79,31 @@ test('limits.max_per_client: 0 is unlimited (no connection refused)', async () =
   assert.equal(h.ctx.sessions.size, 60);
 });
 
+test('limits.max_per_client with workers_accept shared: the host count the primary sent refuses at the limit, counts below it do not, max 0 ignores it', async () => {
+  const h = harness({ ...base, limits: { max_per_client: 3 } });
+  const told: Array<[string, number]> = [];
+  h.ctx.onClientCount = (client, count) => { told.push([client, count]); };
+  // What the primary last said: this client has 3 open on the host (other workers), that one 2.
+  h.ctx.hostClients = new Map([['192.0.2.45', 3], ['192.0.2.46', 2]]);
+  const full = h.connect('192.0.2.45');
+  assert.equal(full.sock.text(), '421 4.7.0 Error: too many connections\r\n', 'at the limit host-wide, none here: refused');
+  const ev = h.named('TOO MANY CONNECTIONS');
+  assert.equal(ev.length, 1);
+  assert.equal(ev[0]?.['count'], 3, 'the count logged is the host\'s');
+  assert.deepEqual(told, [], 'a refused connection is not reported as counted');
+  const room = h.connect('192.0.2.46');
+  assert.equal(room.sock.text(), '220-screen.test ESMTP\r\n', '2 of 3 host-wide: served');
+  assert.deepEqual(told, [['192.0.2.46', 1]], 'this worker reports its own count of the client');
+  const unknown = h.connect('192.0.2.47');
+  assert.equal(unknown.sock.text(), '220-screen.test ESMTP\r\n', 'a client the primary did not name: served');
+  // Without a per-client limit the host counts are not read.
+  const h0 = harness({ ...base, limits: { max_per_client: 0 } });
+  h0.ctx.hostClients = new Map([['192.0.2.45', 99]]);
+  assert.equal(h0.connect('192.0.2.45').sock.text(), '220-screen.test ESMTP\r\n', 'max_per_client 0: unlimited');
+  for (const c of [room, unknown]) c.sock.hangup();
+  await settle();
+});
+
 test('limits.max_per_client under the stress personality: TOO MANY CONNECTIONS says stress', () => {
   const h = harness({ ...base, limits: { max_per_client: 1 } });
   const stress = stressOf(h);
