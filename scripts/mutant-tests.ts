@@ -8,8 +8,16 @@
  * runs them in turn without a runner process and a child per file (about
  * 3 times faster per mutant than `node --test`: 1.0 s against 3.5 s for the
  * verdict group's tests, measured on the shared 2-core machine).
+ * Before each test it yields one turn of the event loop (the real
+ * setImmediate, captured before any test can mock the timers): in one process
+ * node:test hands the reporter its events only when the loop turns, so
+ * without it the first failure was seen only after the synchronous tests
+ * after it had run (net/cidr: a mutant killed by the first table still ran
+ * the whole file, 4.6-5.8 s, against 1.0-1.6 s with it). What is killed does
+ * not change, only how soon the run stops.
  * Exit status: 0 when every test passed, 1 otherwise (node:test sets it).
  */
+import { beforeEach } from 'node:test';
 import { pathToFileURL } from 'node:url';
 
 interface Ev { type: string; data: { name?: string; details?: { type?: string } } }
@@ -25,5 +33,7 @@ export default async function* bail(source: AsyncIterable<Ev>): AsyncGenerator<s
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const turn = globalThis.setImmediate;
+  beforeEach(() => new Promise<void>((resolve) => { turn(() => resolve()); }));
   for (const f of process.argv.slice(2)) await import(pathToFileURL(f).href);
 }

@@ -37,6 +37,8 @@ const CASES: Array<{ line: string; want: string | null; why: string }> = [
   { line: 'Subject : hello', want: null, why: 'the word ends at SP, as postscreen\'s token' },
   { line: ':foo', want: null, why: 'no name before the colon' },
   { line: 'Na\x01me: x', want: null, why: 'a control character breaks the header name; it is valid UTF-8' },
+  { line: 'Na\x7fme: x', want: null, why: 'DEL is no printable character either: not a header name' },
+  { line: 'Na~me: x', want: 'header', why: '~ (0x7e) is the last printable character' },
   { line: 'X-FOO bar', want: null, why: 'an unknown extension is not non-SMTP' },
   { line: '', want: null, why: 'empty line' },
   { line: '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03', want: 'utf8', why: 'TLS ClientHello (its random bytes are no UTF-8)' },
@@ -55,6 +57,50 @@ test('non-smtp: the forbidden list is configurable; an empty list forbids nothin
   assert.equal(verdict('HELP me', new ForbiddenCommands(['help'])), 'forbidden');
   assert.equal(verdict('GET /', new ForbiddenCommands([])), null);
   assert.equal(new ForbiddenCommands(['A', '']).size, 1);
+});
+
+test('non-smtp: only the letters a-z are folded: a forbidden word with a, z or a bracket matches as written', () => {
+  const f = new ForbiddenCommands(['ZAP', 'X[', 'Y@']);
+  const has = (s: string): boolean => f.has(Buffer.from(s, 'latin1'), 0, s.length);
+  assert.equal(has('zap'), true, 'z and a are letters');
+  assert.equal(has('Zap'), true);
+  assert.equal(has('x{'), false, '{ (0x7b) is no lower-case [');
+  assert.equal(has('x['), true);
+  assert.equal(has('y`'), false, '` (0x60) is no lower-case @');
+});
+
+test('non-smtp: isHeaderName: spaces or tabs may come between the name and the colon, never before the name', () => {
+  // The engine splits the verb on SP, so only a tab reaches it there; isHeaderName itself is Postfix's is_header().
+  const h = (s: string): boolean => isHeaderName(Buffer.from(s, 'latin1'), 0, s.length);
+  assert.equal(h('Subject :'), true);
+  assert.equal(h('Subject \t :x'), true);
+  assert.equal(h(' Subject:'), false);
+  assert.equal(h('\tSubject:'), false);
+  assert.equal(h('Sub ject:'), false, 'one name, no space inside');
+});
+
+test('non-smtp: isValidUtf8 on sub-ranges: a sequence cut by the end of the range is invalid', () => {
+  const b = Buffer.from([0x63, 0xc3, 0xa9, 0xe2, 0x82, 0xac]); // "c", U+00E9, U+20AC
+  assert.equal(isValidUtf8(b, 0, 3), true);
+  assert.equal(isValidUtf8(b, 0, 2), false, 'the lead byte without its continuation');
+  assert.equal(isValidUtf8(b, 3, 5), false, 'two of three bytes');
+  assert.equal(isValidUtf8(b, 3, 6), true);
+  assert.equal(isValidUtf8(b, 1, 6), true);
+});
+
+test('non-smtp: isValidUtf8 at the edges of RFC 3629: surrogates, overlong forms, U+10FFFF, lead bytes F5-FF', () => {
+  const v = (...a: number[]): boolean => isValidUtf8(Buffer.from(a), 0, a.length);
+  assert.equal(v(0xed, 0x9f, 0xbf), true, 'U+D7FF');
+  assert.equal(v(0xed, 0xa0, 0x80), false, 'U+D800, the first surrogate');
+  assert.equal(v(0xed, 0xbf, 0xbf), false, 'U+DFFF, the last surrogate');
+  assert.equal(v(0xee, 0x80, 0x80), true, 'U+E000');
+  assert.equal(v(0xe0, 0x80, 0x80), false, 'overlong NUL in three bytes');
+  assert.equal(v(0xe0, 0x9f, 0xbf), false, 'overlong U+07FF');
+  assert.equal(v(0xe0, 0xa0, 0x80), true, 'U+0800');
+  assert.equal(v(0xf0, 0x8f, 0xbf, 0xbf), false, 'overlong U+FFFF');
+  assert.equal(v(0xf4, 0x8f, 0xbf, 0xbf), true, 'U+10FFFF, the last code point');
+  assert.equal(v(0xf4, 0x90, 0x80, 0x80), false, 'U+110000');
+  for (let b = 0xf5; b <= 0xff; b++) assert.equal(v(b, 0x80, 0x80, 0x80), false, `lead byte ${b.toString(16)}`);
 });
 
 test('non-smtp: isHeaderName on sub-ranges', () => {
@@ -134,6 +180,17 @@ test('DeepTests: due until failed once; rcpt passes what has not failed; ignore 
   d.rcpt();
   assert.equal(d.passUntil('pipelining', 100), 0, 'and RCPT does not give it back');
   assert.equal(d.failed, DEEP_BIT.pipelining);
+});
+
+test('DeepTests: an enforce failure of one test leaves the TTL of the others as it was', () => {
+  const d = new DeepTests(OPTS, 7);
+  assert.equal(d.fail('bare_newline'), 'ignore');
+  assert.equal(d.fail('pipelining'), 'enforce');
+  d.rcpt();
+  assert.equal(d.passUntil('bare_newline', 100), 110, 'still the short TTL of an ignored failure');
+  assert.equal(d.passUntil('non_smtp', 100), 2100, 'passed at RCPT: its own TTL, not the short one');
+  assert.equal(d.passUntil('pipelining', 100), 0);
+  assert.equal(d.ignored, DEEP_BIT.bare_newline);
 });
 
 test('DeepTests: todo is masked to the three tests', () => {

@@ -1,9 +1,11 @@
 /*
  * test/net/cidr.test.ts - parseAddress, normalizeAddress, parseCidr, CidrMatcher.
  * Tables first, then fast-check properties against Node's net.isIP and ip-address, then a
- * 10,000-prefix load. Lookup speed is measured in bench/micro/cidr.bench.ts (100,000 prefixes),
- * not here: a timing bound cannot hold in a mutation run, where every expression of the trie walk
- * goes through Stryker's mutant switch (100,000 lookups took 17 s there against 2 s allowed).
+ * 10,000-prefix load: the slow tests last, so that under mutation testing a mutant a table
+ * catches is caught in about a second. Lookup speed is measured in bench/micro/cidr.bench.ts
+ * (100,000 prefixes), not here: a timing bound cannot hold in a mutation run, where every
+ * expression of the trie walk goes through Stryker's mutant switch (100,000 lookups took 17 s
+ * there against 2 s allowed).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -123,6 +125,106 @@ test('CidrMatcher: first match wins, not longest prefix', () => {
   const n = CidrMatcher.fromList<number>([['10.1.0.0/16', 1], ['10.0.0.0/8', 2]]);
   assert.equal(n.match('10.1.0.1'), 1);
   assert.equal(n.match('10.2.0.1'), 2);
+});
+
+test('the worst survivors of a mutation run: ::ffff:0:0/96 is every IPv4 client; an empty octet is no address', () => {
+  // An access list entry for "all mapped IPv4" must match plain IPv4 clients (the kernel hands us either form).
+  const m = new CidrMatcher<string>();
+  m.add('::ffff:0:0/96', 'v4');
+  assert.equal(formatCidr(parseCidr('::ffff:0:0/96')), '0.0.0.0/0');
+  for (const a of ['192.0.2.1', '0.0.0.0', '255.255.255.255', '::ffff:198.51.100.7']) assert.equal(m.match(a), 'v4', a);
+  assert.equal(m.match('2001:db8::1'), undefined);
+  for (const bad of ['1..2.3', '1.2.3.', '.1.2.3', '1.2..3', '1.2.3..4']) assert.equal(parseAddress(bad), null, bad);
+});
+
+test('networkOf: the client\'s network as canonical CIDR text (greylisting keys), v4-mapped as IPv4, any prefix length', () => {
+  const rows: Array<[string, number, number, string | null]> = [
+    ['192.0.2.77', 24, 64, '192.0.2.0/24'],
+    ['192.0.2.77', 32, 64, '192.0.2.77/32'],
+    ['192.0.2.77', 0, 64, '0.0.0.0/0'],
+    ['255.255.255.255', 1, 64, '128.0.0.0/1'],
+    ['::ffff:192.0.2.77', 16, 64, '192.0.0.0/16'],
+    ['2001:db8:1:2:3:4:5:6', 24, 64, '2001:db8:1:2::/64'],
+    ['2001:db8:1:2:3:4:5:6', 24, 128, '2001:db8:1:2:3:4:5:6/128'],
+    ['2001:db8:1:2:3:4:5:6', 24, 0, '::/0'],
+    ['2001:db8:1:ff02::1', 24, 56, '2001:db8:1:ff00::/56'],
+    ['2001:db8:ffff:ffff:ffff:ffff:ffff:ffff', 24, 97, '2001:db8:ffff:ffff:ffff:ffff:8000:0/97'],
+    ['not an address', 24, 64, null],
+  ];
+  for (const [addr, v4, v6, want] of rows) assert.equal(networkOf(addr, v4, v6), want, `${addr} /${v4} /${v6}`);
+});
+
+test('IPv6 text edge cases: an IPv4 tail after six groups, mapped only with all-zero upper words; RFC 5952 zero runs', () => {
+  const rows: Array<[string, 4 | 6 | null, string | null]> = [
+    ['0:0:0:0:0:ffff:1.2.3.4', 4, '1.2.3.4'],
+    ['1:2:3:4:5:6:1.2.3.4', 6, '1:2:3:4:5:6:102:304'],
+    ['1:2:3:4:5:6:7:1.2.3.4', null, null],
+    ['0:0:1::ffff:1.2.3.4', 6, '::1:0:0:ffff:102:304'],
+    ['1::ffff:0:0', 6, '1::ffff:0:0'],
+    ['1:0:0:1:0:0:1:1', 6, '1::1:0:0:1:1'],
+    ['1:0:0:1:0:0:0:1', 6, '1:0:0:1::1'],
+    ['ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255', 6, 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
+    ['::ffff:0.0.0.0', 4, '0.0.0.0'],
+    ['::0.0.0.0', 6, '::'],
+  ];
+  for (const [input, family, canonical] of rows) {
+    assert.equal(parseAddress(input)?.family ?? null, family, input);
+    assert.equal(normalizeAddress(input), canonical, input);
+  }
+});
+
+test('parseCidr: the messages name the input and say what is wrong; ::ffff: is a mapped IPv4 prefix from /96 on', () => {
+  const msg = (text: string): string => {
+    try {
+      parseCidr(text);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return 'no error';
+  };
+  assert.equal(msg(' example.com/8 '), 'bad CIDR "example.com/8": "example.com" is not an IPv4 or IPv6 address');
+  assert.equal(msg('1.2.3.0/33'), 'bad CIDR "1.2.3.0/33": prefix length "33" is not a number from 0 to 32');
+  assert.equal(msg('::/1234'), 'bad CIDR "::/1234": prefix length "1234" is not a number from 0 to 128');
+  assert.equal(msg('1.2.3.0/-1'), 'bad CIDR "1.2.3.0/-1": prefix length "-1" is not a number from 0 to 32');
+  assert.equal(msg('1.2.3.0/24x'), 'bad CIDR "1.2.3.0/24x": prefix length "24x" is not a number from 0 to 32');
+  assert.equal(msg('/8'), 'bad CIDR "/8": "" is not an IPv4 or IPv6 address');
+  assert.equal(msg('1.2.3.4/24'), 'bad CIDR "1.2.3.4/24": non-null host address bits; did you mean "1.2.3.0/24"?');
+  assert.equal(formatCidr(parseCidr('1.2.3.0/024')), '1.2.3.0/24', 'leading zeros in the length are a number');
+  // Shorter than /96, ::ffff: is no mapped IPv4 prefix but an IPv6 one, and its last ffff bit is a host bit.
+  assert.equal(msg('::ffff:0:0/95'), 'bad CIDR "::ffff:0:0/95": non-null host address bits; did you mean "::fffe:0:0/95"?');
+  for (const [text, family, canonical] of [
+    ['::ffff:0:0/96', 4, '0.0.0.0/0'],
+    ['1::ffff:0:0/96', 6, '1::ffff:0:0/96'],
+    ['0:0:1::ffff:0:0/96', 6, '::1:0:0:ffff:0:0/96'],
+    ['::1:ffff:0:0/96', 6, '::1:ffff:0:0/96'],
+  ] as const) {
+    const c = parseCidr(text);
+    assert.deepEqual([c.family, formatCidr(c), c.text], [family, canonical, text], text);
+  }
+  // The mapped IPv4 prefix matches IPv4 clients; the /95 (IPv6) does not.
+  assert.equal(CidrMatcher.fromList([['::ffff:192.0.2.0/120', 'x']]).match('192.0.2.9'), 'x');
+  assert.equal(CidrMatcher.fromList([['::fffe:0:0/95', 'x']]).match('192.0.2.9'), undefined);
+  assert.equal(CidrMatcher.fromList([['::fffe:0:0/95', 'x']]).match('::ffff:0:1'), undefined, 'mapped: an IPv4 client');
+});
+
+test('CidrMatcher: host routes of both families, IPv6 by parsed address, the same prefix twice (the first value wins)', () => {
+  const m = CidrMatcher.fromList<string>([
+    ['192.0.2.1/32', 'v4 host'],
+    ['2001:db8::1/128', 'v6 host'],
+    ['192.0.2.1/32', 'v4 host again'],
+    ['2001:db8::/127', 'v6 pair'],
+  ]);
+  assert.equal(m.match('192.0.2.1'), 'v4 host');
+  assert.equal(m.match('192.0.2.0'), undefined);
+  assert.equal(m.match('2001:db8::1'), 'v6 host');
+  assert.equal(m.match('2001:db8::'), 'v6 pair');
+  assert.equal(m.match(parseAddress('2001:db8::1')!), 'v6 host');
+  assert.equal(m.match(parseAddress('2001:db8::2')!), undefined);
+  assert.equal(m.matchIndex('2001:db8::'), 3);
+  assert.equal(m.matchIndex('2001:db8::2'), -1);
+  assert.equal(m.matchIndex('nonsense'), -1);
+  assert.equal(m.matchIndex(parseAddress('192.0.2.1')!), 0);
+  assert.equal(m.nodeCount, 33 + 129, 'one node per bit of the longest prefix of each family, plus the root');
 });
 
 /* Random addresses as text, in the forms Node and configs produce plus mutations. */
@@ -256,104 +358,4 @@ test('10,000 random IPv4 prefixes load and match like a linear scan', () => {
     assert.equal(m.match(probe), idx < 0 ? undefined : idx, probe);
   }
   assert.ok(inside >= 300, `${inside} of 600 probes inside a prefix`);
-});
-
-test('the worst survivors of a mutation run: ::ffff:0:0/96 is every IPv4 client; an empty octet is no address', () => {
-  // An access list entry for "all mapped IPv4" must match plain IPv4 clients (the kernel hands us either form).
-  const m = new CidrMatcher<string>();
-  m.add('::ffff:0:0/96', 'v4');
-  assert.equal(formatCidr(parseCidr('::ffff:0:0/96')), '0.0.0.0/0');
-  for (const a of ['192.0.2.1', '0.0.0.0', '255.255.255.255', '::ffff:198.51.100.7']) assert.equal(m.match(a), 'v4', a);
-  assert.equal(m.match('2001:db8::1'), undefined);
-  for (const bad of ['1..2.3', '1.2.3.', '.1.2.3', '1.2..3', '1.2.3..4']) assert.equal(parseAddress(bad), null, bad);
-});
-
-test('networkOf: the client\'s network as canonical CIDR text (greylisting keys), v4-mapped as IPv4, any prefix length', () => {
-  const rows: Array<[string, number, number, string | null]> = [
-    ['192.0.2.77', 24, 64, '192.0.2.0/24'],
-    ['192.0.2.77', 32, 64, '192.0.2.77/32'],
-    ['192.0.2.77', 0, 64, '0.0.0.0/0'],
-    ['255.255.255.255', 1, 64, '128.0.0.0/1'],
-    ['::ffff:192.0.2.77', 16, 64, '192.0.0.0/16'],
-    ['2001:db8:1:2:3:4:5:6', 24, 64, '2001:db8:1:2::/64'],
-    ['2001:db8:1:2:3:4:5:6', 24, 128, '2001:db8:1:2:3:4:5:6/128'],
-    ['2001:db8:1:2:3:4:5:6', 24, 0, '::/0'],
-    ['2001:db8:1:ff02::1', 24, 56, '2001:db8:1:ff00::/56'],
-    ['2001:db8:ffff:ffff:ffff:ffff:ffff:ffff', 24, 97, '2001:db8:ffff:ffff:ffff:ffff:8000:0/97'],
-    ['not an address', 24, 64, null],
-  ];
-  for (const [addr, v4, v6, want] of rows) assert.equal(networkOf(addr, v4, v6), want, `${addr} /${v4} /${v6}`);
-});
-
-test('IPv6 text edge cases: an IPv4 tail after six groups, mapped only with all-zero upper words; RFC 5952 zero runs', () => {
-  const rows: Array<[string, 4 | 6 | null, string | null]> = [
-    ['0:0:0:0:0:ffff:1.2.3.4', 4, '1.2.3.4'],
-    ['1:2:3:4:5:6:1.2.3.4', 6, '1:2:3:4:5:6:102:304'],
-    ['1:2:3:4:5:6:7:1.2.3.4', null, null],
-    ['0:0:1::ffff:1.2.3.4', 6, '::1:0:0:ffff:102:304'],
-    ['1::ffff:0:0', 6, '1::ffff:0:0'],
-    ['1:0:0:1:0:0:1:1', 6, '1::1:0:0:1:1'],
-    ['1:0:0:1:0:0:0:1', 6, '1:0:0:1::1'],
-    ['ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255', 6, 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
-    ['::ffff:0.0.0.0', 4, '0.0.0.0'],
-    ['::0.0.0.0', 6, '::'],
-  ];
-  for (const [input, family, canonical] of rows) {
-    assert.equal(parseAddress(input)?.family ?? null, family, input);
-    assert.equal(normalizeAddress(input), canonical, input);
-  }
-});
-
-test('parseCidr: the messages name the input and say what is wrong; ::ffff: is a mapped IPv4 prefix from /96 on', () => {
-  const msg = (text: string): string => {
-    try {
-      parseCidr(text);
-    } catch (e) {
-      return (e as Error).message;
-    }
-    return 'no error';
-  };
-  assert.equal(msg(' example.com/8 '), 'bad CIDR "example.com/8": "example.com" is not an IPv4 or IPv6 address');
-  assert.equal(msg('1.2.3.0/33'), 'bad CIDR "1.2.3.0/33": prefix length "33" is not a number from 0 to 32');
-  assert.equal(msg('::/1234'), 'bad CIDR "::/1234": prefix length "1234" is not a number from 0 to 128');
-  assert.equal(msg('1.2.3.0/-1'), 'bad CIDR "1.2.3.0/-1": prefix length "-1" is not a number from 0 to 32');
-  assert.equal(msg('1.2.3.0/24x'), 'bad CIDR "1.2.3.0/24x": prefix length "24x" is not a number from 0 to 32');
-  assert.equal(msg('/8'), 'bad CIDR "/8": "" is not an IPv4 or IPv6 address');
-  assert.equal(msg('1.2.3.4/24'), 'bad CIDR "1.2.3.4/24": non-null host address bits; did you mean "1.2.3.0/24"?');
-  assert.equal(formatCidr(parseCidr('1.2.3.0/024')), '1.2.3.0/24', 'leading zeros in the length are a number');
-  // Shorter than /96, ::ffff: is no mapped IPv4 prefix but an IPv6 one, and its last ffff bit is a host bit.
-  assert.equal(msg('::ffff:0:0/95'), 'bad CIDR "::ffff:0:0/95": non-null host address bits; did you mean "::fffe:0:0/95"?');
-  for (const [text, family, canonical] of [
-    ['::ffff:0:0/96', 4, '0.0.0.0/0'],
-    ['1::ffff:0:0/96', 6, '1::ffff:0:0/96'],
-    ['0:0:1::ffff:0:0/96', 6, '::1:0:0:ffff:0:0/96'],
-    ['::1:ffff:0:0/96', 6, '::1:ffff:0:0/96'],
-  ] as const) {
-    const c = parseCidr(text);
-    assert.deepEqual([c.family, formatCidr(c), c.text], [family, canonical, text], text);
-  }
-  // The mapped IPv4 prefix matches IPv4 clients; the /95 (IPv6) does not.
-  assert.equal(CidrMatcher.fromList([['::ffff:192.0.2.0/120', 'x']]).match('192.0.2.9'), 'x');
-  assert.equal(CidrMatcher.fromList([['::fffe:0:0/95', 'x']]).match('192.0.2.9'), undefined);
-  assert.equal(CidrMatcher.fromList([['::fffe:0:0/95', 'x']]).match('::ffff:0:1'), undefined, 'mapped: an IPv4 client');
-});
-
-test('CidrMatcher: host routes of both families, IPv6 by parsed address, the same prefix twice (the first value wins)', () => {
-  const m = CidrMatcher.fromList<string>([
-    ['192.0.2.1/32', 'v4 host'],
-    ['2001:db8::1/128', 'v6 host'],
-    ['192.0.2.1/32', 'v4 host again'],
-    ['2001:db8::/127', 'v6 pair'],
-  ]);
-  assert.equal(m.match('192.0.2.1'), 'v4 host');
-  assert.equal(m.match('192.0.2.0'), undefined);
-  assert.equal(m.match('2001:db8::1'), 'v6 host');
-  assert.equal(m.match('2001:db8::'), 'v6 pair');
-  assert.equal(m.match(parseAddress('2001:db8::1')!), 'v6 host');
-  assert.equal(m.match(parseAddress('2001:db8::2')!), undefined);
-  assert.equal(m.matchIndex('2001:db8::'), 3);
-  assert.equal(m.matchIndex('2001:db8::2'), -1);
-  assert.equal(m.matchIndex('nonsense'), -1);
-  assert.equal(m.matchIndex(parseAddress('192.0.2.1')!), 0);
-  assert.equal(m.nodeCount, 33 + 129, 'one node per bit of the longest prefix of each family, plus the root');
 });

@@ -808,3 +808,161 @@ test('dummy-engine policy at RCPT: the answer that reaches the hard error limit 
   closed.e.answerRcpt(POLICY_550);
   assert.equal(closed.h.sent.at(-1), R.timeout, 'an answer after close sends nothing');
 });
+
+// ---- what the log and the session read from the engine -----------------------------
+
+test('dummy-engine: leading spaces before the verb are skipped (postscreen\'s mystrtok), as for every verb', () => {
+  const { e, h } = engine();
+  say(e, ' EHLO x');
+  say(e, '   MAIL FROM:<a@b>');
+  say(e, '  RCPT TO:<c@d>');
+  assert.deepEqual(h.sent.map((s) => s.split('\r\n')[0]), ['250-mx.example.org', '250 2.1.0 Ok', DEFER]);
+  assert.equal(e.protocol, 'ESMTP');
+  assert.equal(e.where, 'RCPT');
+});
+
+test('dummy-engine: "after X" names the last command: XCLIENT and XFORWARD by name, a longer or unknown verb as UNIMPLEMENTED', () => {
+  const after = (line: string): unknown => {
+    const { e, h } = engine();
+    say(e, line);
+    e.onTimeout();
+    assert.equal(stripCrlf(h.sent[0] ?? ''), '502 5.5.2 Error: command not recognized', line);
+    return h.events.at(-1)?.fields['after'];
+  };
+  assert.equal(after('XCLIENT ADDR=192.0.2.1'), 'XCLIENT');
+  assert.equal(after('xforward NAME=x'), 'XFORWARD');
+  assert.equal(after('VRFY root'), 'VRFY');
+  assert.equal(after('XCLIENTS x'), 'UNIMPLEMENTED', 'XCLIENT is the whole word');
+  assert.equal(after('XCLIEN x'), 'UNIMPLEMENTED');
+  assert.equal(after('FOO'), 'UNIMPLEMENTED');
+});
+
+test('dummy-engine: the session reads protocol (never downgraded by HELO), where, rcpts (cleared with the transaction) and its output', () => {
+  const { e, h } = engine();
+  assert.equal(e.output, h);
+  assert.deepEqual(e.rcpts, [], 'no recipient before RCPT');
+  assert.equal(e.protocol, 'SMTP');
+  assert.equal(e.where, 'CONNECT');
+  say(e, 'HELO a');
+  assert.equal(e.protocol, 'SMTP');
+  say(e, 'EHLO a');
+  say(e, 'HELO a');
+  assert.equal(e.protocol, 'ESMTP', 'a later HELO does not downgrade');
+  say(e, 'MAIL FROM:<a@b>');
+  say(e, 'RCPT TO:<c@d>');
+  say(e, 'RCPT TO:<e@f>');
+  assert.deepEqual(e.rcpts, ['c@d', 'e@f']);
+  say(e, 'RSET');
+  assert.deepEqual(e.rcpts, [], 'RSET ends the transaction');
+  assert.equal(e.where, 'RSET');
+  say(e, 'MAIL FROM:<a@b>');
+  say(e, 'RCPT TO:<g@h>');
+  assert.deepEqual(e.rcpts, ['g@h']);
+  say(e, 'HELO b');
+  assert.deepEqual(e.rcpts, [], 'so does HELO');
+});
+
+test('dummy-engine deep: a late enforced verdict (setRejectReply) keeps its 550 when a deep test enforces after it', () => {
+  const { e, h, feed } = deepSession({ pipelining: { enable: true } });
+  feed('EHLO x\r\n');
+  e.setRejectReply(ENFORCE, 'dnsbl');
+  feed('MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n');
+  assert.equal(h.sent.at(-1), ENFORCE);
+  assert.deepEqual(h.events.map((x) => [x.name, x.fields['reason'] ?? x.fields['action']]), [[EV.COMMAND_PIPELINING, 'enforce'], [EV.NOQUEUE, 'dnsbl']]);
+});
+
+test('dummy-engine deep: bare newline with drop: 521 and nothing more, the offending line is not answered', () => {
+  const { e, h, feed } = deepSession({ bare_newline: { enable: true, action: 'drop' }, non_smtp: { enable: true } });
+  feed('GET / HTTP/1.0\n');
+  assert.deepEqual(h.sent, ['521 5.5.1 Protocol error\r\n']);
+  assert.deepEqual(h.events, [{ name: EV.BARE_NEWLINE, fields: { after: 'CONNECT', sample: 'GET / HTTP/1.0', action: 'drop' } }]);
+  assert.equal(e.closed, true);
+  assert.equal(e.commands, 0);
+});
+
+test('dummy-engine deep: non-SMTP looks only at verbs the engine does not know, even when a known one is in forbidden_commands', () => {
+  const { h, feed } = deepSession({ non_smtp: { enable: true }, forbidden_commands: ['VRFY', 'NOOP', 'GET'] });
+  feed('VRFY root\r\n');
+  feed('NOOP\r\n');
+  assert.equal(h.events.length, 0, 'VRFY and NOOP are known verbs');
+  assert.deepEqual(h.sent.map((s) => s.split('\r\n')[0]), ['502 5.5.2 Error: command not recognized', '250 2.0.0 Ok']);
+  feed('get /\r\n');
+  assert.deepEqual(h.events.map((x) => x.name), [EV.NON_SMTP_COMMAND]);
+});
+
+test('dummy-engine deep: pipelining detected with an output that cannot show the pending input: an empty sample, no crash', () => {
+  const o = deepOpts({ pipelining: { enable: true } });
+  const h = harness();
+  const e = new DummyEngine({ replies: R, rejectReply: null, rejectReason: 'deep', commandCountLimit: 20, deep: new DeepTests(o, DEEP_BIT.pipelining) }, h);
+  e.onLine(Buffer.from('EHLO x'), false, 17);
+  assert.deepEqual(h.events, [{ name: EV.COMMAND_PIPELINING, fields: { after: 'EHLO', sample: '', action: 'enforce' } }]);
+});
+
+test('dummy-engine deep: in shadow mode a failure logs action shadow and what it would have done, and the session goes on', () => {
+  for (const [action, would] of [['drop', 'drop'], ['enforce', 'reject']] as const) {
+    const o = deepOptions(validateConfig({ mode: 'shadow', deep: { pipelining: { enable: true, action } } }));
+    assert.ok(o !== null);
+    const h = harness();
+    const reader = new LineReader(2048);
+    const e = new DummyEngine({ replies: R, rejectReply: null, rejectReason: 'deep', commandCountLimit: 20, deep: new DeepTests(o, DEEP_BIT.pipelining), ...{} },
+      { ...h, send: h.send, close: h.close, event: h.event, pending: () => reader.rest() });
+    reader.feed(Buffer.from('EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n'), { onLine: (l, b, n) => e.onLine(l, b, n), onOverlong: (n) => e.onOverlong(n) });
+    assert.deepEqual(h.events[0], { name: EV.COMMAND_PIPELINING, fields: { after: 'EHLO', sample: 'MAIL FROM:<a@b>\\r\\nRCPT TO:<c@d>\\r\\n', action: 'shadow', would } }, action);
+    assert.deepEqual(h.sent.map((s) => s.split('\r\n')[0]), ['250-mx.example.org', '250 2.1.0 Ok', DEFER], `${action}: nothing enforced`);
+    assert.equal(h.events[1]?.fields['reason'], 'deep');
+  }
+  // Built by hand without `would` (a per-test shadow): it would reject.
+  const o = deepOpts({ bare_newline: { enable: true } });
+  const d = new DeepTests({ ...o, bare_newline: { ...o.bare_newline, action: 'shadow' } }, DEEP_BIT.bare_newline);
+  const h = harness();
+  const e = new DummyEngine({ replies: R, rejectReply: null, rejectReason: 'deep', commandCountLimit: 20, deep: d }, h);
+  e.onLine(Buffer.from('EHLO x'), true, 0);
+  assert.deepEqual(h.events, [{ name: EV.BARE_NEWLINE, fields: { after: 'CONNECT', sample: 'EHLO x', action: 'shadow', would: 'reject' } }]);
+});
+
+test('dummy-engine handover: not offered with no deep test due or no deep tests at all, nor without out.handover; the RCPT gets the 450', () => {
+  const o = deepOpts(ALL_ON);
+  for (const [name, deep, withHandover] of [
+    ['no test due (todo 0)', new DeepTests(o, 0), true],
+    ['no deep tests', null, true],
+    ['no handover in the output', new DeepTests(o, 7), false],
+  ] as const) {
+    const h = harness();
+    const offers: string[] = [];
+    const out: EngineOutput = withHandover ? { ...h, send: h.send, close: h.close, event: h.event, handover: () => { offers.push(name); return true; } } : h;
+    const e = new DummyEngine({ replies: R, rejectReply: null, rejectReason: 'deep', commandCountLimit: 20, deep, keepEnvelope: true }, out);
+    for (const l of ['EHLO x', 'MAIL FROM:<a@b>', 'RCPT TO:<c@d>']) say(e, l);
+    assert.deepEqual(offers, [], name);
+    assert.equal(h.sent.at(-1), R.deferRcpt, name);
+    assert.deepEqual(h.events.map((x) => x.name), [EV.NOQUEUE], name);
+  }
+});
+
+test('dummy-engine handover: refuseHandedRcpt() that reaches the hard error limit ends the session with 421; no limit, no end', () => {
+  for (const [limit, ends] of [[1, true], [2, false], [0, false]] as const) {
+    const { e, h, say: s } = handoverSession(ALL_ON, true, { hardErrorLimit: limit });
+    s('EHLO x');
+    s('MAIL FROM:<a@b>');
+    s('RCPT TO:<c@d>');
+    e.refuseHandedRcpt();
+    assert.equal(e.closed, ends, `limit ${limit}`);
+    if (ends) {
+      assert.deepEqual(h.events.map((x) => x.name), [EV.NOQUEUE, EV.COMMAND_ERROR_LIMIT]);
+      assert.deepEqual(h.events[1]?.fields, { after: 'RCPT', count: 1, limit: 1 });
+      assert.deepEqual(h.sent.slice(-2), [R.deferRcpt, R.tooManyErrors]);
+      assert.equal(h.closes, 1);
+    } else {
+      assert.deepEqual(h.events.map((x) => x.name), [EV.NOQUEUE], `limit ${limit}`);
+      assert.equal(h.sent.at(-1), R.deferRcpt);
+    }
+  }
+});
+
+test('dummy-engine policy at RCPT: a client that sent no HELO is asked about and logged with an empty helo', () => {
+  const { e, h, asks } = policySession(true);
+  say(e, 'MAIL FROM:<a@b>');
+  say(e, 'RCPT TO:<c@d>');
+  assert.deepEqual(asks, [['', 'a@b', 'c@d']]);
+  e.answerRcpt(POLICY_550);
+  assert.equal(h.events[0]?.fields['helo'], '');
+});
