@@ -262,8 +262,8 @@ export class Dnsbl implements EarlyCheck<DnsblQuery> {
 
   /** The score and hits so far, for the verdict at the end of the greet wait. */
   summary(q: DnsblQuery): DnsblSummary {
-    const ttlSec = q.ttlSec === Infinity ? this.opts.ttlMaxMs / 1000 : q.ttlSec;
-    const ttlMs = Math.min(this.opts.ttlMaxMs, Math.max(this.opts.ttlMinMs, ttlSec * 1000));
+    // No TTL seen (ttlSec Infinity): the clamp gives ttl_max exactly (ttl_max / 1000 * 1000 was not: 1001 -> 1000.9999999999999).
+    const ttlMs = Math.min(this.opts.ttlMaxMs, Math.max(this.opts.ttlMinMs, q.ttlSec * 1000));
     return {
       score: q.score,
       hits: q.hits,

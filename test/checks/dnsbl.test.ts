@@ -329,6 +329,9 @@ test('summary: lookup_ms to the last answer (or to now while none came), TTL fro
   const p = f.start('127.0.0.5', null, () => undefined)!;
   none.now += 250;
   assert.deepEqual(f.summary(p), { score: 0, hits: [], complete: false, late: ['a.test', 'b.test'], ttlMs: 3_600_000, lookupMs: 250 });
+  // ... exactly ttl_max, also one not in whole seconds (the pass is stored until now + ttlMs).
+  const odd = clocked(['a.test*1'], { ttlMinMs: 0, ttlMaxMs: 1001 }, none, []);
+  assert.equal(odd.summary(odd.start('127.0.0.5', null, () => undefined)!).ttlMs, 1001);
 });
 
 test('outcome: a failing client\'s DNSBL fields (score, hits, lookup_ms, late) and pass fields, reply_map names in the log unless reveal_sites', async () => {
