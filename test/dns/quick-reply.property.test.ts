@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { canonical, decodeMessage, encodeQuery, questionMatches, quickReply, summarize, type ReplySummary } from '../../src/dns/packet.js';
 import { encodeResponse, type ResponseRecord } from '../helpers/dns-encode.js';
+import { mutate, packetMutation } from '../helpers/packet-mutation.js';
 import { ScreenError } from '../../src/util/errors.js';
 
 type Outcome = { kind: 'malformed'; reason: string } | { kind: 'not-ours' } | { kind: 'summary'; summary: ReplySummary };
@@ -68,13 +69,6 @@ function recordOf(owner: fc.Arbitrary<string>): fc.Arbitrary<ResponseRecord> {
   );
 }
 
-const mutation = fc.oneof(
-  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
-  fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
-  fc.record({ kind: fc.constant('pointer' as const), at: fc.nat(), to: fc.integer({ min: 0, max: 0x3fff }) }),
-  fc.record({ kind: fc.constant('count' as const), which: fc.integer({ min: 0, max: 3 }), value: fc.integer({ min: 0, max: 8 }) }),
-  fc.record({ kind: fc.constant('poke' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
-);
 
 /** The question as the server echoes it (0x20-cased, or another name), and the answers owned by it. */
 const asked = (qname: string): fc.Arbitrary<string> => fc.oneof(
@@ -96,7 +90,7 @@ const exchange = reversed.chain((qname) => asked(qname).chain((echo) => fc.recor
   ), { maxLength: 4 }),
   authority: fc.array(recordOf(fc.oneof(fc.constant(ZONE), other)), { maxLength: 2 }),
   additional: fc.array(recordOf(other), { maxLength: 2 }),
-  mutations: fc.oneof({ weight: 2, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 3 }) }),
+  mutations: fc.oneof({ weight: 2, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: fc.array(packetMutation(8), { minLength: 1, maxLength: 3 }) }),
 })));
 
 test('property: when quickReply decides, it decides what the full decode decides', () => {
@@ -104,18 +98,10 @@ test('property: when quickReply decides, it decides what the full decode decides
   fc.assert(fc.property(exchange, (x) => {
     runs++;
     const query = encodeQuery(0x1234, canonical(x.qname), x.qtype);
-    let b = encodeResponse({
+    const b = mutate(encodeResponse({
       id: 0x1234, rcode: x.rcode, tc: x.tc, compress: x.compress, question: { name: x.asked, qtype: x.askedOther ?? x.qtype },
       answers: x.answers, authority: x.authority, additional: x.additional,
-    });
-    for (const m of x.mutations) {
-      const at = 'at' in m ? m.at % (b.length + 1) : 0;
-      if (m.kind === 'flip' && at < b.length) b[at] = (b[at] ?? 0) ^ (1 << m.bit);
-      else if (m.kind === 'cut') b = b.subarray(0, at);
-      else if (m.kind === 'pointer') b = Buffer.concat([b.subarray(0, at), Buffer.from([0xc0 | (m.to >>> 8), m.to & 255]), b.subarray(at)]);
-      else if (m.kind === 'count' && b.length >= 12) b.writeUInt16BE(m.value, 4 + 2 * m.which);
-      else if (m.kind === 'poke' && at < b.length) b[at] = m.value;
-    }
+    }), x.mutations);
     if (b.length < 12) return; // the pool drops these before either path
     const quick = quickPath(b, query);
     if (quick === null) return;

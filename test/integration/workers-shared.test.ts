@@ -36,46 +36,19 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { parse as fromYaml, stringify as toYaml } from 'yaml';
-import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
-import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { useWorkersEnv, workersOf, toPostfix, finishMail, named } from '../helpers/workers.js';
 import { repoRoot, startScreener, portOf, type ScreenerEvent, type ScreenerProc } from '../helpers/screener.js';
 import { connectClient, type RawClient } from '../helpers/smtp-client.js';
 import { runSwaks } from '../helpers/swaks.js';
 import { cliProc } from '../helpers/rsyslog.js';
 
-let pf: PostfixInstance;
-let redis: RedisServer;
 const tmp = mkdtempSync(join(tmpdir(), 'scr-workers-shared-'));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** Well past a report's way through the primary (2 * STATE_MS = 20 ms plus the delivery), on a busy machine. */
 const SETTLE_MS = 250;
 
-// The screener processes are unref'd (a crashed test must not hang the file): while a test waits
-// on one of them (its exit, a worker's restart), this timer keeps the loop up, so a wait that never
-// ends is that test's timeout, not every test cancelled with "the event loop has already resolved".
-let keepAlive: NodeJS.Timeout | undefined;
-before(async () => {
-  keepAlive = setInterval(() => undefined, 1000);
-  [pf, redis] = await Promise.all([startPostfix(), startRedis()]);
-});
-after(async () => {
-  await Promise.all([pf?.stop(), redis?.stop()]);
-  clearInterval(keepAlive);
-});
-
-let prefixN = 0;
-function config(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    hostname: 'screen.test', listen: ['127.0.0.1:0'], workers: 2, workers_accept: 'shared',
-    backend: { address: `127.0.0.1:${pf.xclientPort}`, handoff: 'xclient', connect_timeout: '2s', handshake_timeout: '5s' },
-    pregreet: { wait: '300ms' }, drain_timeout: '10s', limits: { max_per_client: 0 },
-    cache: { store: 'redis', redis: { url: redis.url, prefix: `ws${++prefixN}:`, timeout: '100ms' } },
-    ...over,
-  };
-}
-
-const workersOf = (s: ScreenerProc): Array<{ worker: number; pid: number }> =>
-  (s.eventsNamed('STARTED')[0]?.['workers'] as Array<{ worker: number; pid: number }>);
+const env = useWorkersEnv('shared', 'ws');
+const config = env.config;
 
 /** Run `fn` while only worker `w` (pid in `pids`) can accept: the other one is stopped meanwhile. */
 async function onWorker<T>(pids: number[], w: number, fn: () => Promise<T>): Promise<T> {
@@ -95,32 +68,6 @@ async function firstLine(s: ScreenerProc, addr: string): Promise<{ c: RawClient;
   await c.readUntil(/^(220-|421 ).*\r\n/m, 5000);
   return { c, text: c.received() };
 }
-
-/** A client through the screener up to Postfix's "220 " (PASS NEW after the greet wait, then the handoff). */
-async function toPostfix(s: ScreenerProc, addr: string): Promise<RawClient> {
-  const c = await connectClient('127.0.0.1', portOf(s), addr);
-  await c.readUntil(/^220 .*\r\n/m, 10_000);
-  return c;
-}
-
-/** The rest of a mail dialogue on a client at the 220; resolves with the reply to the end of DATA. */
-async function finishMail(c: RawClient, to: string): Promise<string> {
-  c.write('EHLO client.test\r\n');
-  await c.readUntil(/^250 .*\r\n/m);
-  c.write('MAIL FROM:<a@client.test>\r\n');
-  await c.readUntil(/^250 .*\r\n/m);
-  c.write(`RCPT TO:<${to}>\r\n`);
-  await c.readUntil(/^250 .*\r\n/m);
-  c.write('DATA\r\n');
-  await c.readUntil(/^354 .*\r\n/m);
-  c.write('Subject: t\r\n\r\nbody\r\n.\r\n');
-  const r = await c.readUntil(/^\d{3} .*\r\n/m);
-  c.write('QUIT\r\n');
-  return r;
-}
-
-const named = (s: ScreenerProc, name: string, pred: (e: ScreenerEvent) => boolean = () => true): ScreenerEvent[] =>
-  s.eventsNamed(name).filter(pred);
 
 const run = promisify(execFile);
 const CLI = join(repoRoot(), 'dist', 'src', 'cli.js');
@@ -156,7 +103,7 @@ describe('workers: 2, workers_accept: shared', { timeout: 300_000 }, () => {
       const clean = ['127.0.53.9', '127.0.54.9', '127.0.55.9', '127.0.56.9'];
       const mails = clean.map((a, i) => runSwaks({ server: `127.0.0.1:${portOf(s)}`, localAddress: a, to: `shared${i}@example.test`, timeoutS: 30 }));
       for (const r of await Promise.all(mails)) assert.equal(r.code, 0, r.transcript);
-      for (let i = 0; i < clean.length; i++) await pf.waitForLog(new RegExp(`to=<shared${i}@example\\.test>, relay=none.*status=sent`));
+      for (let i = 0; i < clean.length; i++) await env.pf.waitForLog(new RegExp(`to=<shared${i}@example\\.test>, relay=none.*status=sent`));
       assert.deepEqual([...new Set(named(s, 'CONNECT').map((e) => e['worker']))].sort(), [0, 1]);
 
       // The admin socket is the primary's: a pass given there is PASS OLD whichever worker accepts.
@@ -273,7 +220,7 @@ describe('workers: 2, workers_accept: shared', { timeout: 300_000 }, () => {
       await Promise.all(c0.map((c) => c.closed));
       const replies = await Promise.all(c1.map((c, i) => finishMail(c, `sharedsurvivor${i}@example.test`)));
       for (const r of replies) assert.match(r, /^250 /);
-      for (let i = 0; i < c1.length; i++) await pf.waitForLog(new RegExp(`to=<sharedsurvivor${i}@example\\.test>, relay=none.*status=sent`));
+      for (let i = 0; i < c1.length; i++) await env.pf.waitForLog(new RegExp(`to=<sharedsurvivor${i}@example\\.test>, relay=none.*status=sent`));
       const back = await s.waitForEvent((e) => e['event'] === 'WORKER STARTED' && e['worker'] === 0, 15_000, from);
       assert.notEqual(back['pid'], w0?.pid);
       assert.equal(back['restarts'], 1);
@@ -348,7 +295,7 @@ describe('workers: 2, workers_accept: shared', { timeout: 300_000 }, () => {
       for (const r of replies) assert.match(r, /^250 /);
       assert.equal(await s.exited, 0, s.stderr());
       assert.deepEqual(named(s, 'STOPPED').map((e) => [e['worker'], e['forced']]), [[undefined, 0]]);
-      for (let i = 0; i < 2; i++) await pf.waitForLog(new RegExp(`to=<shareddrained${i}@example\\.test>, relay=none.*status=sent`));
+      for (let i = 0; i < 2; i++) await env.pf.waitForLog(new RegExp(`to=<shareddrained${i}@example\\.test>, relay=none.*status=sent`));
     } finally {
       await s.stop();
     }

@@ -22,41 +22,17 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
-import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { useWorkersEnv, workersOf, toPostfix, finishMail, named } from '../helpers/workers.js';
 import { startScreener, portOf, withAllowRoot, type ScreenerEvent, type ScreenerProc } from '../helpers/screener.js';
 import { connectClient, type RawClient } from '../helpers/smtp-client.js';
 import { runSwaks } from '../helpers/swaks.js';
 import { networkSlot } from '../../src/server/cluster-ipc.js';
 
-let pf: PostfixInstance;
-let redis: RedisServer;
 const tmp = mkdtempSync(join(tmpdir(), 'scr-workers-'));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-// The screener processes are unref'd (a crashed test must not hang the file): while a test waits
-// on one of them (its exit, a worker's restart), this timer keeps the loop up, so a wait that never
-// ends is that test's timeout, not every test cancelled with "the event loop has already resolved".
-let keepAlive: NodeJS.Timeout | undefined;
-before(async () => {
-  keepAlive = setInterval(() => undefined, 1000);
-  [pf, redis] = await Promise.all([startPostfix(), startRedis()]);
-});
-after(async () => {
-  await Promise.all([pf?.stop(), redis?.stop()]);
-  clearInterval(keepAlive);
-});
-
-let prefixN = 0;
-function config(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    hostname: 'screen.test', listen: ['127.0.0.1:0'], workers: 2, workers_accept: 'primary',
-    backend: { address: `127.0.0.1:${pf.xclientPort}`, handoff: 'xclient', connect_timeout: '2s', handshake_timeout: '5s' },
-    pregreet: { wait: '300ms' }, drain_timeout: '10s', limits: { max_per_client: 0 },
-    cache: { store: 'redis', redis: { url: redis.url, prefix: `wt${++prefixN}:`, timeout: '100ms' } },
-    ...over,
-  };
-}
+const env = useWorkersEnv('primary', 'wt');
+const config = env.config;
 
 /** `count` client addresses of distinct /24s under 127.<b>.x that the primary routes to worker `w` of 2. */
 function addressesFor(w: number, count: number, b: number): string[] {
@@ -67,35 +43,6 @@ function addressesFor(w: number, count: number, b: number): string[] {
   }
   return out;
 }
-
-const workersOf = (s: ScreenerProc): Array<{ worker: number; pid: number }> =>
-  (s.eventsNamed('STARTED')[0]?.['workers'] as Array<{ worker: number; pid: number }>);
-
-/** A client through the screener up to Postfix's "220 " (PASS NEW after the greet wait, then the handoff). */
-async function toPostfix(s: ScreenerProc, addr: string): Promise<RawClient> {
-  const c = await connectClient('127.0.0.1', portOf(s), addr);
-  await c.readUntil(/^220 .*\r\n/m, 10_000);
-  return c;
-}
-
-/** The rest of a mail dialogue on a client at the 220; resolves with the reply to the end of DATA. */
-async function finishMail(c: RawClient, to: string): Promise<string> {
-  c.write('EHLO client.test\r\n');
-  await c.readUntil(/^250 .*\r\n/m);
-  c.write('MAIL FROM:<a@client.test>\r\n');
-  await c.readUntil(/^250 .*\r\n/m);
-  c.write(`RCPT TO:<${to}>\r\n`);
-  await c.readUntil(/^250 .*\r\n/m);
-  c.write('DATA\r\n');
-  await c.readUntil(/^354 .*\r\n/m);
-  c.write('Subject: t\r\n\r\nbody\r\n.\r\n');
-  const r = await c.readUntil(/^\d{3} .*\r\n/m);
-  c.write('QUIT\r\n');
-  return r;
-}
-
-const named = (s: ScreenerProc, name: string, pred: (e: ScreenerEvent) => boolean = () => true): ScreenerEvent[] =>
-  s.eventsNamed(name).filter(pred);
 
 describe('workers: 2, workers_accept: primary', { timeout: 300_000 }, () => {
   test('clients of many networks are served by both workers; pregreeters rejected, clean clients reach Postfix; /metrics sums the workers', { timeout: 60_000 }, async () => {
@@ -116,7 +63,7 @@ describe('workers: 2, workers_accept: primary', { timeout: 300_000 }, () => {
       const mails = clean.map((a, i) => runSwaks({ server: `127.0.0.1:${portOf(s)}`, localAddress: a, to: `many${i}@example.test`, timeoutS: 30 }));
       for (const r of await Promise.all(mails)) assert.equal(r.code, 0, r.transcript);
       for (const text of await Promise.all(pre)) assert.doesNotMatch(text, /ESMTP Postfix/);
-      for (let i = 0; i < clean.length; i++) await pf.waitForLog(new RegExp(`to=<many${i}@example\\.test>, relay=none.*status=sent`));
+      for (let i = 0; i < clean.length; i++) await env.pf.waitForLog(new RegExp(`to=<many${i}@example\\.test>, relay=none.*status=sent`));
       for (const a of early) await s.waitForEvent((e) => e['event'] === 'PREGREET' && e['client'] === a);
       for (const a of [...clean, ...early]) {
         const ws = new Set(named(s, 'CONNECT', (e) => e['client'] === a).map((e) => e['worker']));
@@ -158,7 +105,7 @@ describe('workers: 2, workers_accept: primary', { timeout: 300_000 }, () => {
       await Promise.all(c0.map((c) => c.closed));
       const replies = await Promise.all(c1.map((c, i) => finishMail(c, `survivor${i}@example.test`)));
       for (const r of replies) assert.match(r, /^250 /);
-      for (let i = 0; i < c1.length; i++) await pf.waitForLog(new RegExp(`to=<survivor${i}@example\\.test>, relay=none.*status=sent`));
+      for (let i = 0; i < c1.length; i++) await env.pf.waitForLog(new RegExp(`to=<survivor${i}@example\\.test>, relay=none.*status=sent`));
       const back = await s.waitForEvent((e) => e['event'] === 'WORKER STARTED' && e['worker'] === 0, 15_000, from);
       assert.notEqual(back['pid'], w0?.pid);
       assert.equal(back['restarts'], 1);
@@ -208,7 +155,7 @@ describe('workers: 2, workers_accept: primary', { timeout: 300_000 }, () => {
       assert.equal(named(s, 'RELOAD', (e) => s.events.indexOf(e) >= from).length, 1, 'no worker reloaded');
       const again = await runSwaks({ server: `127.0.0.1:${portOf(s)}`, localAddress: n1, to: 'stillok@example.test', timeoutS: 20 });
       assert.equal(again.code, 0, again.transcript);
-      await pf.waitForLog(/to=<stillok@example\.test>, relay=none.*status=sent/);
+      await env.pf.waitForLog(/to=<stillok@example\.test>, relay=none.*status=sent/);
 
       // SIGTERM with a spliced session in each worker: both finish their mail, then the exit is 0.
       const open = await Promise.all([n0, n1].map((a) => toPostfix(s, a)));
@@ -221,7 +168,7 @@ describe('workers: 2, workers_accept: primary', { timeout: 300_000 }, () => {
       for (const r of replies) assert.match(r, /^250 /);
       assert.equal(await s.exited, 0, s.stderr());
       assert.deepEqual(named(s, 'STOPPED').map((e) => [e['worker'], e['forced']]), [[undefined, 0]]);
-      for (let i = 0; i < 2; i++) await pf.waitForLog(new RegExp(`to=<drained${i}@example\\.test>, relay=none.*status=sent`));
+      for (let i = 0; i < 2; i++) await env.pf.waitForLog(new RegExp(`to=<drained${i}@example\\.test>, relay=none.*status=sent`));
     } finally {
       await s.stop();
     }
