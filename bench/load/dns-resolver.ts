@@ -236,9 +236,8 @@ interface GcShare {
   allOverlappingPct: number;
 }
 
-function gcShare(gcs: Array<{ start: number; end: number; kind: number }>, began: Float64Array, lat: Float64Array): GcShare {
+function gcShare(gcs: Array<{ start: number; end: number; kind: number }>, began: Float64Array, lat: Float64Array, p99: number): GcShare {
   gcs.sort((a, b) => a.start - b.start);
-  const p99 = percentiles(Array.from(lat)).p99;
   const overlaps = (i: number): boolean => {
     const s = began[i] as number, e = s + (lat[i] as number);
     // Binary search for the first pause ending after s.
@@ -346,16 +345,17 @@ async function oneRun(client: Client, run: number, port: number, rbldnsdPid: num
       errors[o] = (errors[o] ?? 0) + 1;
     }
   }
+  const latencyMs = percentiles(Array.from(d.lat));
   const res: RunResult = {
     client, run, count, inflight,
     elapsedMs: round(d.elapsedMs, 1),
     lookupsPerSec: Math.round((count * 1000) / d.elapsedMs),
-    latencyMs: percentiles(Array.from(d.lat)),
+    latencyMs,
     peakInFlight: d.peak,
     listed, unlisted, wrong, errors,
     cpuSelfPct: round(cpuPct(a0, a1), 1),
     cpuRbldnsdPct: round(cpuPct(b0, b1), 1),
-    gc: gcShare(gcs, d.began, d.lat),
+    gc: gcShare(gcs, d.began, d.lat, latencyMs.p99),
   };
   if (ours !== null) {
     res.resolverStats = ours.stats();

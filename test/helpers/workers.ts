@@ -2,8 +2,9 @@
  * test/helpers/workers.ts - what the two workers test files share: a private Postfix and
  * redis-server for the file, a keep-alive timer, the base configuration, and a mail dialogue.
  *
- * Exports: useWorkersEnv, workersOf, toPostfix, finishMail, named.
+ * Exports: useWorkersEnv, workersOf, toPostfix, finishMail, named, drainsBoth.
  */
+import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { startPostfix, type PostfixInstance } from './postfix.js';
 import { startRedis, type RedisServer } from './redis.js';
@@ -77,3 +78,21 @@ export async function finishMail(c: RawClient, to: string): Promise<string> {
 
 export const named = (s: ScreenerProc, name: string, pred: (e: ScreenerEvent) => boolean = () => true): ScreenerEvent[] =>
   s.eventsNamed(name).filter(pred);
+
+/**
+ * SIGTERM with one spliced session per worker (`open`, each at Postfix's 220): both workers log
+ * STOPPING with it open, both clients still finish their mail (250, and Postfix delivers it to
+ * `tag`N@example.test), the primary exits 0 with one STOPPED, not forced.
+ */
+export async function drainsBoth(s: ScreenerProc, env: WorkersEnv, open: RawClient[], tag: string): Promise<void> {
+  const from = s.events.length;
+  s.proc.kill('SIGTERM');
+  const stopping = await Promise.all([0, 1].map((w) => s.waitForEvent((e) => e['event'] === 'STOPPING' && e['worker'] === w, 10_000, from)));
+  for (const e of stopping) assert.equal(e['open'], 1);
+  await new Promise((r) => setTimeout(r, 300));
+  const replies = await Promise.all(open.map((c, i) => finishMail(c, `${tag}${i}@example.test`)));
+  for (const r of replies) assert.match(r, /^250 /);
+  assert.equal(await s.exited, 0, s.stderr());
+  assert.deepEqual(named(s, 'STOPPED').map((e) => [e['worker'], e['forced']]), [[undefined, 0]]);
+  for (let i = 0; i < open.length; i++) await env.pf.waitForLog(new RegExp(`to=<${tag}${i}@example\\.test>, relay=none.*status=sent`));
+}

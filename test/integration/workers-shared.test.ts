@@ -36,7 +36,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { parse as fromYaml, stringify as toYaml } from 'yaml';
-import { useWorkersEnv, workersOf, toPostfix, finishMail, named } from '../helpers/workers.js';
+import { useWorkersEnv, workersOf, toPostfix, finishMail, named, drainsBoth } from '../helpers/workers.js';
 import { repoRoot, startScreener, portOf, type ScreenerEvent, type ScreenerProc } from '../helpers/screener.js';
 import { connectClient, type RawClient } from '../helpers/smtp-client.js';
 import { runSwaks } from '../helpers/swaks.js';
@@ -286,16 +286,7 @@ describe('workers: 2, workers_accept: shared', { timeout: 300_000 }, () => {
 
       // SIGTERM with a spliced session in each worker: both finish their mail, then the exit is 0.
       const open = [await onWorker(pids, 0, () => toPostfix(s, '127.0.82.9')), await onWorker(pids, 1, () => toPostfix(s, '127.0.83.9'))];
-      from = s.events.length;
-      s.proc.kill('SIGTERM');
-      const stopping = await Promise.all([0, 1].map((w) => s.waitForEvent((e) => e['event'] === 'STOPPING' && e['worker'] === w, 10_000, from)));
-      for (const e of stopping) assert.equal(e['open'], 1);
-      await sleep(300);
-      const replies = await Promise.all(open.map((c, i) => finishMail(c, `shareddrained${i}@example.test`)));
-      for (const r of replies) assert.match(r, /^250 /);
-      assert.equal(await s.exited, 0, s.stderr());
-      assert.deepEqual(named(s, 'STOPPED').map((e) => [e['worker'], e['forced']]), [[undefined, 0]]);
-      for (let i = 0; i < 2; i++) await env.pf.waitForLog(new RegExp(`to=<shareddrained${i}@example\\.test>, relay=none.*status=sent`));
+      await drainsBoth(s, env, open, 'shareddrained');
     } finally {
       await s.stop();
     }
